@@ -1,0 +1,34 @@
+"""tinybert-edge: distil a fine-tuned BERT teacher into a TinyBERT student and ship it to edge devices.
+
+The public API has the same names as the command line (`tinybert-edge pipeline`, `distill`, `export`, ...).
+Everything heavy is imported on first use, so `import tinybert_edge` and `tinybert-edge --help` stay instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "pipeline": "tinybert_edge.pipeline:pipeline",
+    "finetune": "tinybert_edge.finetune:finetune",
+    "distill": "tinybert_edge.distill.trainer:distill",
+    "export": "tinybert_edge.converters.api:export",
+    "evaluate": "tinybert_edge.evaluate:evaluate",
+    "bench": "tinybert_edge.benchmarks.api:bench",
+    "load_data": "tinybert_edge.data:load_data",
+    "PipelineConfig": "tinybert_edge.config:PipelineConfig",
+    "DistillConfig": "tinybert_edge.config:DistillConfig",
+    "FinetuneConfig": "tinybert_edge.config:FinetuneConfig",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'tinybert_edge' has no attribute '{name}'")
+    module, _, attribute = _API[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)

