@@ -32,6 +32,7 @@ TEXT_COLUMN_GUESSES: tuple[tuple[str, str | None], ...] = (
     ("sentence", None),
     ("text", None),
 )
+LABEL_COLUMN_GUESSES: tuple[str, ...] = ("label", "labels", "sentiment", "class", "category", "target")
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class DataSpec:
     format: str | None = None
     text_column: str | None = None
     text_pair_column: str | None = None
-    label_column: str = "label"
+    label_column: str | None = None
     label_names: tuple[str, ...] | None = None
     encoding: str = "utf-8"
     encoding_errors: str = "strict"
@@ -193,11 +194,13 @@ def read_hf_disk(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
         loaded = loaded[spec.split]
     header = list(loaded.column_names)
     rows = [dict(row) for row in loaded]
-    label_feature = loaded.features.get(spec.label_column)
-    names = getattr(label_feature, "names", None)
-    if names:  # ClassLabel: store names, not indices, so labels are matched by name like every other format
-        for row in rows:
-            row[spec.label_column] = names[row[spec.label_column]]
+    for column, feature in loaded.features.items():
+        names = getattr(feature, "names", None)
+        if names:  # ClassLabel: store names, not indices, so labels are matched by name like every other format
+            for row in rows:
+                # -1 is ClassLabel's "no label" (GLUE test splits); names[-1] would silently be the last class.
+                value = row[column]
+                row[column] = names[value] if value is not None and value >= 0 else None
     return header, rows
 
 
@@ -227,10 +230,30 @@ def _choose_columns(header: list[str], spec: DataSpec, path: Path) -> tuple[str,
             if column and column not in header:
                 raise DataError(f"{path}: no column '{column}'; the columns are {header}; pass --text-column")
         return spec.text_column, spec.text_pair_column
+    if spec.text_pair_column and spec.text_pair_column not in header:
+        raise DataError(f"{path}: no column '{spec.text_pair_column}'; the columns are {header}; pass --text-column")
     for first, second in TEXT_COLUMN_GUESSES:
         if first in header and (second is None or second in header):
-            return first, second
+            # An explicit second-text column wins over the guessed pair (else it would be silently dropped).
+            return first, spec.text_pair_column or second
     raise DataError(f"{path}: cannot find the text column among {header}; name it with --text-column")
+
+
+def _choose_label_column(header: list[str], spec: DataSpec, path: Path) -> str:
+    if spec.label_column:
+        if spec.label_column not in header:
+            raise DataError(
+                f"{path}: no label column '{spec.label_column}'; the columns are {header}; "
+                "name the label column with --label-column"
+            )
+        return spec.label_column
+    for name in LABEL_COLUMN_GUESSES:
+        if name in header:
+            return name
+    raise DataError(
+        f"{path}: no label column (looked for {', '.join(LABEL_COLUMN_GUESSES)}); the columns are {header}; "
+        "name the label column with --label-column"
+    )
 
 
 def load_data(spec: DataSpec | str | os.PathLike[str]) -> TextClassificationData:
@@ -248,19 +271,15 @@ def load_data(spec: DataSpec | str | os.PathLike[str]) -> TextClassificationData
     header, rows = READERS.get(fmt)(path, spec)
     if not rows:
         raise DataError(f"{path}: the dataset is empty (no data rows); point --data at a file with examples")
-    if spec.label_column not in header:
-        raise DataError(
-            f"{path}: no label column '{spec.label_column}'; the columns are {header}; "
-            "name the label column with --label-column"
-        )
+    label_column = _choose_label_column(header, spec, path)
     text_column, pair_column = _choose_columns(header, spec, path)
     texts, pairs, raw_labels = [], [] if pair_column else None, []
     dropped = 0
     for row in rows:
         text = row.get(text_column)
-        label = row.get(spec.label_column)
+        label = row.get(label_column)
         if label is None or str(label).strip() == "":
-            raise DataError(f"{path}: a row has no value in the label column '{spec.label_column}': {row!r:.200}")
+            raise DataError(f"{path}: a row has no value in the label column '{label_column}': {row!r:.200}")
         if text is None or not str(text).strip():
             dropped += 1
             continue

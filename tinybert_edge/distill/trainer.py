@@ -1,0 +1,141 @@
+"""Task distillation: stage 1 fits the student's embeddings, attention and hidden states to the teacher's;
+stage 2 fits its predictions (TinyBERT section 3.3), keeping the student with the best dev accuracy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinybert_edge.config import DistillConfig
+from tinybert_edge.data import TextClassificationData, encode, sample
+from tinybert_edge.io import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistillResult:
+    student_dir: Path
+    dev_accuracy: float | None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    layer_map: list[int] = field(default_factory=list)
+    parameters: int = 0
+
+
+def distill(
+    teacher: str | Path,
+    train: TextClassificationData,
+    dev: TextClassificationData,
+    out_dir: str | Path,
+    config: DistillConfig = DistillConfig(),
+    work_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> DistillResult:
+    """Distil the fine-tuned classifier in `teacher` into a student saved at `out_dir`.
+
+    `work_dir` holds checkpoints and the loss log (JSONL, one line per logged step and term); with `resume`, each
+    stage continues from its last checkpoint, which must come from the same configuration.
+    """
+    import torch
+
+    from tinybert_edge.distill.distiller import Distiller
+    from tinybert_edge.distill.features import ScoreRecorder, forward_features
+    from tinybert_edge.distill.layer_map import layer_map
+    from tinybert_edge.distill import losses
+    from tinybert_edge.distill.student import build_student
+    from tinybert_edge.engine import LoopSpec, pick_device, run_loop
+    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.models import count_parameters, load_classifier, load_tokenizer, save_model
+    from tinybert_edge.runtime.sessions import TorchSession
+
+    teacher_model = load_classifier(teacher, label_names=train.label_names, role="teacher")
+    teacher_names = [teacher_model.config.id2label[i] for i in range(teacher_model.config.num_labels)]
+    train, dev = train.with_label_names(teacher_names), dev.with_label_names(teacher_names)
+    tokenizer = load_tokenizer(teacher)
+    student = build_student(config.student, teacher_model)
+    mapping = layer_map(student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, config.layer_map)
+    log.info("distill: student %s (%d layers, width %d, %.1fM parameters), layer map %s",
+             config.student, student.config.num_hidden_layers, student.config.hidden_size,
+             count_parameters(student) / 1e6, mapping)
+
+    device = pick_device()
+    distiller = Distiller(student, teacher_model.config, mapping, config.shared_projection).to(device)
+    teacher_model.to(device).eval()
+    for p in teacher_model.parameters():
+        p.requires_grad_(False)
+    teacher_scores, student_scores = ScoreRecorder(teacher_model), ScoreRecorder(student)
+
+    train = sample(train, config.max_train_examples, config.seed)
+    encoded_train = encode(tokenizer, train, config.max_length)
+    encoded_dev = encode(tokenizer, dev, config.max_length)
+    work = Path(work_dir) if work_dir else None
+    if work:
+        work.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(json.dumps({"config": asdict(config), "n": len(train)}, sort_keys=True).encode()).hexdigest()
+
+    def intermediate(batch):
+        with torch.no_grad():
+            t = forward_features(teacher_model, teacher_scores, batch)
+        s = forward_features(student, student_scores, batch)
+        terms = distiller.intermediate_terms(s, t, batch["attention_mask"])
+        terms["total"] = (config.embedding_weight * terms["embedding"] + config.attention_weight * terms["attention"]
+                          + config.hidden_weight * terms["hidden"])
+        return terms
+
+    def prediction(batch):
+        feed = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        with torch.no_grad():
+            teacher_logits = teacher_model(**feed).logits
+        student_logits = student(**feed).logits
+        terms = {"prediction": losses.prediction_loss(student_logits, teacher_logits, config.temperature)}
+        total = config.prediction_weight * terms["prediction"]
+        if config.hard_label_weight:
+            terms["hard_label"] = losses.hard_label_loss(student_logits, batch["labels"])
+            total = total + config.hard_label_weight * terms["hard_label"]
+        terms["total"] = total
+        return terms
+
+    def dev_accuracy() -> float:
+        student.eval()
+        return evaluate_session(TorchSession(Path(out_dir), model=student), encoded_dev).accuracy
+
+    stages: dict[str, dict[str, Any]] = {}
+    common = dict(batch_size=config.batch_size, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
+                  accumulation=config.gradient_accumulation, seed=config.seed, log_every=config.log_every,
+                  checkpoint_every=config.checkpoint_every, max_length=config.max_length)
+    if config.intermediate_epochs > 0:
+        spec = LoopSpec(name="intermediate", epochs=config.intermediate_epochs, learning_rate=config.learning_rate, **common)
+        result = run_loop(spec, distiller, intermediate, encoded_train, device=device, work_dir=work,
+                          resume=resume, digest=digest, progress=progress)
+        stages["intermediate"] = _stage_summary(result)
+    student_scores.remove()
+    teacher_scores.remove()
+    if config.prediction_epochs > 0:
+        spec = LoopSpec(name="prediction", epochs=config.prediction_epochs, eval_every=config.eval_every,
+                        learning_rate=config.prediction_learning_rate or config.learning_rate, **common)
+        result = run_loop(spec, student, prediction, encoded_train, device=device, work_dir=work,
+                          evaluate=dev_accuracy, resume=resume, digest=digest, progress=progress)
+        stages["prediction"] = _stage_summary(result)
+    student.to("cpu").eval()
+    accuracy = dev_accuracy()
+    save_model(student, tokenizer, out_dir)
+    summary = DistillResult(student_dir=Path(out_dir), dev_accuracy=accuracy, stages=stages, layer_map=mapping,
+                            parameters=count_parameters(student))
+    write_json_atomic(Path(out_dir) / "distill.json", {
+        "teacher": str(teacher), "config": asdict(config), "layer_map": mapping, "dev_accuracy": accuracy,
+        "train_examples": len(train), "stages": stages, "parameters": summary.parameters,
+    })
+    log.info("distill: student dev accuracy %.4f, saved to %s", accuracy, out_dir)
+    return summary
+
+
+def _stage_summary(result) -> dict[str, Any]:
+    last = next((h for h in reversed(result.history) if "total" in h), {})
+    return {"steps": result.steps, "seconds": round(result.seconds, 2), "examples": result.examples,
+            "examples_per_second": round(result.examples_per_second, 2), "best_dev_accuracy": result.best_score,
+            "best_step": result.best_step, "final_loss": {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")}}

@@ -1,0 +1,92 @@
+"""Fine-tuning a bare encoder (such as all-MiniLM-L6-v2) into the task teacher, cached by what determines it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from tinybert_edge.config import FinetuneConfig
+from tinybert_edge.data import TextClassificationData, encode, sample
+from tinybert_edge.io import sha256_tree, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TINYBERT_EDGE_CACHE", Path.home() / ".cache" / "tinybert-edge"))
+
+
+def data_digest(data: TextClassificationData) -> str:
+    digest = hashlib.sha256()
+    for i, text in enumerate(data.texts):
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        if data.text_pairs is not None:
+            digest.update(b"\x1f" + data.text_pairs[i].encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1e" + data.label_names[data.labels[i]].encode())
+    return digest.hexdigest()
+
+
+def finetune(
+    encoder: str | Path,
+    train: TextClassificationData,
+    dev: TextClassificationData,
+    config: FinetuneConfig = FinetuneConfig(),
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Fine-tune `encoder` on `train` and return the folder of the resulting classifier.
+
+    The folder lives in the cache under a key made of the encoder's weights, the training data and the settings,
+    so a second call with the same inputs returns at once.
+    """
+    import torch
+
+    from tinybert_edge.engine import LoopSpec, pick_device, run_loop
+    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.models import check_model_folder, load_classifier, load_tokenizer, save_model
+    from tinybert_edge.runtime.sessions import TorchSession
+
+    folder = check_model_folder(encoder, role="teacher")
+    train = sample(train, config.max_train_examples, config.seed)
+    key = hashlib.sha256(
+        json.dumps(
+            {"encoder": sha256_tree(folder, ("*.json", "*.safetensors", "*.txt")), "train": data_digest(train),
+             "config": asdict(config)},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
+    target = Path(cache_dir or default_cache_dir()) / "teachers" / key
+    if (target / "finetune.json").is_file():
+        log.info("teacher: fine-tuned copy found in cache at %s (skipping fine-tuning)", target)
+        return target
+
+    tokenizer = load_tokenizer(folder)
+    model = load_classifier(folder, label_names=train.label_names, role="teacher")
+    device = pick_device()
+    model.to(device)
+    encoded_train = encode(tokenizer, train, config.max_length)
+    encoded_dev = encode(tokenizer, dev, config.max_length)
+
+    def loss_fn(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    token_type_ids=batch["token_type_ids"], labels=batch["labels"])
+        return {"total": out.loss}
+
+    spec = LoopSpec(name="finetune", epochs=config.epochs, batch_size=config.batch_size,
+                    learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+                    warmup_ratio=config.warmup_ratio, seed=config.seed, max_length=config.max_length)
+    log.info("teacher: fine-tuning %s on %d examples (%s)", folder, len(train), device)
+    result = run_loop(spec, model, loss_fn, encoded_train, device=device, progress=progress)
+    model.to("cpu")
+    dev_accuracy = evaluate_session(TorchSession(folder, model=model), encoded_dev).accuracy
+    save_model(model, tokenizer, target)
+    write_json_atomic(target / "finetune.json", {
+        "encoder": str(folder), "train_examples": len(train), "config": asdict(config),
+        "dev_accuracy": dev_accuracy, "seconds": result.seconds, "examples_per_second": result.examples_per_second,
+    })
+    log.info("teacher: dev accuracy %.4f, saved to %s", dev_accuracy, target)
+    return target
