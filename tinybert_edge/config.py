@@ -21,6 +21,8 @@ else:  # pragma: no cover
 
 
 def _positive(owner: str, name: str, value: float, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{owner}.{name} = {value!r}: must be a number")
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{owner}.{name} = {value!r}: must be {'>= 0' if allow_zero else '> 0'}")
 
@@ -46,6 +48,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "learning_rate", "max_length"):
             _positive("finetune", name, getattr(self, name))
+        if self.max_train_examples is not None:
+            _positive("finetune", "max_train_examples", self.max_train_examples)
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"finetune.warmup_ratio = {self.warmup_ratio!r}: must be in [0, 1)")
 
@@ -85,6 +89,8 @@ class DistillConfig:
         for name in ("intermediate_epochs", "prediction_epochs", "embedding_weight", "hidden_weight",
                      "attention_weight", "prediction_weight", "hard_label_weight", "weight_decay"):
             _positive("distill", name, getattr(self, name), allow_zero=True)
+        if self.max_train_examples is not None:
+            _positive("distill", "max_train_examples", self.max_train_examples)
         if self.intermediate_epochs == 0 and self.prediction_epochs == 0:
             raise ConfigError("distill: intermediate_epochs and prediction_epochs are both 0; nothing would be trained")
         if not 0 <= self.warmup_ratio < 1:
@@ -112,8 +118,10 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _choice("data", "encoding_errors", self.encoding_errors, ("strict", "replace", "ignore"))
-        if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6:
+        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
             raise ConfigError(f"data.split = {self.split!r}: give three fractions (train, dev, test) that sum to 1")
+        if self.max_test_examples is not None:
+            _positive("data", "max_test_examples", self.max_test_examples)
 
 
 @dataclass
@@ -138,7 +146,8 @@ class PipelineConfig:
             _choice("pipeline", "formats", fmt, ("onnx", "tflite"))
         if not self.sequence_lengths or any(n < 8 for n in self.sequence_lengths):
             raise ConfigError(f"pipeline.sequence_lengths = {self.sequence_lengths!r}: give lengths >= 8")
-        _positive("pipeline", "threads", self.threads)
+        for name in ("threads", "bench_min_seconds", "bench_min_iterations"):
+            _positive("pipeline", name, getattr(self, name))
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> "PipelineConfig":
@@ -146,6 +155,8 @@ class PipelineConfig:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file '{path}' does not exist; check the --config path") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file '{path}' cannot be read ({exc}); check the --config path") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from exc
         merged = _merge(raw, overrides)

@@ -29,7 +29,10 @@ def resolve_path(spec: str | os.PathLike[str]) -> Path:
     package, _, relative = text[len(PACKAGE_SCHEME) :].partition("/")
     import importlib.util
 
-    found = importlib.util.find_spec(package) if package else None
+    try:
+        found = importlib.util.find_spec(package) if package else None
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing
+        found = None
     if found is None or not found.submodule_search_locations:
         raise DataError(
             f"'{text}' names the Python package '{package}', which is not installed; "
