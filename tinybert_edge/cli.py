@@ -1,0 +1,236 @@
+"""`tinybert-edge`: a thin command line over the public Python API (same names, same arguments).
+
+Heavy libraries are imported inside each command so that `tinybert-edge --help` returns at once. Library code
+raises; only this module turns an error into one line on stderr and a non-zero exit (`--debug` shows the trace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _add_data_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("--data", required=required, help="data file (.tsv GLUE, .csv, .jsonl) or saved HF dataset folder; "
+                        "pkg://<package>/<path> points inside an installed package")
+    parser.add_argument("--dev", dest="dev_path", help="separate dev file (otherwise --data is split 80/10/10)")
+    parser.add_argument("--test", dest="test_path", help="separate test file (defaults to the dev file when --dev is given)")
+    parser.add_argument("--format", choices=["tsv", "csv", "jsonl", "hf-disk"], help="data format (default: from the extension)")
+    parser.add_argument("--text-column", help="text column (default: GLUE names, then 'text')")
+    parser.add_argument("--text-pair-column", help="second text column for sentence-pair tasks")
+    parser.add_argument("--label-column", help="label column (default: label, sentiment, class, ...)")
+    parser.add_argument("--encoding", help="file encoding (default utf-8)")
+    parser.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"], help="what to do with undecodable bytes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinybert-edge",
+        description="Distil a BERT teacher into a TinyBERT student, export it to ONNX/TFLite int8, and measure it.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and the final table")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("pipeline", help="teacher -> student -> int8 ONNX/TFLite -> accuracy, latency, memory report")
+    p.add_argument("--config", help="TOML file with [data], [finetune], [distill] tables and top-level settings")
+    p.add_argument("--name", help="run name; the run folder is <runs-dir>/<name> (default: a timestamp)")
+    p.add_argument("--runs-dir", help="folder holding run folders (default: runs)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping finished stages")
+    p.add_argument("--teacher", help="teacher folder: a bare encoder (fine-tuned here, cached) or a fine-tuned classifier")
+    p.add_argument("--student", help="tinybert-4l-312h, tinybert-6l-768h, teacher-layers:2,4,6, config:<json> or a folder")
+    p.add_argument("--cache-dir", help="where fine-tuned teachers are cached (default: ~/.cache/tinybert-edge)")
+    _add_data_args(p)
+    p.add_argument("--finetune-examples", type=int, help="training examples for teacher fine-tuning")
+    p.add_argument("--distill-examples", type=int, help="training examples for distillation")
+    p.add_argument("--intermediate-epochs", type=float, help="epochs of stage 1 (intermediate layers)")
+    p.add_argument("--prediction-epochs", type=float, help="epochs of stage 2 (prediction layer)")
+    p.add_argument("--seq-lengths", type=int, nargs="+", help="sequence lengths to export and measure (default 64 128)")
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], help="artifact formats (default both)")
+    p.add_argument("--threads", type=int, help="threads for inference and measurement (default 2)")
+    p.add_argument("--bench-seconds", type=float, help="minimum seconds per latency measurement (default 3)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("finetune", help="fine-tune a bare encoder into a task teacher (cached)")
+    p.add_argument("encoder", help="local Hugging Face encoder folder")
+    _add_data_args(p, required=True)
+    p.add_argument("--examples", type=int, help="at most this many training examples")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--cache-dir")
+
+    p = sub.add_parser("distill", help="task-distil a fine-tuned teacher into a student folder")
+    p.add_argument("teacher", help="fine-tuned teacher folder")
+    p.add_argument("output", help="student folder to write")
+    _add_data_args(p, required=True)
+    p.add_argument("--student", help="student spec (default teacher-layers:2,4,6)")
+    p.add_argument("--examples", type=int, help="at most this many training examples")
+    p.add_argument("--intermediate-epochs", type=float)
+    p.add_argument("--prediction-epochs", type=float)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in <output>.work")
+
+    p = sub.add_parser("export", help="export a model folder to ONNX and TFLite with dynamic int8, verified")
+    p.add_argument("model", help="fine-tuned model folder (teacher or student)")
+    p.add_argument("output", help="folder for the artifacts")
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], default=["onnx", "tflite"])
+    p.add_argument("--no-quantize", action="store_true", help="fp32 only")
+    p.add_argument("--seq-lengths", type=int, nargs="+", default=[64, 128])
+
+    p = sub.add_parser("evaluate", help="accuracy of a model folder or artifact on labelled data")
+    p.add_argument("model", help="model folder, .onnx file/folder or .tflite file")
+    p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert"], default=None,
+                   help="default: from the path")
+    _add_data_args(p, required=True)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--threads", type=int)
+    return parser
+
+
+def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "encoding", "encoding_errors")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _data_spec(args: argparse.Namespace):
+    from tinybert_edge.data import DataSpec
+
+    values = _data_overrides(args)
+    return DataSpec(path=args.data, **{k: v for k, v in values.items() if k not in ("dev_path", "test_path")})
+
+
+def _pipeline_config(args: argparse.Namespace):
+    from tinybert_edge.config import DataConfig, PipelineConfig
+
+    config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
+    top = {"name": args.name, "runs_dir": args.runs_dir, "teacher": args.teacher, "cache_dir": args.cache_dir,
+           "threads": args.threads, "bench_min_seconds": args.bench_seconds, "formats": args.formats,
+           "sequence_lengths": args.seq_lengths}
+    config = dataclasses.replace(config, **{k: v for k, v in top.items() if v is not None})
+    if args.data:
+        # A new corpus starts from the plain data defaults, not from the embedded corpus's reading options.
+        config.data = DataConfig(path=args.data, **_data_overrides(args))
+    elif _data_overrides(args):
+        config.data = dataclasses.replace(config.data, **_data_overrides(args))
+    distill = {"student": args.student, "max_train_examples": args.distill_examples,
+               "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs}
+    config.distill = dataclasses.replace(config.distill, **{k: v for k, v in distill.items() if v is not None})
+    if args.finetune_examples is not None:
+        config.finetune = dataclasses.replace(config.finetune, max_train_examples=args.finetune_examples)
+    return config
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from tinybert_edge.pipeline import pipeline
+    from tinybert_edge.report import render_report_markdown
+
+    report = pipeline(_pipeline_config(args), overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress)
+    print(render_report_markdown(report))
+    print(f"Report written to {Path(report['run_dir']).resolve() / 'report.md'}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from tinybert_edge.config import FinetuneConfig
+    from tinybert_edge.data import load_data, split_data
+    from tinybert_edge.finetune import finetune
+
+    train, dev, _ = split_data(load_data(_data_spec(args)))
+    overrides = {"max_train_examples": args.examples, "epochs": args.epochs}
+    config = FinetuneConfig(**{k: v for k, v in overrides.items() if v is not None})
+    print(finetune(args.encoder, train, dev, config, args.cache_dir))
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from tinybert_edge.config import DistillConfig
+    from tinybert_edge.data import load_data, split_data
+    from tinybert_edge.distill.trainer import distill
+
+    train, dev, _ = split_data(load_data(_data_spec(args)))
+    overrides = {"student": args.student, "max_train_examples": args.examples,
+                 "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs}
+    config = DistillConfig(**{k: v for k, v in overrides.items() if v is not None})
+    output = Path(args.output)
+    result = distill(args.teacher, train, dev, output, config, work_dir=output.with_name(output.name + ".work"),
+                     resume=args.resume)
+    print(f"student written to {result.student_dir} (dev accuracy {result.dev_accuracy:.4f})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tinybert_edge.converters import ExportConfig
+    from tinybert_edge.converters.api import export
+
+    artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
+                       config=ExportConfig(sequence_buckets=tuple(args.seq_lengths)))
+    for artifact in artifacts:
+        print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tinybert_edge.data import load_data
+    from tinybert_edge.evaluate import evaluate
+
+    path = Path(args.model)
+    backend = args.backend or ("litert" if path.suffix == ".tflite" else
+                               "onnxruntime" if path.suffix == ".onnx" or any(path.glob("*.onnx")) else "torch")
+    result = evaluate(path, load_data(_data_spec(args)), backend=backend, max_length=args.max_length, threads=args.threads)
+    print(f"accuracy {result.accuracy:.4f} on {result.n} examples ({backend})")
+    return 0
+
+
+COMMANDS = {"pipeline": cmd_pipeline, "finetune": cmd_finetune, "distill": cmd_distill, "export": cmd_export,
+            "evaluate": cmd_evaluate}
+
+
+def _configure_logging(quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.INFO
+    try:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
+    except ImportError:  # pragma: no cover
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Third-party chatter that says nothing a user can act on.
+    for name in ("torchao", "absl", "jax", "torch._export", "torch.fx", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    _configure_logging(args.quiet)
+    from tinybert_edge.errors import TinyBertEdgeError
+
+    try:
+        return COMMANDS[args.command](args)
+    except TinyBertEdgeError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: finished outputs were kept and nothing half-written was left; "
+              "rerun with --resume to continue (pipeline, distill)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""`tinybert-edge pipeline`: teacher -> student -> int8 artifacts -> accuracy, latency and memory, in one report.
+
+Each stage writes its output atomically into the run folder and is skipped on `resume` when its output is
+already there, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tinybert_edge.config import PipelineConfig
+from tinybert_edge.errors import RunDirExistsError
+
+log = logging.getLogger(__name__)
+
+PARITY_EXAMPLES = 256
+
+
+def prepare_run_dir(config: PipelineConfig, overwrite: bool = False, resume: bool = False) -> Path:
+    name = config.name or _dt.datetime.now().strftime("pipeline-%Y%m%d-%H%M%S")
+    run_dir = Path(config.runs_dir) / name
+    if run_dir.exists():
+        if overwrite:
+            shutil.rmtree(run_dir)
+        elif not resume:
+            raise RunDirExistsError(
+                f"run folder '{run_dir}' already exists; pass --resume to continue it, --overwrite to replace it, "
+                "or --name to start another"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def pipeline(
+    config: PipelineConfig | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the whole chain and return the report (also written to `runs/<name>/report.{json,md}` with a plot)."""
+    from tinybert_edge.data import DataSpec, encode, load_data, sample, split_data
+    from tinybert_edge.models import check_model_folder, is_classifier, load_classifier, load_tokenizer
+
+    config = config or PipelineConfig()
+    run_dir = prepare_run_dir(config, overwrite, resume)
+    log.info("run folder: %s", run_dir.resolve())
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    # Data: one labelled corpus split deterministically, or separate dev/test files.
+    t0 = time.perf_counter()
+    data_cfg = config.data
+    spec = DataSpec(path=data_cfg.path, format=data_cfg.format, text_column=data_cfg.text_column,
+                    text_pair_column=data_cfg.text_pair_column, label_column=data_cfg.label_column,
+                    encoding=data_cfg.encoding, encoding_errors=data_cfg.encoding_errors)
+    full = load_data(spec)
+    if data_cfg.dev_path:
+        train = full
+        dev = load_data(DataSpec(**{**asdict(spec), "path": data_cfg.dev_path}))
+        test = load_data(DataSpec(**{**asdict(spec), "path": data_cfg.test_path})) if data_cfg.test_path else dev
+    else:
+        train, dev, test = split_data(full, data_cfg.split, data_cfg.seed)
+    test = sample(test, data_cfg.max_test_examples, data_cfg.seed)
+    log.info("data: %s: %d train, %d dev, %d test, labels %s", full.source, len(train), len(dev), len(test), full.label_names)
+    timings["data_s"] = time.perf_counter() - t0
+
+    # Teacher: fine-tune a bare encoder (cached), or check a fine-tuned classifier's labels against the data.
+    t0 = time.perf_counter()
+    teacher_folder = check_model_folder(config.teacher, role="teacher")
+    if is_classifier(teacher_folder):
+        teacher_dir = teacher_folder
+        load_classifier(teacher_dir, label_names=train.label_names, role="teacher")
+    else:
+        from tinybert_edge.finetune import finetune
+
+        teacher_dir = finetune(teacher_folder, train, dev, config.finetune, config.cache_dir, progress=progress)
+    timings["teacher_s"] = time.perf_counter() - t0
+
+    # Student: TinyBERT task distillation (intermediate layers, then prediction layer).
+    t0 = time.perf_counter()
+    student_dir = run_dir / "student"
+    if resume and (student_dir / "distill.json").is_file():
+        log.info("student: already distilled at %s (resume)", student_dir)
+    else:
+        from tinybert_edge.distill.trainer import distill
+
+        distill(teacher_dir, train, dev, student_dir, config.distill, work_dir=run_dir / "work", resume=resume,
+                progress=progress)
+    distill_summary = json.loads((student_dir / "distill.json").read_text(encoding="utf-8"))
+    timings["distill_s"] = time.perf_counter() - t0
+
+    tokenizer = load_tokenizer(student_dir)
+    label_names = list(json.loads((student_dir / "config.json").read_text())["id2label"].values())
+    test = test.with_label_names(label_names)
+    max_length = max(config.sequence_lengths)
+    encoded_test = encode(tokenizer, test, max_length)
+
+    # Artifacts: ONNX and TFLite with dynamic int8, each verified against the PyTorch student before it is kept.
+    t0 = time.perf_counter()
+    artifacts = export_artifacts(config, student_dir, run_dir / "artifacts", encoded_test, resume)
+    timings["export_s"] = time.perf_counter() - t0
+
+    # Accuracy of every variant on the test split, then latency and memory, each next to the teacher.
+    t0 = time.perf_counter()
+    targets = _targets(teacher_dir, student_dir, artifacts)
+    accuracy = evaluate_targets(targets, encoded_test, config.threads, progress)
+    timings["evaluate_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    params = {"teacher": count_parameters_of(teacher_dir), "student": distill_summary["parameters"]}
+    rows = measure_targets(config, targets, accuracy, encoded_test, params, progress)
+    timings["bench_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - started
+
+    from tinybert_edge.report import write_report
+
+    report = {
+        "schema_version": 1,
+        "run_dir": str(run_dir),
+        "config": config.to_dict(),
+        "data": {"source": full.source, "labels": full.label_names, "train": len(train), "dev": len(dev),
+                 "test": len(test)},
+        "teacher": {"path": str(teacher_dir), "fine_tuned": json.loads((Path(teacher_dir) / "finetune.json").read_text())
+                    if (Path(teacher_dir) / "finetune.json").is_file() else None},
+        "student": distill_summary,
+        "artifacts": [{"path": str(a.path), "format": a.format, "precision": a.precision, "metadata": a.metadata}
+                      for a in artifacts],
+        "rows": rows,
+        "timings_s": timings,
+    }
+    write_report(report, run_dir)
+    return report
+
+
+def count_parameters_of(folder: Path) -> int:
+    from tinybert_edge.models import count_parameters, load_classifier
+
+    return count_parameters(load_classifier(folder))
+
+
+def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, encoded_test, resume: bool) -> list:
+    from tinybert_edge.converters import (ExportConfig, ParityCheck, ParityThresholds, QuantizationConfig,
+                                          export_onnx, export_tflite, load_artifact, quantize_onnx)
+    from tinybert_edge.runtime.sessions import TorchSession
+
+    reference = TorchSession(student_dir, threads=config.threads)
+    batches = list(encoded_test.batches(32, order=range(min(PARITY_EXAMPLES, len(encoded_test)))))
+    export_config = ExportConfig(sequence_buckets=tuple(config.sequence_lengths))
+    artifacts = []
+    if "onnx" in config.formats:
+        fp32_dir, int8_dir = out_dir / "onnx-fp32", out_dir / "onnx-int8"
+        fp32 = load_artifact(fp32_dir) if resume and fp32_dir.exists() else export_onnx(
+            student_dir, fp32_dir, export_config, parity=ParityCheck(reference, batches, ParityThresholds.fp32()))
+        int8 = load_artifact(int8_dir) if resume and int8_dir.exists() else quantize_onnx(
+            fp32, int8_dir, QuantizationConfig.for_this_cpu(),
+            parity=ParityCheck(reference, batches, ParityThresholds.int8()))
+        artifacts += [fp32, int8]
+    if "tflite" in config.formats:
+        path = out_dir / "tflite-int8" / "model.tflite"
+        artifacts.append(load_artifact(path) if resume and path.exists() else export_tflite(
+            student_dir, path, export_config, quantization="dynamic_int8",
+            parity=ParityCheck(reference, batches, ParityThresholds.int8())))
+    return artifacts
+
+
+_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
+
+
+def _targets(teacher_dir: Path, student_dir: Path, artifacts: list) -> list[dict[str, Any]]:
+    targets = [
+        {"name": "teacher · PyTorch fp32", "role": "teacher", "backend": "torch", "precision": "fp32", "path": Path(teacher_dir)},
+        {"name": "student · PyTorch fp32", "role": "student", "backend": "torch", "precision": "fp32", "path": student_dir},
+    ]
+    for artifact in artifacts:
+        label = {"onnx": "ONNX", "tflite": "TFLite"}[artifact.format]
+        targets.append({"name": f"student · {label} {artifact.precision}", "role": "student",
+                        "backend": _BACKEND[artifact.format], "precision": artifact.precision, "path": artifact.path})
+    return targets
+
+
+def evaluate_targets(targets: list[dict[str, Any]], encoded_test, threads: int, progress: bool) -> dict[str, dict]:
+    from tqdm.auto import tqdm
+
+    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.runtime import open_session
+
+    results: dict[str, dict] = {}
+    student_predictions = None
+    for target in tqdm(targets, desc="evaluate", unit="model", disable=not progress):
+        session = open_session(target["backend"], target["path"], threads)
+        result = evaluate_session(session, encoded_test, batch_size=64)
+        entry = {"accuracy": result.accuracy, "n": result.n}
+        if target["name"] == "student · PyTorch fp32":
+            student_predictions = result.predictions
+        elif target["role"] == "student" and student_predictions is not None:
+            entry["agreement_with_student"] = float((result.predictions == student_predictions).mean())
+        results[target["name"]] = entry
+        log.info("evaluate: %s accuracy %.4f on %d test examples", target["name"], result.accuracy, result.n)
+    return results
+
+
+def measure_targets(config: PipelineConfig, targets, accuracy, encoded_test, params: dict[str, int], progress: bool):
+    from tinybert_edge.benchmarks import BenchConfig, Target, bench, compare_to_teacher
+
+    bench_config = BenchConfig(sequence_lengths=tuple(config.sequence_lengths), batch_size=1, threads=config.threads,
+                               min_seconds=config.bench_min_seconds, min_iterations=config.bench_min_iterations)
+    pool = list(range(min(256, len(encoded_test))))
+    inputs = {length: _fixed_length_inputs(encoded_test, pool, length) for length in config.sequence_lengths}
+    bench_targets = [
+        Target(name=t["name"], role=t["role"], backend=t["backend"], path=Path(t["path"]), precision=t["precision"],
+               accuracy=accuracy[t["name"]]["accuracy"], params=params[t["role"]])
+        for t in targets
+    ]
+    rows = bench(bench_targets, inputs, bench_config, progress=progress)
+    for row in rows:
+        row.update({k: v for k, v in accuracy[row["name"]].items() if k != "accuracy"})
+    return compare_to_teacher(rows, targets[0]["name"])
+
+
+def _fixed_length_inputs(encoded, pool, length: int):
+    """Real tokenized test examples, truncated or padded to exactly `length` tokens (the benchmark's shape)."""
+    import numpy as np
+
+    batch = encoded.collate(pool, pad_to=max(length, max(len(encoded.input_ids[i]) for i in pool)))
+    result = {k: np.ascontiguousarray(v[:, :length]) for k, v in batch.items() if k != "labels"}
+    if result["attention_mask"].shape[1] == length:
+        # A truncated row must still end with [SEP] (id of the last real token) to stay a valid BERT input.
+        last = batch["input_ids"][np.arange(len(pool)), batch["attention_mask"].sum(1) - 1]
+        cut = batch["attention_mask"].sum(1) > length
+        result["input_ids"][cut, length - 1] = last[cut]
+    return result
