@@ -1,0 +1,122 @@
+"""Typed settings for export (`ExportConfig`) and int8 quantization (`QuantizationConfig`), checked on creation."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tinybert_edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# torch's TorchScript-based ONNX exporter (what optimum-onnx drives) writes opsets 14 to 20; BERT needs >= 14
+# for its attention-mask arithmetic to export without fallbacks.
+OPSET_RANGE = (14, 20)
+WEIGHT_TYPES = ("int8", "uint8")
+# Operators onnxruntime's dynamic quantizer turns into integer kernels in a (fused) BERT graph.
+QUANTIZABLE_OPS = ("MatMul", "Attention", "Gather", "EmbedLayerNormalization")
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+
+
+def _fail(field_name: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{field_name}={value!r} is not allowed; {allowed}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How a model folder becomes ONNX and TFLite artifacts.
+
+    `sequence_buckets` are the fixed sequence lengths of the TFLite signatures (`seq_<L>`), sorted on creation;
+    ONNX keeps dynamic batch and sequence axes and records the buckets only as metadata.
+    """
+
+    opset: int = 17
+    sequence_buckets: tuple[int, ...] = (64, 128)
+    optimize: bool = True
+    # Fixed batch of the TFLite signatures; the LiteRT session runs a larger batch row by row.
+    tflite_batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not OPSET_RANGE[0] <= self.opset <= OPSET_RANGE[1]:
+            raise _fail("opset", self.opset, f"allowed: an integer from {OPSET_RANGE[0]} to {OPSET_RANGE[1]}")
+        buckets = self.sequence_buckets
+        if isinstance(buckets, int):
+            buckets = (buckets,)
+        buckets = tuple(buckets)
+        if not buckets or any(isinstance(b, bool) or not isinstance(b, int) or b < 2 for b in buckets):
+            raise _fail("sequence_buckets", self.sequence_buckets, "allowed: a non-empty tuple of integers >= 2")
+        if len(set(buckets)) != len(buckets):
+            raise _fail("sequence_buckets", self.sequence_buckets, "allowed: distinct lengths (no repeats)")
+        object.__setattr__(self, "sequence_buckets", tuple(sorted(buckets)))
+        if not isinstance(self.optimize, bool):
+            raise _fail("optimize", self.optimize, "allowed: True or False")
+        if self.tflite_batch_size != 1:
+            raise _fail("tflite_batch_size", self.tflite_batch_size, "allowed: 1 (larger batches run row by row)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """Dynamic int8 settings for ONNX Runtime (`onnxruntime.quantization.quantize_dynamic`).
+
+    Presets follow optimum's `AutoQuantizationConfig` and ONNX Runtime's guidance per instruction set; use
+    `for_this_cpu()` to pick one for the machine that runs the export (it records why in `reason`).
+    `keep_fp32` names model modules (e.g. "embeddings", "classifier", "encoder.layer.0") whose operators stay fp32.
+    """
+
+    preset: str = "custom"
+    weight_type: str = "int8"
+    per_channel: bool = True
+    reduce_range: bool = False
+    keep_fp32: tuple[str, ...] = ()
+    op_types: tuple[str, ...] = QUANTIZABLE_OPS
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.weight_type not in WEIGHT_TYPES:
+            raise _fail("weight_type", self.weight_type, f"allowed: {', '.join(WEIGHT_TYPES)}")
+        for name in ("per_channel", "reduce_range"):
+            if not isinstance(getattr(self, name), bool):
+                raise _fail(name, getattr(self, name), "allowed: True or False")
+        keep = (self.keep_fp32,) if isinstance(self.keep_fp32, str) else tuple(self.keep_fp32)
+        for module in keep:
+            if not isinstance(module, str) or not _MODULE_NAME.match(module):
+                raise _fail("keep_fp32", self.keep_fp32, "allowed: module names such as 'embeddings', 'classifier'")
+        object.__setattr__(self, "keep_fp32", keep)
+        ops = (self.op_types,) if isinstance(self.op_types, str) else tuple(self.op_types)
+        unknown = [op for op in ops if op not in QUANTIZABLE_OPS]
+        if not ops or unknown:
+            raise _fail("op_types", self.op_types, f"allowed: a non-empty subset of {', '.join(QUANTIZABLE_OPS)}")
+        object.__setattr__(self, "op_types", ops)
+
+    @classmethod
+    def avx2(cls, **overrides: Any) -> "QuantizationConfig":
+        """x86 without VNNI: u8 weights, as optimum's avx2 preset, so ONNX Runtime never uses its saturating u8 x s8
+        kernel. (`weight_type="int8", reduce_range=True` is the other safe choice.)"""
+        return cls(**{"preset": "avx2", "weight_type": "uint8", "per_channel": True, "reduce_range": False, **overrides})
+
+    @classmethod
+    def avx512_vnni(cls, **overrides: Any) -> "QuantizationConfig":
+        """x86 with VNNI: s8 weights at full range; VNNI accumulates in 32 bits, so nothing saturates."""
+        return cls(**{"preset": "avx512_vnni", "weight_type": "int8", "per_channel": True, "reduce_range": False, **overrides})
+
+    @classmethod
+    def arm64(cls, **overrides: Any) -> "QuantizationConfig":
+        """ARM64 (phones, Raspberry Pi, Graviton): s8 weights at full range, as optimum's arm64 preset."""
+        return cls(**{"preset": "arm64", "weight_type": "int8", "per_channel": True, "reduce_range": False, **overrides})
+
+    @classmethod
+    def for_this_cpu(cls, **overrides: Any) -> "QuantizationConfig":
+        """The preset for the CPU this process runs on, chosen from its instruction-set flags; logs the reason."""
+        from tinybert_edge.converters.cpu import choose_preset, this_cpu
+
+        name, reason = choose_preset(this_cpu())
+        log.info("int8 preset '%s' for this CPU: %s", name, reason)
+        return getattr(cls, name)(**{"reason": reason, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

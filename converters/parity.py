@@ -1,0 +1,187 @@
+"""Parity of an exported artifact with its reference model: every metric is gathered, then one ParityError names
+each threshold that failed and by how much."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tinybert_edge.errors import ConfigError, ParityError
+from tinybert_edge.runtime.sessions import MODEL_INPUTS, InferenceSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ParityThresholds:
+    """Limits on how far a candidate's logits may stray from the reference's."""
+
+    max_abs_diff: float
+    min_cosine: float
+    min_argmax_agreement: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_abs_diff, (int, float)) and self.max_abs_diff > 0):
+            raise ConfigError(f"max_abs_diff={self.max_abs_diff!r} is not allowed; allowed: a number > 0 (math.inf disables it)")
+        for name in ("min_cosine", "min_argmax_agreement"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and -1.0 <= value <= 1.0):
+                raise ConfigError(f"{name}={value!r} is not allowed; allowed: a number from -1 to 1")
+
+    @classmethod
+    def fp32(cls) -> "ParityThresholds":
+        # Same arithmetic in another runtime: differences are float reassociation and fused kernels (~1e-5 on
+        # logits). 1e-3 leaves room for long sequences; an argmax may flip only on near-exact ties.
+        return cls(max_abs_diff=1e-3, min_cosine=0.9999, min_argmax_agreement=0.99)
+
+    @classmethod
+    def fp16(cls) -> "ParityThresholds":
+        # fp16 weights keep ~3 significant digits; logits move by ~1e-3 of their scale.
+        return cls(max_abs_diff=5e-2, min_cosine=0.999, min_argmax_agreement=0.98)
+
+    @classmethod
+    def int8(cls) -> "ParityThresholds":
+        # Dynamic int8 costs BERT-sized classifiers under a point of accuracy (ONNX Runtime's BERT-base MRPC example:
+        # 86.0 -> 85.3), and the flips sit near the decision boundary: 97% agreement allows that with headroom.
+        # A broken kernel (e.g. u8 x s8 saturation) drives cosine far below 0.98 and moves logits by whole units,
+        # which the 1.0 absolute limit catches even where the argmax happens to survive.
+        return cls(max_abs_diff=1.0, min_cosine=0.98, min_argmax_agreement=0.97)
+
+    @classmethod
+    def for_precision(cls, precision: str) -> "ParityThresholds":
+        presets = {"fp32": cls.fp32, "fp16": cls.fp16, "int8": cls.int8}
+        if precision not in presets:
+            raise ConfigError(f"precision={precision!r} is not allowed; allowed: {', '.join(presets)}")
+        return presets[precision]()
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    max_abs_diff: float
+    mean_abs_diff: float
+    min_cosine: float
+    mean_cosine: float
+    argmax_agreement: float
+    n_examples: int
+    thresholds: ParityThresholds
+    reference_backend: str = ""
+    candidate_backend: str = ""
+    failures: tuple[str, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failures"] = list(self.failures)
+        data["passed"] = self.passed
+        # JSON has no infinity; a disabled limit is written as null.
+        data["thresholds"] = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in data["thresholds"].items()}
+        return data
+
+
+@dataclass
+class ParityCheck:
+    """What an exporter verifies its temporary artifact against before it moves the artifact into place.
+
+    `batches` are dicts of int64 arrays (`input_ids`, `attention_mask`, `token_type_ids`; other keys such as
+    `labels` are ignored), dynamically padded, of any batch size.
+    """
+
+    reference: InferenceSession
+    batches: Sequence[Mapping[str, np.ndarray]]
+    thresholds: ParityThresholds
+
+    def __post_init__(self) -> None:
+        self.batches = list(self.batches)
+        if not self.batches:
+            raise ConfigError("ParityCheck.batches is empty; give at least one batch of encoded examples")
+        for i, batch in enumerate(self.batches):
+            if "input_ids" not in batch or "attention_mask" not in batch:
+                raise ConfigError(
+                    f"ParityCheck.batches[{i}] has keys {sorted(batch)}; each batch needs input_ids and attention_mask"
+                )
+
+    def with_thresholds(self, thresholds: ParityThresholds) -> "ParityCheck":
+        return ParityCheck(self.reference, self.batches, thresholds)
+
+    def run(self, candidate: InferenceSession) -> ParityReport:
+        return verify_parity(self.reference, candidate, self.batches, self.thresholds)
+
+
+def _model_inputs(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    feed = {name: np.asarray(batch[name], dtype=np.int64) for name in MODEL_INPUTS if name in batch}
+    if "token_type_ids" not in feed:
+        feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+    return feed
+
+
+def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
+    dots = np.sum(a64 * b64, axis=1)
+    # Two all-zero rows agree exactly; one zero row against a non-zero one does not.
+    both_zero = norms == 0
+    return np.where(both_zero, np.where(np.all(a64 == b64, axis=1), 1.0, 0.0), dots / np.where(both_zero, 1.0, norms))
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: ParityThresholds,
+                   reference_backend: str = "", candidate_backend: str = "") -> ParityReport:
+    """Metrics of `candidate` logits against `reference` logits, with the list of thresholds they miss."""
+    if reference.shape != candidate.shape:
+        raise ParityError(f"logits shapes differ: reference {reference.shape}, candidate {candidate.shape}")
+    diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    cosine = _row_cosine(reference, candidate)
+    agreement = float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)))
+    max_abs, min_cos = float(diff.max()), float(cosine.min())
+    failures = []
+    if not max_abs <= thresholds.max_abs_diff:  # `not <=` also fails NaN
+        failures.append(f"max_abs_diff {max_abs:.3g} > {thresholds.max_abs_diff:.3g} (over by {max_abs - thresholds.max_abs_diff:.3g})")
+    if not min_cos >= thresholds.min_cosine:
+        failures.append(f"min_cosine {min_cos:.6f} < {thresholds.min_cosine} (short by {thresholds.min_cosine - min_cos:.3g})")
+    if not agreement >= thresholds.min_argmax_agreement:
+        failures.append(
+            f"argmax_agreement {agreement:.4f} < {thresholds.min_argmax_agreement} "
+            f"(short by {thresholds.min_argmax_agreement - agreement:.3g})"
+        )
+    return ParityReport(
+        max_abs_diff=max_abs,
+        mean_abs_diff=float(diff.mean()),
+        min_cosine=min_cos,
+        mean_cosine=float(cosine.mean()),
+        argmax_agreement=agreement,
+        n_examples=int(reference.shape[0]),
+        thresholds=thresholds,
+        reference_backend=reference_backend,
+        candidate_backend=candidate_backend,
+        failures=tuple(failures),
+    )
+
+
+def verify_parity(reference: InferenceSession, candidate: InferenceSession,
+                  batches: Sequence[Mapping[str, np.ndarray]], thresholds: ParityThresholds) -> ParityReport:
+    """Run both sessions on every batch, compare logits, and raise one ParityError listing every failed metric."""
+    feeds = [_model_inputs(batch) for batch in batches]
+    if not feeds:
+        raise ConfigError("verify_parity got no batches; give at least one batch of encoded examples")
+    ref = np.concatenate([reference.run(feed) for feed in feeds], axis=0)
+    cand = np.concatenate([candidate.run(feed) for feed in feeds], axis=0)
+    report = compare_logits(ref, cand, thresholds, reference.backend, candidate.backend)
+    log.info(
+        "parity %s vs %s on %d examples: max|diff| %.3g, min cosine %.6f, argmax agreement %.4f",
+        candidate.backend, reference.backend, report.n_examples, report.max_abs_diff, report.min_cosine,
+        report.argmax_agreement,
+    )
+    if report.failures:
+        error = ParityError(
+            f"{candidate.backend} artifact '{candidate.path}' disagrees with {reference.backend} on "
+            f"{report.n_examples} examples: " + "; ".join(report.failures)
+        )
+        error.report = report  # type: ignore[attr-defined]
+        raise error
+    return report
