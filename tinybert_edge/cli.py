@@ -202,7 +202,7 @@ def _configure_logging(quiet: bool) -> None:
     except ImportError:  # pragma: no cover
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # Third-party chatter that says nothing a user can act on.
-    for name in ("torchao", "absl", "jax", "torch._export", "torch.fx", "onnxscript"):
+    for name in ("torchao", "absl", "jax", "torch._export", "torch.fx", "torch.utils._pytree", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

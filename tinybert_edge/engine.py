@@ -136,6 +136,10 @@ def run_loop(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout on a GPU draws from the CUDA generators
+        if state.get("scaler"):  # mixed precision (CUDA) only; the loss scale continues where it stopped
+            scaler.load_state_dict(state["scaler"])
         random.setstate(_tuple_state(state["python_rng"]))
         start_step = int(state["step"])
         best_score, best_step = state.get("best_score"), state.get("best_step")
@@ -190,7 +194,8 @@ def run_loop(
                     best_score, best_step = score, done
                     best_state = copy.deepcopy(module.state_dict())
             if checkpoint and spec.checkpoint_every and done % spec.checkpoint_every == 0 and done < total_steps:
-                save_checkpoint(checkpoint, module, optimizer, scheduler, done, digest, best_score, best_step, best_state)
+                save_checkpoint(checkpoint, module, optimizer, scheduler, done, digest, best_score, best_step, best_state,
+                                scaler)
     finally:
         bar.close()
         if log_handle:
@@ -219,13 +224,15 @@ def _check_finite(terms: dict[str, torch.Tensor], step: int, stage: str, checkpo
 
 
 def save_checkpoint(path: Path, module, optimizer, scheduler, step: int, digest: str,
-                    best_score=None, best_step=None, best_state=None) -> None:
+                    best_score=None, best_step=None, best_state=None, scaler=None) -> None:
     state = {
         "module": module.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "python_rng": random.getstate(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "scaler": scaler.state_dict() if scaler is not None else {},
         "step": step,
         "digest": digest,
         "best_score": best_score,

@@ -15,12 +15,15 @@ from tinybert_edge.errors import ConfigError
 class Distiller(nn.Module):
     """Holds the student and its projections, and turns teacher/student features into the named loss terms."""
 
-    def __init__(self, student: Any, teacher_config: Any, teacher_layers: list[int], shared_projection: bool = False):
+    def __init__(self, student: Any, teacher_config: Any, teacher_layers: list[int], shared_projection: bool = False,
+                 attention: bool = True):
         super().__init__()
         self.student = student
         self.teacher_layers = teacher_layers
+        # Without the attention term (attention_weight = 0) head counts may differ; the term is then reported as 0.
+        self.attention = attention
         s_cfg, t_cfg = student.config, teacher_config
-        if s_cfg.num_attention_heads != t_cfg.num_attention_heads:
+        if attention and s_cfg.num_attention_heads != t_cfg.num_attention_heads:
             raise ConfigError(
                 f"the attention loss compares heads one to one, but the student has {s_cfg.num_attention_heads} heads "
                 f"and the teacher {t_cfg.num_attention_heads}; give the student {t_cfg.num_attention_heads} heads "
@@ -49,12 +52,13 @@ class Distiller(nn.Module):
         }
         attention = hidden = 0.0
         for m, n in enumerate(self.teacher_layers):
-            attention = attention + losses.attention_loss(
-                student.attention_scores[m], teacher.attention_scores[n - 1], attention_mask
-            )
+            if self.attention:
+                attention = attention + losses.attention_loss(
+                    student.attention_scores[m], teacher.attention_scores[n - 1], attention_mask
+                )
             hidden = hidden + losses.hidden_loss(
                 student.hidden_states[m + 1], teacher.hidden_states[n], self._hidden_projection(m)
             )
-        terms["attention"] = attention
+        terms["attention"] = attention if self.attention else torch.zeros_like(terms["embedding"])
         terms["hidden"] = hidden
         return terms

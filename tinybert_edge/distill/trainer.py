@@ -64,7 +64,8 @@ def distill(
              count_parameters(student) / 1e6, mapping)
 
     device = pick_device()
-    distiller = Distiller(student, teacher_model.config, mapping, config.shared_projection).to(device)
+    distiller = Distiller(student, teacher_model.config, mapping, config.shared_projection,
+                          attention=config.attention_weight > 0).to(device)
     teacher_model.to(device).eval()
     for p in teacher_model.parameters():
         p.requires_grad_(False)
@@ -101,8 +102,13 @@ def distill(
         return terms
 
     def dev_accuracy() -> float:
-        student.eval()
-        return evaluate_session(TorchSession(Path(out_dir), model=student), encoded_dev).accuracy
+        # TorchSession feeds CPU tensors: evaluate on the CPU, then put the student back where it trains.
+        where = next(student.parameters()).device
+        student.to("cpu").eval()
+        try:
+            return evaluate_session(TorchSession(Path(out_dir), model=student), encoded_dev).accuracy
+        finally:
+            student.to(where)
 
     stages: dict[str, dict[str, Any]] = {}
     common = dict(batch_size=config.batch_size, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
