@@ -11,7 +11,7 @@ import numpy as np
 from tinybert_edge.benchmarks.config import BenchConfig, Target
 from tinybert_edge.benchmarks.latency import Measurement, check_inputs, clear_idle_cache, measure
 from tinybert_edge.errors import ConfigError
-from tinybert_edge.io import folder_size_bytes
+from tinybert_edge.io import model_size_bytes
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _row(target: Target, measurements: dict[int, Measurement], error: str | None
         "precision": target.precision,
         "device": target.device,
         "path": str(target.path),
-        "size_bytes": folder_size_bytes(target.path) if target.path.exists() else None,
+        "size_bytes": model_size_bytes(target.path) if target.path.exists() else None,
         "params": target.params,
         "accuracy": target.accuracy,
         "latency": {str(n): m.to_dict() for n, m in measurements.items()},

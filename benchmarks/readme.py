@@ -79,7 +79,15 @@ def render_markdown_table(results: Iterable[str | os.PathLike[str] | Mapping[str
     if revisions:
         note += f", git {', '.join(revisions)}"
     note += ") by `python -m tinybert_edge.benchmarks.readme`; do not edit by hand."
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    details = []
+    for doc in sorted(documents, key=lambda d: d["suite"]):
+        body = (doc.get("extra") or {}).get("report_markdown")
+        if body:
+            # The suite's own report, minus its title and picture links (their paths are relative to the run).
+            kept = [line for line in body.splitlines()[1:] if not line.startswith("![")]
+            details += ["", f"#### {doc['suite']}: the run behind these numbers", "",
+                        f"Command: `{doc['command']}`", *kept]
+    return "\n".join(lines) + "\n\n" + note + "\n" + "\n".join(details) + ("\n" if details else "")
 
 
 def replace_section(text: str, table: str) -> str:

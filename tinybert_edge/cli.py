@@ -194,13 +194,12 @@ COMMANDS = {"pipeline": cmd_pipeline, "finetune": cmd_finetune, "distill": cmd_d
 
 def _configure_logging(quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.INFO
-    try:
+    if sys.stderr.isatty():
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
-        logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
-    except ImportError:  # pragma: no cover
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    else:  # a log file or CI: plain lines that do not wrap at 80 columns
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     # Third-party chatter that says nothing a user can act on.
     for name in ("torchao", "absl", "jax", "torch._export", "torch.fx", "torch.utils._pytree", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)

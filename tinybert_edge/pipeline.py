@@ -67,6 +67,7 @@ def pipeline(
         test = load_data(DataSpec(**{**asdict(spec), "path": data_cfg.test_path})) if data_cfg.test_path else dev
     else:
         train, dev, test = split_data(full, data_cfg.split, data_cfg.seed)
+    dev = sample(dev, data_cfg.max_dev_examples, data_cfg.seed)
     test = sample(test, data_cfg.max_test_examples, data_cfg.seed)
     log.info("data: %s: %d train, %d dev, %d test, labels %s", full.source, len(train), len(dev), len(test), full.label_names)
     timings["data_s"] = time.perf_counter() - t0
@@ -146,8 +147,8 @@ def count_parameters_of(folder: Path) -> int:
 
 
 def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, encoded_test, resume: bool) -> list:
-    from tinybert_edge.converters import (ExportConfig, ParityCheck, ParityThresholds, QuantizationConfig,
-                                          export_onnx, export_tflite, load_artifact, quantize_onnx)
+    from tinybert_edge.converters import (Artifact, ExportConfig, ParityCheck, ParityThresholds, QuantizationConfig,
+                                          export_onnx, export_tflite, quantize_onnx)
     from tinybert_edge.runtime.sessions import TorchSession
 
     reference = TorchSession(student_dir, threads=config.threads)
@@ -156,15 +157,15 @@ def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, e
     artifacts = []
     if "onnx" in config.formats:
         fp32_dir, int8_dir = out_dir / "onnx-fp32", out_dir / "onnx-int8"
-        fp32 = load_artifact(fp32_dir) if resume and fp32_dir.exists() else export_onnx(
+        fp32 = Artifact.load(fp32_dir) if resume and fp32_dir.exists() else export_onnx(
             student_dir, fp32_dir, export_config, parity=ParityCheck(reference, batches, ParityThresholds.fp32()))
-        int8 = load_artifact(int8_dir) if resume and int8_dir.exists() else quantize_onnx(
+        int8 = Artifact.load(int8_dir) if resume and int8_dir.exists() else quantize_onnx(
             fp32, int8_dir, QuantizationConfig.for_this_cpu(),
             parity=ParityCheck(reference, batches, ParityThresholds.int8()))
         artifacts += [fp32, int8]
     if "tflite" in config.formats:
         path = out_dir / "tflite-int8" / "model.tflite"
-        artifacts.append(load_artifact(path) if resume and path.exists() else export_tflite(
+        artifacts.append(Artifact.load(path) if resume and path.exists() else export_tflite(
             student_dir, path, export_config, quantization="dynamic_int8",
             parity=ParityCheck(reference, batches, ParityThresholds.int8())))
     return artifacts

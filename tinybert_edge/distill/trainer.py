@@ -77,7 +77,14 @@ def distill(
     work = Path(work_dir) if work_dir else None
     if work:
         work.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(json.dumps({"config": asdict(config), "n": len(train)}, sort_keys=True).encode()).hexdigest()
+    from tinybert_edge.finetune import data_digest
+    from tinybert_edge.io import sha256_tree
+
+    # A checkpoint may only be resumed by a run with the same settings, teacher weights and training data.
+    digest = hashlib.sha256(json.dumps({
+        "config": asdict(config), "train": data_digest(train),
+        "teacher": sha256_tree(Path(teacher), ("*.json", "*.safetensors")),
+    }, sort_keys=True).encode()).hexdigest()
 
     def intermediate(batch):
         with torch.no_grad():

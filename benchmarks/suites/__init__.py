@@ -1,0 +1,1 @@
+"""Benchmark suites: each runs one documented command and writes `benchmarks/results/<suite>.json`."""
