@@ -47,9 +47,11 @@ class ParityThresholds:
     def int8(cls) -> "ParityThresholds":
         # Dynamic int8 costs BERT-sized classifiers under a point of accuracy (ONNX Runtime's BERT-base MRPC example:
         # 86.0 -> 85.3), and the flips sit near the decision boundary: 97% agreement allows that with headroom.
-        # A broken kernel (e.g. u8 x s8 saturation) drives cosine far below 0.98 and moves logits by whole units,
-        # which the 1.0 absolute limit catches even where the argmax happens to survive.
-        return cls(max_abs_diff=1.0, min_cosine=0.98, min_argmax_agreement=0.97)
+        # A broken kernel (e.g. u8 x s8 saturation) moves logits by whole units, which the 1.0 absolute limit
+        # catches even where the argmax happens to survive. The cosine floor is per example and so is loose: a
+        # classifier with few labels has short logit vectors on uncertain inputs, where a 0.25 shift (measured on
+        # the default pipeline's int8 student) already bends the vector to a cosine of 0.95.
+        return cls(max_abs_diff=1.0, min_cosine=0.9, min_argmax_agreement=0.97)
 
     @classmethod
     def for_precision(cls, precision: str) -> "ParityThresholds":

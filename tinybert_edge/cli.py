@@ -193,14 +193,15 @@ COMMANDS = {"pipeline": cmd_pipeline, "finetune": cmd_finetune, "distill": cmd_d
 
 
 def _configure_logging(quiet: bool) -> None:
-    level = logging.WARNING if quiet else logging.INFO
+    # The SDK's own progress at INFO; other libraries only at WARNING (their INFO chatter is not actionable).
     if sys.stderr.isatty():
         from rich.logging import RichHandler
 
-        logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+        logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(show_path=False)])
     else:  # a log file or CI: plain lines that do not wrap at 80 columns
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    # Third-party chatter that says nothing a user can act on.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S")
+    logging.getLogger("tinybert_edge").setLevel(logging.WARNING if quiet else logging.INFO)
     for name in ("torchao", "absl", "jax", "torch._export", "torch.fx", "torch.utils._pytree", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -6,6 +6,7 @@ already there, so an interrupted run continues where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -23,19 +24,37 @@ log = logging.getLogger(__name__)
 PARITY_EXAMPLES = 256
 
 
-def prepare_run_dir(config: PipelineConfig, overwrite: bool = False, resume: bool = False) -> Path:
+RUN_CONFIG = "pipeline_config.json"
+
+
+def prepare_run_dir(config: PipelineConfig, overwrite: bool = False, resume: bool = False) -> tuple[Path, PipelineConfig]:
+    """Create (or reopen, with `resume`) the run folder; a resumed run uses the configuration it started with."""
+    from tinybert_edge.config import from_dict
+    from tinybert_edge.errors import ConfigError
+    from tinybert_edge.io import write_json_atomic
+
     name = config.name or _dt.datetime.now().strftime("pipeline-%Y%m%d-%H%M%S")
     run_dir = Path(config.runs_dir) / name
-    if run_dir.exists():
-        if overwrite:
-            shutil.rmtree(run_dir)
-        elif not resume:
-            raise RunDirExistsError(
-                f"run folder '{run_dir}' already exists; pass --resume to continue it, --overwrite to replace it, "
-                "or --name to start another"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    if run_dir.exists() and overwrite:
+        shutil.rmtree(run_dir)
+    elif run_dir.exists() and resume:
+        saved = run_dir / RUN_CONFIG
+        if not saved.is_file():
+            raise ConfigError(f"run folder '{run_dir}' has no {RUN_CONFIG}, so it cannot be resumed; use --overwrite")
+        config = from_dict(PipelineConfig, json.loads(saved.read_text(encoding="utf-8")), "pipeline")
+        log.info("resuming %s with the configuration it started with (%s)", run_dir, saved)
+        return run_dir, config
+    elif run_dir.exists():
+        raise RunDirExistsError(
+            f"run folder '{run_dir}' already exists; pass --resume to continue it, --overwrite to replace it, "
+            "or --name to start another"
+        )
+    elif resume:
+        raise ConfigError(f"--resume: there is no run folder '{run_dir}' to continue; check --name and --runs-dir")
+    run_dir.mkdir(parents=True)
+    config = dataclasses.replace(config, name=name)
+    write_json_atomic(run_dir / RUN_CONFIG, config.to_dict())
+    return run_dir, config
 
 
 def pipeline(
@@ -48,8 +67,7 @@ def pipeline(
     from tinybert_edge.data import DataSpec, encode, load_data, sample, split_data
     from tinybert_edge.models import check_model_folder, is_classifier, load_classifier, load_tokenizer
 
-    config = config or PipelineConfig()
-    run_dir = prepare_run_dir(config, overwrite, resume)
+    run_dir, config = prepare_run_dir(config or PipelineConfig(), overwrite, resume)
     log.info("run folder: %s", run_dir.resolve())
     timings: dict[str, float] = {}
     started = time.perf_counter()
