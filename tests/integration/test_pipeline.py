@@ -21,8 +21,8 @@ def report(tmp_path_factory):
         name="tiny",
         runs_dir=str(runs),
         cache_dir=str(tmp_path_factory.mktemp("cache")),
-        finetune=FinetuneConfig(max_train_examples=256),
-        distill=DistillConfig(max_train_examples=256, eval_every=4, checkpoint_every=4),
+        finetune=FinetuneConfig(max_train_examples=1024),
+        distill=DistillConfig(max_train_examples=768, eval_every=8, checkpoint_every=8),
         bench_min_seconds=0.2,
         bench_min_iterations=5,
     )
