@@ -21,7 +21,7 @@ class ParityThresholds:
     """Limits on how far a candidate's logits may stray from the reference's."""
 
     max_abs_diff: float
-    min_cosine: float
+    min_cosine: float  # compared with the mean cosine similarity over examples
     min_argmax_agreement: float
 
     def __post_init__(self) -> None:
@@ -48,10 +48,8 @@ class ParityThresholds:
         # Dynamic int8 costs BERT-sized classifiers under a point of accuracy (ONNX Runtime's BERT-base MRPC example:
         # 86.0 -> 85.3), and the flips sit near the decision boundary: 97% agreement allows that with headroom.
         # A broken kernel (e.g. u8 x s8 saturation) moves logits by whole units, which the 1.0 absolute limit
-        # catches even where the argmax happens to survive. The cosine floor is per example and so is loose: a
-        # classifier with few labels has short logit vectors on uncertain inputs, where a 0.25 shift (measured on
-        # the default pipeline's int8 student) already bends the vector to a cosine of 0.95.
-        return cls(max_abs_diff=1.0, min_cosine=0.9, min_argmax_agreement=0.97)
+        # catches even where the argmax happens to survive, and drags the mean cosine far below 0.98.
+        return cls(max_abs_diff=1.0, min_cosine=0.98, min_argmax_agreement=0.97)
 
     @classmethod
     def for_precision(cls, precision: str) -> "ParityThresholds":
@@ -144,8 +142,11 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
     failures = []
     if not max_abs <= thresholds.max_abs_diff:  # `not <=` also fails NaN
         failures.append(f"max_abs_diff {max_abs:.3g} > {thresholds.max_abs_diff:.3g} (over by {max_abs - thresholds.max_abs_diff:.3g})")
-    if not min_cos >= thresholds.min_cosine:
-        failures.append(f"min_cosine {min_cos:.6f} < {thresholds.min_cosine} (short by {thresholds.min_cosine - min_cos:.3g})")
+    # The cosine limit applies to the mean over examples: one uncertain example has a short logit vector whose
+    # direction a small shift can turn, so the minimum says little (it is still reported).
+    mean_cos = float(cosine.mean())
+    if not mean_cos >= thresholds.min_cosine:
+        failures.append(f"mean_cosine {mean_cos:.6f} < {thresholds.min_cosine} (short by {thresholds.min_cosine - mean_cos:.3g})")
     if not agreement >= thresholds.min_argmax_agreement:
         failures.append(
             f"argmax_agreement {agreement:.4f} < {thresholds.min_argmax_agreement} "

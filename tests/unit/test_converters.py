@@ -194,7 +194,7 @@ def test_verify_parity_gathers_every_failure_before_raising(batches):
     with pytest.raises(ParityError) as caught:
         verify_parity(FixedSession(logits), FixedSession(-logits), batches, ParityThresholds.int8())
     message = str(caught.value)
-    assert "max_abs_diff" in message and "min_cosine" in message and "argmax_agreement" in message
+    assert "max_abs_diff" in message and "mean_cosine" in message and "argmax_agreement" in message
     assert "short by" in message and caught.value.report.n_examples == 6
 
 
@@ -391,3 +391,14 @@ def test_torch_dynamic_int8_replaces_linears_and_keeps_the_original(tiny_model, 
     feed = {k: torch.from_numpy(v) for k, v in batches[0].items() if k != "labels"}
     with torch.inference_mode():
         np.testing.assert_allclose(quantized(**feed).logits.numpy(), model(**feed).logits.numpy(), atol=0.1)
+
+
+def test_cosine_limit_applies_to_the_mean_not_to_one_uncertain_example():
+    # 99 confident examples that agree closely and one near-zero logit vector that a small shift turns (its argmax
+    # survives): the minimum cosine is poor, the mean is not, and the check passes on the mean.
+    reference = np.array([[4.0, -2.0, -2.0]] * 99 + [[0.02, -0.01, -0.01]], dtype=np.float32)
+    candidate = np.array([[4.05, -2.0, -2.05]] * 99 + [[0.005, 0.004, -0.03]], dtype=np.float32)
+    ones = {"input_ids": np.ones((100, 4), np.int64), "attention_mask": np.ones((100, 4), np.int64)}
+    report = verify_parity(FixedSession(reference), FixedSession(candidate), [ones], ParityThresholds.int8())
+    assert report.min_cosine < 0.5 < 0.98 < report.mean_cosine
+    assert report.passed
