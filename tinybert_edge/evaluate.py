@@ -44,11 +44,13 @@ def evaluate_session(session: InferenceSession, encoded: EncodedData, batch_size
 
 
 def evaluate(model: str | Path, data: TextClassificationData | str | Path, backend: str = "torch",
-             max_length: int = 128, threads: int | None = None, batch_size: int = 64) -> EvalResult:
+             max_length: int = 128, threads: int | None = None, batch_size: int = 64,
+             model_folder: str | Path | None = None) -> EvalResult:
     """Accuracy of the model folder or artifact `model` on `data` (a file path or loaded data).
 
-    The tokenizer is read from the model folder (or the folder holding the artifact), and the data's labels are
-    matched to the model's labels by name.
+    The tokenizer and labels are read from `model_folder`, else from the model folder or the folder holding the
+    artifact, else from the source model named in the artifact's metadata sidecar; the data's labels are matched
+    to the model's labels by name.
     """
     from tinybert_edge.data import encode, load_data
     from tinybert_edge.models import load_tokenizer
@@ -57,13 +59,32 @@ def evaluate(model: str | Path, data: TextClassificationData | str | Path, backe
     path = Path(model)
     if not isinstance(data, TextClassificationData):
         data = load_data(data)
-    folder = path if path.is_dir() else path.parent
+    folder = Path(model_folder) if model_folder else _model_folder(path)
     tokenizer = load_tokenizer(folder)
     session = open_session(backend, path, threads)
     label_names = _session_label_names(folder)
     if label_names is not None:
         data = data.with_label_names(label_names)
     return evaluate_session(session, encode(tokenizer, data, max_length), batch_size)
+
+
+def _model_folder(path: Path) -> Path:
+    import json
+
+    from tinybert_edge.errors import ModelError
+
+    folder = path if path.is_dir() else path.parent
+    if (folder / "config.json").is_file():
+        return folder
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.is_file():
+        source = json.loads(sidecar.read_text(encoding="utf-8")).get("source_model")
+        if source and (Path(source) / "config.json").is_file():
+            return Path(source)
+    raise ModelError(
+        f"no config.json or tokenizer beside '{path}' and no readable source model in its metadata; "
+        "pass the model folder it was exported from (--model-folder)"
+    )
 
 
 def _session_label_names(folder: Path) -> list[str] | None:
