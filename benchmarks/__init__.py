@@ -2,7 +2,7 @@
 
 Where things are:
     config.py       BenchConfig (run rules) and Target (one artifact in one runtime)
-    api.py          bench(): every target at every sequence length (the public `tinybert_edge.bench`)
+    api.py          bench(): every target over the grid, next to the teacher (the public `tinybert_edge.bench`)
     latency.py      measure() and Measurement: one measurement in its own subprocess
     worker.py       the subprocess that loads, warms up and times the calls
     stats.py        LatencyStats: p50/p90/p95/p99, mean, stdev, throughput from the raw samples
@@ -10,7 +10,10 @@ Where things are:
     environment.py  CPU model and flags, runtime versions, threads, git revision
     results.py      Metric and write_suite_results(): benchmarks/results/<suite>.json
     readme.py       render_markdown_table() and the README section generator
-    report.py       compare_to_teacher(), the comparison table and the plots
+    report.py       compare_to_teacher(), the comparison table, the plots and the `bench --out` report files
+    sweep.py        the (sequence length, batch size, threads) grid of each row and its table
+    roofline.py     FLOPs of a BERT per inference, this machine's GEMM peak, the roofline column
+    compare.py      `bench compare A B`: per-point diff of two reports, regressions beyond the noise
 
 Names resolve lazily, so the measuring subprocess imports nothing it does not use.
 """
@@ -35,6 +38,11 @@ _API = {
     "render_comparison_markdown": "tinybert_edge.benchmarks.report",
     "plot_accuracy_vs_latency": "tinybert_edge.benchmarks.report",
     "plot_latency_vs_sequence_length": "tinybert_edge.benchmarks.report",
+    "write_bench_report": "tinybert_edge.benchmarks.report",
+    "bert_flops": "tinybert_edge.benchmarks.roofline",
+    "measure_gemm_peak": "tinybert_edge.benchmarks.roofline",
+    "compare": "tinybert_edge.benchmarks.compare",
+    "compare_reports": "tinybert_edge.benchmarks.compare",
 }
 
 __all__ = list(_API)

@@ -1,21 +1,42 @@
-"""`bench`: measure every target at every sequence length, one subprocess per measurement (`tinybert_edge.bench`)."""
+"""`bench`: measure every target over the grid of sequence lengths, batch sizes and thread counts, one subprocess
+per measurement (`tinybert_edge.bench`, and `tinybert-edge bench` on the command line).
+
+Two ways to call it:
+- `bench(targets, inputs_by_length, config)`: the caller brings tokenized inputs and known accuracies (what the
+  pipeline does); returns the raw rows.
+- `bench(targets, config=config, teacher=DIR, data=FILE, out=DIR)`: the teacher becomes the first row, the inputs
+  are real tokenized rows of `data`, every target's accuracy on `data` is measured, the rows are compared with the
+  teacher, and report.json, report.md and the two plots are written into `out` (see `report.write_bench_report`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import logging
+import os
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.benchmarks.config import BenchConfig, Target
+from tinybert_edge.benchmarks.config import BenchConfig, Target, artifact_metadata, parse_target
 from tinybert_edge.benchmarks.latency import Measurement, check_inputs, clear_idle_cache, measure
-from tinybert_edge.errors import ConfigError
+from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 from tinybert_edge.io import model_size_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BenchConfig", "Target", "Measurement", "bench", "check_inputs_by_length"]
+__all__ = ["BenchConfig", "Target", "Measurement", "bench", "check_inputs_by_length", "inputs_from_data",
+           "TEACHER_NAME"]
+
+# The pipeline's name for its teacher row, so `bench compare` matches teachers across bench and pipeline reports.
+TEACHER_NAME = "teacher · PyTorch fp32"
+# Accuracy is measured on at most this many examples (a fixed-seed sample) unless `max_examples` says otherwise.
+DEFAULT_MAX_EXAMPLES = 1000
+# How many real rows the latency pool cycles through.
+POOL_ROWS = 256
 
 
 def check_inputs_by_length(inputs_by_length: Mapping[int, Mapping[str, np.ndarray]], config: BenchConfig) -> None:
@@ -32,7 +53,7 @@ def check_inputs_by_length(inputs_by_length: Mapping[int, Mapping[str, np.ndarra
             raise ConfigError(f"inputs_by_length[{n}] holds rows of length {width}; tokenize them to length {n}")
 
 
-def _row(target: Target, measurements: dict[int, Measurement], error: str | None) -> dict[str, Any]:
+def _row(target: Target, latency: dict[int, dict], sweep: list[dict], error: str | None) -> dict[str, Any]:
     return {
         "name": target.name,
         "role": target.role,
@@ -43,8 +64,13 @@ def _row(target: Target, measurements: dict[int, Measurement], error: str | None
         "size_bytes": model_size_bytes(target.path) if target.path.exists() else None,
         "params": target.params,
         "accuracy": target.accuracy,
-        "latency": {str(n): m.to_dict() for n, m in measurements.items()},
+        # The headline point (config.batch_size, config.threads) per sequence length: what pipeline and report read.
+        "latency": {str(n): m for n, m in latency.items()},
+        # Every point of the grid, headline included, each with its seq_len, batch_size and threads.
+        "sweep": sweep,
         "error": error,
+        **({"accuracy_n": target.extra["accuracy_n"]} if "accuracy_n" in target.extra else {}),
+        **({"accuracy_error": target.extra["accuracy_error"]} if "accuracy_error" in target.extra else {}),
     }
 
 
@@ -56,52 +82,230 @@ def _progress(enabled: bool):
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
+# --- real inputs and accuracy from labelled data --------------------------------------------------------------------
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt"))
+
+
+def tokenizer_folder(path: Path, fallback: Path | None = None) -> Path | None:
+    """Where the tokenizer of a model or artifact is: its folder, else the folder it was exported from, else
+    `fallback` (the teacher's: a TinyBERT student shares its teacher's vocabulary)."""
+    folder = path if path.is_dir() else path.parent
+    if _has_tokenizer(folder):
+        return folder
+    source = artifact_metadata(path).get("source_model")
+    if isinstance(source, str):
+        for candidate in (Path(source), folder.parent / Path(source).name, folder.parent.parent / Path(source).name):
+            if _has_tokenizer(candidate):
+                return candidate
+    return fallback if fallback is not None and _has_tokenizer(fallback) else None
+
+
+def label_names_of(path: Path) -> list[str] | None:
+    """The model's label names in output order: config.json's id2label, else the export metadata's label_names."""
+    import json
+
+    folder = path if path.is_dir() else path.parent
+    config = folder / "config.json"
+    if config.is_file():
+        id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label")
+        if id2label:
+            return [id2label[str(i)] for i in range(len(id2label))]
+    names = artifact_metadata(path).get("label_names")
+    return list(names) if isinstance(names, list) and names else None
+
+
+def _load_data(data: Any, max_examples: int | None):
+    from tinybert_edge.data import TextClassificationData, load_data, sample
+
+    loaded = data if isinstance(data, TextClassificationData) else load_data(data)
+    return sample(loaded, max_examples, seed=0)
+
+
+def inputs_from_data(tokenizer: Any, data: Any, sequence_lengths: Sequence[int], rows: int = POOL_ROWS) -> dict[int, dict[str, np.ndarray]]:
+    """Real tokenized rows of `data` (its first `rows` examples), truncated or padded to exactly each length.
+
+    A truncated row keeps its final [SEP], so every row stays a valid BERT input; padding has mask 0.
+    """
+    from tinybert_edge.data import encode
+
+    pool = data.subset(range(min(rows, len(data))))
+    encoded = encode(tokenizer, pool, max(sequence_lengths))
+    chosen = list(range(len(encoded)))
+    width = max(max(sequence_lengths), max(len(ids) for ids in encoded.input_ids))
+    batch = encoded.collate(chosen, pad_to=width)
+    lengths = batch["attention_mask"].sum(1)
+    last = batch["input_ids"][np.arange(len(chosen)), lengths - 1]
+    result = {}
+    for n in sequence_lengths:
+        inputs = {k: np.ascontiguousarray(v[:, :n]) for k, v in batch.items() if k != "labels"}
+        cut = lengths > n
+        inputs["input_ids"][cut, n - 1] = last[cut]
+        result[n] = inputs
+    return result
+
+
+def target_accuracy(target: Target, data: Any, max_length: int, threads: int, fallback_tokenizer: Path | None) -> dict[str, Any]:
+    """Accuracy of one target on `data`, its labels matched to the model's by name: {"accuracy", "n"} or {"error"}.
+
+    Runs in this process through the same InferenceSession as the measurements; any failure becomes "error".
+    """
+    from tinybert_edge.data import encode
+    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.models import load_tokenizer
+    from tinybert_edge.runtime import open_session
+
+    if not target.path.exists():
+        return {"error": f"'{target.path}' does not exist"}
+    folder = tokenizer_folder(target.path, fallback_tokenizer)
+    if folder is None:
+        return {"error": f"no tokenizer for '{target.path}' (no vocab.txt or tokenizer.json there or in its source)"}
+    session = None
+    try:
+        session = open_session(target.backend, target.path, threads)
+        names = label_names_of(target.path)
+        labelled = data.with_label_names(names) if names else data
+        if not names:
+            log.warning("%s: no label names in the model; assuming the data's label order %s", target.name, data.label_names)
+        length = min(max_length, session.max_sequence_length or max_length)
+        result = evaluate_session(session, encode(load_tokenizer(folder), labelled, length), batch_size=32)
+    except (TinyBertEdgeError, OSError, ValueError, RuntimeError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        del session
+        gc.collect()
+    log.info("accuracy: %s %.4f on %d examples", target.name, result.accuracy, result.n)
+    return {"accuracy": result.accuracy, "n": result.n}
+
+
+# --- the measurement loop -------------------------------------------------------------------------------------------
+
+
+def _measure_target(target: Target, inputs_by_length, config: BenchConfig, bar, task) -> dict[str, Any]:
+    grid = config.grid()
+    if not target.path.exists():
+        error = f"'{target.path}' does not exist"
+        log.warning("%s: %s", target.name, error)
+        if bar is not None:
+            bar.advance(task, len(grid))
+        return _row(target, {}, [], error)
+    latency: dict[int, dict] = {}
+    sweep: list[dict] = []
+    for n, batch_size, threads in grid:
+        if bar is not None:
+            bar.update(task, description=f"{target.name} @ {n} tokens, batch {batch_size}, {threads} threads")
+        m = measure(target.backend, target.path, inputs_by_length[n], config, threads=threads, device=target.device,
+                    batch_size=batch_size)
+        if m.ok:
+            log.info("%s @ %d x %d, %d threads: p50 %.3f ms, p99 %.3f ms, peak RSS %.1f MiB (%d calls)", target.name,
+                     batch_size, n, threads, m.stats.p50_ms, m.stats.p99_ms, m.peak_rss_mb, m.stats.n)
+        else:
+            log.warning("%s @ %d x %d, %d threads: %s", target.name, batch_size, n, threads, m.error)
+        entry = m.to_dict()
+        sweep.append(entry)
+        if config.is_headline(batch_size, threads):
+            latency[n] = entry
+        if bar is not None:
+            bar.advance(task)
+    error = None
+    if sweep and all(entry["error"] for entry in sweep):
+        error = sweep[0]["error"]
+    return _row(target, latency, sweep, error)
+
+
+def _gemm_peaks(threads: Sequence[int], config: BenchConfig) -> dict[int, dict]:
+    from tinybert_edge.benchmarks.roofline import measure_gemm_peak
+
+    # Each kernel runs at least this long; capped so the peaks cost seconds, not minutes, in a long run.
+    seconds = max(0.2, min(1.0, config.min_seconds))
+    return {t: measure_gemm_peak(t, config.gemm_size, seconds, config.timeout_s) for t in threads}
+
+
 def bench(
-    targets: Sequence[Target],
-    inputs_by_length: Mapping[int, Mapping[str, np.ndarray]],
+    targets: Sequence[Target | str],
+    inputs_by_length: Mapping[int, Mapping[str, np.ndarray]] | None = None,
     config: BenchConfig | None = None,
     progress: bool = True,
+    *,
+    teacher: str | os.PathLike[str] | None = None,
+    data: Any = None,
+    out: str | os.PathLike[str] | None = None,
+    max_examples: int | None = DEFAULT_MAX_EXAMPLES,
 ) -> list[dict[str, Any]]:
-    """Measure each target at each of `config.sequence_lengths` on real tokenized rows; return one row per target.
+    """Measure each target at every point of `config.grid()` on real tokenized rows; return one row per target.
+
+    targets: Target objects or `NAME=BACKEND:PATH` strings. inputs_by_length: {seq_len: {"input_ids": [rows,
+    seq_len], ...}}; when None, taken from `data`. teacher: a fine-tuned classifier folder measured first, in
+    PyTorch fp32, and compared against (speedup, size, memory, accuracy retained). data: a labelled data file (or
+    TextClassificationData) for the inputs and for every target's accuracy (at most `max_examples` examples, a
+    fixed-seed sample). out: a folder for report.json, report.md, accuracy_vs_latency.png and
+    latency_vs_seq_len.png, written only when the whole run has finished.
 
     Rows are plain dicts (see `tinybert_edge.benchmarks.report`). A target that is missing, fails to load, crashes
-    or times out gives a row whose `error` says why, and the run goes on with the other targets.
+    or times out gives a row whose `error` says why, and the run goes on with the other targets. With
+    `config.roofline`, every successful measurement also gets a `roofline` entry (see `benchmarks.roofline`).
     """
     config = config or BenchConfig()
+    targets = [parse_target(t) if isinstance(t, str) else t for t in targets]
+    if teacher is not None:
+        targets.insert(0, Target(name=TEACHER_NAME, role="teacher", backend="torch", path=Path(teacher), precision="fp32"))
     names = [t.name for t in targets]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"target names must be unique; repeated: {', '.join(duplicates)}")
+    if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1):
+        raise ConfigError(f"max_examples = {max_examples!r} is not allowed; allowed: None or an integer >= 1")
+
+    labelled = None
+    if data is not None:
+        labelled = _load_data(data, max_examples)
+        fallback = Path(teacher) if teacher is not None else None
+        if inputs_by_length is None:
+            source = next((f for f in (tokenizer_folder(t.path, fallback) for t in targets if t.path.exists()) if f), None)
+            if source is None:
+                raise ConfigError("no target has a tokenizer (vocab.txt or tokenizer.json) to tokenize --data with")
+            from tinybert_edge.models import load_tokenizer
+
+            inputs_by_length = inputs_from_data(load_tokenizer(source), labelled, config.sequence_lengths)
+            log.info("inputs: %d real rows of %s tokenized with %s", len(inputs_by_length[config.sequence_lengths[0]]["input_ids"]),
+                     labelled.source, source)
+        measured = []
+        for target in targets:
+            result = target_accuracy(target, labelled, max(config.sequence_lengths), config.threads, fallback)
+            extra = {**target.extra, "accuracy_n": result.get("n")}
+            if "error" in result:
+                extra["accuracy_error"] = result["error"]
+                log.warning("accuracy: %s: %s", target.name, result["error"])
+            measured.append(dataclasses.replace(target, accuracy=result.get("accuracy"), extra=extra))
+        targets = measured
+    if inputs_by_length is None:
+        raise ConfigError("bench needs inputs_by_length or data (a labelled file to tokenize real inputs from)")
     check_inputs_by_length(inputs_by_length, config)
     clear_idle_cache()
 
+    # The GEMM peak is measured before and after the models, and the better run kept (see roofline.best_of).
+    peaks_before = _gemm_peaks(config.thread_grid, config) if config.roofline else {}
     rows = []
-    total = len(targets) * len(config.sequence_lengths)
     with _progress(progress) as bar:
-        task = bar.add_task("benchmark", total=total) if bar is not None else None
+        task = bar.add_task("benchmark", total=len(targets) * len(config.grid())) if bar is not None else None
         for target in targets:
-            measurements: dict[int, Measurement] = {}
-            error = None
-            if not target.path.exists():
-                error = f"'{target.path}' does not exist"
-                log.warning("%s: %s", target.name, error)
-                if bar is not None:
-                    bar.advance(task, len(config.sequence_lengths))
-                rows.append(_row(target, measurements, error))
-                continue
-            for n in config.sequence_lengths:
-                if bar is not None:
-                    bar.update(task, description=f"{target.name} @ {n} tokens")
-                m = measure(target.backend, target.path, inputs_by_length[n], config, device=target.device)
-                measurements[n] = m
-                if m.ok:
-                    log.info("%s @ %d: p50 %.3f ms, p99 %.3f ms, peak RSS %.1f MiB (%d calls)",
-                             target.name, n, m.stats.p50_ms, m.stats.p99_ms, m.peak_rss_mb, m.stats.n)
-                else:
-                    log.warning("%s @ %d: %s", target.name, n, m.error)
-                if bar is not None:
-                    bar.advance(task)
-            if measurements and all(not m.ok for m in measurements.values()):
-                error = next(iter(measurements.values())).error
-            rows.append(_row(target, measurements, error))
+            rows.append(_measure_target(target, inputs_by_length, config, bar, task))
+
+    peaks: dict[int, dict] = {}
+    if config.roofline and any(not m.get("error") for row in rows for m in row["sweep"]):
+        from tinybert_edge.benchmarks.roofline import attach_roofline, best_of
+
+        peaks_after = _gemm_peaks(config.thread_grid, config)
+        peaks = {t: best_of(peaks_before[t], peaks_after[t]) for t in config.thread_grid}
+        attach_roofline(rows, peaks)
+    if teacher is not None:
+        from tinybert_edge.benchmarks.report import compare_to_teacher
+
+        rows = compare_to_teacher(rows, TEACHER_NAME)
+    if out is not None:
+        from tinybert_edge.benchmarks.report import bench_report, write_bench_report
+
+        write_bench_report(bench_report(rows, config, peaks, labelled), out)
     return rows

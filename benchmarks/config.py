@@ -2,10 +2,16 @@
 
 The run rules follow optimum-benchmark and MLPerf: warm-up calls that are not timed, then at least
 `min_iterations` timed calls AND at least `min_seconds` of timed calls, one subprocess per measurement.
+
+The measurement grid is the product sequence_lengths x batch sizes x thread counts (`BenchConfig.grid()`). The
+"headline" point of each sequence length is (batch_size, threads): it is always in the grid, and it is what the
+comparison against the teacher uses (`row["latency"][str(seq_len)]`).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -25,6 +31,21 @@ def _check_int(name: str, value: object, minimum: int) -> None:
         raise ConfigError(f"BenchConfig.{name} = {value!r} is not allowed; allowed: an integer >= {minimum}")
 
 
+def _int_tuple(name: str, value: object, *, allow_empty: bool, example: str) -> tuple[int, ...]:
+    values = tuple(value) if isinstance(value, list) else value
+    if (
+        not isinstance(values, tuple)
+        or (not values and not allow_empty)
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in values)
+        or len(set(values)) != len(values)
+    ):
+        empty = "" if allow_empty else "non-empty "
+        raise ConfigError(
+            f"BenchConfig.{name} = {value!r} is not allowed; allowed: a {empty}tuple of distinct integers >= 1, e.g. {example}"
+        )
+    return values
+
+
 def _check_seconds(name: str, value: object, minimum: float, *, inclusive: bool) -> None:
     ok = (
         not isinstance(value, bool)
@@ -39,7 +60,12 @@ def _check_seconds(name: str, value: object, minimum: float, *, inclusive: bool)
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Run rules of one benchmark run. Every (target, sequence length) pair is measured under the same rules."""
+    """Run rules of one benchmark run. Every point of the grid is measured under the same rules.
+
+    `batch_sizes` and `thread_counts` add sweep points to the headline (`batch_size`, `threads`); empty means the
+    headline value only. `roofline` measures this machine's fp32 and int8 GEMM peaks (square `gemm_size` matrices,
+    one subprocess per thread count) so each row reports how far it runs from the hardware limit.
+    """
 
     sequence_lengths: tuple[int, ...] = (64, 128)
     batch_size: int = 1
@@ -48,28 +74,43 @@ class BenchConfig:
     min_iterations: int = 50
     min_seconds: float = 3.0
     timeout_s: float = 600
+    batch_sizes: tuple[int, ...] = ()
+    thread_counts: tuple[int, ...] = ()
+    roofline: bool = True
+    gemm_size: int = 1024
 
     def __post_init__(self) -> None:
-        lengths = self.sequence_lengths
-        if isinstance(lengths, list):
-            lengths = tuple(lengths)
-            object.__setattr__(self, "sequence_lengths", lengths)
-        if (
-            not isinstance(lengths, tuple)
-            or not lengths
-            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in lengths)
-            or len(set(lengths)) != len(lengths)
-        ):
-            raise ConfigError(
-                f"BenchConfig.sequence_lengths = {self.sequence_lengths!r} is not allowed; "
-                "allowed: a non-empty tuple of distinct integers >= 1, e.g. (64, 128)"
-            )
+        object.__setattr__(self, "sequence_lengths",
+                           _int_tuple("sequence_lengths", self.sequence_lengths, allow_empty=False, example="(64, 128)"))
+        object.__setattr__(self, "batch_sizes", _int_tuple("batch_sizes", self.batch_sizes, allow_empty=True, example="(1, 8)"))
+        object.__setattr__(self, "thread_counts",
+                           _int_tuple("thread_counts", self.thread_counts, allow_empty=True, example="(1, 2)"))
         _check_int("batch_size", self.batch_size, 1)
         _check_int("threads", self.threads, 1)
         _check_int("warmup", self.warmup, 0)
         _check_int("min_iterations", self.min_iterations, 1)
         _check_seconds("min_seconds", self.min_seconds, 0.0, inclusive=True)
         _check_seconds("timeout_s", self.timeout_s, 0.0, inclusive=False)
+        if not isinstance(self.roofline, bool):
+            raise ConfigError(f"BenchConfig.roofline = {self.roofline!r} is not allowed; allowed: True, False")
+        _check_int("gemm_size", self.gemm_size, 16)
+
+    @property
+    def batch_grid(self) -> tuple[int, ...]:
+        """The batch sizes measured: the sweep's and the headline `batch_size`, ascending."""
+        return tuple(sorted(set(self.batch_sizes) | {self.batch_size}))
+
+    @property
+    def thread_grid(self) -> tuple[int, ...]:
+        """The thread counts measured: the sweep's and the headline `threads`, ascending."""
+        return tuple(sorted(set(self.thread_counts) | {self.threads}))
+
+    def grid(self) -> list[tuple[int, int, int]]:
+        """Every (seq_len, batch_size, threads) point to measure: the product of the three axes, in that order."""
+        return list(itertools.product(self.sequence_lengths, self.batch_grid, self.thread_grid))
+
+    def is_headline(self, batch_size: int, threads: int) -> bool:
+        return batch_size == self.batch_size and threads == self.threads
 
     @classmethod
     def quick(cls) -> "BenchConfig":
@@ -115,3 +156,66 @@ class Target:
         if self.params is not None and (isinstance(self.params, bool) or not isinstance(self.params, int) or self.params < 0):
             raise ConfigError(f"Target.params = {self.params!r} is not allowed; allowed: None or an integer >= 0")
         object.__setattr__(self, "path", Path(os.fspath(self.path)))
+
+
+def artifact_metadata(path: Path) -> dict:
+    """The export metadata beside an artifact (metadata.json in a folder, <file>.json beside a .tflite)."""
+    for candidate in (path / "metadata.json", path.with_name(path.name + ".json"), path.parent / "metadata.json"):
+        if candidate.is_file():
+            try:
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                return data
+    return {}
+
+
+def _onnx_precision(path: Path) -> str | None:
+    """'int8' when the graph holds integer matmuls or quantize ops (decided by operator types, not by names)."""
+    files = [path] if path.is_file() else sorted(path.glob("*.onnx"))
+    if len(files) != 1:
+        return None
+    try:
+        import onnx
+    except ImportError:
+        return None
+    try:
+        graph = onnx.load(str(files[0]), load_external_data=False).graph
+    except Exception:  # onnx raises its own untyped errors for unreadable files; precision stays unknown
+        return None
+    ops = {node.op_type for node in graph.node}
+    int8_ops = {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul", "QLinearConv", "QuantizeLinear", "QAttention"}
+    return "int8" if ops & int8_ops else "fp32"
+
+
+def infer_precision(backend: str, path: Path) -> str:
+    """The precision of an artifact: from its export metadata, else from its graph (ONNX), else from the backend."""
+    if backend == "torch-int8":
+        return "int8"
+    if backend == "torch":
+        return "fp32"
+    declared = artifact_metadata(path).get("precision") if path.exists() else None
+    if isinstance(declared, str) and declared:
+        return declared
+    if backend == "onnxruntime" and path.exists():
+        return _onnx_precision(path) or "unknown"
+    return "unknown"
+
+
+def parse_target(spec: str, role: str = "student") -> Target:
+    """A Target from the command line's `NAME=BACKEND:PATH` (e.g. `student-int8=onnxruntime:runs/a/onnx-int8`).
+
+    The precision comes from the artifact's export metadata or its graph (see `infer_precision`). A path that does
+    not exist is accepted here: `bench` reports it in that target's row and measures the others.
+    """
+    name, sep, rest = spec.partition("=")
+    backend, sep2, path = rest.partition(":")
+    if not sep or not sep2 or not name.strip() or not path:
+        raise ConfigError(
+            f"target {spec!r} is not allowed; allowed: NAME=BACKEND:PATH with BACKEND one of {', '.join(BACKENDS)}, "
+            "e.g. 'student int8=onnxruntime:runs/first/artifacts/onnx-int8'"
+        )
+    if backend not in BACKENDS:
+        raise ConfigError(f"target {spec!r}: backend {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
+    return Target(name=name.strip(), role=role, backend=backend, path=Path(path), precision=infer_precision(backend, Path(path)))

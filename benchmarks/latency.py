@@ -55,6 +55,8 @@ class Measurement:
     rss_increase_mb: float | None = None
     timed_s: float | None = None
     load_avg_1m: float | None = None
+    # What the runtime itself reports after the worker set the thread count (torch.get_num_threads()), when it can.
+    runtime_threads: int | None = None
     device: str = "cpu"
     error: str | None = None
 
@@ -81,6 +83,7 @@ class Measurement:
             "rss_increase_mb": self.rss_increase_mb,
             "timed_s": self.timed_s,
             "load_avg_1m": self.load_avg_1m,
+            "runtime_threads": self.runtime_threads,
             "error": self.error,
             "samples_ms": list(self.samples_ms),
         }
@@ -107,6 +110,7 @@ class Measurement:
             rss_increase_mb=data.get("rss_increase_mb"),
             timed_s=data.get("timed_s"),
             load_avg_1m=data.get("load_avg_1m"),
+            runtime_threads=data.get("runtime_threads"),
             error=data.get("error"),
         )
 
@@ -189,10 +193,12 @@ def measure(
     config: BenchConfig,
     threads: int | None = None,
     device: str = "cpu",
+    batch_size: int | None = None,
 ) -> Measurement:
     """Measure `path` in `backend` on `inputs` (a pool of real tokenized rows, [rows, seq_len]) in a subprocess.
 
-    The worker cycles through the rows `config.batch_size` at a time. Invalid arguments raise ConfigError; anything
+    The worker cycles through the rows `batch_size` (default `config.batch_size`) at a time, with `threads`
+    (default `config.threads`) intra-op threads. Invalid arguments raise ConfigError; anything
     that goes wrong with the artifact itself comes back as `Measurement.error`.
     """
     if backend not in BACKENDS:
@@ -201,9 +207,12 @@ def measure(
     threads = config.threads if threads is None else threads
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads = {threads!r} is not allowed; allowed: an integer >= 1")
+    batch_size = config.batch_size if batch_size is None else batch_size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size = {batch_size!r} is not allowed; allowed: an integer >= 1")
     path = Path(path)
     measurement = Measurement(
-        backend=backend, path=str(path), seq_len=seq_len, batch_size=config.batch_size, threads=threads, device=device
+        backend=backend, path=str(path), seq_len=seq_len, batch_size=batch_size, threads=threads, device=device
     )
     if not path.exists():
         measurement.error = f"'{path}' does not exist"
@@ -219,7 +228,7 @@ def measure(
             "path": str(path.resolve()),
             "device": device,
             "inputs_npz": str(inputs_npz),
-            "batch_size": config.batch_size,
+            "batch_size": batch_size,
             "threads": threads,
             "warmup": config.warmup,
             "min_iterations": config.min_iterations,
@@ -234,11 +243,12 @@ def measure(
         return measurement
 
     measurement.samples_ms = [float(v) for v in result["samples_ms"]]
-    measurement.stats = LatencyStats.from_samples(measurement.samples_ms, config.batch_size)
+    measurement.stats = LatencyStats.from_samples(measurement.samples_ms, batch_size)
     for name in ("cold_start_ms", "load_ms", "first_inference_ms", "import_ms", "peak_rss_mb"):
         setattr(measurement, name, float(result[name]))
     measurement.timed_s = float(result["timed_wall_s"])
     measurement.load_avg_1m = result.get("load_avg_1m")
+    measurement.runtime_threads = result.get("runtime_threads")
     measurement.idle_rss_mb = idle_rss_mb(backend, threads, config.timeout_s)
     if measurement.idle_rss_mb is not None:
         measurement.rss_increase_mb = measurement.peak_rss_mb - measurement.idle_rss_mb

@@ -2,15 +2,30 @@
 
 A row is a plain dict (what `bench` returns):
     {"name", "role": "teacher"|"student", "backend", "precision", "device", "path", "size_bytes", "params",
-     "accuracy", "latency": {"<seq_len>": Measurement.to_dict(), ...}, "error": None | str}
+     "accuracy", "latency": {"<seq_len>": Measurement.to_dict(), ...}, "sweep": [Measurement.to_dict(), ...],
+     "error": None | str}
+`latency` holds the headline point (BenchConfig.batch_size, BenchConfig.threads) of each sequence length; `sweep`
+every point of the grid. A measurement may carry `roofline` (see `benchmarks.roofline`).
 Every ratio is computed from measurements of the same run, never from numbers quoted elsewhere.
+
+`tinybert-edge bench --out DIR` writes report.json (schema below), report.md and the two plots with
+`write_bench_report`: all four are made in a hidden staging folder inside DIR and moved into place only when
+complete, report.json last, so an interrupted run leaves the previous report (or none), never half of one.
+    {"schema_version": 1, "kind": "bench", "created_utc", "config": BenchConfig fields, "environment": {...},
+     "thread_settings": {...}, "gemm_peaks": {"<threads>": measure_gemm_peak(...)}, "data": {...} | null,
+     "teacher": name | null, "rows": [row, ...]}
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import logging
 import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -83,15 +98,30 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
+def _roofline_cell(row: Mapping[str, Any], seq_len: int) -> str:
+    measurement = _latency(row, seq_len)
+    point = (measurement or {}).get("roofline")
+    if not point or point.get("achieved_gops") is None:
+        return "—"
+    fraction = point.get("fraction_of_roofline")
+    return format_number(point["achieved_gops"]) + ("" if fraction is None else f" ({_percent(fraction)})")
+
+
 def render_comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The comparison table: one line per row; a failed row or measurement shows its error text."""
+    """The comparison table: one line per row; a failed row or measurement shows its error text.
+
+    With roofline data, one more column per length: achieved GFLOP/s (GOP/s for int8) and, in brackets, the
+    fraction of this machine's GEMM roofline measured in the same run."""
     lengths = sequence_lengths(rows)
     has_comparison = any("speedup" in row for row in rows)
+    has_roofline = any((_latency(row, n) or {}).get("roofline") for row in rows for n in lengths)
     header = ["model", "backend", "precision", "size MB", "accuracy"]
     header += [f"p50 / p90 / p99 ms @ {n}" for n in lengths]
     header += ["peak RSS MB"]
     if has_comparison:
         header += [f"speedup @ {n}" for n in lengths] + ["size ×", "memory ×", "accuracy retained"]
+    if has_roofline:
+        header += [f"G(FL)OP/s (% of roofline) @ {n}" for n in lengths]
     header += ["notes"]
     align = ["---", "---", "---", "---:", "---:"] + ["---:"] * (len(header) - 6) + ["---"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
@@ -99,6 +129,8 @@ def render_comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         notes = []
         if row.get("error"):
             notes.append(f"error: {row['error']}")
+        if row.get("accuracy_error") and row.get("accuracy_error") != row.get("error"):
+            notes.append(f"accuracy: {row['accuracy_error']}")
         size = row.get("size_bytes")
         cells = [
             markdown_cell(row.get("name", "")),
@@ -122,6 +154,8 @@ def render_comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             cells += [_times((row.get("speedup") or {}).get(str(n))) for n in lengths]
             cells += [_times(row.get("size_reduction")), _times(row.get("memory_reduction"))]
             cells.append(_percent(row.get("accuracy_retained")))
+        if has_roofline:
+            cells += [_roofline_cell(row, n) for n in lengths]
         cells.append(markdown_cell("; ".join(notes)) if notes else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -172,7 +206,8 @@ def plot_accuracy_vs_latency(rows: Sequence[Mapping[str, Any]], png_path: str | 
             edgecolors="black" if index in front else "none",
             zorder=3,
         )
-        axes.annotate(row["name"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        # Alternate above and below the point, so labels of points close together do not print over each other.
+        axes.annotate(row["name"], (x, y), textcoords="offset points", xytext=(6, 4 if index % 2 == 0 else -11), fontsize=8)
     if front:
         ordered = sorted((points[i] for i in front), key=lambda p: p[0])
         axes.step([p[0] for p in ordered], [p[1] for p in ordered], where="post", color="tab:blue", alpha=0.5,
@@ -216,3 +251,139 @@ def plot_latency_vs_sequence_length(rows: Sequence[Mapping[str, Any]], png_path:
     axes.set_title("Latency against sequence length")
     axes.grid(True, alpha=0.3)
     return _save_png(figure, png_path)
+
+
+# --- the `tinybert-edge bench` report -------------------------------------------------------------------------------
+
+BENCH_SCHEMA_VERSION = 1
+REPORT_FILES = ("accuracy_vs_latency.png", "latency_vs_seq_len.png", "report.md", "report.json")
+
+
+def bench_report(
+    rows: Sequence[Mapping[str, Any]],
+    config: Any,
+    gemm_peaks: Mapping[int, Mapping[str, Any]] | None = None,
+    data: Any = None,
+) -> dict[str, Any]:
+    """The report document of one `bench` run: rows (raw samples and statistics), the run rules, the environment,
+    the thread settings and the GEMM peaks."""
+    from tinybert_edge.benchmarks.environment import environment
+
+    teacher = next((row["name"] for row in rows if row.get("role") == "teacher"), None)
+    return {
+        "schema_version": BENCH_SCHEMA_VERSION,
+        "kind": "bench",
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": dataclasses.asdict(config),
+        "environment": environment(),
+        "thread_settings": {
+            "headline_threads": config.threads,
+            "thread_grid": list(config.thread_grid),
+            "how": "OMP/MKL/OpenBLAS thread variables set per measurement subprocess; torch.set_num_threads, "
+                   "ORT intra_op_num_threads (inter_op 1), LiteRT num_threads; each sweep entry records its threads",
+        },
+        "gemm_peaks": {str(t): dict(p) for t, p in (gemm_peaks or {}).items()},
+        "data": None if data is None else {"source": data.source, "n": len(data), "labels": list(data.label_names)},
+        "teacher": teacher,
+        "rows": [dict(row) for row in rows],
+    }
+
+
+def _environment_lines(report: Mapping[str, Any]) -> list[str]:
+    env = report.get("environment") or {}
+    flags = [name for name, present in (env.get("cpu_flags") or {}).items() if present]
+    versions = env.get("versions") or {}
+    runtimes = ", ".join(f"{k} {versions[k]}" for k in ("torch", "onnxruntime", "ai-edge-litert", "transformers") if k in versions)
+    git = env.get("git") or {}
+    revision = (git.get("revision") or "")[:12]
+    lines = [
+        f"- machine: {env.get('cpu_model', '?')}, {env.get('usable_cores', '?')} usable cores; flags: "
+        f"{', '.join(flags) or 'none of interest'}; load average {env.get('load_average')}",
+        f"- software: Python {env.get('python', '?')}, {runtimes}; git {revision or 'unknown'}"
+        + (" (uncommitted changes)" if git.get("dirty") else ""),
+    ]
+    for threads, peak in sorted((report.get("gemm_peaks") or {}).items(), key=lambda kv: int(kv[0])):
+        if peak.get("error"):
+            lines.append(f"- GEMM peak, {threads} threads: not measured ({peak['error']})")
+            continue
+        int8 = peak.get("int8")
+        lines.append(
+            f"- GEMM peak, {threads} threads, {peak['size']}² matrices: fp32 {format_number(peak['fp32']['peak_gops'])} "
+            f"GFLOP/s ({peak['fp32']['kernel']})"
+            + (f", int8 {format_number(int8['peak_gops'])} GOP/s ({int8['kernel']})" if int8 else ", int8 not measured")
+        )
+    return lines
+
+
+def render_bench_markdown(report: Mapping[str, Any]) -> str:
+    """report.md of a `bench` run: what was measured on what, the comparison table, the plots and the sweep."""
+    from tinybert_edge.benchmarks.sweep import render_sweep_markdown
+
+    config = report["config"]
+    data = report.get("data")
+    lines = [
+        "# tinybert-edge benchmark",
+        "",
+        *(_environment_lines(report)),
+        f"- method: {config['warmup']} warm-up calls, then at least {config['min_iterations']} calls and "
+        f"{config['min_seconds']:g} s per point, each point in its own subprocess; headline: batch "
+        f"{config['batch_size']}, {config['threads']} threads; p50/p90/p99 in ms",
+    ]
+    if data:
+        lines.append(f"- accuracy and inputs: {data['n']} examples of `{data['source']}`, labels {', '.join(data['labels'])}")
+    if report.get("teacher"):
+        lines.append(f"- speedup, size, memory and accuracy ratios are against `{report['teacher']}`, measured in this run")
+    lines += [
+        "",
+        render_comparison_markdown(report["rows"]),
+        "![accuracy against latency](accuracy_vs_latency.png)",
+        "![latency against sequence length](latency_vs_seq_len.png)",
+        "",
+        "## Every measured point",
+        "",
+        render_sweep_markdown(report["rows"]),
+    ]
+    return "\n".join(lines)
+
+
+def write_bench_report(report: Mapping[str, Any], out: str | os.PathLike[str]) -> Path:
+    """Write report.json, report.md, accuracy_vs_latency.png and latency_vs_seq_len.png into `out`.
+
+    Everything is made in a staging folder inside `out` first and then renamed into place, report.json last:
+    an exception or interrupt before that leaves the previous report untouched and no partial file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out '{out}' is a file; allowed: a folder (created when missing)")
+    out.mkdir(parents=True, exist_ok=True)
+    # Serialise first: a value JSON cannot hold fails here, before any file is touched.
+    text = json.dumps(report, indent=2, allow_nan=False, default=_jsonable) + "\n"
+    staging = Path(tempfile.mkdtemp(prefix=".bench-report-", suffix=".partial", dir=out))
+    try:
+        rows = report["rows"]
+        lengths = sequence_lengths(rows)
+        try:
+            plot_accuracy_vs_latency(rows, staging / REPORT_FILES[0], seq_len=max(lengths) if lengths else 128)
+            plot_latency_vs_sequence_length(rows, staging / REPORT_FILES[1])
+        except ImportError:
+            log.warning("matplotlib is not installed; no plots (pip install 'tinybert-edge[demo]')")
+        (staging / "report.md").write_text(render_bench_markdown(report), encoding="utf-8")
+        (staging / "report.json").write_text(text, encoding="utf-8")
+        # report.json marks a complete report: it goes first and comes back last.
+        (out / "report.json").unlink(missing_ok=True)
+        for name in REPORT_FILES:
+            if (staging / name).exists():
+                os.replace(staging / name, out / name)
+            elif (out / name).exists():
+                (out / name).unlink()  # a plot of an older run must not sit beside this run's report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("report: %s", (out / "report.md").resolve())
+    return out / "report.json"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")

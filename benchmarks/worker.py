@@ -12,6 +12,9 @@ cold_start_ms = load_ms + first_inference_ms. Each timed call is bracketed by ti
 An "idle" run imports the same runtime modules, loads no model, and reports its peak RSS: the baseline that
 `rss_increase_mb` subtracts.
 
+A "gemm_peak" run times large square fp32 and int8 matrix products with the same thread count (see
+`roofline.measure_gemm_peak_here`): the machine's attainable GEMM throughput for the roofline column.
+
 Failures are not caught here: the traceback goes to stderr and the parent reports its last line.
 """
 
@@ -35,6 +38,15 @@ def _set_threads(backend: str, threads: int) -> None:
         torch.set_num_threads(threads)
         # Inter-op parallelism only competes with intra-op threads for a single eager forward pass.
         torch.set_num_interop_threads(1)
+
+
+def _runtime_threads(backend: str) -> int | None:
+    """The intra-op thread count the runtime reports it will use (torch only; the others take it per session)."""
+    if backend in ("torch", "torch-int8"):
+        import torch
+
+        return int(torch.get_num_threads())
+    return None
 
 
 def _cuda_available(backend: str) -> bool:
@@ -136,6 +148,7 @@ def run_measure(spec: dict[str, Any]) -> dict[str, Any]:
         "ru_maxrss_mb": ru_maxrss_mb(),
         "output_shape": list(np.asarray(logits).shape),
         "threads": threads,
+        "runtime_threads": _runtime_threads(backend),
         "env_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
     }
 
@@ -146,7 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: python -m tinybert_edge.benchmarks.worker SPEC.json\n")
         return 2
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    result = run_idle(spec) if spec["mode"] == "idle" else run_measure(spec)
+    if spec["mode"] == "idle":
+        result = run_idle(spec)
+    elif spec["mode"] == "gemm_peak":
+        from tinybert_edge.benchmarks.roofline import measure_gemm_peak_here
+
+        result = measure_gemm_peak_here(int(spec["threads"]), int(spec["size"]), float(spec["min_seconds"]))
+    else:
+        result = run_measure(spec)
 
     from tinybert_edge.io import write_json_atomic
 
