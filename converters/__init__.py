@@ -9,12 +9,14 @@ from __future__ import annotations
 from tinybert_edge.converters.api import export
 from tinybert_edge.converters.artifact import Artifact
 from tinybert_edge.converters.config import ExportConfig, QuantizationConfig
+from tinybert_edge.converters.gate import AccuracyBudgetError, quantize_onnx_gated
 from tinybert_edge.converters.onnx_export import export_onnx
 from tinybert_edge.converters.onnx_quantize import quantize_onnx
 from tinybert_edge.converters.parity import ParityCheck, ParityReport, ParityThresholds, verify_parity
 from tinybert_edge.converters.tflite_export import export_tflite
 
 __all__ = [
+    "AccuracyBudgetError",
     "Artifact",
     "ExportConfig",
     "ParityCheck",
@@ -25,5 +27,6 @@ __all__ = [
     "export_onnx",
     "export_tflite",
     "quantize_onnx",
+    "quantize_onnx_gated",
     "verify_parity",
 ]

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.converters.artifact import Artifact, check_source
+from tinybert_edge.converters.artifact import Artifact, check_output_path, check_source
 from tinybert_edge.converters.config import ExportConfig, QuantizationConfig
 from tinybert_edge.converters.parity import ParityCheck, ParityThresholds
 from tinybert_edge.errors import ConfigError
@@ -35,7 +35,7 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
         raise ConfigError(f"formats={formats!r} is not allowed; allowed: a non-empty subset of {', '.join(FORMATS)}")
     config = config or ExportConfig()
     source = check_source(model_dir, config.sequence_buckets)  # fail before any slow work
-    out = Path(out_dir)
+    out = check_output_path(out_dir, "folder")
 
     reference = None
     if parity_batches is not None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinybert_edge.errors import ModelError
+from tinybert_edge.errors import ExportError, ModelError
 from tinybert_edge.io import folder_size_bytes, sha256_tree, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,14 @@ def check_source(model_dir: str | Path, sequence_buckets: tuple[int, ...]) -> So
     """Raise ModelError unless `model_dir` is a BERT sequence classifier whose position table covers every bucket."""
     from tinybert_edge.models import check_model_folder, is_classifier
 
-    folder = check_model_folder(model_dir, role="export source")
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    try:
+        folder = check_model_folder(model_dir, role="export source")
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"export source '{model_dir}' has an unreadable config.json ({exc}); save the model again "
+                         "with save_pretrained") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"export source '{model_dir}' has a config.json that is not a JSON object")
     if not is_classifier(folder):
         raise ModelError(
             f"export source '{folder}' has architectures {config.get('architectures')}; exports need a "
@@ -105,6 +111,22 @@ def check_source(model_dir: str | Path, sequence_buckets: tuple[int, ...]) -> So
     if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
         log.warning("'%s' has no tokenizer files; the exported artifacts will not carry one", folder)
     return SourceModel(folder=folder, config=config, sha256=sha256_tree(folder))
+
+
+def check_output_path(path: str | Path, kind: str) -> Path:
+    """Refuse, before any slow work, an output that cannot become a `kind` ("folder" or "file"): an existing file
+    where a folder goes, an existing folder where a file goes, or a path under a regular file."""
+    out = Path(path)
+    if kind == "folder" and out.exists() and not out.is_dir():
+        raise ExportError(f"output '{out}' is an existing file; an ONNX export is a folder: choose another output path")
+    if kind == "file" and out.is_dir():
+        raise ExportError(f"output '{out}' is an existing folder; give a file path such as '{out / 'model.tflite'}'")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ExportError(f"output '{out}' lies under the regular file '{parent}'; choose a writable output path")
+            break
+    return out
 
 
 def _version(package: str) -> str | None:

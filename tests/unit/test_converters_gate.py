@@ -1,0 +1,245 @@
+"""Accuracy-gated int8 and the converters' answers to bad input, on a 2-layer, 32-wide BERT built in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tiny_bert
+from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
+from tinybert_edge.converters import (
+    AccuracyBudgetError,
+    Artifact,
+    ExportConfig,
+    QuantizationConfig,
+    export,
+    export_onnx,
+    export_tflite,
+    quantize_onnx,
+    quantize_onnx_gated,
+)
+from tinybert_edge.converters import gate
+from tinybert_edge.errors import ConfigError, ExportError, ModelError, TinyBertEdgeError
+
+BUCKETS = (16, 32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    model = tiny_bert.classifier(seed=0)
+    with torch.no_grad():  # spread the logits so that int8 rounding rarely decides a label by itself
+        model.classifier.weight.mul_(20.0)
+    model.save_pretrained(folder, safe_serialization=True)
+    tiny_bert.tokenizer(folder).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dev_batches(model_dir) -> list[dict[str, np.ndarray]]:
+    from transformers import BertTokenizerFast
+
+    texts, labels = tiny_bert.sentences(24, seed=1)
+    tok = BertTokenizerFast.from_pretrained(model_dir)
+    out = []
+    for start in range(0, len(texts), 8):
+        enc = tok(texts[start : start + 8], padding=True, return_tensors="np")
+        batch = {k: v.astype(np.int64) for k, v in enc.items()}
+        batch["labels"] = np.asarray(labels[start : start + 8], dtype=np.int64)
+        out.append(batch)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fp32(model_dir, tmp_path_factory) -> Artifact:
+    return export_onnx(model_dir, tmp_path_factory.mktemp("exports") / "onnx", ExportConfig(sequence_buckets=BUCKETS))
+
+
+def _op_types(onnx_file: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(onnx_file)).graph.node}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# --- accuracy gate ---------------------------------------------------------------------------------------------
+
+
+def test_node_groups_follow_the_gate_order(fp32):
+    groups = gate.node_groups(fp32.model_file, QuantizationConfig().op_types)
+    assert list(groups) == ["embeddings", "head", "attention"]
+    # The fused graph: one EmbedLayerNormalization; per layer a fused Attention (the Q/K/V projections) and the
+    # attention output projection; the head is Gemm, which dynamic int8 does not quantize.
+    assert [n for n in groups["embeddings"]] == ["EmbedLayerNormalization_0"] and groups["head"] == []
+    assert sorted(groups["attention"]) == sorted(["Attention_0", "Attention_1",
+                                                  "/bert/encoder/layer.0/attention/output/dense/MatMul",
+                                                  "/bert/encoder/layer.1/attention/output/dense/MatMul"])
+
+
+def test_gate_keeps_the_first_attempt_within_budget(fp32, dev_batches, tmp_path):
+    artifact = quantize_onnx_gated(fp32, tmp_path / "int8", dev_batches, budget_points=100.0,
+                                   config=QuantizationConfig.avx2())
+    gate_meta = json.loads((tmp_path / "int8" / "metadata.json").read_text())["accuracy_gate"]
+    assert gate_meta["excluded_groups"] == [] and len(gate_meta["attempts"]) == 1
+    assert gate_meta["attempts"][0]["passed"] and 0.0 <= gate_meta["fp32_accuracy"] <= 1.0
+    assert gate_meta["n_examples"] == 24 and artifact.metadata["accuracy_gate"] == gate_meta
+    assert {"QEmbedLayerNormalization", "QAttention", "MatMulInteger"} <= _op_types(artifact.model_file)
+    assert _leftovers(tmp_path) == []
+
+
+def test_gate_excludes_sensitive_groups_in_order_until_within_budget(fp32, dev_batches, tmp_path, monkeypatch):
+    # fp32, then one accuracy per attempt: only the attempt with attention also in fp32 is within 1 point.
+    accuracies = iter([0.90, 0.80, 0.85, 0.895])
+    monkeypatch.setattr(gate, "dev_accuracy", lambda session, batches: next(accuracies))
+    artifact = quantize_onnx_gated(fp32, tmp_path / "int8", dev_batches, config=QuantizationConfig.avx2())
+    gate_meta = artifact.metadata["accuracy_gate"]
+    assert [a["excluded_groups"] for a in gate_meta["attempts"]] == [[], ["embeddings"], ["embeddings", "attention"]]
+    assert [a["accuracy"] for a in gate_meta["attempts"]] == [0.80, 0.85, 0.895]
+    assert [a["passed"] for a in gate_meta["attempts"]] == [False, False, True]
+    assert gate_meta["excluded_groups"] == ["embeddings", "attention"] and gate_meta["budget_points"] == 1.0
+    ops = _op_types(artifact.model_file)
+    assert {"EmbedLayerNormalization", "Attention", "MatMulInteger"} <= ops
+    assert not {"QEmbedLayerNormalization", "QAttention"} & ops
+    assert json.loads((artifact.path / "metadata.json").read_text())["accuracy_gate"] == gate_meta
+    assert _leftovers(tmp_path) == []
+
+
+def test_gate_that_misses_the_budget_raises_and_writes_nothing(fp32, dev_batches, tmp_path):
+    out = tmp_path / "int8"
+    with pytest.raises(AccuracyBudgetError, match=r"more than -1 accuracy points.*fp32 embeddings\+attention") as caught:
+        quantize_onnx_gated(fp32, out, dev_batches, budget_points=-1.0, config=QuantizationConfig.avx2())
+    assert [a.excluded_groups for a in caught.value.attempts] == [(), ("embeddings",), ("embeddings", "attention")]
+    assert not any(a.passed for a in caught.value.attempts)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gate_checks_its_arguments(fp32, dev_batches, tmp_path):
+    unlabelled = [{k: v for k, v in b.items() if k != "labels"} for b in dev_batches]
+    with pytest.raises(ConfigError, match="labels"):
+        quantize_onnx_gated(fp32, tmp_path / "int8", unlabelled)
+    with pytest.raises(ConfigError, match="budget_points"):
+        quantize_onnx_gated(fp32, tmp_path / "int8", dev_batches, budget_points=float("nan"))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- bad input -------------------------------------------------------------------------------------------------
+
+
+def test_unsupported_architectures_are_named(tmp_path):
+    import torch
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, GPT2Config, GPT2Model
+
+    torch.manual_seed(0)
+    DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=32, n_layers=1, n_heads=2,
+                                                         hidden_dim=64)).save_pretrained(tmp_path / "distilbert")
+    GPT2Model(GPT2Config(vocab_size=100, n_embd=32, n_layer=1, n_head=2)).save_pretrained(tmp_path / "gpt2")
+    out = tmp_path / "out"
+    with pytest.raises(ModelError, match="'distilbert'"):
+        export(tmp_path / "distilbert", out)
+    with pytest.raises(ModelError, match="'gpt2'"):
+        export_onnx(tmp_path / "gpt2", out)
+    with pytest.raises(ModelError, match="'distilbert'"):
+        export_tflite(tmp_path / "distilbert", tmp_path / "m.tflite")
+    assert not out.exists() and not (tmp_path / "m.tflite").exists()
+
+
+def test_incomplete_model_folders_are_refused(model_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelError, match="config.json"):
+        export(empty, tmp_path / "out")
+    (empty / "config.json").write_text((model_dir / "config.json").read_text())
+    with pytest.raises(ModelError, match="no weights"):
+        export(empty, tmp_path / "out")
+    (empty / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    (empty / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable config.json"):
+        export(empty, tmp_path / "out")
+    with pytest.raises(ModelError, match="does not exist"):
+        export(tmp_path / "missing", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_opsets_the_runtime_cannot_load(tmp_path):
+    with pytest.raises(ConfigError, match=r"opset=99 is not allowed; allowed: an integer from 14 to 20"):
+        ExportConfig(opset=99)
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tinybert_edge.runtime.sessions import OnnxRuntimeSession
+
+    # A graph stamped with an opset newer than this onnxruntime knows.
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 99)])
+    onnx.save(model, tmp_path / "future.onnx")
+    with pytest.raises(ModelError, match="cannot load"):
+        OnnxRuntimeSession(tmp_path / "future.onnx")
+
+
+def test_buckets_longer_than_the_position_table_are_refused(model_dir, tmp_path):
+    config = ExportConfig(sequence_buckets=(32, 128))
+    for run in (lambda: export_onnx(model_dir, tmp_path / "onnx", config),
+                lambda: export(model_dir, tmp_path / "out", config=config)):
+        with pytest.raises(ModelError, match=r"\[128\] exceed the model's max_position_embeddings \(64\)"):
+            run()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_outputs_are_refused_before_any_work(model_dir, fp32, dev_batches, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    config = ExportConfig(sequence_buckets=BUCKETS)
+    attempts = {
+        "export": lambda: export(model_dir, blocker / "out", config=config),
+        "export_tflite": lambda: export_tflite(model_dir, blocker / "m.tflite", config),
+        "quantize_onnx": lambda: quantize_onnx(fp32, blocker / "int8", QuantizationConfig.avx2()),
+        "quantize_onnx_gated": lambda: quantize_onnx_gated(fp32, blocker / "deeper" / "int8", dev_batches),
+    }
+    for name, run in attempts.items():
+        with pytest.raises(TinyBertEdgeError, match="writable output path"):
+            run()
+    # An existing file where the ONNX folder goes, an existing folder where the .tflite goes.
+    with pytest.raises(ExportError, match="existing file"):
+        export_onnx(model_dir, blocker, config)
+    (tmp_path / "dir.tflite").mkdir()
+    with pytest.raises(ExportError, match="existing folder"):
+        export_tflite(model_dir, tmp_path / "dir.tflite", config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "dir.tflite"]
+    assert blocker.read_text() == "not a folder" and list((tmp_path / "dir.tflite").iterdir()) == []
+
+
+# --- command line and benchmark helpers --------------------------------------------------------------------------
+
+
+def test_cli_export_passes_opset_and_keep_fp32(model_dir, tmp_path, capsys):
+    from tinybert_edge.cli import main
+
+    assert main(["export", str(model_dir), str(tmp_path / "out"), "--formats", "onnx", "--seq-lengths", "16", "32",
+                 "--opset", "17", "--keep-fp32", "embeddings"]) == 0
+    meta = json.loads((tmp_path / "out" / "onnx-int8" / "metadata.json").read_text())
+    assert meta["opset"] == 17 and meta["quantization"]["keep_fp32"] == ["embeddings"]
+    assert "QEmbedLayerNormalization" not in _op_types(tmp_path / "out" / "onnx-int8" / "model_quantized.onnx")
+    assert main(["export", str(model_dir), str(tmp_path / "bad"), "--opset", "99"]) == 2
+    assert "opset=99" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_converters_suite_pads_real_rows_to_the_measured_length(model_dir):
+    from tinybert_edge.benchmarks.suites.converters import latency_inputs
+    from tinybert_edge.data import encode
+    from tinybert_edge.models import load_tokenizer
+
+    encoded = encode(load_tokenizer(model_dir), tiny_bert.text_data(10), max_length=16)
+    inputs = latency_inputs(encoded, 16, rows=8)
+    assert set(inputs) == {"input_ids", "attention_mask", "token_type_ids"}
+    assert all(array.shape == (8, 16) for array in inputs.values())
+    assert inputs["input_ids"][0, 0] == 2 and inputs["attention_mask"].sum(axis=1).min() >= 3  # [CLS] + words
