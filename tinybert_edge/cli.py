@@ -82,15 +82,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="folder for the artifacts")
     p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], default=["onnx", "tflite"])
     p.add_argument("--no-quantize", action="store_true", help="fp32 only")
-    p.add_argument("--seq-lengths", type=int, nargs="+", default=[64, 128])
+    p.add_argument("--seq-lengths", type=int, nargs="+", default=[64, 128],
+                   help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (14 to 20)")
+    p.add_argument("--keep-fp32", nargs="+", default=[], metavar="MODULE",
+                   help="model modules whose ONNX operators stay fp32 in int8, e.g. embeddings classifier")
 
     p = sub.add_parser("evaluate", help="accuracy of a model folder or artifact on labelled data")
     p.add_argument("model", help="model folder, .onnx file/folder or .tflite file")
     p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert"], default=None,
                    help="default: from the path")
     _add_data_args(p, required=True)
+    p.add_argument("--model-folder", help="folder with the tokenizer and labels (default: beside the artifact, "
+                   "else the source model in its metadata)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--threads", type=int)
+
+    p = sub.add_parser("bench", help="latency, memory, accuracy and roofline of each target next to the teacher; "
+                       "`bench compare A B` diffs two reports")
+    p.add_argument("--teacher", help="fine-tuned teacher folder: measured first, in PyTorch fp32, and compared against")
+    p.add_argument("--target", dest="targets", action="extend", nargs="+", default=[], metavar="NAME=BACKEND:PATH",
+                   help="a model to measure, e.g. 'student int8=onnxruntime:runs/x/artifacts/onnx-int8'; backends: "
+                        "torch, torch-int8, onnxruntime, litert (repeat the flag or list several)")
+    p.add_argument("--data", help="labelled data file: real inputs for the timings and the accuracy column")
+    p.add_argument("--format", choices=["tsv", "csv", "jsonl", "hf-disk"], help="data format (default: from the extension)")
+    p.add_argument("--text-column", help="text column (default: GLUE names, then 'text')")
+    p.add_argument("--text-pair-column", help="second text column for sentence-pair tasks")
+    p.add_argument("--label-column", help="label column (default: label, sentiment, class, ...)")
+    p.add_argument("--encoding", help="file encoding (default utf-8)")
+    p.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"], help="what to do with undecodable bytes")
+    p.add_argument("--max-examples", type=int, default=1000, help="accuracy on at most this many examples (default 1000)")
+    p.add_argument("--seq-lengths", type=int, nargs="+", help="sequence lengths (default 64 128)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", help="batch sizes to sweep; batch 1 is always measured, "
+                   "it is the comparison table's (default 1)")
+    p.add_argument("--threads", type=int, nargs="+", help="thread counts to sweep; the first is the comparison "
+                   "table's (default 2)")
+    p.add_argument("--min-seconds", type=float, help="minimum timed seconds per point (default 3)")
+    p.add_argument("--min-iterations", type=int, help="minimum timed calls per point (default 50)")
+    p.add_argument("--warmup", type=int, help="untimed calls before timing (default 10)")
+    p.add_argument("--no-roofline", action="store_true", help="skip the GEMM peak measurement and the roofline column")
+    p.add_argument("--out", help="folder for report.json, report.md and the plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench_sub = p.add_subparsers(dest="bench_command", metavar="{compare}")
+    c = bench_sub.add_parser("compare", help="diff two report.json files; exit 1 when B regressed beyond the noise")
+    c.add_argument("a", help="baseline report.json (bench or pipeline)")
+    c.add_argument("b", help="candidate report.json")
+    c.add_argument("--min-effect", type=float, default=0.05, help="smallest p50 slow-down that counts (default 0.05)")
+    c.add_argument("--alpha", type=float, default=0.01, help="significance level of the noise test (default 0.01)")
+    c.add_argument("--method", choices=["auto", "mann-whitney", "bootstrap"], default="auto",
+                   help="noise test: Mann-Whitney U (scipy), bootstrap CI of the median difference, or auto")
     return parser
 
 
@@ -166,11 +206,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tinybert_edge.converters import ExportConfig
+    from tinybert_edge.converters import ExportConfig, QuantizationConfig
     from tinybert_edge.converters.api import export
 
     artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
-                       config=ExportConfig(sequence_buckets=tuple(args.seq_lengths)))
+                       config=ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths)),
+                       qconfig=QuantizationConfig.for_this_cpu(keep_fp32=tuple(args.keep_fp32)))
     for artifact in artifacts:
         print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}")
     return 0
@@ -183,12 +224,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = Path(args.model)
     backend = args.backend or ("litert" if path.suffix == ".tflite" else
                                "onnxruntime" if path.suffix == ".onnx" or any(path.glob("*.onnx")) else "torch")
-    result = evaluate(path, load_data(_data_spec(args)), backend=backend, max_length=args.max_length, threads=args.threads)
+    result = evaluate(path, load_data(_data_spec(args)), backend=backend, max_length=args.max_length, threads=args.threads,
+                      model_folder=args.model_folder)
     print(f"accuracy {result.accuracy:.4f} on {result.n} examples ({backend})")
     return 0
 
 
-COMMANDS = {"pipeline": cmd_pipeline, "finetune": cmd_finetune, "distill": cmd_distill, "export": cmd_export,
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "compare":
+        from tinybert_edge.benchmarks.compare import compare, render_diff_markdown
+
+        comparison = compare(args.a, args.b, min_effect=args.min_effect, alpha=args.alpha, method=args.method)
+        print(render_diff_markdown(comparison))
+        return 1 if comparison.regressions else 0
+
+    from tinybert_edge.benchmarks.config import BenchConfig
+    from tinybert_edge.benchmarks.report import render_comparison_markdown
+    from tinybert_edge.errors import ConfigError
+
+    missing = [flag for flag, value in (("--teacher", args.teacher), ("--data", args.data), ("--out", args.out)) if not value]
+    if missing:
+        raise ConfigError(f"bench needs {', '.join(missing)}; e.g. tinybert-edge bench --teacher DIR "
+                          "--target NAME=BACKEND:PATH --data FILE --out DIR")
+    threads = args.threads or [2]
+    rules = {"sequence_lengths": args.seq_lengths, "min_seconds": args.min_seconds,
+             "min_iterations": args.min_iterations, "warmup": args.warmup}
+    config = BenchConfig(batch_size=1, batch_sizes=tuple(args.batch_sizes or ()), threads=threads[0],
+                         thread_counts=tuple(threads), roofline=not args.no_roofline,
+                         **{k: (tuple(v) if isinstance(v, list) else v) for k, v in rules.items() if v is not None})
+    from tinybert_edge import bench
+
+    rows = bench(args.targets, config=config, progress=not args.no_progress, teacher=args.teacher,
+                 data=_data_spec(args), out=args.out, max_examples=args.max_examples)
+    print(render_comparison_markdown(rows))
+    print(f"Report written to {Path(args.out).resolve() / 'report.md'}")
+    return 0
+
+
+COMMANDS = {"bench": cmd_bench, "pipeline": cmd_pipeline, "finetune": cmd_finetune, "distill": cmd_distill, "export": cmd_export,
             "evaluate": cmd_evaluate}
 
 
