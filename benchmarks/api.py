@@ -105,14 +105,11 @@ def tokenizer_folder(path: Path, fallback: Path | None = None) -> Path | None:
 
 def label_names_of(path: Path) -> list[str] | None:
     """The model's label names in output order: config.json's id2label, else the export metadata's label_names."""
-    import json
+    from tinybert_edge.evaluate import config_label_names
 
-    folder = path if path.is_dir() else path.parent
-    config = folder / "config.json"
-    if config.is_file():
-        id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label")
-        if id2label:
-            return [id2label[str(i)] for i in range(len(id2label))]
+    names = config_label_names(path if path.is_dir() else path.parent)
+    if names:
+        return names
     names = artifact_metadata(path).get("label_names")
     return list(names) if isinstance(names, list) and names else None
 
@@ -132,19 +129,7 @@ def inputs_from_data(tokenizer: Any, data: Any, sequence_lengths: Sequence[int],
     from tinybert_edge.data import encode
 
     pool = data.subset(range(min(rows, len(data))))
-    encoded = encode(tokenizer, pool, max(sequence_lengths))
-    chosen = list(range(len(encoded)))
-    width = max(max(sequence_lengths), max(len(ids) for ids in encoded.input_ids))
-    batch = encoded.collate(chosen, pad_to=width)
-    lengths = batch["attention_mask"].sum(1)
-    last = batch["input_ids"][np.arange(len(chosen)), lengths - 1]
-    result = {}
-    for n in sequence_lengths:
-        inputs = {k: np.ascontiguousarray(v[:, :n]) for k, v in batch.items() if k != "labels"}
-        cut = lengths > n
-        inputs["input_ids"][cut, n - 1] = last[cut]
-        result[n] = inputs
-    return result
+    return encode(tokenizer, pool, max(sequence_lengths)).fixed_length(sequence_lengths)
 
 
 def target_accuracy(target: Target, data: Any, max_length: int, threads: int, fallback_tokenizer: Path | None) -> dict[str, Any]:

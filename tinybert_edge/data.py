@@ -358,6 +358,24 @@ class EncodedData:
             chosen = indices[start : start + batch_size]
             yield self.collate(chosen, pad_to=pad_to, pad_id=pad_id)
 
+    def fixed_length(self, lengths: Sequence[int], rows: int | None = None) -> dict[int, dict[str, np.ndarray]]:
+        """The first `rows` examples truncated or padded to exactly each length (a benchmark's fixed shapes).
+
+        A truncated row keeps its final [SEP], so every row stays a valid BERT input; padding has mask 0.
+        """
+        chosen = list(range(len(self) if rows is None else min(rows, len(self))))
+        width = max(max(lengths), max(len(self.input_ids[i]) for i in chosen))
+        batch = self.collate(chosen, pad_to=width)
+        real = batch["attention_mask"].sum(1)
+        last = batch["input_ids"][np.arange(len(chosen)), real - 1]
+        result = {}
+        for n in lengths:
+            inputs = {k: np.ascontiguousarray(v[:, :n]) for k, v in batch.items() if k != "labels"}
+            cut = real > n
+            inputs["input_ids"][cut, n - 1] = last[cut]
+            result[n] = inputs
+        return result
+
     def collate(self, chosen: Sequence[int], pad_to: int | None = None, pad_id: int = 0) -> dict[str, np.ndarray]:
         width = pad_to or max(len(self.input_ids[i]) for i in chosen)
         ids = np.full((len(chosen), width), pad_id, dtype=np.int64)

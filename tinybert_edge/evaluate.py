@@ -62,7 +62,7 @@ def evaluate(model: str | Path, data: TextClassificationData | str | Path, backe
     folder = Path(model_folder) if model_folder else _model_folder(path)
     tokenizer = load_tokenizer(folder)
     session = open_session(backend, path, threads)
-    label_names = _session_label_names(folder)
+    label_names = config_label_names(folder)
     if label_names is not None:
         data = data.with_label_names(label_names)
     return evaluate_session(session, encode(tokenizer, data, max_length), batch_size)
@@ -87,10 +87,11 @@ def _model_folder(path: Path) -> Path:
     )
 
 
-def _session_label_names(folder: Path) -> list[str] | None:
+def config_label_names(folder: Path) -> list[str] | None:
+    """Label names in output order from a model folder's config.json id2label (None when it has none)."""
     import json
 
-    config = folder / "config.json"
+    config = Path(folder) / "config.json"
     if not config.is_file():
         return None
     id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label")

@@ -116,7 +116,9 @@ def pipeline(
     timings["distill_s"] = time.perf_counter() - t0
 
     tokenizer = load_tokenizer(student_dir)
-    label_names = list(json.loads((student_dir / "config.json").read_text())["id2label"].values())
+    from tinybert_edge.evaluate import config_label_names
+
+    label_names = config_label_names(student_dir)
     test = test.with_label_names(label_names)
     max_length = max(config.sequence_lengths)
     encoded_test = encode(tokenizer, test, max_length)
@@ -230,8 +232,7 @@ def measure_targets(config: PipelineConfig, targets, accuracy, encoded_test, par
 
     bench_config = BenchConfig(sequence_lengths=tuple(config.sequence_lengths), batch_size=1, threads=config.threads,
                                min_seconds=config.bench_min_seconds, min_iterations=config.bench_min_iterations)
-    pool = list(range(min(256, len(encoded_test))))
-    inputs = {length: _fixed_length_inputs(encoded_test, pool, length) for length in config.sequence_lengths}
+    inputs = encoded_test.fixed_length(config.sequence_lengths, rows=256)
     bench_targets = [
         Target(name=t["name"], role=t["role"], backend=t["backend"], path=Path(t["path"]), precision=t["precision"],
                accuracy=accuracy[t["name"]]["accuracy"], params=params[t["role"]])
@@ -241,17 +242,3 @@ def measure_targets(config: PipelineConfig, targets, accuracy, encoded_test, par
     for row in rows:
         row.update({k: v for k, v in accuracy[row["name"]].items() if k != "accuracy"})
     return compare_to_teacher(rows, targets[0]["name"])
-
-
-def _fixed_length_inputs(encoded, pool, length: int):
-    """Real tokenized test examples, truncated or padded to exactly `length` tokens (the benchmark's shape)."""
-    import numpy as np
-
-    batch = encoded.collate(pool, pad_to=max(length, max(len(encoded.input_ids[i]) for i in pool)))
-    result = {k: np.ascontiguousarray(v[:, :length]) for k, v in batch.items() if k != "labels"}
-    if result["attention_mask"].shape[1] == length:
-        # A truncated row must still end with [SEP] (id of the last real token) to stay a valid BERT input.
-        last = batch["input_ids"][np.arange(len(pool)), batch["attention_mask"].sum(1) - 1]
-        cut = batch["attention_mask"].sum(1) > length
-        result["input_ids"][cut, length - 1] = last[cut]
-    return result
