@@ -61,12 +61,22 @@ def _cuda_available(backend: str) -> bool:
     return False
 
 
+CUDA_PROVIDERS = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 def _open(backend: str, path: str, threads: int, device: str):
     from tinybert_edge.errors import BenchmarkError
     from tinybert_edge.runtime.sessions import open_session
 
     if device == "cuda" and backend == "onnxruntime":
-        return open_session(backend, path, threads, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        session = open_session(backend, path, threads, providers=list(CUDA_PROVIDERS))
+        # ONNX Runtime drops a provider it cannot initialise (missing CUDA/cuDNN libraries) with only a warning;
+        # a "cuda" number measured on the CPU would be a wrong number, so that is an error here.
+        active = session.session.get_providers()
+        if not active or active[0] != "CUDAExecutionProvider":
+            raise BenchmarkError(f"ONNX Runtime fell back to {active} for '{path}'; the CUDA execution provider did not "
+                                 "initialise (check the CUDA and cuDNN libraries onnxruntime-gpu needs)")
+        return session
     if device == "cuda":
         raise BenchmarkError(f"the '{backend}' session runs on the CPU only; measure CUDA through 'onnxruntime'")
     return open_session(backend, path, threads)

@@ -72,10 +72,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="student folder to write")
     _add_data_args(p, required=True)
     p.add_argument("--student", help="student spec (default teacher-layers:2,4,6)")
+    p.add_argument("--task", help="per-task preset of the TinyBERT recipe (sst2, cola, mrpc, qqp, mnli, qnli, rte); "
+                   "explicit flags override it")
+    p.add_argument("--config", help="TOML file with a [distill] table (any DistillConfig key)")
     p.add_argument("--examples", type=int, help="at most this many training examples")
     p.add_argument("--intermediate-epochs", type=float)
     p.add_argument("--prediction-epochs", type=float)
+    p.add_argument("--attention-loss", choices=["scores", "relation"],
+                   help="TinyBERT attention-score MSE (equal head counts) or MiniLM relations (any head count)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in <output>.work")
+
+    p = sub.add_parser("general-distill", help="general distillation of a pre-trained encoder on a plain-text corpus")
+    p.add_argument("teacher", help="pre-trained (not fine-tuned) encoder folder")
+    p.add_argument("corpus", help="plain-text file, one sentence or document per line (streamed, never loaded whole)")
+    p.add_argument("output", help="student encoder folder to write (then: distill --student <output>)")
+    p.add_argument("--student", help="student spec (default tinybert-4l-312h)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (default: --epochs passes over the corpus)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--attention-loss", choices=["scores", "relation"])
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in <output>.work")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("augment", help="TinyBERT data augmentation: N new sentences per example, label kept (cached)")
+    p.add_argument("model", help="BERT folder giving the candidates: masked-LM head if it has one, else embedding neighbours")
+    p.add_argument("--data", required=True, help="training data file (.tsv GLUE, .csv, .jsonl) or saved HF dataset folder")
+    p.add_argument("--out", required=True, help="JSONL file to write (originals and augmented copies; --data reads it)")
+    p.add_argument("--format", choices=["tsv", "csv", "jsonl", "hf-disk"], help="data format (default: from the extension)")
+    p.add_argument("--text-column", help="text column (default: GLUE names, then 'text')")
+    p.add_argument("--text-pair-column", help="second text column for sentence-pair tasks (kept as it is)")
+    p.add_argument("--label-column", help="label column (default: label, sentiment, class, ...)")
+    p.add_argument("--encoding", help="file encoding (default utf-8)")
+    p.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"], help="what to do with undecodable bytes")
+    p.add_argument("--n-augmented", type=int, help="new sentences per example, N_a (default 20)")
+    p.add_argument("--p-t", type=float, help="probability of replacing each word, p_t (default 0.4)")
+    p.add_argument("--top-k", type=int, help="candidates per word, K (default 15)")
+    p.add_argument("--generator", choices=["auto", "embedding"], help="auto: masked LM for single-piece words when "
+                   "the folder has its head; embedding: neighbours for every word")
+    p.add_argument("--max-examples", type=int, help="augment at most this many examples (a seeded sample)")
+    p.add_argument("--batch-size", type=int, help="sentences per masked-LM forward pass (default 32)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--cache-dir", help="where results are cached (default: ~/.cache/tinybert-edge)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("export", help="export a model folder to ONNX and TFLite with dynamic int8, verified")
     p.add_argument("model", help="fine-tuned model folder (teacher or student)")
@@ -87,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (14 to 20)")
     p.add_argument("--keep-fp32", nargs="+", default=[], metavar="MODULE",
                    help="model modules whose ONNX operators stay fp32 in int8, e.g. embeddings classifier")
+
+    p = sub.add_parser("package", help="write a verified on-device bundle (model, vocab, settings, golden vectors)")
+    p.add_argument("model", help="export folder (output of `export`) or one artifact (.tflite file or ONNX folder)")
+    p.add_argument("output", help="bundle folder, or a path ending in .zip for a zip")
+    p.add_argument("--tokenizer", default=None, help="folder with vocab.txt/tokenizer_config.json if the artifact lacks them")
+    p.add_argument("--student", default=None, help="PyTorch model folder for the cross-check logits (default: from metadata)")
+    p.add_argument("--runtime", nargs="+", choices=["litert", "onnxruntime"], default=["litert", "onnxruntime"],
+                   dest="runtimes", help="which artifacts to include")
+    p.add_argument("--precision", default="int8", choices=["int8", "fp32", "fp16"])
+    p.add_argument("--max-length", type=int, default=None, help="tokenizer max length (capped at the largest bucket)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+
+    p = sub.add_parser("verify", help="check a bundle's checksums and re-run its golden vectors")
+    p.add_argument("bundle", help="bundle folder or .zip")
 
     p = sub.add_parser("evaluate", help="accuracy of a model folder or artifact on labelled data")
     p.add_argument("model", help="model folder, .onnx file/folder or .tflite file")
@@ -177,12 +229,18 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _splits(args: argparse.Namespace):
+    from tinybert_edge.config import DataConfig
+    from tinybert_edge.data import load_splits
+
+    return load_splits(DataConfig(path=args.data, **_data_overrides(args)))
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from tinybert_edge.config import FinetuneConfig
-    from tinybert_edge.data import load_data, split_data
     from tinybert_edge.finetune import finetune
 
-    train, dev, _ = split_data(load_data(_data_spec(args)))
+    train, dev, _ = _splits(args)
     overrides = {"max_train_examples": args.examples, "epochs": args.epochs}
     config = FinetuneConfig(**{k: v for k, v in overrides.items() if v is not None})
     print(finetune(args.encoder, train, dev, config, args.cache_dir))
@@ -190,18 +248,49 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from tinybert_edge.config import DistillConfig
-    from tinybert_edge.data import load_data, split_data
+    from tinybert_edge.config import distill_config_from
     from tinybert_edge.distill.trainer import distill
 
-    train, dev, _ = split_data(load_data(_data_spec(args)))
-    overrides = {"student": args.student, "max_train_examples": args.examples,
-                 "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs}
-    config = DistillConfig(**{k: v for k, v in overrides.items() if v is not None})
+    train, dev, _ = _splits(args)
+    overrides = {"task": args.task, "student": args.student, "max_train_examples": args.examples,
+                 "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
+                 "attention_loss": args.attention_loss}
+    config = distill_config_from(args.config, {k: v for k, v in overrides.items() if v is not None})
     output = Path(args.output)
     result = distill(args.teacher, train, dev, output, config, work_dir=output.with_name(output.name + ".work"),
                      resume=args.resume)
     print(f"student written to {result.student_dir} (dev accuracy {result.dev_accuracy:.4f})")
+    return 0
+
+
+def cmd_augment(args: argparse.Namespace) -> int:
+    from tinybert_edge.config import AugmentConfig
+    from tinybert_edge.data import load_data
+    from tinybert_edge.distill.augment import augment, write_jsonl
+
+    overrides = {"n_augmented": args.n_augmented, "p_t": args.p_t, "top_k": args.top_k, "generator": args.generator,
+                 "max_examples": args.max_examples, "batch_size": args.batch_size, "seed": args.seed}
+    config = AugmentConfig(**{k: v for k, v in overrides.items() if v is not None})
+    data = load_data(_data_spec(args))
+    augmented = augment(args.model, data, config, cache_dir=args.cache_dir, progress=not args.no_progress)
+    print(f"{len(augmented)} examples ({len(augmented) - len(augmented) // (1 + config.n_augmented)} augmented) "
+          f"written to {write_jsonl(augmented, args.out)}")
+    return 0
+
+
+def cmd_general_distill(args: argparse.Namespace) -> int:
+    from tinybert_edge.config import GeneralDistillConfig
+    from tinybert_edge.distill.general import general_distill
+
+    overrides = {"student": args.student, "max_steps": args.max_steps, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "attention_loss": args.attention_loss}
+    config = GeneralDistillConfig(**{k: v for k, v in overrides.items() if v is not None})
+    output = Path(args.output)
+    result = general_distill(args.teacher, args.corpus, output, config, work_dir=output.with_name(output.name + ".work"),
+                             resume=args.resume, progress=not args.no_progress)
+    print(f"student encoder written to {result.student_dir} ({result.steps} steps, "
+          f"{result.examples_per_second:.1f} examples/s); task-distil it with: tinybert-edge distill TEACHER "
+          f"STUDENT_OUT --data TRAIN --student {result.student_dir}")
     return 0
 
 
@@ -261,8 +350,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "pipeline": cmd_pipeline, "finetune": cmd_finetune, "distill": cmd_distill, "export": cmd_export,
-            "evaluate": cmd_evaluate}
+def cmd_package(args: argparse.Namespace) -> int:
+    from tinybert_edge.package import package
+
+    out = package(args.model, args.output, tokenizer=args.tokenizer, student=args.student, runtimes=args.runtimes,
+                  precision=args.precision, max_length=args.max_length, overwrite=args.overwrite)
+    print(f"bundle: {out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tinybert_edge.package import verify
+
+    summary = verify(args.bundle)
+    for name, result in summary["models"].items():
+        if "skipped" in result:
+            print(f"{name}: skipped ({result['skipped']})")
+        else:
+            print(f"{name}: {result['cases']} golden cases, max |logit diff| {result['max_abs_logit_diff']:.3g}, "
+                  f"argmax flips {result['argmax_flips']}")
+    print(f"ok: {summary['files_checked']} checksums and the golden vectors of '{args.bundle}'")
+    return 0
+
+
+COMMANDS = {"augment": cmd_augment, "bench": cmd_bench, "pipeline": cmd_pipeline, "finetune": cmd_finetune, "distill": cmd_distill,
+            "general-distill": cmd_general_distill, "export": cmd_export,
+            "evaluate": cmd_evaluate, "package": cmd_package, "verify": cmd_verify}
 
 
 def _configure_logging(quiet: bool) -> None:

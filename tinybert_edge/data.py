@@ -7,13 +7,15 @@ Face `datasets` dataset saved to disk. Labels are kept by name; `label_names` fi
 
 from __future__ import annotations
 
+import codecs
 import csv
+import dataclasses
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -268,7 +270,18 @@ def load_data(spec: DataSpec | str | os.PathLike[str]) -> TextClassificationData
             hint = f" (files there: {', '.join(near)})" if near else ""
         raise DataError(f"data path '{path}' does not exist{hint}; check the spelling or pass the right --data path")
     fmt = spec.format or detect_format(path)
-    header, rows = READERS.get(fmt)(path, spec)
+    if fmt != "hf-disk" and path.is_dir():
+        raise DataError(f"data path '{path}' is a directory, not a {fmt} file; pass the file itself with --data")
+    try:
+        codecs.lookup(spec.encoding)
+    except LookupError as exc:
+        raise DataError(f"{path}: unknown encoding '{spec.encoding}'; pass a Python codec name such as utf-8 or "
+                        "latin-1 (--encoding)") from exc
+    reader = READERS.get(fmt)
+    try:
+        header, rows = reader(path, spec)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its permissions") from exc
     if not rows:
         raise DataError(f"{path}: the dataset is empty (no data rows); point --data at a file with examples")
     label_column = _choose_label_column(header, spec, path)
@@ -329,6 +342,22 @@ def split_data(
         if not part:
             raise DataError(f"{data.source}: the {name} split is empty with fractions {list(fractions)}; use more data")
     return tuple(data.subset(sorted(p), f"[{name}]") for name, p in zip(("train", "dev", "test"), parts))  # type: ignore[return-value]
+
+
+def load_splits(config: Any) -> tuple[TextClassificationData, TextClassificationData, TextClassificationData]:
+    """Train, dev and test for a `tinybert_edge.config.DataConfig`: separate dev/test files when given (test
+    defaults to dev), otherwise a stratified split of the one file; dev and test capped by max_*_examples."""
+    spec = DataSpec(path=config.path, format=config.format, text_column=config.text_column,
+                    text_pair_column=config.text_pair_column, label_column=config.label_column,
+                    encoding=config.encoding, encoding_errors=config.encoding_errors)
+    full = load_data(spec)
+    if config.dev_path:
+        train = full
+        dev = load_data(dataclasses.replace(spec, path=config.dev_path))
+        test = load_data(dataclasses.replace(spec, path=config.test_path)) if config.test_path else dev
+    else:
+        train, dev, test = split_data(full, config.split, config.seed)
+    return train, sample(dev, config.max_dev_examples, config.seed), sample(test, config.max_test_examples, config.seed)
 
 
 def sample(data: TextClassificationData, max_examples: int | None, seed: int = 0) -> TextClassificationData:

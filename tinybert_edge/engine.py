@@ -3,6 +3,11 @@
 Dynamic padding, gradient accumulation, linear warm-up then decay, mixed precision on CUDA, every loss term
 logged to JSONL, non-finite losses stopped with the step and the term, and checkpoints written atomically with
 optimizer, scheduler and RNG state so that a resumed run follows the same path as an uninterrupted one.
+
+Data parallel: under torchrun (WORLD_SIZE > 1) every process draws the same global batch, padded once to its
+longest member, and trains on its own slice of rows; gradients are averaged with one all-reduce per optimizer step,
+each slice's loss weighted by its share of the global batch, so the update equals a single process's on the whole
+batch. Only rank 0 writes checkpoints and logs.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import copy
 import json
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -43,6 +49,7 @@ class LoopSpec:
     eval_every: int = 0
     checkpoint_every: int = 0
     max_length: int = 128
+    max_steps: int | None = None  # overrides epochs (a streamed corpus is often trained by steps)
 
 
 @dataclass
@@ -59,8 +66,41 @@ class LoopResult:
         return self.examples / self.seconds if self.seconds else 0.0
 
 
+@dataclass(frozen=True)
+class DistributedContext:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_context() -> DistributedContext:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return DistributedContext(dist.get_rank(), dist.get_world_size())
+    return DistributedContext()
+
+
+def init_distributed() -> DistributedContext:
+    """Join the process group that torchrun describes (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        context = distributed_context()
+        log.info("data parallel: rank %d of %d (%s)", context.rank, context.world, dist.get_backend())
+    return distributed_context()
+
+
 def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 def batch_to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
@@ -72,14 +112,56 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=generator).tolist()
 
 
-def _micro_batches(data: EncodedData, spec: LoopSpec):
-    """Yield (epoch, batch) forever in a seeded order: the same seed always gives the same sequence of batches."""
+def _global_batches(data, spec: LoopSpec):
+    """Yield (epoch, batch) forever in a seeded order: the same seed always gives the same sequence of batches.
+
+    Batches carry "index" (each row's position in `data`, for cached teacher outputs). A streamed corpus (an object
+    with `global_batches(batch_size, seed)`, see tinybert_edge.distill.general) supplies its own sequence.
+    """
+    if hasattr(data, "global_batches"):
+        yield from data.global_batches(spec.batch_size, spec.seed)
+        return
     epoch = 0
     while True:
         order = _epoch_order(len(data), spec.seed, epoch)
-        for batch in data.batches(spec.batch_size, order=order):
+        for start in range(0, len(order), spec.batch_size):
+            chosen = order[start : start + spec.batch_size]
+            batch = data.collate(chosen)
+            batch["index"] = np.asarray(chosen, dtype=np.int64)
             yield epoch, batch
         epoch += 1
+
+
+def _shard(batch: dict[str, np.ndarray], context: DistributedContext) -> tuple[dict[str, np.ndarray], float]:
+    """This rank's rows of a global batch, and the weight (share of the batch x world) that keeps gradients exact."""
+    rows = len(batch["labels"])
+    if context.world == 1:
+        return batch, 1.0
+    mine = np.array_split(np.arange(rows), context.world)[context.rank]
+    return {name: value[mine] for name, value in batch.items()}, len(mine) * context.world / rows
+
+
+def _all_reduce_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= world
+    for p, reduced in zip(params, _unflatten_dense_tensors(flat, grads)):
+        p.grad = reduced.view_as(p).clone() if p.grad is None else p.grad.copy_(reduced)
+
+
+def _mean_over_ranks(values: dict[str, float], context: DistributedContext) -> dict[str, float]:
+    if context.world == 1:
+        return values
+    import torch.distributed as dist
+
+    names = sorted(values)
+    tensor = torch.tensor([values[n] for n in names], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return {n: float(v) / context.world for n, v in zip(names, tensor)}
 
 
 def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
@@ -111,9 +193,18 @@ def run_loop(
     """
     from tqdm.auto import tqdm
 
-    micro_per_epoch = math.ceil(len(data) / spec.batch_size)
-    total_micro = max(1, round(spec.epochs * micro_per_epoch))
-    total_steps = math.ceil(total_micro / spec.accumulation)
+    context = distributed_context()
+    if spec.batch_size < context.world:
+        raise DistillationError(
+            f"{spec.name}: batch_size {spec.batch_size} is smaller than the {context.world} processes; "
+            "the batch size is global, so give at least one example per process"
+        )
+    if spec.max_steps:
+        total_steps = spec.max_steps
+    else:
+        micro_per_epoch = math.ceil(len(data) / spec.batch_size)
+        total_micro = max(1, round(spec.epochs * micro_per_epoch))
+        total_steps = math.ceil(total_micro / spec.accumulation)
     params = [p for p in module.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -130,46 +221,58 @@ def run_loop(
     start_step, best_score, best_step, best_state = 0, None, None, None
     torch.manual_seed(spec.seed)
     random.seed(spec.seed)
+    if context.world > 1:
+        torch.manual_seed(spec.seed + context.rank)  # each process draws its own dropout masks
     if resume and checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, digest)
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout on a GPU draws from the CUDA generators
+        rng = state["rank_rng"][context.rank] if len(state.get("rank_rng") or []) == context.world else state
+        torch.set_rng_state(rng["torch_rng"])
+        if rng.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda_rng"])  # dropout on a GPU draws from the CUDA generators
         if state.get("scaler"):  # mixed precision (CUDA) only; the loss scale continues where it stopped
             scaler.load_state_dict(state["scaler"])
-        random.setstate(_tuple_state(state["python_rng"]))
+        random.setstate(_tuple_state(rng["python_rng"]))
         start_step = int(state["step"])
         best_score, best_step = state.get("best_score"), state.get("best_step")
         best_state = state.get("best_module")
         log.info("%s: resumed from %s at step %d of %d", spec.name, checkpoint, start_step, total_steps)
 
+    if context.world > 1:
+        import torch.distributed as dist
+
+        for tensor in module.state_dict().values():  # every process starts from rank 0's weights
+            dist.broadcast(tensor, 0)
     module.train()
-    batches = _micro_batches(data, spec)
+    batches = _global_batches(data, spec)
     for _ in range(start_step * spec.accumulation):  # fast-forward the data order to where the checkpoint stopped
         next(batches)
     history: list[dict] = []
     examples = 0
     started = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step", disable=not progress, dynamic_ncols=True)
-    if log_path:
+    bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step",
+               disable=not progress or not context.is_main, dynamic_ncols=True)
+    if log_path and context.is_main:
         _truncate_log(log_path, start_step)
-    log_handle = open(log_path, "a", encoding="utf-8") if log_path else None
+    log_handle = open(log_path, "a", encoding="utf-8") if log_path and context.is_main else None
     try:
         for step in range(start_step, total_steps):
             sums: dict[str, float] = {}
             for _ in range(spec.accumulation):
-                epoch, batch = next(batches)
+                epoch, global_batch = next(batches)
+                batch, share = _shard(global_batch, context)
                 tensors = batch_to_tensors(batch, device)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                     terms = loss_fn(tensors)
-                _check_finite(terms, step + 1, spec.name, checkpoint)
-                scaler.scale(terms["total"] / spec.accumulation).backward()
-                examples += len(batch["labels"])
+                _check_finite(terms, step + 1, spec.name, checkpoint, context)
+                scaler.scale(terms["total"] * share / spec.accumulation).backward()
+                examples += len(global_batch["labels"])
                 for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach()) / spec.accumulation
+                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * share / spec.accumulation
+            if context.world > 1:
+                _all_reduce_gradients(params, context.world)
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             scaler.step(optimizer)
@@ -180,6 +283,7 @@ def run_loop(
             bar.update(1)
             bar.set_postfix(loss=f"{sums['total']:.4f}")
             if done % spec.log_every == 0 or done == total_steps:
+                sums = _mean_over_ranks(sums, context)
                 record = {"stage": spec.name, "step": done, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **sums}
                 history.append(record)
                 if log_handle:
@@ -197,7 +301,7 @@ def run_loop(
                     best_state = copy.deepcopy(module.state_dict())
             if checkpoint and spec.checkpoint_every and done % spec.checkpoint_every == 0 and done < total_steps:
                 save_checkpoint(checkpoint, module, optimizer, scheduler, done, digest, best_score, best_step, best_state,
-                                scaler)
+                                scaler, context)
     finally:
         bar.close()
         if log_handle:
@@ -226,9 +330,17 @@ def _tuple_state(value):
     return tuple(_tuple_state(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _check_finite(terms: dict[str, torch.Tensor], step: int, stage: str, checkpoint: Path | None) -> None:
-    for name, value in terms.items():
-        if not torch.isfinite(value).all():
+def _check_finite(terms: dict[str, torch.Tensor], step: int, stage: str, checkpoint: Path | None,
+                  context: DistributedContext = DistributedContext()) -> None:
+    names = sorted(terms)
+    bad = torch.tensor([0.0 if torch.isfinite(terms[n].detach()).all() else 1.0 for n in names])
+    if context.world > 1:  # one process's NaN stops all of them, instead of leaving the others in an all-reduce
+        import torch.distributed as dist
+
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    for name, flag in zip(names, bad.tolist()):
+        if flag:
+            value = terms[name]
             where = f"; the last good checkpoint is {checkpoint}" if checkpoint and checkpoint.exists() else ""
             raise DistillationError(
                 f"{stage}: the '{name}' loss became {float(value)} at step {step}{where}; "
@@ -236,8 +348,22 @@ def _check_finite(terms: dict[str, torch.Tensor], step: int, stage: str, checkpo
             )
 
 
+def _rng_state() -> dict:
+    return {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
 def save_checkpoint(path: Path, module, optimizer, scheduler, step: int, digest: str,
-                    best_score=None, best_step=None, best_state=None, scaler=None) -> None:
+                    best_score=None, best_step=None, best_state=None, scaler=None,
+                    context: DistributedContext = DistributedContext()) -> None:
+    rank_rng = None
+    if context.world > 1:  # every process's generators, so that each resumes its own dropout stream
+        import torch.distributed as dist
+
+        rank_rng = [None] * context.world
+        dist.all_gather_object(rank_rng, _rng_state())
+    if not context.is_main:
+        return
     state = {
         "module": module.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -251,6 +377,7 @@ def save_checkpoint(path: Path, module, optimizer, scheduler, step: int, digest:
         "best_score": best_score,
         "best_step": best_step,
         "best_module": best_state,
+        "rank_rng": rank_rng,
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -59,3 +59,7 @@ def require(module: str, *, package: str, extra: str, purpose: str):
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(package, extra, purpose) from exc
+
+
+class BundleError(TinyBertEdgeError):
+    """An on-device bundle is missing, truncated, tampered, unsafe (zip paths, symlinks) or of an unknown schema."""

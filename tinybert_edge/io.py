@@ -7,6 +7,7 @@ and is renamed into place, so an interruption leaves the previous complete outpu
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -18,6 +19,8 @@ from typing import Any, Iterator
 from tinybert_edge.errors import DataError, TinyBertEdgeError
 
 PACKAGE_SCHEME = "pkg://"
+# A full disk, a file-size limit (ulimit -f) or a quota: the user's environment, not a bug, so a clear error.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def resolve_path(spec: str | os.PathLike[str]) -> Path:
@@ -51,6 +54,22 @@ def _check_writable_parent(path: Path) -> None:
         raise TinyBertEdgeError(f"the folder '{parent}' is not writable; choose a writable output path")
 
 
+def check_output_location(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Refuse, before any slow work, an output path that could never be written: one under a regular file, or
+    whose nearest existing folder is not writable. Creates nothing."""
+    out = Path(path)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TinyBertEdgeError(f"{what} '{out}' lies under the regular file '{parent}'; choose a writable "
+                                        "output path")
+            if not os.access(parent, os.W_OK):
+                raise TinyBertEdgeError(f"{what} '{out}': the folder '{parent}' is not writable; choose a writable "
+                                        "output path")
+            break
+    return out
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on any failure delete it.
@@ -72,11 +91,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            raise TinyBertEdgeError(
+                f"writing '{final}' failed: {exc.strerror or exc}; the previous '{final.name}' (if any) is untouched "
+                "and nothing half-written was left; free disk space (or raise the file size limit) and run again"
+            ) from exc
         raise
 
 

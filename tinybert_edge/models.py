@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,7 +37,14 @@ def check_model_folder(path: str | Path, role: str = "model") -> Path:
             f"{role} folder '{folder}' has no weights (expected one of {', '.join(WEIGHT_FILES)}); "
             "save the model with save_pretrained(safe_serialization=True)"
         )
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{role} folder '{folder}' has an unreadable config.json ({exc}); save the model again "
+                         "with save_pretrained") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"{role} folder '{folder}' has a config.json that is not a JSON object; save the model again "
+                         "with save_pretrained")
     if config.get("model_type") != "bert":
         raise ModelError(
             f"{role} folder '{folder}' holds a '{config.get('model_type')}' model; tinybert-edge distils BERT-family "
@@ -48,6 +56,22 @@ def check_model_folder(path: str | Path, role: str = "model") -> Path:
 def _weights_kwargs(folder: Path) -> dict[str, Any]:
     has_safetensors = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
     return {"use_safetensors": has_safetensors, "trust_remote_code": False}
+
+
+def _from_pretrained(model_class: Any, folder: Path, role: str, **kwargs: Any):
+    """`from_pretrained` with unreadable weights (truncated or corrupted safetensors, a .bin that is not a
+    weights-only torch archive) turned into a ModelError that names the file."""
+    from safetensors import SafetensorError
+
+    try:
+        return model_class.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError, RuntimeError, EOFError, SafetensorError, pickle.UnpicklingError) as exc:
+        weights = next((name for name in WEIGHT_FILES if (folder / name).is_file()), "the weights")
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{role} folder '{folder}': {weights} cannot be loaded ({first_line[:300]}); pickled weights are only "
+            "read as plain tensors (weights_only), so re-save the model with save_pretrained(safe_serialization=True)"
+        ) from exc
 
 
 def is_classifier(folder: Path) -> bool:
@@ -72,7 +96,7 @@ def load_classifier(path: str | Path, label_names: Sequence[str] | None = None, 
     folder = check_model_folder(path, role)
     kwargs = _weights_kwargs(folder)
     if is_classifier(folder):
-        model = BertForSequenceClassification.from_pretrained(folder, **kwargs)
+        model = _from_pretrained(BertForSequenceClassification, folder, role, **kwargs)
         if label_names is not None:
             check_labels(model.config, label_names, folder)
         return model
@@ -87,7 +111,7 @@ def load_classifier(path: str | Path, label_names: Sequence[str] | None = None, 
     config.id2label = dict(enumerate(names))
     config.label2id = {name: i for i, name in enumerate(names)}
     config.architectures = ["BertForSequenceClassification"]
-    return BertForSequenceClassification.from_pretrained(folder, config=config, **kwargs)
+    return _from_pretrained(BertForSequenceClassification, folder, role, config=config, **kwargs)
 
 
 def check_labels(config: Any, label_names: Sequence[str], folder: Path | str) -> None:
@@ -107,9 +131,12 @@ def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
     folder = resolve_path(path)
+    if folder.is_dir() and not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+        raise ModelError(f"no tokenizer in '{folder}': it needs vocab.txt or tokenizer.json; save the tokenizer "
+                         "beside the model (tokenizer.save_pretrained)")
     try:
         return AutoTokenizer.from_pretrained(folder, use_fast=True, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise ModelError(f"no tokenizer in '{folder}' ({exc}); the folder needs vocab.txt or tokenizer.json") from exc
 
 

@@ -12,7 +12,6 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ def pipeline(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole chain and return the report (also written to `runs/<name>/report.{json,md}` with a plot)."""
-    from tinybert_edge.data import DataSpec, encode, load_data, sample, split_data
+    from tinybert_edge.data import encode, load_splits
     from tinybert_edge.models import check_model_folder, is_classifier, load_classifier, load_tokenizer
 
     run_dir, config = prepare_run_dir(config or PipelineConfig(), overwrite, resume)
@@ -74,20 +73,9 @@ def pipeline(
 
     # Data: one labelled corpus split deterministically, or separate dev/test files.
     t0 = time.perf_counter()
-    data_cfg = config.data
-    spec = DataSpec(path=data_cfg.path, format=data_cfg.format, text_column=data_cfg.text_column,
-                    text_pair_column=data_cfg.text_pair_column, label_column=data_cfg.label_column,
-                    encoding=data_cfg.encoding, encoding_errors=data_cfg.encoding_errors)
-    full = load_data(spec)
-    if data_cfg.dev_path:
-        train = full
-        dev = load_data(DataSpec(**{**asdict(spec), "path": data_cfg.dev_path}))
-        test = load_data(DataSpec(**{**asdict(spec), "path": data_cfg.test_path})) if data_cfg.test_path else dev
-    else:
-        train, dev, test = split_data(full, data_cfg.split, data_cfg.seed)
-    dev = sample(dev, data_cfg.max_dev_examples, data_cfg.seed)
-    test = sample(test, data_cfg.max_test_examples, data_cfg.seed)
-    log.info("data: %s: %d train, %d dev, %d test, labels %s", full.source, len(train), len(dev), len(test), full.label_names)
+    train, dev, test = load_splits(config.data)
+    log.info("data: %s: %d train, %d dev, %d test, labels %s", config.data.path, len(train), len(dev), len(test),
+             train.label_names)
     timings["data_s"] = time.perf_counter() - t0
 
     # Teacher: fine-tune a bare encoder (cached), or check a fine-tuned classifier's labels against the data.

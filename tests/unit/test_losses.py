@@ -254,7 +254,7 @@ def test_hard_label_loss():
 
 
 def test_registry_holds_every_term():
-    assert LOSSES.names() == ["attention", "embedding", "hard_label", "hidden", "prediction", "regression"]
+    assert LOSSES.names() == ["attention", "embedding", "hard_label", "hidden", "prediction", "regression", "relation"]
     assert LOSSES.get("attention") is attention_loss
     assert LOSSES.get("prediction") is prediction_loss
     assert LOSSES.get("regression") is regression_prediction_loss
@@ -274,3 +274,44 @@ def test_registry_duplicate_name():
     with pytest.raises(ValueError, match="duplicate"):
         LOSSES.register("attention")(lambda s, t, m: s)
     assert LOSSES.get("hidden") is hidden_loss
+
+
+# ---------------------------------------------------------------- MiniLM relations
+
+
+def _projections(values):
+    x = torch.tensor(values, dtype=torch.float32)
+    return {"query": x, "key": x.clone(), "value": x.clone()}
+
+
+def test_relation_loss_golden_value():
+    from tinybert_edge.distill.losses import relation_loss
+
+    # One head of width 1, two tokens. Teacher x = (1, 0): relation row 0 = softmax(1, 0) = (p, 1 - p) with
+    # p = e / (1 + e), row 1 = softmax(0, 0) = (1/2, 1/2). Student x = (0, 0): both rows (1/2, 1/2).
+    # KL(row 0) = p ln(2p) + (1 - p) ln(2(1 - p)), KL(row 1) = 0; mean over 2 queries, summed over Q, K and V.
+    p = math.e / (1 + math.e)
+    kl_row0 = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))
+    teacher = _projections([[[1.0], [0.0]]])
+    student = _projections([[[0.0], [0.0]]])
+    mask = torch.tensor([[1, 1]])
+    assert relation_loss(student, teacher, mask, heads=1).item() == pytest.approx(3 * kl_row0 / 2, rel=1e-5)
+
+
+def test_relation_loss_ignores_padding_and_allows_different_widths():
+    from tinybert_edge.distill.losses import relation_loss
+
+    p = math.e / (1 + math.e)
+    kl_row0 = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))
+    # A third, padded position with large values changes nothing.
+    teacher = _projections([[[1.0], [0.0], [50.0]]])
+    student = _projections([[[0.0], [0.0], [-70.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert relation_loss(student, teacher, mask, heads=1).item() == pytest.approx(3 * kl_row0 / 2, rel=1e-5)
+    # Widths 4 and 6 split into 2 relation heads each: any width works as long as the head count divides it.
+    torch.manual_seed(0)
+    s = {k: torch.randn(2, 5, 4) for k in ("query", "key", "value")}
+    t = {k: torch.randn(2, 5, 6) for k in ("query", "key", "value")}
+    loss = relation_loss(s, t, torch.ones(2, 5, dtype=torch.long), heads=2)
+    assert loss.item() > 0 and torch.isfinite(loss)
+    assert relation_loss(t, t, torch.ones(2, 5, dtype=torch.long), heads=2).item() == pytest.approx(0.0, abs=1e-6)

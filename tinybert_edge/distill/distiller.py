@@ -1,4 +1,9 @@
-"""The student plus the learnable projections W_e and W_h that map its width onto the teacher's (eq. 8, 9)."""
+"""The student plus the learnable projections W_e and W_h that map its width onto the teacher's (eq. 8, 9).
+
+The attention term is TinyBERT's score MSE (equal head counts, one student layer per mapped teacher layer) or, with
+attention_loss = "relation", MiniLM's self-attention relation KL on the last mapped layer pair, which needs no equal
+head count or width.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +21,28 @@ class Distiller(nn.Module):
     """Holds the student and its projections, and turns teacher/student features into the named loss terms."""
 
     def __init__(self, student: Any, teacher_config: Any, teacher_layers: list[int], shared_projection: bool = False,
-                 attention: bool = True):
+                 attention: bool = True, attention_loss: str = "scores", relation_heads: int = 12):
         super().__init__()
         self.student = student
         self.teacher_layers = teacher_layers
         # Without the attention term (attention_weight = 0) head counts may differ; the term is then reported as 0.
         self.attention = attention
+        self.attention_loss = attention_loss
+        self.relation_heads = relation_heads
         s_cfg, t_cfg = student.config, teacher_config
-        if attention and s_cfg.num_attention_heads != t_cfg.num_attention_heads:
+        if attention and attention_loss == "scores" and s_cfg.num_attention_heads != t_cfg.num_attention_heads:
             raise ConfigError(
                 f"the attention loss compares heads one to one, but the student has {s_cfg.num_attention_heads} heads "
-                f"and the teacher {t_cfg.num_attention_heads}; give the student {t_cfg.num_attention_heads} heads "
-                "or set attention_weight = 0"
+                f"and the teacher {t_cfg.num_attention_heads}; give the student {t_cfg.num_attention_heads} heads, "
+                "use attention_loss = \"relation\" (MiniLM relations, any head count) or set attention_weight = 0"
             )
+        if attention and attention_loss == "relation":
+            bad = {who: w for who, w in (("student", s_cfg.hidden_size), ("teacher", t_cfg.hidden_size)) if w % relation_heads}
+            if bad:
+                raise ConfigError(
+                    f"relation_heads = {relation_heads} must divide both widths, but {bad} do not; "
+                    "choose a common divisor (e.g. 12 for 312 and 384)"
+                )
         width_s, width_t = s_cfg.hidden_size, t_cfg.hidden_size
         self.embedding_projection: nn.Module | None = None
         self.hidden_projections = nn.ModuleList()
@@ -52,13 +66,26 @@ class Distiller(nn.Module):
         }
         attention = hidden = 0.0
         for m, n in enumerate(self.teacher_layers):
-            if self.attention:
+            if self.attention and self.attention_loss == "scores":
                 attention = attention + losses.attention_loss(
                     student.attention_scores[m], teacher.attention_scores[n - 1], attention_mask
                 )
             hidden = hidden + losses.hidden_loss(
                 student.hidden_states[m + 1], teacher.hidden_states[n], self._hidden_projection(m)
             )
-        terms["attention"] = attention if self.attention else torch.zeros_like(terms["embedding"])
+        if self.attention and self.attention_loss == "relation":
+            # MiniLM: relations of the student's last layer against its mapped teacher layer, logged as "relation".
+            terms["relation"] = losses.relation_loss(
+                student.projections[-1], teacher.projections[self.teacher_layers[-1] - 1], attention_mask,
+                self.relation_heads,
+            )
+        else:
+            terms["attention"] = attention if self.attention else torch.zeros_like(terms["embedding"])
         terms["hidden"] = hidden
         return terms
+
+    def weighted_total(self, terms: dict[str, torch.Tensor], embedding: float, attention: float,
+                       hidden: float) -> torch.Tensor:
+        """sum of weight x term; `attention` weighs whichever attention term is in use (scores or relations)."""
+        attention_term = terms["relation"] if "relation" in terms else terms["attention"]
+        return embedding * terms["embedding"] + attention * attention_term + hidden * terms["hidden"]

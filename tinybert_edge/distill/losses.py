@@ -45,6 +45,38 @@ def attention_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask:
     return difference.pow(2).sum() / pair_mask.sum().clamp_min(1.0)
 
 
+def _relations(states: torch.Tensor, heads: int, key_mask: torch.Tensor) -> torch.Tensor:
+    """log softmax(X_a X_a^T / sqrt(d_r)) per relation head a, with padded keys excluded: [batch, heads, seq, seq]."""
+    batch, seq, width = states.shape
+    if width % heads:
+        raise ValueError(f"width {width} is not divisible by {heads} relation heads; choose relation_heads dividing it")
+    size = width // heads
+    split = states.view(batch, seq, heads, size).transpose(1, 2)
+    scores = split @ split.transpose(-1, -2) / size**0.5
+    scores = scores.masked_fill(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+    return F.log_softmax(scores, dim=-1)
+
+
+@LOSSES.register("relation")
+def relation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], attention_mask: torch.Tensor,
+                  heads: int = 12) -> torch.Tensor:
+    """L_rel = sum_{x in Q,K,V} KL(R_x^T || R_x^S), R_x = softmax(X X^T / sqrt(d_r)) per relation head (MiniLMv2).
+
+    `student`/`teacher` map "query", "key", "value" to one layer's projections [batch, seq, width]; both are split
+    into the same number of relation heads, so widths and attention-head counts may differ. The KL is averaged over
+    the batch, relation heads and real query positions; padded keys get zero probability and padded queries no weight.
+    """
+    valid = attention_mask.bool()
+    weights = valid[:, None, :, None].to(student["query"].dtype)  # [batch, 1, query, 1]
+    total = student["query"].new_zeros(())
+    for name in ("query", "key", "value"):
+        log_s = _relations(student[name], heads, valid)
+        log_t = _relations(teacher[name], heads, valid)
+        kl = (log_t.exp() * (log_t - log_s)).masked_fill(~valid[:, None, None, :], 0.0).sum(-1, keepdim=True)
+        total = total + (kl * weights).sum() / (weights.sum() * heads).clamp_min(1.0)
+    return total
+
+
 @LOSSES.register("prediction")
 def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """L_pred = -softmax(z^T / t) . log_softmax(z^S / t)  (eq. 10): soft cross-entropy, mean over the batch."""

@@ -22,18 +22,20 @@ from tinybert_edge.models import STUDENT_PRESETS, check_model_folder
 log = logging.getLogger(__name__)
 
 
-def build_student(spec: str, teacher: Any) -> Any:
-    """Return a BertForSequenceClassification student for `teacher` (a BertForSequenceClassification)."""
-    from transformers import BertConfig, BertForSequenceClassification
+def build_student(spec: str, teacher: Any, head: bool = True) -> Any:
+    """Return a student for `teacher`: a BertForSequenceClassification with the teacher's labels, or with
+    `head=False` (general distillation from a pre-trained encoder) a bare BertModel."""
+    from transformers import BertForSequenceClassification, BertModel
 
+    model_class = BertForSequenceClassification if head else BertModel
     labels = {"num_labels": teacher.config.num_labels, "id2label": dict(teacher.config.id2label),
-              "label2id": dict(teacher.config.label2id)}
+              "label2id": dict(teacher.config.label2id)} if head else {}
     if spec in STUDENT_PRESETS:
         config = _student_config(teacher.config, STUDENT_PRESETS[spec], labels)
         log.info("student: preset %s, randomly initialised", spec)
-        return BertForSequenceClassification(config)
+        return model_class(config)
     if spec.startswith("teacher-layers:"):
-        return _layer_subset(spec, teacher)
+        return _layer_subset(spec, teacher, model_class)
     if spec.startswith("config:"):
         path = resolve_path(spec[len("config:") :])
         try:
@@ -41,14 +43,16 @@ def build_student(spec: str, teacher: Any) -> Any:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"student config '{path}' is not a readable JSON BertConfig: {exc}") from exc
         config = _student_config(teacher.config, overrides, labels)
-        return BertForSequenceClassification(config)
+        return model_class(config)
     path = resolve_path(spec)
     if path.exists():
+        # A general-distilled student is a bare encoder: its task head starts from scratch here.
         folder = check_model_folder(path, role="student")
-        student = BertForSequenceClassification.from_pretrained(
-            folder, **labels, ignore_mismatched_sizes=True, use_safetensors=(folder / "model.safetensors").is_file()
+        student = model_class.from_pretrained(
+            folder, **labels, ignore_mismatched_sizes=head, use_safetensors=(folder / "model.safetensors").is_file()
         )
         check_vocabulary(student.config, teacher.config)
+        log.info("student: loaded from %s", folder)
         return student
     raise ConfigError(
         f"unknown student '{spec}'; use one of {', '.join(STUDENT_PRESETS)}, 'teacher-layers:1,3,5', "
@@ -77,9 +81,7 @@ def check_vocabulary(student_config: Any, teacher_config: Any) -> None:
         )
 
 
-def _layer_subset(spec: str, teacher: Any) -> Any:
-    from transformers import BertForSequenceClassification
-
+def _layer_subset(spec: str, teacher: Any, model_class: Any) -> Any:
     try:
         layers = [int(x) for x in spec.split(":", 1)[1].split(",") if x.strip()]
     except ValueError as exc:
@@ -90,12 +92,14 @@ def _layer_subset(spec: str, teacher: Any) -> Any:
         raise ConfigError(f"student '{spec}': teacher layers are numbered 1..{depth}; got {layers}")
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(layers)
-    student = BertForSequenceClassification(config)
-    student.bert.embeddings.load_state_dict(teacher.bert.embeddings.state_dict())
+    student = model_class(config)
+    source, target = getattr(teacher, "bert", teacher), getattr(student, "bert", student)
+    target.embeddings.load_state_dict(source.embeddings.state_dict())
     for position, layer in enumerate(layers):
-        student.bert.encoder.layer[position].load_state_dict(teacher.bert.encoder.layer[layer - 1].state_dict())
-    if teacher.bert.pooler is not None:
-        student.bert.pooler.load_state_dict(teacher.bert.pooler.state_dict())
-    student.classifier.load_state_dict(teacher.classifier.state_dict())
+        target.encoder.layer[position].load_state_dict(source.encoder.layer[layer - 1].state_dict())
+    if source.pooler is not None and target.pooler is not None:
+        target.pooler.load_state_dict(source.pooler.state_dict())
+    if hasattr(student, "classifier") and hasattr(teacher, "classifier"):
+        student.classifier.load_state_dict(teacher.classifier.state_dict())
     log.info("student: teacher layers %s copied (width %d)", layers, config.hidden_size)
     return student

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinybert_edge.config import DistillConfig
+from tinybert_edge.config import DistillConfig, task_defaults
 from tinybert_edge.data import TextClassificationData, encode, sample
 from tinybert_edge.io import write_json_atomic
 
@@ -48,28 +48,42 @@ def distill(
     from tinybert_edge.distill.layer_map import layer_map
     from tinybert_edge.distill import losses
     from tinybert_edge.distill.student import build_student
-    from tinybert_edge.engine import LoopSpec, pick_device, run_loop
+    from tinybert_edge.engine import LoopSpec, init_distributed, pick_device, run_loop
     from tinybert_edge.evaluate import evaluate_session
     from tinybert_edge.models import count_parameters, load_classifier, load_tokenizer, save_model
     from tinybert_edge.runtime.sessions import TorchSession
 
+    context = init_distributed()
+    if config.task:
+        preset = {k: v for k, v in task_defaults(config.task).items() if getattr(config, k) == v}
+        log.info("distill: task preset %s in effect for %s", config.task,
+                 ", ".join(f"{k}={v}" for k, v in preset.items()) or "nothing (every value overridden)")
+    from tinybert_edge.io import check_output_location
+
+    check_output_location(out_dir, "student folder")  # fail before loading anything, not after training
+    if work_dir:
+        check_output_location(work_dir, "work folder")
     teacher_model = load_classifier(teacher, label_names=train.label_names, role="teacher")
     teacher_names = [teacher_model.config.id2label[i] for i in range(teacher_model.config.num_labels)]
     train, dev = train.with_label_names(teacher_names), dev.with_label_names(teacher_names)
     tokenizer = load_tokenizer(teacher)
+    torch.manual_seed(config.seed)  # a randomly initialised student and the projections are part of the recipe
     student = build_student(config.student, teacher_model)
     mapping = layer_map(student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, config.layer_map)
-    log.info("distill: student %s (%d layers, width %d, %.1fM parameters), layer map %s",
+    log.info("distill: student %s (%d layers, width %d, %.1fM parameters), layer map %s, attention loss %s",
              config.student, student.config.num_hidden_layers, student.config.hidden_size,
-             count_parameters(student) / 1e6, mapping)
+             count_parameters(student) / 1e6, mapping, config.attention_loss)
 
     device = pick_device()
     distiller = Distiller(student, teacher_model.config, mapping, config.shared_projection,
-                          attention=config.attention_weight > 0).to(device)
+                          attention=config.attention_weight > 0, attention_loss=config.attention_loss,
+                          relation_heads=config.relation_heads).to(device)
     teacher_model.to(device).eval()
     for p in teacher_model.parameters():
         p.requires_grad_(False)
-    teacher_scores, student_scores = ScoreRecorder(teacher_model), ScoreRecorder(student)
+    relations = config.attention_loss == "relation"
+    teacher_scores = ScoreRecorder(teacher_model, values=relations)
+    student_scores = ScoreRecorder(student, values=relations)
 
     train = sample(train, config.max_train_examples, config.seed)
     encoded_train = encode(tokenizer, train, config.max_length)
@@ -91,14 +105,19 @@ def distill(
             t = forward_features(teacher_model, teacher_scores, batch)
         s = forward_features(student, student_scores, batch)
         terms = distiller.intermediate_terms(s, t, batch["attention_mask"])
-        terms["total"] = (config.embedding_weight * terms["embedding"] + config.attention_weight * terms["attention"]
-                          + config.hidden_weight * terms["hidden"])
+        terms["total"] = distiller.weighted_total(terms, config.embedding_weight, config.attention_weight,
+                                                  config.hidden_weight)
         return terms
+
+    cached_logits: torch.Tensor | None = None
 
     def prediction(batch):
         feed = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-        with torch.no_grad():
-            teacher_logits = teacher_model(**feed).logits
+        if cached_logits is not None:
+            teacher_logits = cached_logits[batch["index"]]
+        else:
+            with torch.no_grad():
+                teacher_logits = teacher_model(**feed).logits
         student_logits = student(**feed).logits
         terms = {"prediction": losses.prediction_loss(student_logits, teacher_logits, config.temperature)}
         total = config.prediction_weight * terms["prediction"]
@@ -129,6 +148,9 @@ def distill(
     student_scores.remove()
     teacher_scores.remove()
     if config.prediction_epochs > 0:
+        if config.cache_teacher_logits:
+            # The teacher is frozen and in eval mode, so its logits are the same every epoch: compute them once.
+            cached_logits = teacher_logits_for(teacher_model, encoded_train, device, config.batch_size)
         spec = LoopSpec(name="prediction", epochs=config.prediction_epochs, eval_every=config.eval_every,
                         learning_rate=config.prediction_learning_rate or config.learning_rate, **common)
         result = run_loop(spec, student, prediction, encoded_train, device=device, work_dir=work,
@@ -136,15 +158,39 @@ def distill(
         stages["prediction"] = _stage_summary(result)
     student.to("cpu").eval()
     accuracy = dev_accuracy()
-    save_model(student, tokenizer, out_dir)
     summary = DistillResult(student_dir=Path(out_dir), dev_accuracy=accuracy, stages=stages, layer_map=mapping,
                             parameters=count_parameters(student))
-    write_json_atomic(Path(out_dir) / "distill.json", {
-        "teacher": str(teacher), "config": asdict(config), "layer_map": mapping, "dev_accuracy": accuracy,
-        "train_examples": len(train), "stages": stages, "parameters": summary.parameters,
-    })
-    log.info("distill: student dev accuracy %.4f, saved to %s", accuracy, out_dir)
+    if context.is_main:  # every process holds the same student; one writes it
+        save_model(student, tokenizer, out_dir)
+        write_json_atomic(Path(out_dir) / "distill.json", {
+            "teacher": str(teacher), "config": asdict(config), "layer_map": mapping, "dev_accuracy": accuracy,
+            "train_examples": len(train), "stages": stages, "parameters": summary.parameters,
+            "processes": context.world,
+        })
+        log.info("distill: student dev accuracy %.4f, saved to %s", accuracy, out_dir)
+    if context.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
     return summary
+
+
+def teacher_logits_for(teacher_model, encoded, device, batch_size: int):
+    """The teacher's logits for every example of `encoded`, in its order (length-sorted batches, inference mode)."""
+    import numpy as np
+    import torch
+
+    from tinybert_edge.engine import batch_to_tensors
+
+    order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")
+    result = torch.empty(len(encoded), teacher_model.config.num_labels, device=device)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size * 4):
+            chosen = order[start : start + batch_size * 4].tolist()
+            feed = batch_to_tensors(encoded.collate(chosen), device)
+            result[chosen] = teacher_model(input_ids=feed["input_ids"], attention_mask=feed["attention_mask"],
+                                           token_type_ids=feed["token_type_ids"]).logits.float()
+    return result.clone()  # a normal tensor: inference-mode tensors cannot take part in autograd
 
 
 def _stage_summary(result) -> dict[str, Any]:

@@ -1,0 +1,326 @@
+"""`tinybert_edge.package` and `tinybert_edge.verify`: write an on-device bundle (docs/bundle_format.md) from
+exported artifacts, and check one.
+
+`package` finds the int8 artifacts of an export folder (or takes one artifact), copies the model files, the
+vocabulary and the tokenizer's Unicode tables, computes golden vectors by running each artifact through the
+bundle runtime itself (plus the PyTorch student's logits when torch is installed), verifies the result and only
+then renames it into place.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinybert_edge.errors import BundleError, ModelError, RunDirExistsError
+from tinybert_edge.io import atomic_path
+from tinybert_edge.runtime import bundle as rt
+from tinybert_edge.runtime.tokenizer_corpus import settings_dict
+from tinybert_edge.runtime.wordpiece import TABLES_FILE, TokenizerSettings, WordPieceTokenizer, load_vocab
+
+log = logging.getLogger(__name__)
+
+GOLDEN_TEXTS = (
+    "",
+    "the movie was great and i loved every minute of it!",
+    "What a terrible, boring waste of time.",
+    "Customer service answered quickly but the product broke after two days.",
+    "meh. it's okay i guess",
+    "Crème brûlée à la française, naïve café",
+    "ΟΔΟΣ Σοφίας — Москва и Київ",
+    "中文字符测试 and 日本語のテキスト",
+    "I ❤️ this 👍🏽 so much 😂😂 🧑🏻‍💻",
+    "[CLS] special tokens typed by a user [SEP] [cls]",
+    "tabs\tnew\nlines\r\nand\u00a0odd\u2028spaces\u200bzero-width\x00nul",
+    "supercalifragilisticexpialidocious" * 4,
+    "1,234.56 %$#@! ??? ... --- ***",
+    "مرحبا بالعالم नमस्ते दुनिया สวัสดีชาวโลก 안녕하세요",
+    "I can't believe it's already Friday; the weather is nice, isn't it?",
+    " ".join(["unbelievably overpriced food at the restaurant downtown"] * 40),
+)
+TOLERANCE = {"max_abs_logit_diff": 0.05, "argmax_margin": 0.1}
+_RUNTIME_OF = {"tflite": "litert", "onnx": "onnxruntime"}
+
+
+# --- finding the artifacts -------------------------------------------------------------------------------------------
+
+def _artifact_candidates(path: Path) -> list[Path]:
+    """Artifact paths under an export folder (export()'s layout and the pipeline's), or `path` itself."""
+    from tinybert_edge.converters.artifact import metadata_path
+
+    if metadata_path(path).is_file():
+        return [path]
+    if not path.is_dir():
+        raise ModelError(f"'{path}' is neither an artifact exported by tinybert-edge nor an export folder; pass the "
+                         "output folder of `tinybert-edge export` or one artifact in it")
+    found = [p for p in sorted(path.iterdir()) if p.suffix == ".tflite" or (p.is_dir() and metadata_path(p).is_file())]
+    found += sorted(path.glob("*/*.tflite"))
+    return [p for p in found if metadata_path(p).is_file()]
+
+
+def find_artifacts(model: str | os.PathLike[str], precision: str = "int8",
+                   runtimes: Sequence[str] = rt.RUNTIMES) -> list[Any]:
+    """The artifacts to bundle: of `precision`, one per runtime in `runtimes` order (a single artifact path is
+    taken as it is)."""
+    from tinybert_edge.converters.artifact import Artifact
+
+    path = Path(model)
+    candidates = [Artifact.load(p) for p in _artifact_candidates(path)]
+    if len(candidates) == 1 and candidates[0].path == path:
+        return candidates
+    chosen = []
+    for runtime in runtimes:
+        matching = [a for a in candidates if _RUNTIME_OF.get(a.format) == runtime and a.precision == precision]
+        if matching:
+            chosen.append(matching[0])
+    if not chosen:
+        have = ", ".join(f"{a.format} {a.precision} ({a.path.name})" for a in candidates) or "none"
+        raise ModelError(f"'{path}' has no {precision} artifact for {', '.join(runtimes)} (it has: {have}); export "
+                         "the model with `tinybert-edge export`, or pass --precision / --runtime to match")
+    return chosen
+
+
+def _tokenizer_folder(artifacts: Sequence[Any], tokenizer: str | os.PathLike[str] | None) -> Path:
+    candidates = [Path(tokenizer)] if tokenizer else []
+    for artifact in artifacts:
+        if artifact.path.is_dir():
+            candidates.append(artifact.path)
+        candidates += _source_folders(artifact)
+    for folder in candidates:
+        if (folder / "vocab.txt").is_file():
+            return folder
+    raise ModelError(f"no vocab.txt found in {[str(c) for c in candidates] or 'the artifacts'}; pass the model or "
+                     "tokenizer folder with --tokenizer")
+
+
+def _student_folder(artifacts: Sequence[Any], student: str | os.PathLike[str] | None) -> Path | None:
+    candidates = [Path(student)] if student else [f for a in artifacts for f in _source_folders(a)]
+    for folder in candidates:
+        if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+            return folder
+    return None
+
+
+def _source_folders(artifact: Any) -> list[Path]:
+    """The model folder an artifact was exported from; its metadata may hold a path relative to where the export
+    ran, so a relative path is also tried against the folders above the artifact."""
+    source = artifact.metadata.get("source_model")
+    if not source:
+        return []
+    path = Path(source)
+    if path.is_absolute():
+        return [path]
+    return [path] + [parent / path for parent in artifact.path.resolve().parents]
+
+
+# --- model entries ---------------------------------------------------------------------------------------------------
+
+def _model_entry(artifact: Any) -> tuple[str, dict[str, Any]]:
+    meta = artifact.metadata
+    if artifact.format == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(artifact.model_file))
+        signatures = sorted(interpreter.get_signature_list(), key=lambda k: int(k.split("_")[-1]))
+        runner = interpreter.get_signature_runner(signatures[0])
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        if len(outputs) != 1:
+            raise ModelError(f"'{artifact.model_file}' has outputs {sorted(outputs)}; a bundle needs one (logits)")
+        buckets = [int(runner_details["shape"][1]) for key in signatures
+                   for runner_details in [interpreter.get_signature_runner(key).get_input_details()["input_ids"]]]
+        return "model.tflite", {
+            "file": "model.tflite", "runtime": "litert", "precision": artifact.precision,
+            "input_names": [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in inputs],
+            "input_dtype": np.dtype(inputs["input_ids"]["dtype"]).name, "output_name": next(iter(outputs)),
+            "output_dtype": np.dtype(outputs[next(iter(outputs))]["dtype"]).name,
+            "batch_size": int(inputs["input_ids"]["shape"][0]), "sequence_buckets": buckets,
+            "signatures": signatures, "quantization": meta.get("quantization") or {},
+        }
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(artifact.model_file), providers=["CPUExecutionProvider"])
+    outputs = session.get_outputs()
+    if len(outputs) != 1:
+        raise ModelError(f"'{artifact.model_file}' has {len(outputs)} outputs; a bundle needs one (logits)")
+    return "model.onnx", {
+        "file": "model.onnx", "runtime": "onnxruntime", "precision": artifact.precision,
+        "input_names": [i.name for i in session.get_inputs()], "input_dtype": "int64",
+        "output_name": outputs[0].name, "output_dtype": "float32", "batch_size": 0, "sequence_buckets": [],
+        "signatures": [], "quantization": meta.get("quantization") or {},
+    }
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=True) + "\n", encoding="ascii")
+
+
+# --- package and verify ----------------------------------------------------------------------------------------------
+
+def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, tokenizer: str | os.PathLike[str] | None = None,
+            student: str | os.PathLike[str] | None = None, runtimes: Sequence[str] = rt.RUNTIMES,
+            precision: str = "int8", max_length: int | None = None, texts: Sequence[str] = GOLDEN_TEXTS,
+            overwrite: bool = False) -> Path:
+    """Write a bundle for `model` (an export folder or one artifact) to `out`: a folder, or a zip when `out` ends
+    in .zip. `tokenizer` is the folder holding vocab.txt/tokenizer_config.json when the artifact does not carry
+    them; `student` the PyTorch model folder for the cross-check logits (found from the artifact's metadata when
+    not given). Returns `out`."""
+    out = Path(out)
+    unknown = [r for r in runtimes if r not in rt.RUNTIMES]
+    if unknown or not runtimes:
+        raise BundleError(f"runtimes={list(runtimes)!r} is not allowed; allowed: a non-empty subset of "
+                          f"{', '.join(rt.RUNTIMES)}")
+    if out.exists() and not overwrite:
+        raise RunDirExistsError(f"'{out}' already exists; pass overwrite=True (--overwrite) or choose another path")
+    artifacts = find_artifacts(model, precision, runtimes)
+    token_dir = _tokenizer_folder(artifacts, tokenizer)
+    buckets = sorted({int(b) for a in artifacts if a.format == "tflite" for b in a.metadata.get("sequence_buckets", [])})
+    settings = TokenizerSettings.from_hf_folder(token_dir)
+    limit = max_length or settings.max_length
+    if buckets:
+        limit = min(limit, buckets[-1])
+    settings = TokenizerSettings(**{**settings.__dict__, "max_length": limit})
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    try:
+        models = []
+        for artifact in artifacts:
+            name, entry = _model_entry(artifact)
+            shutil.copyfile(artifact.model_file, staging / name)
+            models.append(entry)
+        shutil.copyfile(token_dir / "vocab.txt", staging / "vocab.txt")
+        shutil.copyfile(TABLES_FILE, staging / "unicode_tables.txt")
+        _write_json(staging / "golden.json", _golden(staging, models, settings, texts,
+                                                     _student_folder(artifacts, student)))
+        import tinybert_edge
+
+        manifest = {
+            "format": rt.FORMAT_NAME, "schema_version": rt.SCHEMA_VERSION, "sdk_version": tinybert_edge.__version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "models": models, "tokenizer": settings_dict(settings),
+            "labels": artifacts[0].metadata.get("label_names") or [], "golden_file": "golden.json",
+            "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
+        }
+        _write_json(staging / rt.MANIFEST, manifest)
+        staging.chmod(0o755)  # mkdtemp's 0700 is not what a shipped folder should have
+        verify(staging)  # nothing reaches `out` unless it passes its own checks
+        with atomic_path(out) as final:
+            if out.suffix == ".zip":
+                _zip(staging, final)
+            else:
+                os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("bundle written to %s", out)
+    return out
+
+
+def _zip(folder: Path, target: Path) -> None:
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(folder.iterdir()):
+            # models stay uncompressed so a device can map them straight from the archive
+            method = zipfile.ZIP_STORED if path.suffix in (".tflite", ".onnx") else zipfile.ZIP_DEFLATED
+            archive.write(path, path.name, compress_type=method)
+
+
+def _golden(folder: Path, models: Sequence[dict[str, Any]], settings: TokenizerSettings, texts: Sequence[str],
+            student: Path | None) -> dict[str, Any]:
+    """Token ids of each text and the logits every model returns for them through the bundle runtime."""
+    tokenizer = WordPieceTokenizer(load_vocab(folder / "vocab.txt"), settings)
+    encodings = [tokenizer.encode(text) for text in texts]
+    logits = {}
+    for model in models:
+        runner = rt.open_runner((folder / model["file"]).read_bytes(), model)
+        logits[model["file"]] = runner.run(encodings)
+    torch_logits = _torch_logits(student, encodings)
+    cases = []
+    for index, (text, encoding) in enumerate(zip(texts, encodings)):
+        cases.append({
+            "text": text, "input_ids": encoding.input_ids, "attention_mask": encoding.attention_mask,
+            "token_type_ids": encoding.token_type_ids,
+            "logits": {name: [float(v) for v in values[index]] for name, values in logits.items()},
+            "torch_logits": [float(v) for v in torch_logits[index]] if torch_logits is not None else [],
+        })
+    if torch_logits is not None:
+        for name, values in logits.items():
+            log.info("golden: %s vs the PyTorch student: max |logit diff| %.4f", name,
+                     float(np.abs(values - torch_logits).max()))
+    return {"tolerance": dict(TOLERANCE), "cases": cases}
+
+
+def _torch_logits(student: Path | None, encodings: Sequence[Any]) -> np.ndarray | None:
+    if student is None:
+        return None
+    try:
+        from tinybert_edge.runtime.sessions import TorchSession
+
+        session = TorchSession(student)
+    except ImportError:
+        log.info("torch is not installed; golden.json carries no PyTorch cross-check logits")
+        return None
+    rows = [session.run({"input_ids": np.array([e.input_ids]), "attention_mask": np.array([e.attention_mask]),
+                         "token_type_ids": np.array([e.token_type_ids])})[0] for e in encodings]
+    return np.stack(rows)
+
+
+def verify(bundle: str | os.PathLike[str], threads: int | None = None) -> dict[str, Any]:
+    """Check a bundle: every checksum, then every golden case on every model whose runtime is installed (the
+    tokenizer must reproduce the ids exactly; logits within the tolerance; same argmax unless the expected top two
+    are closer than `argmax_margin`). Gathers every failure, then raises BundleError once. Returns a summary."""
+    where = str(bundle)
+    files = rt.read_bundle_files(bundle)
+    manifest = rt.parse_manifest(files, where)
+    rt.check_files(files, manifest, where)
+    summary: dict[str, Any] = {"bundle": where, "files_checked": len(manifest["files"]), "models": {}}
+    failures: list[str] = []
+    for entry in manifest["models"]:
+        try:
+            model = rt.BundleModel(where, manifest, files, entry, threads)
+        except ImportError as exc:  # MissingDependencyError: a runtime this machine lacks is skipped, not failed
+            summary["models"][entry["file"]] = {"skipped": str(exc)}
+            continue
+        tolerance = model.golden["tolerance"]
+        cases = model.golden["cases"]
+        encodings = model.encode([case["text"] for case in cases])
+        for case, encoding in zip(cases, encodings):
+            if encoding.input_ids != case["input_ids"]:
+                failures.append(f"tokenizer ids differ on {case['text'][:40]!r}")
+        logits = model.run_encodings(encodings)
+        expected = np.array([case["logits"][entry["file"]] for case in cases], dtype=np.float64)
+        diff = float(np.abs(logits - expected).max())
+        flips = []
+        for index, (got, want) in enumerate(zip(logits, expected)):
+            top = np.sort(want)[-2:]
+            if int(np.argmax(got)) != int(np.argmax(want)) and top[1] - top[0] >= tolerance["argmax_margin"]:
+                flips.append(index)
+        if diff > tolerance["max_abs_logit_diff"]:
+            failures.append(f"{entry['file']}: max |logit diff| {diff:.4g} > {tolerance['max_abs_logit_diff']}")
+        if flips:
+            failures.append(f"{entry['file']}: argmax differs on golden cases {flips}")
+        summary["models"][entry["file"]] = {"runtime": entry["runtime"], "cases": len(cases),
+                                            "max_abs_logit_diff": diff, "argmax_flips": len(flips)}
+    if not any("cases" in m for m in summary["models"].values()):
+        raise BundleError(f"no runtime for any model of '{where}' is installed, so its golden vectors cannot be "
+                          "re-run; install tinybert-edge[tflite] or tinybert-edge[onnx]")
+    if failures:
+        raise BundleError(f"the bundle '{where}' fails verification: {'; '.join(failures)}")
+    summary["passed"] = True
+    return summary

@@ -1,0 +1,369 @@
+"""Load an on-device bundle (docs/bundle_format.md) and classify text with it, without torch or transformers.
+
+Only numpy and one of ai-edge-litert (tflite_runtime as a fallback) or onnxruntime are needed:
+`load_bundle(path).predict("some text")`. A folder or a .zip is read into memory, every file's sha256 is checked
+before use, and the model runs from those bytes (nothing is extracted to disk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tinybert_edge.errors import BundleError, MissingDependencyError
+from tinybert_edge.runtime.wordpiece import Encoding, TokenizerSettings, UnicodeTables, WordPieceTokenizer, parse_vocab
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "tinybert-edge-bundle"
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+RUNTIMES = ("litert", "onnxruntime")
+_MANIFEST_KEYS = ("format", "schema_version", "sdk_version", "created", "models", "tokenizer", "labels",
+                  "golden_file", "files")
+_MODEL_KEYS = ("file", "runtime", "input_names", "input_dtype", "output_name", "sequence_buckets")
+
+
+# --- reading the files ----------------------------------------------------------------------------------------------
+
+def _safe_name(name: str, where: str) -> str:
+    """A bundle file name: one plain component, no path tricks."""
+    pure = PurePosixPath(name)
+    if (not name or "\\" in name or name.startswith("/") or ":" in name or len(pure.parts) != 1
+            or pure.parts[0] in (".", "..")):
+        raise BundleError(f"{where} names the file {name!r}; bundle files must be plain names at the bundle's root "
+                          "(no folders, absolute paths or '..'); the bundle is corrupt or malicious: repackage it")
+    return name
+
+
+def read_bundle_files(path: str | Path) -> dict[str, bytes]:
+    """Every file of a bundle folder or .zip, by name. Refuses zip entries with absolute paths, '..', folders,
+    symlinks or duplicate names, and symlinks in a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"the bundle '{path}' does not exist; pass the folder or .zip that `tinybert-edge package` "
+                          "wrote")
+    if path.is_dir():
+        files = {}
+        for entry in sorted(path.iterdir()):
+            if entry.is_symlink():
+                raise BundleError(f"the bundle folder '{path}' holds the symlink '{entry.name}'; a bundle holds plain "
+                                  "files only: repackage it")
+            if entry.is_file():
+                files[_safe_name(entry.name, f"the bundle folder '{path}'")] = entry.read_bytes()
+        return files
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleError(f"'{path}' is neither a bundle folder nor a readable .zip ({exc}); it may be truncated: "
+                          "copy or download it again") from exc
+    files = {}
+    with archive:
+        for info in archive.infolist():
+            name = info.filename
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise BundleError(f"the zip '{path}' holds the symlink '{name}'; a bundle holds plain files only: "
+                                  "the bundle is corrupt or malicious, repackage it")
+            _safe_name(name.rstrip("/") if info.is_dir() else name, f"the zip '{path}'")
+            if info.is_dir():
+                raise BundleError(f"the zip '{path}' holds the folder '{name}'; bundle files lie at the zip's root")
+            if name in files:
+                raise BundleError(f"the zip '{path}' holds '{name}' twice; repackage the bundle")
+            try:
+                files[name] = archive.read(info)
+            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+                raise BundleError(f"'{name}' in the zip '{path}' cannot be read ({exc}); the zip is truncated or "
+                                  "corrupt: copy or download it again") from exc
+    return files
+
+
+def parse_manifest(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
+    """manifest.json, checked for the format name, the schema version and the keys schema 1 requires."""
+    if MANIFEST not in files:
+        raise BundleError(f"the bundle '{where}' has no {MANIFEST}; it is not a tinybert-edge bundle or it is "
+                          "incomplete: repackage it with `tinybert-edge package`")
+    try:
+        manifest = json.loads(files[MANIFEST].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{MANIFEST} of '{where}' is not valid JSON ({exc}); it is truncated or corrupt: "
+                          "repackage the bundle") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise BundleError(f"{MANIFEST} of '{where}' has format {found!r}, not {FORMAT_NAME!r}; pass a bundle "
+                          "written by `tinybert-edge package`")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(f"'{where}' has schema_version {version!r}; this runtime reads schema_version "
+                          f"{SCHEMA_VERSION} only: upgrade tinybert-edge or repackage the model with this version")
+    missing = [key for key in _MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise BundleError(f"{MANIFEST} of '{where}' lacks {', '.join(missing)}; repackage the bundle")
+    if not manifest["models"]:
+        raise BundleError(f"{MANIFEST} of '{where}' lists no models; repackage the bundle")
+    for model in manifest["models"]:
+        lacking = [key for key in _MODEL_KEYS if key not in model]
+        if lacking:
+            raise BundleError(f"a model entry of {MANIFEST} in '{where}' lacks {', '.join(lacking)}; repackage it")
+        if model["runtime"] not in RUNTIMES:
+            raise BundleError(f"model '{model['file']}' of '{where}' needs the runtime {model['runtime']!r}; "
+                              f"known: {', '.join(RUNTIMES)}")
+    return manifest
+
+
+def check_files(files: Mapping[str, bytes], manifest: Mapping[str, Any], where: str) -> None:
+    """Every file in manifest.json#files is present, has its size and its sha256; every file the manifest uses is
+    listed. Gathers every problem before raising once."""
+    listed = manifest["files"]
+    problems = []
+    for name, expected in listed.items():
+        _safe_name(name, f"{MANIFEST} of '{where}'")
+        if name not in files:
+            problems.append(f"'{name}' is missing")
+            continue
+        data = files[name]
+        if len(data) != expected.get("bytes"):
+            problems.append(f"'{name}' has {len(data)} bytes, not {expected.get('bytes')} (truncated or replaced)")
+        elif hashlib.sha256(data).hexdigest() != expected.get("sha256"):
+            problems.append(f"'{name}' does not match its sha256 (tampered or corrupt)")
+    used = [m["file"] for m in manifest["models"]] + [manifest["golden_file"], manifest["tokenizer"].get("vocab_file"),
+                                                      manifest["tokenizer"].get("unicode_tables_file")]
+    problems += [f"'{name}' is used but not listed in files (no checksum)" for name in used if name not in listed]
+    if problems:
+        raise BundleError(f"the bundle '{where}' fails its checks: {'; '.join(problems)}; copy it again or "
+                          "repackage it with `tinybert-edge package`")
+
+
+def tokenizer_settings(manifest: Mapping[str, Any]) -> TokenizerSettings:
+    t = manifest["tokenizer"]
+    if t.get("type") != "bert-wordpiece":
+        raise BundleError(f"the bundle's tokenizer type is {t.get('type')!r}; this runtime knows 'bert-wordpiece'")
+    try:
+        return TokenizerSettings(
+            do_lower_case=bool(t["do_lower_case"]), strip_accents=bool(t["strip_accents"]),
+            tokenize_chinese_chars=bool(t["tokenize_chinese_chars"]), clean_text=bool(t["clean_text"]),
+            max_length=int(t["max_length"]), max_input_chars_per_word=int(t["max_input_chars_per_word"]),
+            continuing_subword_prefix=t["continuing_subword_prefix"], unk_token=t["unk_token"],
+            cls_token=t["cls_token"], sep_token=t["sep_token"], pad_token=t["pad_token"], mask_token=t["mask_token"],
+            special_tokens=tuple(t["special_tokens"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"the bundle's tokenizer settings are incomplete or malformed ({exc!r}); repackage it") \
+            from exc
+
+
+# --- runtimes -------------------------------------------------------------------------------------------------------
+
+class _LiteRtRunner:
+    """A .tflite held in memory, one fixed-shape `seq_<L>` signature per bucket (see runtime/litert.py)."""
+
+    def __init__(self, content: bytes, model: Mapping[str, Any], threads: int | None) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            try:
+                from tflite_runtime.interpreter import Interpreter
+            except ImportError as exc:
+                raise MissingDependencyError("ai-edge-litert", "tflite", "Running a bundle's .tflite") from exc
+        try:
+            interpreter = Interpreter(model_content=content, num_threads=threads)
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"LiteRT cannot load the bundle's '{model['file']}': {exc}; repackage it") from exc
+        self.signatures: dict[int, tuple[Any, int, str]] = {}
+        for key in interpreter.get_signature_list():
+            runner = interpreter.get_signature_runner(key)
+            batch, length = (int(d) for d in runner.get_input_details()["input_ids"]["shape"])
+            self.signatures[length] = (runner, batch, model["output_name"])
+        self.interpreter = interpreter  # the signature runners need it alive
+        declared = sorted(int(b) for b in model["sequence_buckets"])
+        if sorted(self.signatures) != declared:
+            raise BundleError(f"'{model['file']}' has signatures for lengths {sorted(self.signatures)} but the "
+                              f"manifest declares buckets {declared}; repackage the bundle")
+        self.buckets = declared
+        self.input_names = list(model["input_names"])
+
+    def bucket_for(self, length: int) -> int:
+        """The smallest bucket that fits (as benchmarks/arm_runner.select_bucket); the tokenizer's max_length never
+        exceeds the largest bucket, so one always does."""
+        for bucket in self.buckets:
+            if bucket >= length:
+                return bucket
+        raise BundleError(f"{length} tokens are more than the largest bucket ({self.buckets[-1]}); the bundle's "
+                          "tokenizer max_length is wrong: repackage it")
+
+    def run(self, encodings: Sequence[Encoding]) -> np.ndarray:
+        rows = []
+        for encoding in encodings:
+            bucket = self.bucket_for(len(encoding))
+            runner, batch, output = self.signatures[bucket]
+            feed = {}
+            for name, values in (("input_ids", encoding.input_ids), ("attention_mask", encoding.attention_mask),
+                                 ("token_type_ids", encoding.token_type_ids)):
+                if name in self.input_names:
+                    row = np.zeros((batch, bucket), dtype=np.int32)  # pad id 0, mask 0, segment 0
+                    row[0, : len(values)] = values
+                    feed[name] = row
+            rows.append(np.asarray(runner(**feed)[output][0], dtype=np.float32))
+        return np.stack(rows)
+
+
+class _OnnxRunner:
+    """An .onnx held in memory, with dynamic batch and sequence axes."""
+
+    def __init__(self, content: bytes, model: Mapping[str, Any], threads: int | None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise MissingDependencyError("onnxruntime", "onnx", "Running a bundle's .onnx") from exc
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for unloadable graphs
+            raise BundleError(f"ONNX Runtime cannot load the bundle's '{model['file']}': {exc}; repackage it") from exc
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.buckets: list[int] = []
+
+    def run(self, encodings: Sequence[Encoding]) -> np.ndarray:
+        # One row per call, unpadded: dynamic int8 quantizes activations with ranges taken over the whole input,
+        # so padding a text next to longer batch-mates would change its logits.
+        rows = []
+        for encoding in encodings:
+            feed = {name: np.array([values], dtype=np.int64) for name, values in
+                    (("input_ids", encoding.input_ids), ("attention_mask", encoding.attention_mask),
+                     ("token_type_ids", encoding.token_type_ids)) if name in self.input_names}
+            rows.append(np.asarray(self.session.run(None, feed)[0][0], dtype=np.float32))
+        return np.stack(rows)
+
+
+def open_runner(content: bytes, model: Mapping[str, Any], threads: int | None = None) -> _LiteRtRunner | _OnnxRunner:
+    return (_LiteRtRunner if model["runtime"] == "litert" else _OnnxRunner)(content, model, threads)
+
+
+# --- the model ------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's result: the top label and every label's probability (softmax of the logits)."""
+
+    label: str
+    label_id: int
+    probabilities: dict[str, float]
+    logits: list[float]
+    num_tokens: int
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class BundleModel:
+    """A loaded bundle: tokenizer, labels and one model in its runtime."""
+
+    def __init__(self, where: str, manifest: dict[str, Any], files: Mapping[str, bytes], model: Mapping[str, Any],
+                 threads: int | None = None) -> None:
+        self.where = where
+        self.manifest = manifest
+        self.model = dict(model)
+        self.labels: list[str] = list(manifest["labels"])
+        settings = tokenizer_settings(manifest)
+        tables = UnicodeTables(files[manifest["tokenizer"]["unicode_tables_file"]].decode("ascii"),
+                               f"{where}/{manifest['tokenizer']['unicode_tables_file']}")
+        self.tokenizer = WordPieceTokenizer(parse_vocab(files[manifest["tokenizer"]["vocab_file"]], where), settings,
+                                            tables)
+        self.runner = open_runner(files[model["file"]], model, threads)
+        if self.runner.buckets and settings.max_length > self.runner.buckets[-1]:
+            raise BundleError(f"the bundle's tokenizer max_length ({settings.max_length}) exceeds the largest bucket "
+                              f"of '{model['file']}' ({self.runner.buckets[-1]}); repackage it")
+        golden = files[manifest["golden_file"]]
+        try:
+            self.golden = json.loads(golden.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{manifest['golden_file']} of '{where}' is not valid JSON ({exc}); repackage it") \
+                from exc
+
+    @property
+    def runtime(self) -> str:
+        return self.model["runtime"]
+
+    @property
+    def file(self) -> str:
+        return self.model["file"]
+
+    @property
+    def max_length(self) -> int:
+        return self.tokenizer.settings.max_length
+
+    def encode(self, texts: Sequence[str | bytes]) -> list[Encoding]:
+        return [self.tokenizer.encode(text) for text in texts]
+
+    def logits(self, texts: str | bytes | Sequence[str | bytes]) -> np.ndarray:
+        """float32 logits [n, labels]; texts longer than max_length tokens are truncated."""
+        batch = [texts] if isinstance(texts, (str, bytes, bytearray)) else list(texts)
+        if not batch:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.run_encodings(self.encode(batch))
+
+    def run_encodings(self, encodings: Sequence[Encoding]) -> np.ndarray:
+        logits = self.runner.run(encodings)
+        if logits.shape != (len(encodings), len(self.labels)):
+            raise BundleError(f"'{self.file}' returned logits of shape {logits.shape}, expected "
+                              f"{(len(encodings), len(self.labels))} for {len(self.labels)} labels; repackage it")
+        return logits
+
+    def predict(self, texts: str | bytes | Sequence[str | bytes]) -> Prediction | list[Prediction]:
+        """The label and probabilities of one text (a Prediction) or of each text of a list."""
+        single = isinstance(texts, (str, bytes, bytearray))
+        batch = [texts] if single else list(texts)
+        encodings = self.encode(batch)
+        logits = self.run_encodings(encodings) if encodings else np.zeros((0, len(self.labels)), np.float32)
+        probabilities = softmax(logits.astype(np.float64))
+        out = []
+        for encoding, row, probs in zip(encodings, logits, probabilities):
+            best = int(np.argmax(row))
+            out.append(Prediction(self.labels[best], best, {label: float(p) for label, p in zip(self.labels, probs)},
+                                  [float(v) for v in row], len(encoding)))
+        return out[0] if single else out
+
+
+def _pick_model(manifest: Mapping[str, Any], model: str | None, where: str) -> Mapping[str, Any]:
+    models = manifest["models"]
+    if model is not None:
+        chosen = [m for m in models if model in (m["file"], m["runtime"])]
+        if not chosen:
+            raise BundleError(f"'{where}' has no model {model!r}; it has "
+                              f"{', '.join(m['file'] + ' (' + m['runtime'] + ')' for m in models)}")
+        return chosen[0]
+    import importlib.util
+
+    def available(runtime: str) -> bool:
+        modules = ("ai_edge_litert", "tflite_runtime") if runtime == "litert" else ("onnxruntime",)
+        return any(importlib.util.find_spec(name) is not None for name in modules)
+
+    for entry in models:
+        if available(entry["runtime"]):
+            return entry
+    first = models[0]
+    raise MissingDependencyError("ai-edge-litert" if first["runtime"] == "litert" else "onnxruntime",
+                                 "tflite" if first["runtime"] == "litert" else "onnx", f"Running the bundle '{where}'")
+
+
+def load_bundle(path: str | Path, model: str | None = None, threads: int | None = None) -> BundleModel:
+    """Open a bundle folder or .zip. `model` picks a model by file name or runtime ("litert", "onnxruntime");
+    by default the first listed whose runtime is installed. Raises BundleError for anything wrong with the bundle."""
+    where = str(path)
+    files = read_bundle_files(path)
+    manifest = parse_manifest(files, where)
+    check_files(files, manifest, where)
+    return BundleModel(where, manifest, files, _pick_model(manifest, model, where), threads)
