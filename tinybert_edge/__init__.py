@@ -15,6 +15,8 @@ _API = {
     "pipeline": "tinybert_edge.pipeline:pipeline",
     "finetune": "tinybert_edge.finetune:finetune",
     "distill": "tinybert_edge.distill.trainer:distill",
+    "general_distill": "tinybert_edge.distill.general:general_distill",
+    "augment": "tinybert_edge.distill.augment:augment",
     "export": "tinybert_edge.converters.api:export",
     "evaluate": "tinybert_edge.evaluate:evaluate",
     "bench": "tinybert_edge.benchmarks.api:bench",
@@ -25,6 +27,8 @@ _API = {
     "PipelineConfig": "tinybert_edge.config:PipelineConfig",
     "DistillConfig": "tinybert_edge.config:DistillConfig",
     "FinetuneConfig": "tinybert_edge.config:FinetuneConfig",
+    "GeneralDistillConfig": "tinybert_edge.config:GeneralDistillConfig",
+    "AugmentConfig": "tinybert_edge.config:AugmentConfig",
 }
 
 __all__ = ["__version__", *_API]

@@ -196,6 +196,12 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
     limit = max_length or settings.max_length
     if buckets:
         limit = min(limit, buckets[-1])
+    positions = _max_positions(token_dir, artifacts)
+    if positions is not None and limit > positions:
+        # A longer input would index past the position-embedding table (onnxruntime fails, LiteRT reads garbage).
+        limit = positions
+    if max_length is not None and limit < max_length:
+        log.info("package: max_length %d capped at %d by the model's buckets or positions", max_length, limit)
     settings = TokenizerSettings(**{**settings.__dict__, "max_length": limit})
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +221,7 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
         manifest = {
             "format": rt.FORMAT_NAME, "schema_version": rt.SCHEMA_VERSION, "sdk_version": tinybert_edge.__version__,
             "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "models": models, "tokenizer": settings_dict(settings),
+            "models": models, "tokenizer": {**settings_dict(settings), **_special_ids(staging / "vocab.txt", settings)},
             "labels": artifacts[0].metadata.get("label_names") or [], "golden_file": "golden.json",
             "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
         }
@@ -324,3 +330,27 @@ def verify(bundle: str | os.PathLike[str], threads: int | None = None) -> dict[s
         raise BundleError(f"the bundle '{where}' fails verification: {'; '.join(failures)}")
     summary["passed"] = True
     return summary
+
+
+def _max_positions(token_dir: Path, artifacts: Sequence[Any]) -> int | None:
+    """max_position_embeddings of the model behind the artifacts (its config.json beside the tokenizer, or the
+    exported model's source folder); None when no config says."""
+    candidates = [token_dir / "config.json"]
+    for artifact in artifacts:
+        source = (artifact.metadata or {}).get("source_model")
+        if isinstance(source, str):
+            candidates.append(Path(source) / "config.json")
+    for path in candidates:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8")).get("max_position_embeddings")
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _special_ids(vocab_file: Path, settings: TokenizerSettings) -> dict[str, int]:
+    """unk_id, cls_id, sep_id and pad_id as docs/bundle_format.md lists them (readers check them against vocab.txt)."""
+    vocab = load_vocab(vocab_file)
+    return {f"{name}_id": vocab[getattr(settings, f"{name}_token")] for name in ("unk", "cls", "sep", "pad")}

@@ -134,7 +134,7 @@ def pipeline(
         "schema_version": 1,
         "run_dir": str(run_dir),
         "config": config.to_dict(),
-        "data": {"source": full.source, "labels": full.label_names, "train": len(train), "dev": len(dev),
+        "data": {"source": config.data.path, "labels": train.label_names, "train": len(train), "dev": len(dev),
                  "test": len(test)},
         "teacher": {"path": str(teacher_dir), "fine_tuned": json.loads((Path(teacher_dir) / "finetune.json").read_text())
                     if (Path(teacher_dir) / "finetune.json").is_file() else None},

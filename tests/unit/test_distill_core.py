@@ -185,3 +185,19 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(teacher
     run("one-attn", 1, "1")
     run("two-attn", 2, "1")
     assert _same_weights(tmp_path / "one-attn", tmp_path / "two-attn") < 1e-2
+
+
+# ------------------------------------------------------------------ loss log plot
+
+
+def test_loss_curves_plot_every_logged_term(tmp_path):
+    from tinybert_edge.report import plot_loss_curves, read_loss_log
+
+    log_path = tmp_path / "intermediate.jsonl"
+    records = [{"stage": "intermediate", "step": s, "epoch": 0, "lr": 1e-4, "embedding": 1.0 / s, "hidden": 2.0 / s,
+                "attention": 3.0 / s, "total": 6.0 / s} for s in range(1, 6)]
+    log_path.write_text("\n".join(json.dumps(r) for r in records) + '\n{"stage": "intermediate", "step": 5, '
+                        '"dev_score": 0.5}\n')
+    assert len(read_loss_log(log_path)) == 5
+    png = plot_loss_curves([log_path], tmp_path / "loss.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

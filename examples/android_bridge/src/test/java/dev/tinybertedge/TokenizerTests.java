@@ -1,0 +1,156 @@
+package dev.tinybertedge;
+
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/** Hand-checked cases for the tokenizer on a tiny vocabulary, run with every UnicodeTables source given. */
+final class TokenizerTests {
+    private TokenizerTests() {}
+
+    static final List<String> VOCAB = Arrays.asList(
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", ",", "!", "[", "]", "mask", "un", "##aff",
+            "##able", "cafe", "中", "文", "σ", "##σ", "i", "a", "##a", "\uD83D\uDE00", "##\uD83D\uDE00", "x", "##x");
+
+    static Map<String, Integer> vocab() {
+        Map<String, Integer> vocab = new HashMap<>();
+        for (String token : VOCAB) {
+            vocab.put(token, vocab.size());
+        }
+        return vocab;
+    }
+
+    static void run(UnicodeTables unicode) {
+        String tag = " [" + unicode.describe() + "]";
+        WordPieceTokenizer tok = new WordPieceTokenizer(vocab(), WordPieceTokenizer.Settings.uncased(), unicode);
+
+        Check.test("punctuation and lower-casing" + tag, () ->
+                Check.equal(List.of("hello", ",", "world", "!"), tok.tokenize("Hello, WORLD!"), "tokens"));
+        Check.test("word pieces, longest match first" + tag, () ->
+                Check.equal(List.of("un", "##aff", "##able"), tok.tokenize("unaffable"), "tokens"));
+        Check.test("a word that does not split is one [UNK]" + tag, () ->
+                Check.equal(List.of("[UNK]", "hello"), tok.tokenize("unaffablez hello"), "tokens"));
+        Check.test("accents stripped after NFD" + tag, () -> {
+            Check.equal(List.of("cafe"), tok.tokenize("Café"), "precomposed");
+            Check.equal(List.of("cafe"), tok.tokenize("Cafe\u0301"), "combining");
+            Check.equal(List.of("i"), tok.tokenize("\u0130"), "capital I with dot: stripped before lower-casing");
+        });
+        Check.test("CJK ideographs are split" + tag, () ->
+                Check.equal(List.of("中", "文", "hello"), tok.tokenize("中文hello"), "tokens"));
+        Check.test("capital sigma lower-cases without final form" + tag, () ->
+                Check.equal(List.of("σ", "##σ"), tok.tokenize("ΣΣ"), "tokens"));
+        Check.test("control and zero-width characters dropped, odd spaces split" + tag, () -> {
+            Check.equal(List.of("hello"), tok.tokenize("hel\u0000lo\u200b\uFFFD"), "dropped");
+            Check.equal(List.of("hello", "world", "!"), tok.tokenize("hello\u3000world\u00a0\u2029!\t"), "spaces");
+            Check.equal(List.of(), tok.tokenize(" \u0001\u200d\n"), "nothing left");
+        });
+        Check.test("astral characters are one character each" + tag, () -> {
+            Check.equal(List.of("\uD83D\uDE00", "##\uD83D\uDE00"), tok.tokenize("\uD83D\uDE00\uD83D\uDE00"), "pieces");
+            Check.equal(List.of("x", "##\uD83D\uDE00"), tok.tokenize("x\uD83D\uDE00"), "after a letter");
+            String hundred = "\uD83D\uDE00".repeat(100);
+            Check.equal(100, tok.tokenize(hundred).size(), "100 emoji (200 UTF-16 units) are within the limit");
+            Check.equal(List.of("[UNK]"), tok.tokenize(hundred + "\uD83D\uDE00"), "101 emoji are over it");
+        });
+        Check.test("words over 100 characters are [UNK]" + tag, () -> {
+            Check.equal(100, tok.tokenize("a".repeat(100)).size(), "100 characters split");
+            Check.equal(List.of("[UNK]"), tok.tokenize("a".repeat(101)), "101 characters");
+        });
+        Check.test("special tokens typed in the text are kept whole" + tag, () -> {
+            Check.equal(List.of("hello", "[MASK]", "world"), tok.tokenize("hello[MASK]world"), "matched");
+            Check.equal(List.of("[", "mask", "]"), tok.tokenize("[mask]"), "lower case is not special");
+            Check.equal(List.of("[SEP]", "[SEP]"), tok.tokenize("[SEP][SEP]"), "adjacent");
+        });
+        Check.test("[CLS]/[SEP] and truncation" + tag, () -> {
+            Check.equal(new int[] {2, 5, 7, 6, 8, 3}, tok.encode("hello, world!", 128), "full");
+            Check.equal(new int[] {2, 5, 7, 3}, tok.encode("hello, world!", 4), "truncated to 4");
+            Check.equal(new int[] {2, 3}, tok.encode("", 8), "empty text");
+            Check.fails(IllegalArgumentException.class, "at least 2", () -> tok.encode("x", 1));
+        });
+        Check.test("padding to a bucket" + tag, () -> {
+            WordPieceTokenizer.Encoding e = tok.encodePadded("hello world", 6);
+            Check.equal(new int[] {2, 5, 6, 3, 0, 0}, e.inputIds, "ids");
+            Check.equal(new int[] {1, 1, 1, 1, 0, 0}, e.attentionMask, "mask");
+            Check.equal(new int[6], e.tokenTypeIds, "token types");
+            Check.equal(4, e.length, "length");
+        });
+        Check.test("a lone surrogate is refused, not tokenized" + tag, () -> {
+            Check.fails(IllegalArgumentException.class, "lone UTF-16 surrogate", () -> tok.tokenize("ab\uD83D"));
+            Check.fails(IllegalArgumentException.class, "lone UTF-16 surrogate", () -> tok.tokenize("\uDE00x"));
+            Check.fails(IllegalArgumentException.class, "null", () -> tok.tokenize(null));
+        });
+        Check.test("a huge text is tokenized and truncated" + tag, () -> {
+            StringBuilder text = new StringBuilder();
+            for (int i = 0; i < 200_000; i++) {
+                text.append(i % 3 == 0 ? "hello " : i % 3 == 1 ? "e\u0301\u0323 " : "\u0300\u0301\u0302\u0303");
+            }
+            int[] ids = tok.encode(text.toString(), 128);
+            Check.equal(128, ids.length, "truncated length");
+            Check.equal(5, ids[1], "first token");
+        });
+        Check.test("settings without lower-casing keep case and accents" + tag, () -> {
+            WordPieceTokenizer.Settings cased = new WordPieceTokenizer.Settings(false, false, true, true, 100,
+                    "[UNK]", "[CLS]", "[SEP]", "[PAD]", "##", List.of());
+            Map<String, Integer> v = vocab();
+            v.put("Café", v.size());
+            WordPieceTokenizer t = new WordPieceTokenizer(v, cased, unicode);
+            Check.equal(List.of("[UNK]", "[UNK]"), t.tokenize("Hello Cafe\u0301"), "NFD only when stripping");
+            Check.equal(List.of("Café"), t.tokenize("Café"), "precomposed kept");
+            Check.equal(List.of("[", "[UNK]", "]"), t.tokenize("[MASK]"), "no special tokens configured");
+        });
+        Check.test("vocab.txt parsing" + tag, () -> {
+            Map<String, Integer> v = WordPieceTokenizer.parseVocab("[PAD]\n[UNK]\n a\nb \u00a0\r\nc\nb\n\n");
+            Check.equal(0, v.get("[PAD]"), "first id");
+            Check.equal(2, v.get(" a"), "leading space kept");
+            Check.equal(5, v.get("b"), "trailing White_Space trimmed; a repeated token keeps its last id");
+            Check.equal(4, v.get("c"), "id is the line number");
+            Check.equal(6, v.get(""), "an empty line is a token");
+            Check.equal(6, v.size(), "distinct tokens; the newline that ends the file starts no line");
+            Check.fails(IllegalArgumentException.class, "empty", () -> WordPieceTokenizer.parseVocab(""));
+            Check.fails(IllegalArgumentException.class, "is not in vocab.txt", () -> new WordPieceTokenizer(
+                    WordPieceTokenizer.parseVocab("[PAD]\n[UNK]\n"), WordPieceTokenizer.Settings.uncased(), unicode));
+        });
+    }
+
+    /** Parsing and behaviour of unicode_tables.txt itself, on a small hand-written table. */
+    static void runTableFormat() {
+        String header = "# tinybert-edge unicode tables v1 reference=test\n";
+        Check.test("unicode_tables.txt: NFD expansion, Hangul, canonical reordering", () -> {
+            UnicodeTables t = UnicodeTables.parse(header + "mark 0300 036F\nccc 0300 0301 230\nccc 0323 0323 220\n"
+                    + "nfd 00E9 0065 0301\nlower 0130 0069 0307\n", "test");
+            Check.equal("e\u0323\u0301", t.nfd("\u00e9\u0323"), "é + dot below reordered by class");
+            Check.equal("\u1100\u1161\u11a8", t.nfd("\uac01"), "Hangul LVT");
+            Check.equal("\u1100\u1161", t.nfd("\uac00"), "Hangul LV");
+            StringBuilder marks = new StringBuilder("a");
+            StringBuilder sorted = new StringBuilder("a");
+            for (int i = 0; i < 40; i++) {
+                marks.append(i % 2 == 0 ? "\u0301" : "\u0323");
+            }
+            sorted.append("\u0323".repeat(20)).append("\u0301".repeat(20));
+            Check.equal(sorted.toString(), t.nfd(marks.toString()), "a long run is sorted stably");
+            StringBuilder lower = new StringBuilder();
+            t.appendLowerCase(0x130, lower);
+            t.appendLowerCase('Q', lower);
+            Check.equal("i\u0307Q", lower.toString(), "lower mapping; unmapped code points stay");
+            Check.isTrue(t.isMark(0x301) && !t.isMark('a'), "mark ranges");
+        });
+        Check.test("unicode_tables.txt: strict parsing", () -> {
+            Check.fails(IllegalArgumentException.class, "version 1", () -> UnicodeTables.parse(
+                    "# tinybert-edge unicode tables v2\n", "t"));
+            Check.fails(IllegalArgumentException.class, "unknown entry kind", () -> UnicodeTables.parse(
+                    header + "upper 0041 0061\n", "t"));
+            Check.fails(IllegalArgumentException.class, "overlap", () -> UnicodeTables.parse(
+                    header + "punct 0021 0030\npunct 0030 0031\n", "t"));
+            Check.fails(IllegalArgumentException.class, "ends before", () -> UnicodeTables.parse(
+                    header + "punct 0031 0030\n", "t"));
+            Check.fails(IllegalArgumentException.class, "mapped twice", () -> UnicodeTables.parse(
+                    header + "lower 0041 0061\nlower 0041 0062\n", "t"));
+            Check.fails(IllegalArgumentException.class, "not an upper-case hex", () -> UnicodeTables.parse(
+                    header + "cjk 4e00 9FFF\n", "t"));
+            Check.fails(IllegalArgumentException.class, "beyond U+10FFFF", () -> UnicodeTables.parse(
+                    header + "cjk 110000 110001\n", "t"));
+            Check.fails(IllegalArgumentException.class, "fields", () -> UnicodeTables.parse(
+                    header + "ccc 0300 0301\n", "t"));
+        });
+    }
+}
