@@ -79,6 +79,8 @@ def render_markdown_table(results: Iterable[str | os.PathLike[str] | Mapping[str
     if revisions:
         note += f", git {', '.join(revisions)}"
     note += ") by `python -m tinybert_edge.benchmarks.readme`; do not edit by hand."
+    note += "\n\nThe command behind each suite:\n\n" + "\n".join(
+        f"- {markdown_cell(d['suite'])}: `{d['command']}`" for d in sorted(documents, key=lambda d: d["suite"]))
     details = []
     for doc in sorted(documents, key=lambda d: d["suite"]):
         body = (doc.get("extra") or {}).get("report_markdown")

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinybert_edge.errors import BundleError, ModelError, RunDirExistsError
-from tinybert_edge.io import atomic_path
+from tinybert_edge.io import atomic_path, check_output_location
 from tinybert_edge.runtime import bundle as rt
 from tinybert_edge.runtime.tokenizer_corpus import settings_dict
 from tinybert_edge.runtime.wordpiece import TABLES_FILE, TokenizerSettings, WordPieceTokenizer, load_vocab
@@ -189,6 +189,7 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
                           f"{', '.join(rt.RUNTIMES)}")
     if out.exists() and not overwrite:
         raise RunDirExistsError(f"'{out}' already exists; pass overwrite=True (--overwrite) or choose another path")
+    check_output_location(out, "bundle")  # an output under a regular file or in a read-only folder: refused up front
     artifacts = find_artifacts(model, precision, runtimes)
     token_dir = _tokenizer_folder(artifacts, tokenizer)
     buckets = sorted({int(b) for a in artifacts if a.format == "tflite" for b in a.metadata.get("sequence_buckets", [])})

@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--dev-examples", type=int, default=32, help="dev examples for our engine's final evaluation")
     parser.add_argument("--aug-sentences", type=int, default=200, help="sentences augmented by ours")
-    parser.add_argument("--reference-aug-sentences", type=int, default=40,
+    parser.add_argument("--reference-aug-sentences", type=int, default=20,
                         help="of those, how many the one-call-per-word reference augments (reported per sentence)")
     parser.add_argument("--reference-teacher-no-grad", action="store_true",
                         help="run the reference teacher under no_grad as task_distill.py does (default: autograd on, "

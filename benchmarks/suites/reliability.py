@@ -3,8 +3,9 @@
     python -m tinybert_edge.benchmarks.suites.reliability [--readme] [extra pytest arguments]
 
 Each class of promise is one test module (interruption, bad input, untrusted files, fuzzing, resources). The tests
-append one JSON line per injected fault (SIGKILL, failing write, booby-trapped pickle) and per batch of fuzzing
-examples to the file named by TINYBERT_RELIABILITY_FAULTS; pytest's built-in --junitxml gives each case's outcome.
+append one JSON line per injected fault (SIGKILL, failing write, booby-trapped pickle, hostile or tampered
+bundle) and per batch of fuzzing examples to the file named by TINYBERT_RELIABILITY_FAULTS; pytest's built-in
+--junitxml gives each case's outcome.
 Per class: value = cases passed, baseline = target = cases tried, met = every case passed.
 """
 
@@ -80,6 +81,7 @@ def reliability_metrics(outcome: dict[str, dict[str, Any]], faults: dict[str, An
     metrics["faults injected: SIGKILLs"] = Metric(counts.get("sigkill", 0), "faults")
     metrics["faults injected: failing writes (ENOSPC, EDQUOT, EFBIG)"] = Metric(counts.get("failing_write", 0), "faults")
     metrics["faults injected: booby-trapped pickles"] = Metric(counts.get("malicious_pickle", 0), "files")
+    metrics["faults injected: hostile or tampered bundles"] = Metric(counts.get("hostile_bundle", 0), "files")
     metrics["fuzzing examples run"] = Metric(counts.get("fuzz_examples", 0), "examples")
     return metrics
 

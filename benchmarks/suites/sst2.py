@@ -347,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = render_table(report)
     budget = report["settings"]
     details = "\n".join([
+        "# SST-2 reproduction", "",
         f"SST-2 dev ({report['dev_examples']} examples). Budget `{report['budget']}`: teacher fine-tuned on "
         f"{budget['teacher_examples'] or 'all'} train examples for {budget['teacher_epochs']:g} epoch(s); students "
         f"task-distilled (sst2 preset, max length 64) on {budget['distill_examples'] or 'all'} train examples, "

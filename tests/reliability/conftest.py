@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +25,7 @@ if str(UNIT_TESTS) not in sys.path:
 import tiny_bert  # noqa: E402
 
 FAULT_LOG_ENV = "TINYBERT_RELIABILITY_FAULTS"
-TEMP_MARKERS = (".partial", ".old-")
+TEMP_MARKERS = (".partial", ".old-", ".staging")
 
 
 def record(kind: str, count: int = 1, **details) -> None:
@@ -36,7 +38,8 @@ def record(kind: str, count: int = 1, **details) -> None:
 
 
 def temp_leftovers(folder: Path) -> list[Path]:
-    """Files and folders that only the SDK's atomic writes create (`.<name>.*.partial`, `.<name>.old-<pid>`)."""
+    """Files and folders that only the SDK's atomic writes create (`.<name>.*.partial`, `.<name>.old-<pid>`,
+    `package`'s `.<name>.*.staging`)."""
     if not folder.exists():
         return []
     return sorted(p for p in folder.rglob(".*") if any(marker in p.name for marker in TEMP_MARKERS))
@@ -84,3 +87,56 @@ def small_teacher(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def train_csv(tmp_path_factory) -> Path:
     return tiny_bert.write_csv(tmp_path_factory.mktemp("data") / "train.csv", 40)
+
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under `folder` with its bytes (None for a folder or link): equal before and after a command
+    means the command wrote, extracted and deleted nothing there."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="session")
+def onnx_export(small_teacher, tmp_path_factory) -> Path:
+    """The small teacher exported to ONNX fp32 and int8 (one 16-token bucket): what `package` bundles."""
+    pytest.importorskip("onnxruntime")
+    from tinybert_edge.converters.api import export
+    from tinybert_edge.converters.config import ExportConfig
+
+    out = tmp_path_factory.mktemp("export") / "artifacts"
+    export(small_teacher, out, formats=("onnx",), config=ExportConfig(sequence_buckets=(16,)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundle(onnx_export, tmp_path_factory) -> Path:
+    """A verified bundle folder of the int8 ONNX model (tests copy it before they change anything)."""
+    from tinybert_edge.package import package
+
+    return package(onnx_export, tmp_path_factory.mktemp("bundle") / "bundle", runtimes=("onnxruntime",))
+
+
+@pytest.fixture(scope="session")
+def bundle_zip(onnx_export, tmp_path_factory) -> Path:
+    """The same model packaged as a .zip."""
+    from tinybert_edge.package import package
+
+    return package(onnx_export, tmp_path_factory.mktemp("bundle-zip") / "bundle.zip", runtimes=("onnxruntime",))
+
+
+def zip_with(bundle: Path, target: Path, extra: zipfile.ZipInfo | None = None, payload: bytes = b"x") -> Path:
+    """A zip of `bundle`'s files plus one hand-made entry (a `../` name, an absolute name, a symlink...)."""
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(bundle.iterdir()):
+            archive.write(path, path.name)
+        if extra is not None:
+            archive.writestr(extra, payload)
+    return target
+
+
+def symlink_entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry whose Unix mode says symlink (what `zip --symlinks` writes); its payload is the link target."""
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix: external_attr carries the mode
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info

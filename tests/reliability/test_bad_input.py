@@ -1,11 +1,16 @@
 """A table of bad inputs through the command line: each ends with exit code 2, one `error:` line that names the
-problem, no traceback (unless --debug, which re-raises the typed error) and nothing at the output path."""
+problem, no traceback (unless --debug, which re-raises the typed error) and nothing at the output path.
+
+A second table does the same for bundles: `verify` on tampered, truncated, incomplete and hostile bundles, and
+`package` onto outputs it must refuse."""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -13,7 +18,7 @@ from typing import Callable
 import pytest
 
 import tiny_bert
-from conftest import error_lines, run_cli, temp_leftovers
+from conftest import error_lines, run_cli, symlink_entry, temp_leftovers, tree, zip_with
 from tinybert_edge.cli import EXIT_USER_ERROR, main
 from tinybert_edge.errors import TinyBertEdgeError
 
@@ -208,3 +213,138 @@ def test_bad_input_in_a_fresh_process_has_no_traceback_and_debug_shows_one(env):
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr and "DataError" in debug.stderr
     _outputs_absent(env, CASES[0])
+
+
+# --- bundles: `verify` on broken or hostile bundles, `package` onto outputs it must refuse --------------------------
+
+@dataclass
+class BundleEnv:
+    """A scratch folder, a verified bundle folder (copied before any change) and the ONNX export it came from."""
+
+    tmp: Path
+    bundle: Path
+    export: Path
+
+    def copy(self, name: str = "copy") -> Path:
+        target = self.tmp / name
+        shutil.copytree(self.bundle, target)
+        return target
+
+    def edit(self, file: str, change: Callable[[bytes], bytes]) -> Path:
+        folder = self.copy()
+        (folder / file).write_bytes(change((folder / file).read_bytes()))
+        return folder
+
+    def without(self, file: str) -> Path:
+        folder = self.copy()
+        (folder / file).unlink()
+        return folder
+
+    def write(self, name: str, content: bytes) -> Path:
+        path = self.tmp / name
+        path.write_bytes(content)
+        return path
+
+    def package(self, model: Path, out: Path, *extra: str) -> list[str]:
+        return ["package", str(model), str(out), "--runtime", "onnxruntime", *extra]
+
+
+def _flip_middle_byte(data: bytes) -> bytes:
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x01
+    return bytes(flipped)
+
+
+def _manifest_with(**changes) -> Callable[[bytes], bytes]:
+    return lambda data: json.dumps({**json.loads(data), **changes}).encode("ascii")
+
+
+def _truncated_zip(e: BundleEnv) -> Path:
+    path = zip_with(e.bundle, e.tmp / "whole.zip")
+    return e.write("cut.zip", path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _folder_with_symlink(e: BundleEnv) -> Path:
+    folder = e.copy()
+    os.symlink(e.write("outside.txt", b"secret"), folder / "extra")
+    return folder
+
+
+@dataclass
+class BundleCase:
+    id: str
+    argv: Callable[[BundleEnv], list[str]]
+    phrase: str
+
+
+BUNDLE_CASES = [
+    BundleCase("bundle-tampered-model-byte", lambda e: ["verify", str(e.edit("model.onnx", _flip_middle_byte))],
+               "'model.onnx' does not match its sha256"),
+    BundleCase("bundle-truncated-model", lambda e: ["verify", str(e.edit("model.onnx", lambda d: d[: len(d) // 3]))],
+               "truncated or replaced"),
+    BundleCase("bundle-missing-vocab", lambda e: ["verify", str(e.without("vocab.txt"))], "'vocab.txt' is missing"),
+    BundleCase("bundle-missing-manifest", lambda e: ["verify", str(e.without("manifest.json"))], "no manifest.json"),
+    BundleCase("bundle-unknown-schema-version", lambda e: ["verify", str(e.edit(
+        "manifest.json", _manifest_with(schema_version=2)))], "schema_version 2"),
+    BundleCase("bundle-manifest-not-json", lambda e: ["verify", str(e.edit("manifest.json", lambda d: d[:40]))],
+               "not valid JSON"),
+    BundleCase("bundle-zip-dotdot-entry",
+               lambda e: ["verify", str(zip_with(e.bundle, e.tmp / "b.zip", zipfile.ZipInfo("../evil.txt")))],
+               "plain names"),
+    BundleCase("bundle-zip-absolute-entry", lambda e: ["verify", str(zip_with(
+        e.bundle, e.tmp / "b.zip", zipfile.ZipInfo(str(e.tmp / "absolute-evil.txt"))))], "plain names"),
+    BundleCase("bundle-zip-symlink-entry", lambda e: ["verify", str(zip_with(
+        e.bundle, e.tmp / "b.zip", symlink_entry("escape"), b"../../../etc/passwd"))], "symlink"),
+    BundleCase("bundle-zip-duplicate-entry", lambda e: ["verify", str(zip_with(
+        e.bundle, e.tmp / "b.zip", zipfile.ZipInfo("vocab.txt"), b"[PAD]\n[UNK]\n"))], "twice"),
+    BundleCase("bundle-not-a-zip", lambda e: ["verify", str(e.write("fake.zip", b"text,label\ngood,pos\n" * 20))],
+               "neither a bundle folder nor a readable .zip"),
+    BundleCase("bundle-truncated-zip", lambda e: ["verify", str(_truncated_zip(e))], "truncated"),
+    BundleCase("bundle-folder-symlink", lambda e: ["verify", str(_folder_with_symlink(e))], "symlink"),
+    BundleCase("bundle-missing-path", lambda e: ["verify", str(e.tmp / "nowhere.zip")], "does not exist"),
+    BundleCase("package-onto-existing-output", lambda e: e.package(e.export, e.copy("existing")), "already exists"),
+    BundleCase("package-onto-existing-zip", lambda e: e.package(e.export, zip_with(e.bundle, e.tmp / "old.zip")),
+               "--overwrite"),
+    BundleCase("package-folder-without-artifacts", lambda e: e.package(e.tmp / "empty", e.tmp / "out"),
+               "no int8 artifact"),
+    BundleCase("package-missing-model", lambda e: e.package(e.tmp / "nowhere", e.tmp / "out"), "neither an artifact"),
+    BundleCase("package-precision-not-exported", lambda e: e.package(e.export, e.tmp / "out", "--precision", "fp16"),
+               "no fp16 artifact"),
+    BundleCase("package-output-under-a-file", lambda e: e.package(e.export, e.write("plain", b"x") / "bundle"),
+               "regular file"),
+]
+
+
+@pytest.fixture()
+def bundle_env(tmp_path, bundle, onnx_export) -> BundleEnv:
+    (tmp_path / "empty").mkdir()
+    return BundleEnv(tmp=tmp_path, bundle=bundle, export=onnx_export)
+
+
+@pytest.mark.parametrize("case", BUNDLE_CASES, ids=[c.id for c in BUNDLE_CASES])
+def test_bad_bundle_input_gives_one_clear_error(case, bundle_env, capsys):
+    argv = case.argv(bundle_env)
+    before = tree(bundle_env.tmp)
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == EXIT_USER_ERROR, (code, captured.err[-3000:])
+    assert "Traceback" not in captured.err + captured.out
+    lines = error_lines(captured.err)
+    assert len(lines) == 1, captured.err[-3000:]
+    assert case.phrase.lower() in lines[0].lower(), lines[0]
+    # Nothing written, extracted, replaced or left half-done: not a bundle, not a staging folder, not a temp file.
+    assert tree(bundle_env.tmp) == before
+    with pytest.raises(TinyBertEdgeError):
+        main(["--debug", *argv])
+
+
+def test_bad_bundle_in_a_fresh_process_has_no_traceback_and_debug_shows_one(bundle_env):
+    argv = BUNDLE_CASES[0].argv(bundle_env)
+    plain = run_cli(argv)
+    assert plain.returncode == EXIT_USER_ERROR
+    assert "Traceback" not in plain.stderr
+    lines = [line for line in plain.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "sha256" in lines[0], plain.stderr
+    debug = run_cli(["--debug", *argv])
+    assert debug.returncode != 0
+    assert "Traceback" in debug.stderr and "BundleError" in debug.stderr

@@ -1,5 +1,6 @@
-"""SIGKILL at seeded random points: distillation resumes to the same student, and export and report writing leave
-the previous complete output or none (only temporary `.<name>.*.partial` names may be left by a killed process)."""
+"""SIGKILL at seeded random points: distillation resumes to the same student, and export, packaging and report
+writing leave the previous complete output or none (only temporary `.<name>.*.partial` / `.staging` names may be
+left by a killed process)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import tiny_bert
-from conftest import cli_env, record, temp_leftovers
+from conftest import TEMP_MARKERS, cli_env, record, temp_leftovers
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "drivers.py"
@@ -178,6 +179,44 @@ def test_export_killed_midway_leaves_previous_or_no_artifact(tmp_path, small_tea
             export(small_teacher, out, formats=("onnx",), config=ExportConfig(sequence_buckets=(16, 32)))
             assert _complete_onnx(out / "onnx") and _complete_onnx(out / "onnx-int8")
             previous_metadata = json.loads((out / "onnx" / "metadata.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("form", ["folder", "zip"])
+def test_package_killed_midway_leaves_previous_or_no_bundle(tmp_path, onnx_export, form):
+    from tinybert_edge.package import verify
+
+    out = tmp_path / ("bundle.zip" if form == "zip" else "bundle")
+    rng = random.Random(f"{SEED}-package-{form}")
+    kept = 0
+    for attempt in range(6):
+        process = _spawn([str(DRIVER), "package", str(onnx_export), str(out), "1000"])
+        if attempt == 0:
+            # First: killed while the very first bundle is being staged, so there is no previous one.
+            deadline = time.monotonic() + 120
+            while (not list(tmp_path.glob(f".{out.name}.*.staging")) and process.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, 0.2))
+        else:
+            # Then: one round has put a complete bundle in place and the next one is rewriting it.
+            line = process.stdout.readline()
+            assert line.startswith("round"), process.communicate()[1][-2000:]
+            time.sleep(rng.uniform(0.0, 0.5))
+        if process.poll() is not None:
+            pytest.fail(f"the package driver ended before it could be killed: {process.communicate()[1][-2000:]}")
+        _sigkill(process)
+        if out.exists():
+            assert verify(out)["passed"]
+            kept += attempt > 0
+        elif attempt > 0:
+            # Replacing a folder is two renames; a kill between them leaves the previous one under its .old name.
+            olds = list(tmp_path.glob(f".{out.name}.old-*"))
+            assert olds and verify(olds[0])["passed"], "the previous complete bundle disappeared"
+        # Beside the bundle, a killed process may leave only its temporary names (never a half bundle at `out`).
+        others = [p for p in tmp_path.iterdir() if p != out]
+        assert all(p.name.startswith(f".{out.name}.") and any(m in p.name for m in TEMP_MARKERS) for p in others), \
+            others
+    assert kept, "no kill left a complete bundle at the final path"
 
 
 REPORT_FIXTURE = HERE / "data" / "report.json"

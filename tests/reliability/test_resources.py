@@ -35,6 +35,28 @@ def test_million_character_text_is_truncated_not_fatal(teacher):
     np.testing.assert_allclose(result.logits[0], short.logits[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("form", ["folder", "zip"])
+def test_bundle_runtime_on_a_million_character_text_and_an_empty_text(bundle, bundle_zip, form):
+    from tinybert_edge.runtime.bundle import load_bundle
+
+    model = load_bundle(bundle if form == "folder" else bundle_zip)
+    words = ("good bad " * 125_000)[:1_000_000]
+    one_word = "x" * 1_000_000  # longer than max_input_chars_per_word: a single [UNK]
+    assert len(words) == len(one_word) == 1_000_000
+    long, single, empty = model.predict([words, one_word, ""])
+    assert long.num_tokens == model.max_length  # truncated, as the tokenizer's max_length says
+    short = model.predict(" ".join(["good", "bad"] * model.max_length))
+    np.testing.assert_allclose(long.logits, short.logits, rtol=1e-5, atol=1e-5)  # same first max_length tokens
+    unk = model.tokenizer.vocab[model.tokenizer.settings.unk_token]
+    assert single.num_tokens == 3 and model.encode([one_word])[0].input_ids[1] == unk
+    assert empty.num_tokens == 2  # [CLS] [SEP]
+    for prediction in (long, single, empty):
+        assert prediction.label in model.labels and np.isfinite(prediction.logits).all()
+        assert abs(sum(prediction.probabilities.values()) - 1.0) < 1e-6
+    assert model.predict("").logits == pytest.approx(empty.logits, abs=1e-6)  # alone or in a batch: the same
+    assert model.logits([]).shape == (0, len(model.labels)) and model.predict([]) == []
+
+
 def test_one_huge_batch_matches_small_batches(teacher):
     from tinybert_edge.data import encode
     from tinybert_edge.evaluate import evaluate_session

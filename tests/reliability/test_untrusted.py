@@ -1,17 +1,21 @@
-"""Untrusted files never run code: the sources hold no unsafe loader, and a booby-trapped pickle is refused."""
+"""Untrusted files never run code: the sources hold no unsafe loader, and a booby-trapped pickle is refused.
+A hostile bundle (zip traversal, absolute names, symlinks) is refused with nothing extracted or written anywhere,
+and a tampered one is refused before any of its bytes reach the tokenizer or ONNX Runtime."""
 
 from __future__ import annotations
 
 import ast
 import os
 import pickle
+import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import record
+from conftest import record, symlink_entry, tree, zip_with
 from tinybert_edge.cli import EXIT_USER_ERROR, main
-from tinybert_edge.errors import ModelError
+from tinybert_edge.errors import BundleError, ModelError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("tinybert_edge", "converters", "benchmarks")
@@ -161,3 +165,137 @@ def test_config_toml_cannot_execute_code(tmp_path):
     path.write_text(f'name = "__import__(\'pathlib\').Path(\'{marker}\').touch()"\n')
     assert PipelineConfig.from_toml(path).name.startswith("__import__")  # kept as a string, never evaluated
     assert not marker.exists() and not os.path.exists(marker)
+
+
+# --- bundles from untrusted hands ------------------------------------------------------------------------------------
+
+def _zip_replacing(bundle: Path, target: Path, name: str, entry: zipfile.ZipInfo, payload: bytes) -> Path:
+    """A zip of `bundle` in which the file `name` is replaced by `entry` (a symlink, say)."""
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(bundle.iterdir()):
+            if path.name != name:
+                archive.write(path, path.name)
+        archive.writestr(entry, payload)
+    return target
+
+
+HOSTILE_ZIPS = {
+    # name: (what the zip holds beyond the bundle, the phrase of the refusal)
+    "dotdot-entry": (lambda b, t, out: zip_with(b, t, zipfile.ZipInfo("../escaped.txt"), b"pwned"), "plain names"),
+    "nested-dotdot-entry": (lambda b, t, out: zip_with(b, t, zipfile.ZipInfo("sub/../../escaped.txt"), b"pwned"),
+                            "plain names"),
+    "absolute-entry": (lambda b, t, out: zip_with(b, t, zipfile.ZipInfo(str(out / "escaped.txt")), b"pwned"),
+                       "plain names"),
+    "backslash-entry": (lambda b, t, out: zip_with(b, t, zipfile.ZipInfo("..\\escaped.txt"), b"pwned"),
+                        "plain names"),
+    "symlink-out-of-the-bundle": (lambda b, t, out: zip_with(b, t, symlink_entry("escape"),
+                                                             str(out / "secret.txt").encode()), "symlink"),
+    "symlink-as-vocab": (lambda b, t, out: _zip_replacing(b, t, "vocab.txt", symlink_entry("vocab.txt"),
+                                                          str(out / "vocab.txt").encode()), "symlink"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_ZIPS))
+def test_hostile_zip_is_refused_and_nothing_is_extracted(kind, bundle, tmp_path, monkeypatch, capsys):
+    from tinybert_edge.package import verify
+    from tinybert_edge.runtime.bundle import load_bundle
+
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret", encoding="utf-8")
+    shutil.copyfile(bundle / "vocab.txt", outside / "vocab.txt")  # the real vocab: a followed link would pass
+    build, phrase = HOSTILE_ZIPS[kind]
+    path = build(bundle, work / "bundle.zip", outside)
+    monkeypatch.chdir(work)  # a relative `../` would land in tmp_path, an absolute name in outside/
+    before = tree(tmp_path)
+    for reader in (load_bundle, verify):
+        with pytest.raises(BundleError, match=phrase):
+            reader(path)
+    assert main(["verify", str(path)]) == EXIT_USER_ERROR
+    assert phrase in capsys.readouterr().err
+    assert tree(tmp_path) == before, "reading the bundle wrote, extracted or removed a file"
+    assert not (tmp_path / "escaped.txt").exists() and not (outside / "escaped.txt").exists()
+    record("hostile_bundle", what=kind)
+
+
+def test_folder_bundle_with_a_symlink_to_a_valid_file_outside_is_refused(bundle, tmp_path):
+    """The link points at a byte-identical vocab.txt: following it would pass the checksum, so only the symlink
+    check stands between the bundle and a file outside it."""
+    from tinybert_edge.package import verify
+    from tinybert_edge.runtime.bundle import load_bundle
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copyfile(bundle / "vocab.txt", outside / "vocab.txt")
+    folder = tmp_path / "bundle"
+    shutil.copytree(bundle, folder)
+    (folder / "vocab.txt").unlink()
+    os.symlink(outside / "vocab.txt", folder / "vocab.txt")
+    before = tree(tmp_path)
+    for reader in (load_bundle, verify):
+        with pytest.raises(BundleError, match="symlink 'vocab.txt'"):
+            reader(folder)
+    assert tree(tmp_path) == before
+    record("hostile_bundle", what="folder-symlink")
+
+
+class _Spy:
+    """Counts calls to a function (and passes them on), so a test can prove what was never reached."""
+
+    def __init__(self, real) -> None:
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.real(*args, **kwargs)
+
+
+def _flip(path: Path, fraction: float = 0.5) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * fraction)] ^= 0x20
+    path.write_bytes(bytes(data))
+
+
+TAMPERINGS = {
+    # name: (change to a copy of the bundle folder, the phrase of the refusal)
+    "model-one-byte": (lambda f, e: _flip(f / "model.onnx"), "'model.onnx' does not match its sha256"),
+    "model-replaced-by-another-graph": (lambda f, e: shutil.copyfile(e / "onnx" / "model.onnx", f / "model.onnx"),
+                                        "'model.onnx' has"),
+    "vocab-same-size": (lambda f, e: _flip(f / "vocab.txt", 0.3), "'vocab.txt' does not match its sha256"),
+    "unicode-tables-one-byte": (lambda f, e: _flip(f / "unicode_tables.txt", 0.9),
+                                "'unicode_tables.txt' does not match"),
+    "golden-one-byte": (lambda f, e: _flip(f / "golden.json", 0.5), "'golden.json' does not match"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPERINGS))
+@pytest.mark.parametrize("form", ["folder", "zip"])
+def test_tampered_bundle_never_reaches_the_tokenizer_or_the_runtime(kind, form, bundle, onnx_export, tmp_path,
+                                                                     monkeypatch):
+    import onnxruntime
+
+    from tinybert_edge.package import verify
+    from tinybert_edge.runtime import bundle as rt
+
+    sessions = _Spy(onnxruntime.InferenceSession)
+    vocabularies = _Spy(rt.parse_vocab)
+    tables = _Spy(rt.UnicodeTables)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", sessions)
+    monkeypatch.setattr(rt, "parse_vocab", vocabularies)
+    monkeypatch.setattr(rt, "UnicodeTables", tables)
+
+    # The spies see the untampered bundle: they would notice a tampered one reaching the same calls.
+    rt.load_bundle(bundle)
+    assert (sessions.calls, vocabularies.calls, tables.calls) == (1, 1, 1)
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(bundle, folder)
+    change, phrase = TAMPERINGS[kind]
+    change(folder, onnx_export)
+    path = folder if form == "folder" else zip_with(folder, tmp_path / "bundle.zip")
+    for reader in (rt.load_bundle, verify):
+        with pytest.raises(BundleError, match=phrase):
+            reader(path)
+    assert (sessions.calls, vocabularies.calls, tables.calls) == (1, 1, 1), "a tampered file was used"
+    record("hostile_bundle", what=f"tampered {kind} ({form})")

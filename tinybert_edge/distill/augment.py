@@ -32,7 +32,7 @@ from tinybert_edge.registry import Registry
 log = logging.getLogger(__name__)
 
 # Bumped whenever a change here changes what augment() writes, so that older cache entries are not reused.
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -95,13 +95,15 @@ def split_words(tokenizer: Any, texts: Sequence[str]) -> list[Sentence]:
 
 def whole_word_mask(tokenizer: Any, vocab_size: int) -> np.ndarray:
     """True for vocabulary entries that can stand as a word on their own: alphabetic, not a `##` continuation
-    piece, not a special or `[unusedN]` token."""
+    piece, not a special or `[unusedN]` token, and not a lone letter other than "a" and "i" (embedding neighbours
+    otherwise offer "s" for "was": the vocabulary's single letters exist to spell unknown words, not as words)."""
     by_id = {index: token for token, index in tokenizer.get_vocab().items()}
     special = set(tokenizer.all_special_ids)
     mask = np.zeros(vocab_size, dtype=bool)
     for index in range(vocab_size):
         token = by_id.get(index)
-        mask[index] = token is not None and index not in special and token.isalpha()
+        mask[index] = (token is not None and index not in special and token.isalpha()
+                       and (len(token) > 1 or token.lower() in ("a", "i")))
     return mask
 
 
@@ -421,15 +423,19 @@ def augment(
     try:
         for chunk in todo:
             indices = range(chunk * config.chunk_examples, min(len(data), (chunk + 1) * config.chunk_examples))
-            rows: list[dict[str, Any]] = []
-            for start in range(indices.start, indices.stop, config.batch_size):
-                batch = list(range(start, min(indices.stop, start + config.batch_size)))
+            # Sentences of similar length share a forward pass, so little of it is padding.
+            by_length = sorted(indices, key=lambda j: len(sentences[j].piece_ids))
+            per_example: dict[int, dict[int, list[str]]] = {}
+            for start in range(0, len(by_length), config.batch_size):
+                batch = by_length[start : start + config.batch_size]
                 found = word_candidates([sentences[j] for j in batch], masked_lm, neighbours)
                 for s, j in enumerate(batch):
-                    per_word = {w: options for (t, w), options in found.items() if t == s}
-                    rng = np.random.default_rng([config.seed, j])  # per example: independent of batching and chunks
-                    rows.extend(_rows(data, j, [data.texts[j], *new_sentences(sentences[j], per_word, config, rng)]))
+                    per_example[j] = {w: options for (t, w), options in found.items() if t == s}
                 bar.update(len(batch))
+            rows: list[dict[str, Any]] = []
+            for j in indices:
+                rng = np.random.default_rng([config.seed, j])  # per example: independent of batching and chunks
+                rows.extend(_rows(data, j, [data.texts[j], *new_sentences(sentences[j], per_example[j], config, rng)]))
             _write_chunk(_chunk_path(cache, chunk), rows)
     finally:
         bar.close()

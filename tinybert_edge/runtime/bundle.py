@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import lzma
 import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,6 +32,10 @@ RUNTIMES = ("litert", "onnxruntime")
 _MANIFEST_KEYS = ("format", "schema_version", "sdk_version", "created", "models", "tokenizer", "labels",
                   "golden_file", "files")
 _MODEL_KEYS = ("file", "runtime", "input_names", "input_dtype", "output_name", "sequence_buckets")
+# What zipfile raises for a corrupt entry: besides bad data and CRCs, a compression method it lacks
+# (NotImplementedError), an encryption flag (RuntimeError) and broken lzma streams.
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError, NotImplementedError,
+                    RuntimeError, ValueError)
 
 
 # --- reading the files ----------------------------------------------------------------------------------------------
@@ -63,7 +68,7 @@ def read_bundle_files(path: str | Path) -> dict[str, bytes]:
         return files
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # ValueError: an entry name that is not valid UTF-8
         raise BundleError(f"'{path}' is neither a bundle folder nor a readable .zip ({exc}); it may be truncated: "
                           "copy or download it again") from exc
     files = {}
@@ -80,7 +85,7 @@ def read_bundle_files(path: str | Path) -> dict[str, bytes]:
                 raise BundleError(f"the zip '{path}' holds '{name}' twice; repackage the bundle")
             try:
                 files[name] = archive.read(info)
-            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+            except _ZIP_READ_ERRORS as exc:
                 raise BundleError(f"'{name}' in the zip '{path}' cannot be read ({exc}); the zip is truncated or "
                                   "corrupt: copy or download it again") from exc
     return files
@@ -101,7 +106,7 @@ def parse_manifest(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
         raise BundleError(f"{MANIFEST} of '{where}' has format {found!r}, not {FORMAT_NAME!r}; pass a bundle "
                           "written by `tinybert-edge package`")
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 and 1.0 == 1 in Python, not in the format
         raise BundleError(f"'{where}' has schema_version {version!r}; this runtime reads schema_version "
                           f"{SCHEMA_VERSION} only: upgrade tinybert-edge or repackage the model with this version")
     missing = [key for key in _MANIFEST_KEYS if key not in manifest]
@@ -109,6 +114,10 @@ def parse_manifest(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
         raise BundleError(f"{MANIFEST} of '{where}' lacks {', '.join(missing)}; repackage the bundle")
     if not manifest["models"]:
         raise BundleError(f"{MANIFEST} of '{where}' lists no models; repackage the bundle")
+    wrong = _wrong_types(manifest)
+    if wrong:
+        raise BundleError(f"{MANIFEST} of '{where}' has values of the wrong type: {'; '.join(wrong[:5])}; it is "
+                          "corrupt or was not written by `tinybert-edge package`: repackage the bundle")
     for model in manifest["models"]:
         lacking = [key for key in _MODEL_KEYS if key not in model]
         if lacking:
@@ -117,6 +126,40 @@ def parse_manifest(files: Mapping[str, bytes], where: str) -> dict[str, Any]:
             raise BundleError(f"model '{model['file']}' of '{where}' needs the runtime {model['runtime']!r}; "
                               f"known: {', '.join(RUNTIMES)}")
     return manifest
+
+
+def _wrong_types(manifest: Mapping[str, Any]) -> list[str]:
+    """The manifest fields this reader uses whose JSON type is not the one docs/bundle_format.md gives. The manifest
+    is the one file without a checksum, so nothing in it is trusted to have the right shape."""
+    def is_str(value: Any) -> bool:
+        return isinstance(value, str)
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def str_list(value: Any) -> bool:
+        return isinstance(value, list) and all(map(is_str, value))
+
+    def file_entry(value: Any) -> bool:
+        return isinstance(value, dict) and is_int(value.get("bytes")) and is_str(value.get("sha256"))
+
+    models, files, tokenizer = manifest["models"], manifest["files"], manifest["tokenizer"]
+    checks: list[tuple[str, Any, Callable[[Any], bool]]] = [
+        ("models", models, lambda v: isinstance(v, list)), ("files", files, lambda v: isinstance(v, dict)),
+        ("tokenizer", tokenizer, lambda v: isinstance(v, dict)), ("labels", manifest["labels"], str_list),
+        ("golden_file", manifest["golden_file"], is_str)]
+    model_fields = {"file": is_str, "runtime": is_str, "input_names": str_list, "output_name": is_str,
+                    "sequence_buckets": lambda v: isinstance(v, list) and all(map(is_int, v))}
+    for index, model in enumerate(models if isinstance(models, list) else []):
+        checks.append((f"models[{index}]", model, lambda v: isinstance(v, dict)))
+        if isinstance(model, dict):
+            checks += [(f"models[{index}].{key}", model[key], test)
+                       for key, test in model_fields.items() if key in model]
+    if isinstance(files, dict):
+        checks += [(f"files.{name}", entry, file_entry) for name, entry in files.items()]
+    if isinstance(tokenizer, dict):
+        checks += [(f"tokenizer.{key}", tokenizer.get(key), is_str) for key in ("vocab_file", "unicode_tables_file")]
+    return [f"{name} = {json.dumps(value)[:40]}" for name, value, test in checks if not test(value)]
 
 
 def check_files(files: Mapping[str, bytes], manifest: Mapping[str, Any], where: str) -> None:
@@ -146,6 +189,13 @@ def tokenizer_settings(manifest: Mapping[str, Any]) -> TokenizerSettings:
     t = manifest["tokenizer"]
     if t.get("type") != "bert-wordpiece":
         raise BundleError(f"the bundle's tokenizer type is {t.get('type')!r}; this runtime knows 'bert-wordpiece'")
+    tokens = ("continuing_subword_prefix", "unk_token", "cls_token", "sep_token", "pad_token", "mask_token")
+    not_strings = [key for key in tokens if key in t and not isinstance(t[key], str)]
+    specials = t.get("special_tokens", [])
+    if not isinstance(specials, list) or not all(isinstance(v, str) for v in specials):
+        not_strings.append("special_tokens")
+    if not_strings:
+        raise BundleError(f"the bundle's tokenizer settings {', '.join(not_strings)} are not strings; repackage it")
     try:
         return TokenizerSettings(
             do_lower_case=bool(t["do_lower_case"]), strip_accents=bool(t["strip_accents"]),
@@ -154,7 +204,7 @@ def tokenizer_settings(manifest: Mapping[str, Any]) -> TokenizerSettings:
             continuing_subword_prefix=t["continuing_subword_prefix"], unk_token=t["unk_token"],
             cls_token=t["cls_token"], sep_token=t["sep_token"], pad_token=t["pad_token"], mask_token=t["mask_token"],
             special_tokens=tuple(t["special_tokens"]))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise BundleError(f"the bundle's tokenizer settings are incomplete or malformed ({exc!r}); repackage it") \
             from exc
 
@@ -241,7 +291,11 @@ class _OnnxRunner:
             feed = {name: np.array([values], dtype=np.int64) for name, values in
                     (("input_ids", encoding.input_ids), ("attention_mask", encoding.attention_mask),
                      ("token_type_ids", encoding.token_type_ids)) if name in self.input_names}
-            rows.append(np.asarray(self.session.run(None, feed)[0][0], dtype=np.float32))
+            try:
+                rows.append(np.asarray(self.session.run(None, feed)[0][0], dtype=np.float32))
+            except Exception as exc:  # onnxruntime's untyped errors, e.g. a max_length past the model's positions
+                raise BundleError(f"ONNX Runtime failed on the bundle's model with {len(encoding)} tokens: {exc}; the "
+                                  "manifest does not match the model (tokenizer max_length?): repackage it") from exc
         return np.stack(rows)
 
 
