@@ -257,3 +257,17 @@ def test_cli_package_and_verify(export_dir, tmp_path, capsys):
     out.write_bytes(out.read_bytes()[:100])
     assert main(["verify", str(out)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_zip_declaring_more_than_the_bundle_limit_is_refused_before_inflating(tmp_path, monkeypatch):
+    import zipfile
+
+    from tinybert_edge.errors import BundleError
+    from tinybert_edge.runtime import bundle as rt
+
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", b"\0" * 200_000)  # compresses to a few hundred bytes
+    monkeypatch.setattr(rt, "MAX_BUNDLE_BYTES", 100_000)
+    with pytest.raises(BundleError, match="declares"):
+        rt.load_bundle(path)

@@ -32,6 +32,8 @@ RUNTIMES = ("litert", "onnxruntime")
 _MANIFEST_KEYS = ("format", "schema_version", "sdk_version", "created", "models", "tokenizer", "labels",
                   "golden_file", "files")
 _MODEL_KEYS = ("file", "runtime", "input_names", "input_dtype", "output_name", "sequence_buckets")
+MAX_BUNDLE_BYTES = 2 * 2**30  # far above any on-device model; refuses decompression bombs before inflating them
+
 # What zipfile raises for a corrupt entry: besides bad data and CRCs, a compression method it lacks
 # (NotImplementedError), an encryption flag (RuntimeError) and broken lzma streams.
 _ZIP_READ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError, NotImplementedError,
@@ -73,6 +75,12 @@ def read_bundle_files(path: str | Path) -> dict[str, bytes]:
                           "copy or download it again") from exc
     files = {}
     with archive:
+        # zipfile never inflates an entry past its declared size, so the declared sizes bound memory (a zip bomb
+        # declares its real size or fails its CRC check).
+        declared = sum(info.file_size for info in archive.infolist())
+        if declared > MAX_BUNDLE_BYTES:
+            raise BundleError(f"the zip '{path}' declares {declared / 2**30:.1f} GiB of contents, more than the "
+                              f"{MAX_BUNDLE_BYTES / 2**30:.0f} GiB a bundle may hold; it is corrupt or malicious")
         for info in archive.infolist():
             name = info.filename
             if stat.S_ISLNK(info.external_attr >> 16):
