@@ -76,13 +76,21 @@ def _teacher(train, dev, budget: Budget, cache_dir: str | None) -> Path:
                                                         epochs=budget.teacher_epochs), cache_dir=cache_dir)
 
 
-def _artifacts(model_dir: Path, out_dir: Path, encoded_dev) -> list:
+def _encoded(model_dir: Path, dev):
+    """`dev` tokenized with the model's own tokenizer (a vocabulary-trimmed student has its own ids)."""
+    from tinybert_edge.data import encode
+    from tinybert_edge.models import load_tokenizer
+
+    return encode(load_tokenizer(model_dir), dev, 128)
+
+
+def _artifacts(model_dir: Path, out_dir: Path, dev) -> list:
     """int8 ONNX and int8 TFLite of a model folder, each parity-checked; reused when already exported."""
     from tinybert_edge.config import PipelineConfig
     from tinybert_edge.pipeline import export_artifacts
 
     config = PipelineConfig(sequence_lengths=[64, 128], threads=2)
-    artifacts = export_artifacts(config, model_dir, out_dir, encoded_dev, resume=True)
+    artifacts = export_artifacts(config, model_dir, out_dir, _encoded(model_dir, dev), resume=True)
     return [a for a in artifacts if a.precision == "int8"]
 
 
@@ -139,8 +147,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
               progress: bool = True) -> dict[str, Any]:
     from tinybert_edge.benchmarks import BenchConfig, Target, bench
     from tinybert_edge.benchmarks.report import compare_to_teacher
-    from tinybert_edge.data import encode
-    from tinybert_edge.models import count_parameters, load_classifier, load_tokenizer
+    from tinybert_edge.models import count_parameters, load_classifier
 
     budget = BUDGETS[budget_name]
     started = time.perf_counter()
@@ -148,13 +155,12 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     log.info("sst2: run folder %s (budget %s: %s)", run.resolve(), budget_name, asdict(budget))
     train, dev = _load(data_dir)
     teacher_dir = _teacher(train, dev, budget, cache_dir)
-    encoded_dev = encode(load_tokenizer(teacher_dir), dev, 128)
 
     entries: list[dict[str, Any]] = [{"name": TEACHER, "model": "teacher", "backend": "torch", "precision": "fp32",
                                       "path": teacher_dir, "role": "teacher"}]
     backend = {"onnx": "onnxruntime", "tflite": "litert"}
     runtime = {"onnx": "ONNX", "tflite": "TFLite"}
-    for artifact in _artifacts(teacher_dir, run / "artifacts" / "teacher", encoded_dev):
+    for artifact in _artifacts(teacher_dir, run / "artifacts" / "teacher", dev):
         entries.append({"name": f"teacher · {runtime[artifact.format]} int8", "model": "teacher",
                         "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
                         "role": "teacher"})
@@ -164,7 +170,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
             student_dir = _distill_student(name, spec, augmented, teacher_dir, train, dev, run, budget, cache_dir)
             entries.append({"name": f"{label} · PyTorch fp32", "model": label, "backend": "torch", "precision": "fp32",
                             "path": student_dir, "role": "student"})
-            for artifact in _artifacts(student_dir, run / "artifacts" / label, encoded_dev):
+            for artifact in _artifacts(student_dir, run / "artifacts" / label, dev):
                 entries.append({"name": f"{label} · {runtime[artifact.format]} int8", "model": label,
                                 "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
                                 "role": "student"})
@@ -180,7 +186,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
         trim_vocabulary(best["path"], train.texts, trimmed_dir)
     entries.append({"name": f"{trimmed_label} · PyTorch fp32", "model": trimmed_label, "backend": "torch",
                     "precision": "fp32", "path": trimmed_dir, "role": "student"})
-    for artifact in _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, encoded_dev):
+    for artifact in _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, dev):
         entries.append({"name": f"{trimmed_label} · {runtime[artifact.format]} int8", "model": trimmed_label,
                         "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
                         "role": "student"})
@@ -195,14 +201,21 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
                       precision=e["precision"], params=params_of[e["name"]]) for e in entries]
     config = BenchConfig(sequence_lengths=(64, 128), batch_size=1, threads=2, min_seconds=budget.bench_seconds,
                          min_iterations=50)
-    inputs = encoded_dev.fixed_length([64, 128], rows=256)
-    rows = bench(targets, inputs, config, progress=progress, data=dev, max_examples=None)
-    rows = compare_to_teacher(rows, TEACHER)
+    # Real dev rows as latency inputs, tokenized by each model's own tokenizer (one bench call per vocabulary).
+    tokenizer_of = {e["name"]: trimmed_dir if e["model"] == trimmed_label else teacher_dir for e in entries}
+    measured: dict[str, dict[str, Any]] = {}
+    for folder in dict.fromkeys(tokenizer_of.values()):
+        group = [t for t in targets if tokenizer_of[t.name] == folder]
+        inputs = _encoded(folder, dev).fixed_length([64, 128], rows=256)
+        for row in bench(group, inputs, config, progress=progress, data=dev, max_examples=None):
+            measured[row["name"]] = row
+    rows = compare_to_teacher([measured[e["name"]] for e in entries], TEACHER)
     for row, entry in zip(rows, entries):
         row["model"] = entry["model"]
 
     pair_targets = [Target(name=label, role="teacher" if i == 0 else "student", backend="torch", path=folder,
                            precision="fp32") for i, (label, folder) in enumerate(_latency_pair(run))]
+    inputs = _encoded(teacher_dir, dev).fixed_length([64, 128], rows=256)
     pair_rows = compare_to_teacher(bench(pair_targets, inputs, BenchConfig(
         sequence_lengths=(64, 128), threads=2, min_seconds=budget.bench_seconds, min_iterations=20, roofline=False),
         progress=progress), pair_targets[0].name)

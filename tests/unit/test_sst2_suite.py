@@ -1,0 +1,54 @@
+"""The sst2 suite's targets and table, computed from a report shaped like the one run_suite writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tinybert_edge.benchmarks.suites.sst2 import TEACHER, render_table, sst2_metrics
+
+
+def _row(name, model, role, backend, precision, accuracy, p50_128, size_mb, rss_mb):
+    latency = {str(n): {"stats": {"p50_ms": p50_128 * n / 128}, "peak_rss_mb": rss_mb} for n in (64, 128)}
+    return {"name": name, "model": model, "role": role, "backend": backend, "precision": precision,
+            "path": f"/nonexistent/{name}", "size_bytes": size_mb * 1e6, "params": 1e6, "accuracy": accuracy,
+            "latency": latency, "error": None}
+
+
+@pytest.fixture()
+def report():
+    rows = [
+        _row(TEACHER, "teacher", "teacher", "torch", "fp32", 0.90, 30.0, 90.0, 600.0),
+        _row("teacher · TFLite int8", "teacher", "teacher", "litert", "int8", 0.89, 10.0, 23.0, 150.0),
+        _row("s · PyTorch fp32", "s", "student", "torch", "fp32", 0.885, 12.0, 58.0, 500.0),
+        _row("s · TFLite int8", "s", "student", "litert", "int8", 0.884, 4.0, 14.0, 80.0),
+        _row("s+vocab · PyTorch fp32", "s+vocab", "student", "torch", "fp32", 0.884, 12.0, 40.0, 480.0),
+        _row("s+vocab · TFLite int8", "s+vocab", "student", "litert", "int8", 0.880, 3.9, 10.0, 70.0),
+        _row("weak · PyTorch fp32", "weak", "student", "torch", "fp32", 0.80, 8.0, 40.0, 400.0),
+        _row("weak · TFLite int8", "weak", "student", "litert", "int8", 0.79, 2.0, 9.0, 60.0),
+    ]
+    pair = [_row("BERT-base (random weights)", "pair", "teacher", "torch", "fp32", None, 100.0, 400, 900),
+            _row("TinyBERT4 (random weights)", "pair", "student", "torch", "fp32", None, 10.0, 50, 300)]
+    return {"rows": rows, "latency_pair": pair}
+
+
+def test_targets_follow_the_best_student_and_ship_its_trimmed_artifact(report):
+    metrics, notes = sst2_metrics(report)
+    retained = metrics["best student (s) dev accuracy retained"]
+    assert retained.value == pytest.approx(0.885 / 0.90) and retained.met is True
+    speedup = metrics["speedup of s+vocab · TFLite int8 vs teacher fp32 PyTorch @ seq 128"]
+    assert speedup.value == pytest.approx(30 / 3.9) and speedup.met is False  # 7.7x < 9.4x
+    assert metrics["size reduction of s+vocab · TFLite int8 vs teacher fp32 weights"].value == pytest.approx(9.0)
+    same = metrics["speedup of s+vocab · TFLite int8 vs teacher · TFLite int8 @ seq 128"]
+    assert same.value == pytest.approx(10 / 3.9) and same.met is True
+    drop = metrics["largest int8 accuracy drop vs its fp32 student (weak · TFLite int8)"]
+    assert drop.value == pytest.approx(1.0) and drop.met is False
+    assert metrics["vocabulary trimming: dev accuracy change of the best student"].value == pytest.approx(-0.1)
+    assert metrics["latency-only pair: BERT-base / TinyBERT4 fp32 PyTorch p50 @ seq 128 (random weights)"].value == 10
+    assert any("missed: speedup of s+vocab" in n for n in notes)
+
+
+def test_table_has_a_row_per_variant_and_the_pair(report):
+    table = render_table(report)
+    assert table.count("\n| ") >= len(report["rows"]) + 2
+    assert "| s+vocab · TFLite int8 |" in table and "2.56x" in table  # against the teacher's own TFLite int8
+    assert "BERT-base (random weights)" in table
