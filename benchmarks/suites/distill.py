@@ -7,8 +7,9 @@ TinyBERT code does them, on the same teacher, student, data and thread count, in
   `tinybert_edge.distill.trainer.distill` against `reference_task_distill` below: every batch padded to
   max_seq_length 128, teacher forward with autograd, attention scores with the padding mask added and zeroed
   again by `torch.where(score <= -1e2, 0, score)`, one MSE per layer and term, a shared `fit_dense` projection, plain
-  AdamW. Both are timed end to end from the model folders (loading included); samples/s counts the examples each
-  stage trains on.
+  AdamW. Throughput counts the examples each stage trains on over the time of the two training loops (ours
+  includes the one teacher pass that caches its logits); the end-to-end ratio (loading, our dev evaluation and
+  saving included) is reported beside it.
 - Augmentation: our `tinybert_edge.distill.augment.augment` against `reference_augment_sentence` (one model call
   per word with batch size 1 and autograd on, whole-vocabulary LM head on every position, as the released
   data_augmentation.py). Twice: with the teacher itself (no masked-LM head, so embedding neighbours for every word),
@@ -290,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--teacher", help="fine-tuned teacher folder (default: fine-tune the pipeline's default "
                         "teacher with the pipeline's settings, a cache hit after one pipeline run)")
     parser.add_argument("--student", default="teacher-layers:2,4,6", help="student spec, the same for both loops")
-    parser.add_argument("--examples", type=int, default=256, help="training examples for both distillation loops")
+    parser.add_argument("--examples", type=int, default=512, help="training examples for both distillation loops")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--dev-examples", type=int, default=32, help="dev examples for our engine's final evaluation")
@@ -338,8 +339,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             reference = reference_task_distill(teacher, distill_train, args.student, args.batch_size,
                                                args.learning_rate, teacher_autograd=not args.reference_teacher_no_grad)
             samples = 2 * len(distill_train)  # one epoch of each stage
-            metrics.update(_pair("task distillation throughput (stage 1 + stage 2)", samples / ours["total_s"],
-                                 samples / reference["total_s"], "samples/s"))
+            # Training throughput: the two stages' loops (ours with the one teacher pass that caches its logits),
+            # without one-time setup; end to end (loading, our dev evaluation and saving included) is reported too.
+            ours_loops = sum(stage["seconds"] + stage.get("teacher_logits_seconds", 0.0)
+                             for stage in ours["stages"].values())
+            reference_loops = reference["intermediate"]["seconds"] + reference["prediction"]["seconds"]
+            metrics.update(_pair("task distillation training throughput (stage 1 + stage 2 loops)",
+                                 samples / ours_loops, samples / reference_loops, "samples/s"))
+            metrics["task distillation end to end (loading, evaluation, saving included), ours vs reference"] = Metric(
+                (samples / ours["total_s"]) / (samples / reference["total_s"]), "x")
             extra["distill"] = {
                 "examples": len(distill_train), "batch_size": args.batch_size, "max_seq_length_reference": 128,
                 "reference_teacher": "no_grad" if args.reference_teacher_no_grad else "autograd",

@@ -51,7 +51,7 @@ class Budget:
 
 
 BUDGETS = {
-    "cpu": Budget(teacher_examples=20_000, teacher_epochs=1.0, distill_examples=3_000, n_augmented=4,
+    "cpu": Budget(teacher_examples=20_000, teacher_epochs=1.0, distill_examples=2_000, n_augmented=4,
                   intermediate_epochs_augmented=1.0, prediction_epochs_augmented=1.0, prediction_epochs_plain=3.0,
                   bench_seconds=2.0),
     "gpu": Budget(teacher_examples=None, teacher_epochs=3.0, distill_examples=None, n_augmented=20,

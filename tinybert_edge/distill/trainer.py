@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,14 +149,17 @@ def distill(
     student_scores.remove()
     teacher_scores.remove()
     if config.prediction_epochs > 0:
+        cache_seconds = 0.0
         if config.cache_teacher_logits:
             # The teacher is frozen and in eval mode, so its logits are the same every epoch: compute them once.
+            t0 = time.perf_counter()
             cached_logits = teacher_logits_for(teacher_model, encoded_train, device, config.batch_size)
+            cache_seconds = time.perf_counter() - t0
         spec = LoopSpec(name="prediction", epochs=config.prediction_epochs, eval_every=config.eval_every,
                         learning_rate=config.prediction_learning_rate or config.learning_rate, **common)
         result = run_loop(spec, student, prediction, encoded_train, device=device, work_dir=work,
                           evaluate=dev_accuracy, resume=resume, digest=digest, progress=progress)
-        stages["prediction"] = _stage_summary(result)
+        stages["prediction"] = {**_stage_summary(result), "teacher_logits_seconds": round(cache_seconds, 2)}
     student.to("cpu").eval()
     accuracy = dev_accuracy()
     summary = DistillResult(student_dir=Path(out_dir), dev_accuracy=accuracy, stages=stages, layer_map=mapping,
