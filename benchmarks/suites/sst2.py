@@ -84,14 +84,36 @@ def _encoded(model_dir: Path, dev):
     return encode(load_tokenizer(model_dir), dev, 128)
 
 
-def _artifacts(model_dir: Path, out_dir: Path, dev) -> list:
-    """int8 ONNX and int8 TFLite of a model folder, each parity-checked; reused when already exported."""
+RUNTIME = {"onnx": ("onnxruntime", "ONNX"), "tflite": ("litert", "TFLite")}
+
+
+def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> list[dict[str, Any]]:
+    """Table entries for the int8 ONNX and int8 TFLite artifacts of a model folder, each parity-checked and reused
+    when already exported. A format whose export or parity check fails becomes an entry that says why, and the
+    suite goes on with the rest."""
     from tinybert_edge.config import PipelineConfig
+    from tinybert_edge.errors import TinyBertEdgeError
     from tinybert_edge.pipeline import export_artifacts
 
-    config = PipelineConfig(sequence_lengths=[64, 128], threads=2)
-    artifacts = export_artifacts(config, model_dir, out_dir, _encoded(model_dir, dev), resume=True)
-    return [a for a in artifacts if a.precision == "int8"]
+    entries = []
+    for fmt, (backend, runtime) in RUNTIME.items():
+        entry = {"name": f"{label} · {runtime} int8", "model": label, "backend": backend, "precision": "int8",
+                 "role": role}
+        config = PipelineConfig(sequence_lengths=[64, 128], threads=2, formats=[fmt])
+        try:
+            artifacts = export_artifacts(config, model_dir, out_dir, _encoded(model_dir, dev), resume=True)
+        except TinyBertEdgeError as exc:
+            log.warning("sst2: %s not exported: %s", entry["name"], exc)
+            entries.append({**entry, "path": out_dir, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        entries += [{**entry, "path": a.path} for a in artifacts if a.precision == "int8"]
+    return entries
+
+
+def _error_row(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"name": entry["name"], "role": entry["role"], "backend": entry["backend"], "precision": entry["precision"],
+            "device": "cpu", "path": str(entry["path"]), "size_bytes": None, "params": None, "accuracy": None,
+            "latency": {}, "sweep": [], "error": entry["error"]}
 
 
 def _distill_student(name: str, spec: str, augmented: bool, teacher_dir: Path, train, dev, run: Path,
@@ -158,22 +180,14 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
 
     entries: list[dict[str, Any]] = [{"name": TEACHER, "model": "teacher", "backend": "torch", "precision": "fp32",
                                       "path": teacher_dir, "role": "teacher"}]
-    backend = {"onnx": "onnxruntime", "tflite": "litert"}
-    runtime = {"onnx": "ONNX", "tflite": "TFLite"}
-    for artifact in _artifacts(teacher_dir, run / "artifacts" / "teacher", dev):
-        entries.append({"name": f"teacher · {runtime[artifact.format]} int8", "model": "teacher",
-                        "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
-                        "role": "teacher"})
+    entries += _artifacts(teacher_dir, run / "artifacts" / "teacher", dev, "teacher", "teacher")
     for name, spec in STUDENTS.items():
         for augmented in (False, True):
             label = f"{name}{'+aug' if augmented else ''}"
             student_dir = _distill_student(name, spec, augmented, teacher_dir, train, dev, run, budget, cache_dir)
             entries.append({"name": f"{label} · PyTorch fp32", "model": label, "backend": "torch", "precision": "fp32",
                             "path": student_dir, "role": "student"})
-            for artifact in _artifacts(student_dir, run / "artifacts" / label, dev):
-                entries.append({"name": f"{label} · {runtime[artifact.format]} int8", "model": label,
-                                "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
-                                "role": "student"})
+            entries += _artifacts(student_dir, run / "artifacts" / label, dev, label, "student")
     # The best student (dev accuracy) again with its vocabulary trimmed to what SST-2 train uses: the embedding
     # matrix dominates a TinyBERT's size (see tinybert_edge.vocab).
     from tinybert_edge.vocab import trim_vocabulary
@@ -186,10 +200,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
         trim_vocabulary(best["path"], train.texts, trimmed_dir)
     entries.append({"name": f"{trimmed_label} · PyTorch fp32", "model": trimmed_label, "backend": "torch",
                     "precision": "fp32", "path": trimmed_dir, "role": "student"})
-    for artifact in _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, dev):
-        entries.append({"name": f"{trimmed_label} · {runtime[artifact.format]} int8", "model": trimmed_label,
-                        "backend": backend[artifact.format], "precision": "int8", "path": artifact.path,
-                        "role": "student"})
+    entries += _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, dev, trimmed_label, "student")
     train_seconds = time.perf_counter() - started
 
     params = {TEACHER: count_parameters(load_classifier(teacher_dir))}
@@ -198,18 +209,19 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
             params[entry["model"]] = count_parameters(load_classifier(entry["path"]))
     params_of = {e["name"]: params.get(e["model"], params[TEACHER] if e["model"] == "teacher" else None) for e in entries}
     targets = [Target(name=e["name"], role=e["role"], backend=e["backend"], path=Path(e["path"]),
-                      precision=e["precision"], params=params_of[e["name"]]) for e in entries]
+                      precision=e["precision"], params=params_of[e["name"]]) for e in entries if "error" not in e]
     config = BenchConfig(sequence_lengths=(64, 128), batch_size=1, threads=2, min_seconds=budget.bench_seconds,
                          min_iterations=50)
     # Real dev rows as latency inputs, tokenized by each model's own tokenizer (one bench call per vocabulary).
-    tokenizer_of = {e["name"]: trimmed_dir if e["model"] == trimmed_label else teacher_dir for e in entries}
+    tokenizer_of = {e["name"]: trimmed_dir if e["model"] == trimmed_label else teacher_dir
+                    for e in entries if "error" not in e}
     measured: dict[str, dict[str, Any]] = {}
     for folder in dict.fromkeys(tokenizer_of.values()):
         group = [t for t in targets if tokenizer_of[t.name] == folder]
         inputs = _encoded(folder, dev).fixed_length([64, 128], rows=256)
         for row in bench(group, inputs, config, progress=progress, data=dev, max_examples=None):
             measured[row["name"]] = row
-    rows = compare_to_teacher([measured[e["name"]] for e in entries], TEACHER)
+    rows = compare_to_teacher([measured[e["name"]] if "error" not in e else _error_row(e) for e in entries], TEACHER)
     for row, entry in zip(rows, entries):
         row["model"] = entry["model"]
 

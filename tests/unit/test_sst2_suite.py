@@ -52,3 +52,14 @@ def test_table_has_a_row_per_variant_and_the_pair(report):
     assert table.count("\n| ") >= len(report["rows"]) + 2
     assert "| s+vocab · TFLite int8 |" in table and "2.56x" in table  # against the teacher's own TFLite int8
     assert "BERT-base (random weights)" in table
+
+
+def test_an_artifact_that_failed_its_check_is_a_row_that_says_why(report):
+    from tinybert_edge.benchmarks.suites.sst2 import _error_row
+
+    failed = _error_row({"name": "weak · ONNX int8", "role": "student", "backend": "onnxruntime", "precision": "int8",
+                         "path": "/nonexistent", "error": "ParityError: mean_cosine 0.97 < 0.98"})
+    report["rows"].append({**failed, "model": "weak"})
+    metrics, _ = sst2_metrics(report)  # the failed row is left out of every target
+    assert "largest int8 accuracy drop vs its fp32 student (weak · TFLite int8)" in metrics
+    assert "| weak · ONNX int8 | error: ParityError: mean_cosine 0.97 < 0.98 |" in render_table(report)
