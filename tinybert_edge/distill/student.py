@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from tinybert_edge.errors import ConfigError, ModelError
