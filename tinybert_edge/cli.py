@@ -18,11 +18,12 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def _add_data_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
+def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, splits: bool = True) -> None:
     parser.add_argument("--data", required=required, help="data file (.tsv GLUE, .csv, .jsonl) or saved HF dataset folder; "
                         "pkg://<package>/<path> points inside an installed package")
-    parser.add_argument("--dev", dest="dev_path", help="separate dev file (otherwise --data is split 80/10/10)")
-    parser.add_argument("--test", dest="test_path", help="separate test file (defaults to the dev file when --dev is given)")
+    if splits:
+        parser.add_argument("--dev", dest="dev_path", help="separate dev file (otherwise --data is split 80/10/10)")
+        parser.add_argument("--test", dest="test_path", help="separate test file (defaults to the dev file when --dev is given)")
     parser.add_argument("--format", choices=["tsv", "csv", "jsonl", "hf-disk"], help="data format (default: from the extension)")
     parser.add_argument("--text-column", help="text column (default: GLUE names, then 'text')")
     parser.add_argument("--text-pair-column", help="second text column for sentence-pair tasks")
@@ -96,14 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("augment", help="TinyBERT data augmentation: N new sentences per example, label kept (cached)")
     p.add_argument("model", help="BERT folder giving the candidates: masked-LM head if it has one, else embedding neighbours")
-    p.add_argument("--data", required=True, help="training data file (.tsv GLUE, .csv, .jsonl) or saved HF dataset folder")
+    _add_data_args(p, required=True, splits=False)  # the training data; a pair's second text is kept as it is
     p.add_argument("--out", required=True, help="JSONL file to write (originals and augmented copies; --data reads it)")
-    p.add_argument("--format", choices=["tsv", "csv", "jsonl", "hf-disk"], help="data format (default: from the extension)")
-    p.add_argument("--text-column", help="text column (default: GLUE names, then 'text')")
-    p.add_argument("--text-pair-column", help="second text column for sentence-pair tasks (kept as it is)")
-    p.add_argument("--label-column", help="label column (default: label, sentiment, class, ...)")
-    p.add_argument("--encoding", help="file encoding (default utf-8)")
-    p.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"], help="what to do with undecodable bytes")
     p.add_argument("--n-augmented", type=int, help="new sentences per example, N_a (default 20)")
     p.add_argument("--p-t", type=float, help="probability of replacing each word, p_t (default 0.4)")
     p.add_argument("--top-k", type=int, help="candidates per word, K (default 15)")

@@ -89,3 +89,41 @@ class Distiller(nn.Module):
         """sum of weight x term; `attention` weighs whichever attention term is in use (scores or relations)."""
         attention_term = terms["relation"] if "relation" in terms else terms["attention"]
         return embedding * terms["embedding"] + attention * attention_term + hidden * terms["hidden"]
+
+
+class IntermediateObjective:
+    """Stage-1 training target shared by general and task distillation: a frozen teacher in eval mode, Q/K(/V)
+    recorders on both models, the Distiller, and the weighted sum of its terms.
+
+    `config` is a DistillConfig or GeneralDistillConfig (the same loss-weight and attention field names).
+    Call it on a batch to get the named terms plus "total"; `remove()` detaches the recorders afterwards.
+    """
+
+    def __init__(self, student: Any, teacher: Any, teacher_layers: list[int], config: Any, device: Any) -> None:
+        from tinybert_edge.distill.features import ScoreRecorder
+
+        self.student, self.teacher, self.config = student, teacher, config
+        self.distiller = Distiller(student, teacher.config, teacher_layers, config.shared_projection,
+                                   attention=config.attention_weight > 0, attention_loss=config.attention_loss,
+                                   relation_heads=config.relation_heads).to(device)
+        teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        relations = config.attention_loss == "relation"
+        self.teacher_scores = ScoreRecorder(teacher, values=relations)
+        self.student_scores = ScoreRecorder(student, values=relations)
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        from tinybert_edge.distill.features import forward_features
+
+        with torch.no_grad():
+            t = forward_features(self.teacher, self.teacher_scores, batch)
+        s = forward_features(self.student, self.student_scores, batch)
+        terms = self.distiller.intermediate_terms(s, t, batch["attention_mask"])
+        terms["total"] = self.distiller.weighted_total(terms, self.config.embedding_weight,
+                                                       self.config.attention_weight, self.config.hidden_weight)
+        return terms
+
+    def remove(self) -> None:
+        self.student_scores.remove()
+        self.teacher_scores.remove()

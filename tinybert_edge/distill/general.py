@@ -116,8 +116,7 @@ def general_distill(
     import torch
     from transformers import BertModel
 
-    from tinybert_edge.distill.distiller import Distiller
-    from tinybert_edge.distill.features import ScoreRecorder, forward_features
+    from tinybert_edge.distill.distiller import IntermediateObjective
     from tinybert_edge.distill.layer_map import layer_map
     from tinybert_edge.distill.student import build_student
     from tinybert_edge.engine import LoopSpec, init_distributed, pick_device, run_loop
@@ -143,24 +142,7 @@ def general_distill(
              student.config.hidden_size, count_parameters(student) / 1e6, mapping, stream.path, lines)
 
     device = pick_device()
-    distiller = Distiller(student, teacher_model.config, mapping, config.shared_projection,
-                          attention=config.attention_weight > 0, attention_loss=config.attention_loss,
-                          relation_heads=config.relation_heads).to(device)
-    teacher_model.to(device).eval()
-    for p in teacher_model.parameters():
-        p.requires_grad_(False)
-    relations = config.attention_loss == "relation"
-    teacher_scores = ScoreRecorder(teacher_model, values=relations)
-    student_scores = ScoreRecorder(student, values=relations)
-
-    def intermediate(batch):
-        with torch.no_grad():
-            t = forward_features(teacher_model, teacher_scores, batch)
-        s = forward_features(student, student_scores, batch)
-        terms = distiller.intermediate_terms(s, t, batch["attention_mask"])
-        terms["total"] = distiller.weighted_total(terms, config.embedding_weight, config.attention_weight,
-                                                  config.hidden_weight)
-        return terms
+    intermediate = IntermediateObjective(student, teacher_model, mapping, config, device)
 
     work = Path(work_dir) if work_dir else None
     if work:
@@ -173,10 +155,9 @@ def general_distill(
                     learning_rate=config.learning_rate, weight_decay=config.weight_decay,
                     warmup_ratio=config.warmup_ratio, accumulation=config.gradient_accumulation, seed=config.seed,
                     log_every=config.log_every, checkpoint_every=config.checkpoint_every, max_length=config.max_length)
-    result = run_loop(spec, distiller, intermediate, stream, device=device, work_dir=work, resume=resume,
+    result = run_loop(spec, intermediate.distiller, intermediate, stream, device=device, work_dir=work, resume=resume,
                       digest=digest, progress=progress)
-    teacher_scores.remove()
-    student_scores.remove()
+    intermediate.remove()
     student.to("cpu").eval()
     last = next((h for h in reversed(result.history) if "total" in h), {})
     final_loss = {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")}

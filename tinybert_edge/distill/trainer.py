@@ -44,8 +44,7 @@ def distill(
     """
     import torch
 
-    from tinybert_edge.distill.distiller import Distiller
-    from tinybert_edge.distill.features import ScoreRecorder, forward_features
+    from tinybert_edge.distill.distiller import IntermediateObjective
     from tinybert_edge.distill.layer_map import layer_map
     from tinybert_edge.distill import losses
     from tinybert_edge.distill.student import build_student
@@ -76,15 +75,7 @@ def distill(
              count_parameters(student) / 1e6, mapping, config.attention_loss)
 
     device = pick_device()
-    distiller = Distiller(student, teacher_model.config, mapping, config.shared_projection,
-                          attention=config.attention_weight > 0, attention_loss=config.attention_loss,
-                          relation_heads=config.relation_heads).to(device)
-    teacher_model.to(device).eval()
-    for p in teacher_model.parameters():
-        p.requires_grad_(False)
-    relations = config.attention_loss == "relation"
-    teacher_scores = ScoreRecorder(teacher_model, values=relations)
-    student_scores = ScoreRecorder(student, values=relations)
+    intermediate = IntermediateObjective(student, teacher_model, mapping, config, device)
 
     train = sample(train, config.max_train_examples, config.seed)
     encoded_train = encode(tokenizer, train, config.max_length)
@@ -100,15 +91,6 @@ def distill(
         "config": asdict(config), "train": data_digest(train),
         "teacher": sha256_tree(Path(teacher), ("*.json", "*.safetensors")),
     }, sort_keys=True).encode()).hexdigest()
-
-    def intermediate(batch):
-        with torch.no_grad():
-            t = forward_features(teacher_model, teacher_scores, batch)
-        s = forward_features(student, student_scores, batch)
-        terms = distiller.intermediate_terms(s, t, batch["attention_mask"])
-        terms["total"] = distiller.weighted_total(terms, config.embedding_weight, config.attention_weight,
-                                                  config.hidden_weight)
-        return terms
 
     cached_logits: torch.Tensor | None = None
 
@@ -143,11 +125,10 @@ def distill(
                   checkpoint_every=config.checkpoint_every, max_length=config.max_length)
     if config.intermediate_epochs > 0:
         spec = LoopSpec(name="intermediate", epochs=config.intermediate_epochs, learning_rate=config.learning_rate, **common)
-        result = run_loop(spec, distiller, intermediate, encoded_train, device=device, work_dir=work,
+        result = run_loop(spec, intermediate.distiller, intermediate, encoded_train, device=device, work_dir=work,
                           resume=resume, digest=digest, progress=progress)
         stages["intermediate"] = _stage_summary(result)
-    student_scores.remove()
-    teacher_scores.remove()
+    intermediate.remove()
     if config.prediction_epochs > 0:
         cache_seconds = 0.0
         if config.cache_teacher_logits:
