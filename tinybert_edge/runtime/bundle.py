@@ -223,13 +223,9 @@ class _LiteRtRunner:
     """A .tflite held in memory, one fixed-shape `seq_<L>` signature per bucket (see runtime/litert.py)."""
 
     def __init__(self, content: bytes, model: Mapping[str, Any], threads: int | None) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            try:
-                from tflite_runtime.interpreter import Interpreter
-            except ImportError as exc:
-                raise MissingDependencyError("ai-edge-litert", "tflite", "Running a bundle's .tflite") from exc
+        from tinybert_edge.runtime.litert import interpreter_class
+
+        Interpreter = interpreter_class("Running a bundle's .tflite")
         try:
             interpreter = Interpreter(model_content=content, num_threads=threads)
         except (ValueError, RuntimeError) as exc:

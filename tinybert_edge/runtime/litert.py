@@ -21,15 +21,21 @@ log = logging.getLogger(__name__)
 SIGNATURE_NAME = re.compile(r"^seq_(\d+)$")
 
 
-def load_interpreter(path: Path, threads: int | None = None) -> Any:
-    """An allocated LiteRT interpreter: ai_edge_litert (maintained) first, else tflite_runtime (stopped at 2.14)."""
+def interpreter_class(purpose: str = "Running a TFLite model") -> Any:
+    """LiteRT's Interpreter: ai_edge_litert (maintained) first, else tflite_runtime (stopped at 2.14)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter
         except ImportError as exc:
-            raise MissingDependencyError("ai-edge-litert", "tflite", "Running a TFLite model") from exc
+            raise MissingDependencyError("ai-edge-litert", "tflite", purpose) from exc
+    return Interpreter
+
+
+def load_interpreter(path: Path, threads: int | None = None) -> Any:
+    """An allocated LiteRT interpreter from a .tflite file (see interpreter_class)."""
+    Interpreter = interpreter_class()
     try:
         return Interpreter(model_path=str(path), num_threads=threads)
     except (ValueError, RuntimeError) as exc:
