@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from tinybert_edge.benchmarks.report import latency_ms, peak_rss_mb
 from tinybert_edge.benchmarks.results import Metric, write_suite_results
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.sst2")
@@ -243,14 +244,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
 
 
 def _p50(row: dict[str, Any], length: int = 128) -> float | None:
-    entry = (row.get("latency") or {}).get(str(length)) or {}
-    return (entry.get("stats") or {}).get("p50_ms")
-
-
-def _rss(row: dict[str, Any]) -> float | None:
-    from tinybert_edge.benchmarks.report import peak_rss_mb
-
-    return peak_rss_mb(row)
+    return latency_ms(row, length)
 
 
 def sst2_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
@@ -284,7 +278,7 @@ def sst2_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
         f"size reduction of {best_int8['name']} vs teacher fp32 weights": Metric(
             teacher_bytes / best_int8["size_bytes"], "x", target=7.5),
         f"peak RSS of {best_int8['name']} / teacher fp32 PyTorch": Metric(
-            _rss(best_int8) / _rss(teacher), "fraction", direction="lower_is_better", target=0.25),
+            peak_rss_mb(best_int8) / peak_rss_mb(teacher), "fraction", direction="lower_is_better", target=0.25),
     }
     if same_runtime is not None:
         metrics[f"speedup of {best_int8['name']} vs {same_runtime['name']} @ seq 128"] = Metric(
@@ -319,7 +313,7 @@ def render_table(report: dict[str, Any]) -> str:
                  f"{row['size_bytes'] / 1e6:.1f}", f"{flops:.2f}" if flops else "—", f"{row['accuracy']:.4f}",
                  f"{row['accuracy'] / teacher['accuracy']:.1%}", f"{_p50(row, 64):.2f}", f"{_p50(row):.2f}",
                  f"{_p50(teacher) / _p50(row):.2f}x", f"{_p50(twin) / _p50(row):.2f}x" if twin else "—",
-                 f"{_rss(row):.0f}" if _rss(row) else "—"]
+                 f"{peak_rss_mb(row):.0f}" if peak_rss_mb(row) else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     pair = report.get("latency_pair") or []
     if pair:
