@@ -53,6 +53,8 @@ class Measurement:
     peak_rss_mb: float | None = None
     idle_rss_mb: float | None = None
     rss_increase_mb: float | None = None
+    # CUDA only: {"allocator_peak_mb", "process_mb", "note"} from memory.cuda_memory_mb.
+    device_memory: dict[str, Any] | None = None
     timed_s: float | None = None
     load_avg_1m: float | None = None
     # What the runtime itself reports after the worker set the thread count (torch.get_num_threads()), when it can.
@@ -81,6 +83,7 @@ class Measurement:
             "peak_rss_mb": self.peak_rss_mb,
             "idle_rss_mb": self.idle_rss_mb,
             "rss_increase_mb": self.rss_increase_mb,
+            "device_memory": self.device_memory,
             "timed_s": self.timed_s,
             "load_avg_1m": self.load_avg_1m,
             "runtime_threads": self.runtime_threads,
@@ -108,6 +111,7 @@ class Measurement:
             peak_rss_mb=data.get("peak_rss_mb"),
             idle_rss_mb=data.get("idle_rss_mb"),
             rss_increase_mb=data.get("rss_increase_mb"),
+            device_memory=data.get("device_memory"),
             timed_s=data.get("timed_s"),
             load_avg_1m=data.get("load_avg_1m"),
             runtime_threads=data.get("runtime_threads"),
@@ -249,6 +253,7 @@ def measure(
     measurement.timed_s = float(result["timed_wall_s"])
     measurement.load_avg_1m = result.get("load_avg_1m")
     measurement.runtime_threads = result.get("runtime_threads")
+    measurement.device_memory = result.get("device_memory")
     measurement.idle_rss_mb = idle_rss_mb(backend, threads, config.timeout_s)
     if measurement.idle_rss_mb is not None:
         measurement.rss_increase_mb = measurement.peak_rss_mb - measurement.idle_rss_mb

@@ -91,3 +91,52 @@ def current_rss_mb() -> float | None:
     """This process's resident set size now, in MiB (None where /proc does not exist)."""
     rss = _status_kib("VmRSS")
     return rss / 1024 if rss is not None else None
+
+
+def cuda_memory_mb(backend: str) -> dict[str, float | str | None]:
+    """This process's memory on CUDA devices, in MiB, read at the end of a CUDA measurement.
+
+    - `allocator_peak_mb`: the high-water mark of torch's caching allocator (bytes in live tensors at the worst
+      moment); torch only, since ONNX Runtime's CUDA arena has no public peak counter.
+    - `process_mb`: what the NVIDIA driver says this process holds on every device (NVML, from `nvidia-ml-py`):
+      the CUDA context plus every allocator's reservations. Neither torch's caching allocator nor ONNX Runtime's
+      arena returns memory to the driver unless told to, so at the end of the run this is the process's peak.
+    A figure that cannot be read is None, with the reason under `note`.
+    """
+    result: dict[str, float | str | None] = {"allocator_peak_mb": None, "process_mb": None, "note": None}
+    notes = []
+    if backend in ("torch", "torch-int8"):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            result["allocator_peak_mb"] = torch.cuda.max_memory_allocated() / MIB
+    try:
+        import pynvml
+    except ImportError:
+        notes.append("process figure needs NVML: pip install nvidia-ml-py")
+    else:
+        used = _nvml_process_bytes(pynvml)
+        if used is None:
+            notes.append("NVML lists no memory for this process (a container's PID namespace can hide it)")
+        else:
+            result["process_mb"] = used / MIB
+    result["note"] = "; ".join(notes) or None
+    return result
+
+
+def _nvml_process_bytes(pynvml) -> int | None:
+    """Bytes NVML reports for this PID, summed over devices; None when the process is not listed."""
+    import os
+
+    pynvml.nvmlInit()
+    try:
+        total, found = 0, False
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            for process in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if process.pid == os.getpid() and process.usedGpuMemory is not None:
+                    total, found = total + int(process.usedGpuMemory), True
+        return total if found else None
+    finally:
+        pynvml.nvmlShutdown()

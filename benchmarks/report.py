@@ -57,6 +57,18 @@ def peak_rss_mb(row: Mapping[str, Any]) -> float | None:
     return max(peaks) if peaks else None
 
 
+def device_memory_mb(row: Mapping[str, Any]) -> float | None:
+    """A CUDA row's device memory (MiB): the most the driver saw the process hold over its measurements, or the
+    torch allocator's peak where the driver figure is missing (see memory.cuda_memory_mb)."""
+    values = []
+    for m in (row.get("latency") or {}).values():
+        memory = (m or {}).get("device_memory") or {}
+        value = memory.get("process_mb") if memory.get("process_mb") is not None else memory.get("allocator_peak_mb")
+        if value is not None and not m.get("error"):
+            values.append(float(value))
+    return max(values) if values else None
+
+
 def sequence_lengths(rows: Iterable[Mapping[str, Any]]) -> list[int]:
     """Every sequence length any row was measured at, ascending."""
     return sorted({int(key) for row in rows for key in (row.get("latency") or {})})
@@ -118,6 +130,9 @@ def render_comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     header = ["model", "backend", "precision", "size MB", "accuracy"]
     header += [f"p50 / p90 / p99 ms @ {n}" for n in lengths]
     header += ["peak RSS MB"]
+    has_device_memory = any(device_memory_mb(row) is not None for row in rows)
+    if has_device_memory:
+        header += ["device MB"]
     if has_comparison:
         header += [f"speedup @ {n}" for n in lengths] + ["size ×", "memory ×", "accuracy retained"]
     if has_roofline:
@@ -150,6 +165,8 @@ def render_comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             else:
                 cells.append("—")
         cells.append(format_number(peak_rss_mb(row)))
+        if has_device_memory:
+            cells.append(format_number(device_memory_mb(row)))
         if has_comparison:
             cells += [_times((row.get("speedup") or {}).get(str(n))) for n in lengths]
             cells += [_times(row.get("size_reduction")), _times(row.get("memory_reduction"))]

@@ -15,6 +15,9 @@ An "idle" run imports the same runtime modules, loads no model, and reports its 
 A "gemm_peak" run times large square fp32 and int8 matrix products with the same thread count (see
 `roofline.measure_gemm_peak_here`): the machine's attainable GEMM throughput for the roofline column.
 
+A CUDA run also reports the device memory it holds at the end (`memory.cuda_memory_mb`). Every session returns
+logits as host arrays, so each timed CUDA call includes the copies and waits for the device to finish.
+
 Failures are not caught here: the traceback goes to stderr and the parent reports its last line.
 """
 
@@ -77,8 +80,11 @@ def _open(backend: str, path: str, threads: int, device: str):
             raise BenchmarkError(f"ONNX Runtime fell back to {active} for '{path}'; the CUDA execution provider did not "
                                  "initialise (check the CUDA and cuDNN libraries onnxruntime-gpu needs)")
         return session
+    if device == "cuda" and backend == "torch":
+        return open_session(backend, path, threads, device="cuda")
     if device == "cuda":
-        raise BenchmarkError(f"the '{backend}' session runs on the CPU only; measure CUDA through 'onnxruntime'")
+        raise BenchmarkError(f"the '{backend}' session runs on the CPU only; measure CUDA through 'torch' (fp32) or "
+                             "'onnxruntime'")
     return open_session(backend, path, threads)
 
 
@@ -143,6 +149,11 @@ def run_measure(spec: dict[str, Any]) -> dict[str, Any]:
         samples_ns.append(clock() - t0)
         index += 1
     timed_wall_s = (clock() - timed_start) / 1e9
+    device_memory = None
+    if device == "cuda":
+        from tinybert_edge.benchmarks.memory import cuda_memory_mb
+
+        device_memory = cuda_memory_mb(backend)
 
     return {
         "samples_ms": [ns / 1e6 for ns in samples_ns],
@@ -156,6 +167,7 @@ def run_measure(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
         "rss_after_load_mb": rss_after_load_mb,
         "ru_maxrss_mb": ru_maxrss_mb(),
+        "device_memory": device_memory,
         "output_shape": list(np.asarray(logits).shape),
         "threads": threads,
         "runtime_threads": _runtime_threads(backend),

@@ -10,7 +10,8 @@ From one pipeline run folder (its teacher, `student/` and `artifacts/`), in one 
 - cold start (load + first inference) and peak RSS with its increase over an idle interpreter, reported apart;
   on-disk size; the roofline column against this machine's GEMM peaks measured in the same run;
 - every row next to the teacher (speedup, size, memory, accuracy retained), and a speedup at every grid point;
-- `cuda`: measured through ONNX Runtime's CUDA execution provider when there is one, otherwise one row that says
+- `cuda`: fp32 PyTorch rows on torch.cuda and ONNX rows through ONNX Runtime's CUDA execution provider, each when
+  present (with the device memory the process holds), otherwise one line that says
   why it was skipped (no numbers are made up for it);
 - `arm64 (QEMU-emulated)`: the student's int8 TFLite and ONNX run by `benchmarks/arm_runner.py` inside the arm64
   root filesystem and compared with the same runner on x86 (max |logit diff|, argmax agreement), in a section of
@@ -197,13 +198,15 @@ def variant_targets(role: str, model: Path, artifacts: Mapping[str, Path], error
 
 
 def cuda_status() -> dict[str, Any]:
-    """Whether this machine can run the `cuda` target: torch.cuda and ONNX Runtime's CUDA execution provider.
-    The harness measures CUDA through ONNX Runtime (the worker runs torch on the CPU only)."""
+    """Whether this machine can run the `cuda` target: torch.cuda (fp32 PyTorch rows) and ONNX Runtime's CUDA
+    execution provider (ONNX rows). Either is enough; the note names what is missing."""
     status: dict[str, Any] = {"torch_cuda": None, "onnxruntime_cuda": None}
     try:
         import torch
 
         status["torch_cuda"] = bool(torch.cuda.is_available())
+        if status["torch_cuda"]:
+            status["device_name"] = torch.cuda.get_device_name(0)
     except ImportError:
         pass
     try:
@@ -213,25 +216,29 @@ def cuda_status() -> dict[str, Any]:
         status["onnxruntime_providers"] = list(onnxruntime.get_available_providers())
     except ImportError:
         pass
-    status["available"] = bool(status["onnxruntime_cuda"])
+    status["available"] = bool(status["torch_cuda"] or status["onnxruntime_cuda"])
+    torch_why = ("torch.cuda.is_available() is False (a CPU build of torch, or no NVIDIA driver)"
+                 if status["torch_cuda"] is False else "torch is not installed")
+    ort_why = ("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu on a CUDA machine)"
+               if status["onnxruntime_cuda"] is False else "onnxruntime is not installed")
     if status["available"]:
-        status["note"] = "measured with ONNX Runtime's CUDAExecutionProvider"
+        measured = [what for what, ok in (("fp32 PyTorch on torch.cuda", status["torch_cuda"]),
+                                          ("ONNX through the CUDAExecutionProvider", status["onnxruntime_cuda"])) if ok]
+        missing = [why for why, ok in ((torch_why, status["torch_cuda"]), (ort_why, status["onnxruntime_cuda"]))
+                   if not ok]
+        status["note"] = ("measured: " + " and ".join(measured) + (f" (not measured: {'; '.join(missing)})"
+                                                                    if missing else ""))
     else:
-        why = []
-        why.append("torch.cuda.is_available() is False" if status["torch_cuda"] is False else
-                   "torch is not installed" if status["torch_cuda"] is None else "torch sees a CUDA device")
-        why.append("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu on a CUDA machine)"
-                   if status["onnxruntime_cuda"] is False else "onnxruntime is not installed")
-        status["note"] = "skipped: no CUDA target on this machine (" + "; ".join(why) + ")"
+        status["note"] = f"skipped: no CUDA target on this machine ({torch_why}; {ort_why})"
     return status
 
 
 def cuda_targets(targets: Sequence[Any], status: Mapping[str, Any]) -> list:
-    """The ONNX targets again on `device="cuda"` when the CUDA execution provider is present; none otherwise."""
-    if not status.get("available"):
-        return []
+    """The CPU targets that can run on CUDA, again on `device="cuda"`: ONNX ones when ONNX Runtime has its CUDA
+    execution provider, fp32 PyTorch ones when torch sees a device (dynamic int8 is CPU-only); none otherwise."""
+    runnable = {"onnxruntime": bool(status.get("onnxruntime_cuda")), "torch": bool(status.get("torch_cuda"))}
     return [dataclasses.replace(t, name=f"{t.name} ({CUDA_LABEL})", device="cuda") for t in targets
-            if t.backend == "onnxruntime"]
+            if runnable.get(t.backend) and t.device == "cpu"]
 
 
 # --- ARM under QEMU -----------------------------------------------------------------------------------------------

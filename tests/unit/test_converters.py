@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -194,7 +195,7 @@ def test_verify_parity_gathers_every_failure_before_raising(batches):
     with pytest.raises(ParityError) as caught:
         verify_parity(FixedSession(logits), FixedSession(-logits), batches, ParityThresholds.int8())
     message = str(caught.value)
-    assert "max_abs_diff" in message and "mean_cosine" in message and "argmax_agreement" in message
+    assert "max_abs_diff" in message and "cosine" in message and "argmax_agreement" in message
     assert "short by" in message and caught.value.report.n_examples == 6
 
 
@@ -393,12 +394,34 @@ def test_torch_dynamic_int8_replaces_linears_and_keeps_the_original(tiny_model, 
         np.testing.assert_allclose(quantized(**feed).logits.numpy(), model(**feed).logits.numpy(), atol=0.1)
 
 
-def test_cosine_limit_applies_to_the_mean_not_to_one_uncertain_example():
+def test_cosine_limit_applies_to_the_eval_set_not_to_one_uncertain_example():
     # 99 confident examples that agree closely and one near-zero logit vector that a small shift turns (its argmax
-    # survives): the minimum cosine is poor, the mean is not, and the check passes on the mean.
+    # survives): the per-example minimum cosine is poor, the set cosine is not, and the check passes.
     reference = np.array([[4.0, -2.0, -2.0]] * 99 + [[0.02, -0.01, -0.01]], dtype=np.float32)
     candidate = np.array([[4.05, -2.0, -2.05]] * 99 + [[0.005, 0.004, -0.03]], dtype=np.float32)
     ones = {"input_ids": np.ones((100, 4), np.int64), "attention_mask": np.ones((100, 4), np.int64)}
     report = verify_parity(FixedSession(reference), FixedSession(candidate), [ones], ParityThresholds.int8())
-    assert report.min_cosine < 0.5 < 0.98 < report.mean_cosine
+    assert report.min_cosine < 0.5 < 0.98 < report.cosine
     assert report.passed
+
+
+def test_two_label_quantization_noise_passes_but_a_broken_kernel_does_not():
+    # A binary classifier's logits are short 2-vectors near the boundary: int8-sized noise (sigma 0.15) on margins
+    # spread over +-3 turns uncertain rows by tens of degrees, so the per-example mean cosine falls below 0.98
+    # while 98% of argmaxes agree. The set cosine of row-centred logits stays high; a kernel that moves logits by
+    # whole units (noise sigma 1.5) fails it.
+    rng = np.random.default_rng(0)
+    margin = rng.uniform(-3, 3, size=2000)
+    offset = rng.normal(0.0, 0.2, size=2000)
+    reference = np.stack([offset + margin / 2, offset - margin / 2], axis=1).astype(np.float32)
+    ones = {"input_ids": np.ones((2000, 4), np.int64), "attention_mask": np.ones((2000, 4), np.int64)}
+    relaxed = ParityThresholds(max_abs_diff=math.inf, min_cosine=0.98, min_argmax_agreement=0.0)
+    sound = reference + rng.normal(0.0, 0.15, size=reference.shape).astype(np.float32)
+    report = verify_parity(FixedSession(reference), FixedSession(sound), [ones], relaxed)
+    assert report.mean_cosine < 0.98 < report.cosine and report.argmax_agreement > 0.95
+    assert report.passed
+    broken = reference + rng.normal(0.0, 1.5, size=reference.shape).astype(np.float32)
+    with pytest.raises(ParityError, match="cosine"):
+        verify_parity(FixedSession(reference), FixedSession(broken), [ones], relaxed)
+
+

@@ -77,11 +77,110 @@ def test_without_cuda_the_target_is_skipped_with_the_reason(monkeypatch, tmp_pat
 
 
 def test_with_the_cuda_provider_onnx_targets_run_on_cuda(monkeypatch, tmp_path):
-    _providers(monkeypatch, ["CUDAExecutionProvider", "CPUExecutionProvider"], torch_cuda=True)
+    _providers(monkeypatch, ["CUDAExecutionProvider", "CPUExecutionProvider"], torch_cuda=False)
     status = harness.cuda_status()
-    assert status["available"] is True
+    assert status["available"] is True and status["note"].startswith("measured: ONNX")
+    assert "torch.cuda.is_available() is False" in status["note"]
     cuda = harness.cuda_targets(_onnx_and_other_targets(tmp_path), status)
     assert [(t.name, t.backend, t.device) for t in cuda] == [("student · ONNX int8 (cuda)", "onnxruntime", "cuda")]
+
+
+def test_with_torch_cuda_fp32_pytorch_targets_run_on_cuda_but_not_dynamic_int8(monkeypatch, tmp_path):
+    import torch
+
+    _providers(monkeypatch, ["CPUExecutionProvider"], torch_cuda=True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Fake GPU")
+    status = harness.cuda_status()
+    assert status["available"] is True and status["device_name"] == "Fake GPU"
+    assert "fp32 PyTorch on torch.cuda" in status["note"] and "onnxruntime-gpu" in status["note"]
+    targets = _onnx_and_other_targets(tmp_path) + [
+        Target("student · PyTorch int8", "student", "torch-int8", tmp_path, "int8")]
+    cuda = harness.cuda_targets(targets, status)
+    assert [(t.name, t.backend, t.device) for t in cuda] == [("student · PyTorch fp32 (cuda)", "torch", "cuda")]
+
+
+def test_worker_opens_torch_on_cuda_and_the_session_refuses_what_cuda_cannot_run(monkeypatch, tmp_path):
+    from tinybert_edge.benchmarks import worker
+    from tinybert_edge.runtime import sessions
+    from tinybert_edge.runtime.sessions import TorchSession
+
+    asked = {}
+    monkeypatch.setattr(sessions, "open_session", lambda backend, path, threads, **kwargs: asked.update(kwargs))
+    worker._open("torch", "m", 2, "cuda")
+    assert asked == {"device": "cuda"}
+    monkeypatch.undo()
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    tiny_model = tiny_bert.save_classifier(tmp_path / "model")
+    with pytest.raises(ConfigError, match="torch.cuda.is_available"):
+        TorchSession(tiny_model, device="cuda")
+    with pytest.raises(ConfigError, match="CPU only"):
+        TorchSession(tiny_model, int8=True, device="cuda")
+    with pytest.raises(ConfigError, match="allowed: cpu, cuda"):
+        TorchSession(tiny_model, device="tpu")
+
+
+class _FakeNvmlProcess:
+    def __init__(self, pid: int, used: int | None) -> None:
+        self.pid, self.usedGpuMemory = pid, used
+
+
+def _fake_nvml(monkeypatch, processes_per_device: list[list[_FakeNvmlProcess]]) -> dict:
+    import sys
+    import types
+
+    calls = {"init": 0, "shutdown": 0}
+    module = types.ModuleType("pynvml")
+    module.nvmlInit = lambda: calls.__setitem__("init", calls["init"] + 1)
+    module.nvmlShutdown = lambda: calls.__setitem__("shutdown", calls["shutdown"] + 1)
+    module.nvmlDeviceGetCount = lambda: len(processes_per_device)
+    module.nvmlDeviceGetHandleByIndex = lambda index: index
+    module.nvmlDeviceGetComputeRunningProcesses = lambda handle: processes_per_device[handle]
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    return calls
+
+
+def test_cuda_memory_sums_this_process_over_devices_from_nvml(monkeypatch):
+    import os
+
+    from tinybert_edge.benchmarks.memory import MIB, cuda_memory_mb
+
+    me, other = os.getpid(), os.getpid() + 1
+    calls = _fake_nvml(monkeypatch, [[_FakeNvmlProcess(other, 900 * MIB), _FakeNvmlProcess(me, 300 * MIB)],
+                                     [_FakeNvmlProcess(me, 20 * MIB)]])
+    memory = cuda_memory_mb("onnxruntime")
+    assert memory == {"allocator_peak_mb": None, "process_mb": 320.0, "note": None}
+    assert calls == {"init": 1, "shutdown": 1}
+
+    _fake_nvml(monkeypatch, [[_FakeNvmlProcess(other, 900 * MIB)]])
+    memory = cuda_memory_mb("onnxruntime")
+    assert memory["process_mb"] is None and "PID namespace" in memory["note"]
+
+
+def test_cuda_memory_without_nvml_says_what_to_install(monkeypatch):
+    import sys
+
+    from tinybert_edge.benchmarks.memory import cuda_memory_mb
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml now raises ImportError
+    memory = cuda_memory_mb("onnxruntime")
+    assert memory["process_mb"] is None and "pip install nvidia-ml-py" in memory["note"]
+
+
+def test_device_memory_column_appears_only_when_a_row_has_it():
+    from tinybert_edge.benchmarks.report import device_memory_mb, render_comparison_markdown
+
+    stats = {"p50_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0}
+    cpu = {"name": "a", "backend": "torch", "precision": "fp32", "latency": {"8": {"stats": stats}}}
+    gpu = {"name": "b (cuda)", "backend": "torch", "precision": "fp32", "latency": {
+        "8": {"stats": stats, "device_memory": {"allocator_peak_mb": 50.0, "process_mb": None}},
+        "16": {"stats": stats, "device_memory": {"allocator_peak_mb": 70.0, "process_mb": 400.0}}}}
+    assert device_memory_mb(cpu) is None and device_memory_mb(gpu) == 400.0
+    assert "device MB" not in render_comparison_markdown([cpu])
+    table = render_comparison_markdown([cpu, gpu])
+    assert "device MB" in table and "| 400 |" in table.replace(".0 |", " |")
 
 
 class _FakeOrtSession:

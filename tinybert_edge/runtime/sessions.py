@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tinybert_edge.errors import ModelError, require
+from tinybert_edge.errors import ConfigError, ModelError, require
 from tinybert_edge.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,26 @@ SESSIONS: Registry[type[InferenceSession]] = Registry("inference backend")
 
 @SESSIONS.register("torch")
 class TorchSession(InferenceSession):
-    """A Hugging Face sequence-classification folder (safetensors) in eager PyTorch, fp32 or dynamic int8."""
+    """A Hugging Face sequence-classification folder (safetensors) in eager PyTorch, fp32 or dynamic int8, on the
+    CPU or (fp32 only) a CUDA device. `run` takes and returns host arrays, so a CUDA call includes the copies in
+    and out, and returning the logits to the host waits for the device: a timed call is a finished call."""
 
     backend = "torch"
 
-    def __init__(self, path: Path, threads: int | None = None, model: Any = None, int8: bool = False) -> None:
+    def __init__(self, path: Path, threads: int | None = None, model: Any = None, int8: bool = False,
+                 device: str = "cpu") -> None:
         super().__init__(path, threads)
         import torch
 
         from tinybert_edge.models import load_classifier
 
+        if device not in ("cpu", "cuda"):
+            raise ConfigError(f"device={device!r} is not allowed; allowed: cpu, cuda")
+        if device == "cuda" and int8:
+            raise ConfigError("PyTorch dynamic int8 runs on the CPU only; measure int8 on CUDA through 'onnxruntime'")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device='cuda' but torch.cuda.is_available() is False; install a CUDA build of torch "
+                              "on a machine with an NVIDIA GPU, or use device='cpu'")
         if threads:
             torch.set_num_threads(threads)
         self.model = model if model is not None else load_classifier(path)
@@ -63,13 +73,16 @@ class TorchSession(InferenceSession):
             from tinybert_edge.converters.torch_int8 import dynamic_int8
 
             self.model = dynamic_int8(self.model)
+        self.device = torch.device(device)
+        self.model.to(self.device)
         self._torch = torch
 
     def run(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
         torch = self._torch
-        feed = {name: torch.from_numpy(np.ascontiguousarray(batch[name])) for name in MODEL_INPUTS if name in batch}
+        feed = {name: torch.from_numpy(np.ascontiguousarray(batch[name])).to(self.device)
+                for name in MODEL_INPUTS if name in batch}
         with torch.inference_mode():
-            return self.model(**feed).logits.float().numpy()
+            return self.model(**feed).logits.float().cpu().numpy()
 
 
 @SESSIONS.register("torch-int8")
