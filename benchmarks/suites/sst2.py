@@ -149,7 +149,7 @@ def _general_student(spec: str, train, run: Path, budget: Budget, progress: bool
 
 
 def _distill_student(name: str, spec: str, augmented: bool, teacher_dir: Path, train, dev, run: Path,
-                     budget: Budget, cache_dir: str | None) -> Path:
+                     budget: Budget, cache_dir: str | None, progress: bool = True) -> Path:
     from tinybert_edge.config import AugmentConfig, DistillConfig
     from tinybert_edge.data import sample
     from tinybert_edge.distill.trainer import distill
@@ -163,7 +163,8 @@ def _distill_student(name: str, spec: str, augmented: bool, teacher_dir: Path, t
     if augmented:
         from tinybert_edge.distill.augment import augment
 
-        data = augment(ENCODER, originals, AugmentConfig(n_augmented=budget.n_augmented), cache_dir=cache_dir)
+        data = augment(ENCODER, originals, AugmentConfig(n_augmented=budget.n_augmented), cache_dir=cache_dir,
+                       progress=progress)
         epochs = (budget.intermediate_epochs_augmented, budget.prediction_epochs_augmented)
     else:
         data = originals
@@ -171,7 +172,7 @@ def _distill_student(name: str, spec: str, augmented: bool, teacher_dir: Path, t
     config = DistillConfig.for_task("sst2", student=spec, intermediate_epochs=epochs[0], prediction_epochs=epochs[1],
                                     eval_every=100, checkpoint_every=100, log_every=20)
     log.info("sst2: distilling %s on %d examples (%s)", label, len(data), "augmented" if augmented else "originals")
-    distill(teacher_dir, data, dev, out, config, work_dir=run / "work" / label, resume=True)
+    distill(teacher_dir, data, dev, out, config, work_dir=run / "work" / label, resume=True, progress=progress)
     return out
 
 
@@ -218,7 +219,8 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
             spec = str(_general_student(spec, train, run, budget, progress))
         for augmented in (False, True):
             label = f"{name}{'+aug' if augmented else ''}"
-            student_dir = _distill_student(name, spec, augmented, teacher_dir, train, dev, run, budget, cache_dir)
+            student_dir = _distill_student(name, spec, augmented, teacher_dir, train, dev, run, budget, cache_dir,
+                                           progress)
             entries.append({"name": f"{label} · PyTorch fp32", "model": label, "backend": "torch", "precision": "fp32",
                             "path": student_dir, "role": "student"})
             entries += _artifacts(student_dir, run / "artifacts" / label, dev, label, "student")
@@ -337,19 +339,20 @@ def _why_missed(name: str, report: dict[str, Any], teacher: dict[str, Any], arti
         return bert_flops(shape, 128)["total"] / 1e9 if shape else None
 
     settings = report.get("settings", {})
+    teacher_flops, artifact_flops = gflops(teacher), gflops(artifact)
+    ratio = (f"{teacher_flops / artifact_flops:.1f}x the student's FLOPs at 128 tokens"
+             if teacher_flops and artifact_flops else "a FLOPs ratio far below BERT-base's")
     if "retained" in name:
         return (f"why: the CPU budget distils on {settings.get('distill_examples') or 'all'} train examples and "
                 f"fine-tunes the teacher on {settings.get('teacher_examples') or 'all'}; the paper trains on all "
                 "67k with 20x augmentation (the `gpu` budget)")
     if "speedup" in name and "fp32" in name:
-        ratio = (gflops(teacher) or 0) / (gflops(artifact) or 1)
-        return (f"why: the teacher is all-MiniLM-L6 (6 x 384), not BERT-base: it has only {ratio:.1f}x the student's "
-                "FLOPs at 128 tokens, so no student of this teacher can be 9.4x faster through size; the paper's "
-                "9.4x is BERT-base against TinyBERT4, which the latency-only pair measures")
+        return (f"why: the teacher is all-MiniLM-L6 (6 x 384), not BERT-base: it has only {ratio}, so no "
+                "student of this teacher can be 9.4x faster through size; the paper's 9.4x is BERT-base against "
+                "TinyBERT4, which the latency-only pair measures")
     if "speedup" in name:
-        ratio = (gflops(teacher) or 0) / (gflops(artifact) or 1)
-        return (f"why: teacher and student run the same int8 kernels, so the speedup is bounded by the FLOPs ratio "
-                f"({ratio:.1f}x at 128 tokens) less the per-call overhead both pay")
+        return (f"why: teacher and student run the same int8 kernels, so the speedup is bounded by {ratio} "
+                "less the per-call overhead both pay")
     return "why: see the table"
 
 
