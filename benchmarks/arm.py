@@ -15,6 +15,7 @@ why; nothing here raises for a target that cannot be measured, so the rest of a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -273,6 +274,8 @@ class RemoteSpec:
     kind: str
     destination: str = ""
     port: int | None = None
+    # Extra `-o KEY=VALUE` options for ssh and scp (an IdentityFile, a ProxyJump, a known-hosts file).
+    ssh_options: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> "RemoteSpec":
@@ -316,6 +319,8 @@ class RemoteSpec:
     def _ssh_options(self, port_flag: str) -> list[str]:
         # BatchMode: fail at once instead of waiting for a password nobody will type.
         options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
+        for option in self.ssh_options:
+            options += ["-o", option]
         return options + ([port_flag, str(self.port)] if self.port else [])
 
 
@@ -339,11 +344,19 @@ def remote_commands(spec: RemoteSpec, artifact: Path, inputs_npz: Path, result: 
 
 def run_remote(host_spec: str, artifact: str | os.PathLike[str], inputs_npz: str | os.PathLike[str],
                settings: RunnerSettings = RunnerSettings(), transport: Transport | None = None,
-               python: str = "python3", remote_dir: str | None = None) -> ArmResult:
+               python: str = "python3", remote_dir: str | None = None,
+               ssh_options: Sequence[str] = ()) -> ArmResult:
     """Push the runner with the artifact and inputs to a real device, run it there with its `python` (numpy and
     the runtime installed), pull the JSON back. adb's default folder is /data/local/tmp (writable by the shell
-    user); ssh's is /tmp. Native timings: `emulated` is False."""
+    user); ssh's is /tmp. `ssh_options` are `KEY=VALUE` options for ssh and scp. Native timings: `emulated` is
+    False."""
     spec = RemoteSpec.parse(host_spec)
+    bad = [o for o in ssh_options if "=" not in o or o.startswith("-") or any(c.isspace() for c in o.split("=")[0])]
+    if bad:
+        raise ConfigError(f"ssh option(s) {bad} not allowed; allowed: KEY=VALUE as ssh -o takes it, e.g. "
+                          "IdentityFile=~/.ssh/board")
+    if ssh_options:
+        spec = dataclasses.replace(spec, ssh_options=tuple(ssh_options))
     artifact, inputs_npz = Path(artifact), Path(inputs_npz)
     if (problem := _check_files(artifact, inputs_npz)) is not None:
         return ArmResult(spec.label, str(artifact), False, error=problem)
@@ -496,6 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="report .json (a .md is written beside it)")
     parser.add_argument("--rootfs", default=None, help=f"arm64 root filesystem (QEMU); default {DEFAULT_ROOTFS}")
     parser.add_argument("--remote", action="append", default=[], help="ssh://user@host[:port] or adb[:SERIAL]")
+    parser.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to ssh and scp as -o KEY=VALUE (repeatable), e.g. IdentityFile=~/.ssh/board")
+    parser.add_argument("--remote-python", default="python3", help="python on the remote device (default python3)")
     parser.add_argument("--no-qemu", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=2)
@@ -512,7 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reference = run_local(artifact, args.inputs, settings)
         results.append(reference)
         candidates = [] if args.no_qemu else [run_qemu(args.rootfs or DEFAULT_ROOTFS, artifact, args.inputs, settings)]
-        candidates += [run_remote(spec, artifact, args.inputs, settings) for spec in args.remote]
+        candidates += [run_remote(spec, artifact, args.inputs, settings, python=args.remote_python,
+                                  ssh_options=args.ssh_option) for spec in args.remote]
         for candidate in candidates:
             results.append(candidate)
             checks.append(cross_platform_check(reference, candidate))

@@ -14,15 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from tinybert_edge.benchmarks.report import latency_ms
 from tinybert_edge.benchmarks.results import Metric, write_suite_results
 
 TEACHER_ROW = "teacher · PyTorch fp32"
 STUDENT_ROW = "student · PyTorch fp32"
-
-
-def _p50(row: dict[str, Any], length: int) -> float | None:
-    entry = (row.get("latency") or {}).get(str(length)) or {}
-    return (entry.get("stats") or {}).get("p50_ms")
 
 
 def pipeline_metrics(report: dict[str, Any]) -> dict[str, Metric]:
@@ -38,11 +34,11 @@ def pipeline_metrics(report: dict[str, Any]) -> dict[str, Metric]:
         "pipeline wall time": Metric(report["timings_s"]["total_s"], "s", direction="lower_is_better", target=900.0),
     }
     if int8:
-        fastest = min(int8, key=lambda row: _p50(row, length) or float("inf"))
+        fastest = min(int8, key=lambda row: latency_ms(row, length) or float("inf"))
         metrics[f"fastest int8 artifact p50 @ seq {length} ({fastest['name']})"] = Metric(
-            _p50(fastest, length), "ms", direction="lower_is_better", baseline=_p50(teacher, length))
+            latency_ms(fastest, length), "ms", direction="lower_is_better", baseline=latency_ms(teacher, length))
         metrics[f"speedup of fastest int8 artifact vs teacher fp32 @ seq {length}"] = Metric(
-            _p50(teacher, length) / _p50(fastest, length), "x")
+            latency_ms(teacher, length) / latency_ms(fastest, length), "x")
         metrics["size reduction of fastest int8 artifact vs teacher fp32"] = Metric(
             teacher["size_bytes"] / fastest["size_bytes"], "x")
         metrics["accuracy of fastest int8 artifact"] = Metric(fastest["accuracy"], "fraction", baseline=teacher["accuracy"])

@@ -379,3 +379,18 @@ def test_build_script_parses_and_builds_what_the_host_side_expects():
     for needed in ("debootstrap --arch=arm64", "qemu-user-static", "update-binfmts --enable qemu-aarch64",
                    "python3 -m venv /venv", arm.BUILT_MARKER.split("/")[-1], "--only-binary=:all:"):
         assert needed in text, needed
+
+
+def test_ssh_options_reach_ssh_and_scp_and_bad_ones_are_refused(tiny_onnx, inputs):
+    fake = FakeTransport(_runner_result())
+    result = run_remote("pi@board:2222", tiny_onnx, inputs[0], QUICK, transport=fake,
+                        ssh_options=["IdentityFile=/keys/board", "ProxyJump=gate"])
+    assert result.ok and len(fake.commands) == 7
+    for command in fake.commands:
+        assert command[0] in ("ssh", "scp")
+        at = command.index("IdentityFile=/keys/board")
+        assert command[at - 1] == "-o" and command[at + 1:at + 3] == ["-o", "ProxyJump=gate"]
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        run_remote("pi@board", tiny_onnx, inputs[0], QUICK, transport=fake, ssh_options=["-oProxyCommand=x"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        run_remote("pi@board", tiny_onnx, inputs[0], QUICK, transport=fake, ssh_options=["IdentityFile"])
