@@ -64,3 +64,19 @@ def test_an_artifact_that_failed_its_check_is_a_row_that_says_why(report):
     metrics, _ = sst2_metrics(report)  # the failed row is left out of every target
     assert "largest int8 accuracy drop vs its fp32 student (weak · TFLite int8)" in metrics
     assert "| weak · ONNX int8 | error: ParityError: mean_cosine 0.97 < 0.98 |" in render_table(report)
+
+
+def test_rounds_pool_every_timed_call_and_a_failure_in_any_round_stays():
+    from tinybert_edge.benchmarks.suites.sst2 import pool_rounds
+
+    def row(samples, error=None):
+        measurement = {"batch_size": 1, "samples_ms": samples, "peak_rss_mb": max(samples) * 10,
+                       "stats": None if error else {"p50_ms": sorted(samples)[len(samples) // 2]}, "error": error}
+        return {"name": "a", "latency": {"64": measurement}}
+
+    pooled = pool_rounds([{"a": row([1.0, 1.0, 1.0])}, {"a": row([5.0, 5.0, 5.0, 5.0])}])
+    measurement = pooled["a"]["latency"]["64"]
+    assert measurement["samples_ms"] == [1.0] * 3 + [5.0] * 4 and measurement["stats"]["p50_ms"] == 5.0
+    assert measurement["round_p50_ms"] == [1.0, 5.0] and measurement["peak_rss_mb"] == 50.0
+    failed = pool_rounds([{"a": row([1.0])}, {"a": row([2.0], error="worker killed by SIGKILL")}])
+    assert failed["a"]["latency"]["64"]["error"] == "worker killed by SIGKILL"
