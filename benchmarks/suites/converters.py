@@ -219,6 +219,9 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
         "agreement_with_torch_fp32": agreement,
         "size_bytes": sizes,
         "p50_ms_per_round": per_round,
+        # (max - min) / median of a target's per-round p50s: how far this machine drifts between rounds. A gap
+        # between two targets smaller than this is not a difference this run can resolve.
+        "round_spread": {name: (max(v) - min(v)) / float(np.median(v)) for name, v in per_round.items()},
         "p50_ms": {name: {str(k): v for k, v in values.items()} for name, values in p50.items()},
         "ours_onnx_op_types": ours_onnx.metadata.get("op_types"),
         "timings_s": timings,
@@ -258,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, metric in metrics.items():
         print(f"{name}: ours {metric.value:.4g} {metric.unit}, baseline {metric.baseline:.4g} -> "
               f"{'met' if metric.met else 'NOT met'}")
+    for name, spread in extra["round_spread"].items():
+        print(f"round-to-round spread of p50, {name}: {spread:.1%}")
     print(f"wrote {path}")
     return 0
 

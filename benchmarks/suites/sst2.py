@@ -385,6 +385,15 @@ def sst2_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
     return metrics, notes
 
 
+def artifact_name(metric_name: str) -> str:
+    """The artifact a "largest int8 accuracy drop ... (NAME)" metric is about."""
+    return metric_name[metric_name.rindex("(") + 1:-1]
+
+
+def artifact_model(metric_name: str) -> str:
+    return artifact_name(metric_name).split(" · ")[0]
+
+
 def _why_missed(name: str, report: dict[str, Any], teacher: dict[str, Any], artifact: dict[str, Any]) -> str:
     """The cause of a missed target, from what the run measured."""
     from tinybert_edge.benchmarks.roofline import bert_flops, model_shape
@@ -408,6 +417,16 @@ def _why_missed(name: str, report: dict[str, Any], teacher: dict[str, Any], arti
     if "speedup" in name:
         return (f"why: teacher and student run the same int8 kernels, so the speedup is bounded by {ratio} "
                 "less the per-call overhead both pay")
+    if "int8 accuracy drop" in name:
+        dev = report.get("dev_examples") or 0
+        fp32 = next((r for r in report["rows"] if r.get("model") == artifact_model(name) and r["precision"] == "fp32"
+                     and not r.get("error")), None)
+        int8 = next((r for r in report["rows"] if r["name"] == artifact_name(name) and not r.get("error")), None)
+        if fp32 and int8 and dev:
+            flipped = round((fp32["accuracy"] - int8["accuracy"]) * dev)
+            return (f"why: {flipped} more of the {dev} dev examples wrong after quantization ({fp32['accuracy']:.4f} -> "
+                    f"{int8['accuracy']:.4f}); dev accuracy moves in steps of {100 / dev:.2f} points, so the 0.5-point "
+                    "budget allows 4")
     return "why: see the table"
 
 
