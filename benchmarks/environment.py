@@ -98,7 +98,8 @@ def runtime_versions() -> dict[str, str]:
 
 
 def git_revision(folder: str | os.PathLike[str] = _REPO_ROOT) -> dict[str, Any] | None:
-    """{"revision": HEAD, "dirty": tracked files differ from HEAD} of the checkout holding `folder`; None outside one."""
+    """{"revision": HEAD, "dirty": tracked files differ from HEAD} of the checkout holding `folder`; None outside one.
+    Files under benchmarks/results/ do not count: the suites themselves rewrite them."""
     try:
         head = subprocess.run(
             ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
@@ -106,7 +107,8 @@ def git_revision(folder: str | os.PathLike[str] = _REPO_ROOT) -> dict[str, Any] 
         if head.returncode != 0:
             return None
         status = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":(exclude)benchmarks/results"],
             capture_output=True,
             text=True,
             timeout=30,
