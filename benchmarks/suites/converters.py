@@ -222,6 +222,10 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
         # (max - min) / median of a target's per-round p50s: how far this machine drifts between rounds. A gap
         # between two targets smaller than this is not a difference this run can resolve.
         "round_spread": {name: (max(v) - min(v)) / float(np.median(v)) for name, v in per_round.items()},
+        # Ours against the baseline measured next to it in the same round: the median of the per-round p50 ratios
+        # and in how many rounds ours was faster. Drift between rounds cancels out of each pair (the metrics above
+        # stay the pooled p50s).
+        "paired_rounds": paired_rounds(per_round, lengths),
         "p50_ms": {name: {str(k): v for k, v in values.items()} for name, values in p50.items()},
         "ours_onnx_op_types": ours_onnx.metadata.get("op_types"),
         "timings_s": timings,
@@ -229,6 +233,20 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
         "measurements": measurements,
     }
     return metrics, extra
+
+
+def paired_rounds(per_round: dict[str, list[float]], lengths: Sequence[int]) -> dict[str, dict[str, float]]:
+    pairs = {"onnx": ("ours onnx int8", "optimum onnx int8"), "tflite": ("ours tflite int8", "litert defaults tflite int8")}
+    out = {}
+    for fmt, (ours, theirs) in pairs.items():
+        for length in lengths:
+            a, b = per_round.get(f"{ours} @ seq {length}"), per_round.get(f"{theirs} @ seq {length}")
+            if not a or not b:
+                continue
+            ratios = [x / y for x, y in zip(a, b)]
+            out[f"{fmt} @ seq {length}"] = {"median_ratio": float(np.median(ratios)),
+                                            "rounds_ours_faster": sum(r < 1.0 for r in ratios), "rounds": len(ratios)}
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, metric in metrics.items():
         print(f"{name}: ours {metric.value:.4g} {metric.unit}, baseline {metric.baseline:.4g} -> "
               f"{'met' if metric.met else 'NOT met'}")
+    for name, paired in extra["paired_rounds"].items():
+        print(f"paired by round, {name}: median ours/baseline {paired['median_ratio']:.3f}, ours faster in "
+              f"{paired['rounds_ours_faster']} of {paired['rounds']} rounds")
     for name, spread in extra["round_spread"].items():
         print(f"round-to-round spread of p50, {name}: {spread:.1%}")
     print(f"wrote {path}")
