@@ -107,12 +107,13 @@ def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> li
     from tinybert_edge.pipeline import export_artifacts
 
     entries = []
+    encoded = _encoded(model_dir, dev)
     for fmt, (backend, runtime) in RUNTIME.items():
         entry = {"name": f"{label} · {runtime} int8", "model": label, "backend": backend, "precision": "int8",
                  "role": role}
         config = PipelineConfig(sequence_lengths=[64, 128], threads=2, formats=[fmt])
         try:
-            artifacts = export_artifacts(config, model_dir, out_dir, _encoded(model_dir, dev), resume=True)
+            artifacts = export_artifacts(config, model_dir, out_dir, encoded, resume=True)
         except TinyBertEdgeError as exc:
             log.warning("sst2: %s not exported: %s", entry["name"], exc)
             entries.append({**entry, "path": out_dir, "error": f"{type(exc).__name__}: {exc}"})
@@ -254,8 +255,10 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     # Real dev rows as latency inputs, tokenized by each model's own tokenizer (one bench call per vocabulary).
     tokenizer_of = {e["name"]: trimmed_dir if e["model"] == trimmed_label else teacher_dir
                     for e in entries if "error" not in e}
-    groups = [([t for t in targets if tokenizer_of[t.name] == folder], _encoded(folder, dev).fixed_length([64, 128], rows=256))
-              for folder in dict.fromkeys(tokenizer_of.values())]
+    inputs_of = {folder: _encoded(folder, dev).fixed_length([64, 128], rows=256)
+                 for folder in dict.fromkeys([teacher_dir, *tokenizer_of.values()])}
+    groups = [([t for t in targets if tokenizer_of[t.name] == folder], inputs)
+              for folder, inputs in inputs_of.items() if any(tokenizer_of[t.name] == folder for t in targets)]
     rounds: list[dict[str, dict[str, Any]]] = []
     for index in range(budget.latency_rounds):
         measured: dict[str, dict[str, Any]] = {}
@@ -273,7 +276,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
 
     pair_targets = [Target(name=label, role="teacher" if i == 0 else "student", backend="torch", path=folder,
                            precision="fp32") for i, (label, folder) in enumerate(_latency_pair(run))]
-    inputs = _encoded(teacher_dir, dev).fixed_length([64, 128], rows=256)
+    inputs = inputs_of[teacher_dir]  # the latency pair shares the teacher's vocabulary
     pair_config = BenchConfig(sequence_lengths=(64, 128), threads=2, min_seconds=budget.bench_seconds,
                               min_iterations=20, roofline=False)
     pair_rounds = [{row["name"]: row for row in bench(pair_targets[i % 2:] + pair_targets[:i % 2], inputs, pair_config,
@@ -337,6 +340,14 @@ def _p50(row: dict[str, Any], length: int = 128) -> float | None:
     return latency_ms(row, length)
 
 
+def _gflops_128(row: dict[str, Any]) -> float | None:
+    """The row's model's forward-pass GFLOPs at 128 tokens (None where its folder has no BERT config)."""
+    from tinybert_edge.benchmarks.roofline import bert_flops, model_shape
+
+    shape = model_shape(row["path"])
+    return bert_flops(shape, 128)["total"] / 1e9 if shape else None
+
+
 def sst2_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
     """The issue's targets, each measured against the teacher in the same run; and why a missed one was missed."""
     rows = [r for r in report["rows"] if not r.get("error")]
@@ -353,6 +364,7 @@ def sst2_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
     fp32_of = {r["model"]: r["accuracy"] for r in students}
     drops = {r["name"]: fp32_of[r["model"]] - r["accuracy"] for r in int8}
     worst = max(drops, key=drops.get)
+    worst_row = next(r for r in int8 if r["name"] == worst)
     teacher_bytes = teacher["size_bytes"]
     metrics = {
         "teacher dev accuracy": Metric(teacher["accuracy"], "fraction"),
@@ -380,53 +392,38 @@ def sst2_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
     notes = []
     for name, metric in metrics.items():
         if metric.met is False:
-            notes.append(f"missed: {name} = {metric.value:.3g} {metric.unit} (target {metric.target:g}); "
-                         f"{_why_missed(name, report, teacher, best_int8)}")
+            why = _why_missed(name, metric, report, teacher, best_int8,
+                              (next(r for r in students if r["model"] == worst_row["model"]), worst_row))
+            notes.append(f"missed: {name} = {metric.value:.3g} {metric.unit} (target {metric.target:g}); {why}")
     return metrics, notes
 
 
-def artifact_name(metric_name: str) -> str:
-    """The artifact a "largest int8 accuracy drop ... (NAME)" metric is about."""
-    return metric_name[metric_name.rindex("(") + 1:-1]
-
-
-def artifact_model(metric_name: str) -> str:
-    return artifact_name(metric_name).split(" · ")[0]
-
-
-def _why_missed(name: str, report: dict[str, Any], teacher: dict[str, Any], artifact: dict[str, Any]) -> str:
-    """The cause of a missed target, from what the run measured."""
-    from tinybert_edge.benchmarks.roofline import bert_flops, model_shape
-
-    def gflops(row: dict[str, Any]) -> float | None:
-        shape = model_shape(row["path"])
-        return bert_flops(shape, 128)["total"] / 1e9 if shape else None
-
+def _why_missed(name: str, metric: Metric, report: dict[str, Any], teacher: dict[str, Any],
+                shipped: dict[str, Any], drop: tuple[dict[str, Any], dict[str, Any]]) -> str:
+    """The cause of a missed target, from what the run measured. `shipped` is the artifact the speed targets are
+    about; `drop` the (fp32 student, int8 artifact) pair with the largest accuracy drop."""
     settings = report.get("settings", {})
-    teacher_flops, artifact_flops = gflops(teacher), gflops(artifact)
-    ratio = (f"{teacher_flops / artifact_flops:.1f}x the student's FLOPs at 128 tokens"
-             if teacher_flops and artifact_flops else "a FLOPs ratio far below BERT-base's")
     if "retained" in name:
         return (f"why: the CPU budget distils on {settings.get('distill_examples') or 'all'} train examples and "
                 f"fine-tunes the teacher on {settings.get('teacher_examples') or 'all'}; the paper trains on all "
                 "67k with 20x augmentation (the `gpu` budget)")
-    if "speedup" in name and "fp32" in name:
-        return (f"why: the teacher is all-MiniLM-L6 (6 x 384), not BERT-base: it has only {ratio}, so no "
-                "student of this teacher can be 9.4x faster through size; the paper's 9.4x is BERT-base against "
-                "TinyBERT4, which the latency-only pair measures")
     if "speedup" in name:
+        teacher_flops, shipped_flops = _gflops_128(teacher), _gflops_128(shipped)
+        ratio = (f"{teacher_flops / shipped_flops:.1f}x the student's FLOPs at 128 tokens"
+                 if teacher_flops and shipped_flops else "a FLOPs ratio far below BERT-base's")
+        if "fp32" in name:
+            return (f"why: the teacher is all-MiniLM-L6 (6 x 384), not BERT-base: it has only {ratio}, so no "
+                    "student of this teacher can be 9.4x faster through size; the paper's 9.4x is BERT-base "
+                    "against TinyBERT4, which the latency-only pair measures")
         return (f"why: teacher and student run the same int8 kernels, so the speedup is bounded by {ratio} "
                 "less the per-call overhead both pay")
-    if "int8 accuracy drop" in name:
-        dev = report.get("dev_examples") or 0
-        fp32 = next((r for r in report["rows"] if r.get("model") == artifact_model(name) and r["precision"] == "fp32"
-                     and not r.get("error")), None)
-        int8 = next((r for r in report["rows"] if r["name"] == artifact_name(name) and not r.get("error")), None)
-        if fp32 and int8 and dev:
-            flipped = round((fp32["accuracy"] - int8["accuracy"]) * dev)
-            return (f"why: {flipped} more of the {dev} dev examples wrong after quantization ({fp32['accuracy']:.4f} -> "
-                    f"{int8['accuracy']:.4f}); dev accuracy moves in steps of {100 / dev:.2f} points, so the 0.5-point "
-                    "budget allows 4")
+    dev = report.get("dev_examples") or 0
+    if "int8 accuracy drop" in name and dev:
+        fp32, int8 = drop
+        step = 100 / dev
+        return (f"why: {round((fp32['accuracy'] - int8['accuracy']) * dev)} more of the {dev} dev examples wrong "
+                f"after quantization ({fp32['accuracy']:.4f} -> {int8['accuracy']:.4f}); dev accuracy moves in steps "
+                f"of {step:.2f} points, so the {metric.target:g}-point budget allows {int(metric.target // step)}")
     return "why: see the table"
 
 
@@ -440,8 +437,6 @@ def _cost(report: dict[str, Any]) -> str:
 
 
 def render_table(report: dict[str, Any]) -> str:
-    from tinybert_edge.benchmarks.roofline import bert_flops, model_shape
-
     teacher = next(r for r in report["rows"] if r["name"] == TEACHER)
     same = {r["backend"]: r for r in report["rows"] if r["role"] == "teacher" and r["precision"] == "int8"}
     lines = ["| model | params | size MB | GFLOPs @128 | dev acc | share of teacher | p50 @64 ms | p50 @128 ms | "
@@ -451,8 +446,7 @@ def render_table(report: dict[str, Any]) -> str:
         if row.get("error"):
             lines.append(f"| {row['name']} | error: {row['error']} |" + " |" * 9)
             continue
-        shape = model_shape(row["path"])
-        flops = bert_flops(shape, 128)["total"] / 1e9 if shape else None
+        flops = _gflops_128(row)
         twin = same.get(row["backend"]) if row["precision"] == "int8" and row["role"] == "student" else None
         cells = [row["name"], f"{row['params'] / 1e6:.1f}M" if row.get("params") else "—",
                  f"{row['size_bytes'] / 1e6:.1f}", f"{flops:.2f}" if flops else "—", f"{row['accuracy']:.4f}",
