@@ -46,6 +46,12 @@ def _met_cell(met: bool | None) -> str:
     return "—" if met is None else ("✅" if met else "❌")
 
 
+def _ratio_cell(metric: Mapping[str, Any]) -> str:
+    interval = metric.get("ratio_interval")
+    ratio = format_number(metric.get("ratio"))
+    return f"{ratio} ({format_number(interval[0])}–{format_number(interval[1])})" if interval else ratio
+
+
 def render_markdown_table(results: Iterable[str | os.PathLike[str] | Mapping[str, Any]]) -> str:
     """One Markdown table over suite result files (paths or loaded dicts): a row per metric, grouped by suite."""
     documents = [r if isinstance(r, Mapping) else load_suite_results(r) for r in results]
@@ -63,7 +69,7 @@ def render_markdown_table(results: Iterable[str | os.PathLike[str] | Mapping[str
                         format_number(metric["value"]),
                         markdown_cell(metric.get("unit", "")),
                         format_number(metric.get("baseline")),
-                        format_number(metric.get("ratio")),
+                        _ratio_cell(metric),
                         format_number(metric.get("target")),
                         direction,
                         _met_cell(metric.get("met")),
@@ -79,6 +85,10 @@ def render_markdown_table(results: Iterable[str | os.PathLike[str] | Mapping[str
     if revisions:
         note += f", git {', '.join(revisions)}"
     note += ") by `python -m tinybert_edge.benchmarks.readme`; do not edit by hand."
+    if any("ratio_interval" in metric for doc in documents for metric in doc["metrics"].values()):
+        note += (" A ratio followed by (low–high) carries its 95% confidence interval over the suite's measurement"
+                 " rounds; such a row is met unless the whole interval lies on the wrong side of target / baseline"
+                 " (for latency: ours not shown slower).")
     note += "\n\nThe command behind each suite:\n\n" + "\n".join(
         f"- {markdown_cell(d['suite'])}: `{d['command']}`" for d in sorted(documents, key=lambda d: d["suite"]))
     details = []

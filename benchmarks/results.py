@@ -5,6 +5,11 @@ Schema (version 1):
      "environment": {...}, "metrics": {name: {value, unit, baseline, ratio, target, direction, met}}, "extra": {...}}
 `ratio` = value / baseline when both are given. `met` compares `value` with `target` in the metric's `direction`
 ("higher_is_better": value >= target; "lower_is_better": value <= target); null when there is no target.
+
+A measured comparison can carry `ratio_interval` = [low, high], a confidence interval of `ratio` (the converters
+suite: a bootstrap over its measurement rounds). Its `met` then says whether the target is within what was measured:
+"lower_is_better" is met unless the whole interval lies above target / baseline ("not shown slower"), and
+"higher_is_better" unless it lies wholly below. The key is written only for metrics that have one.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Metric:
     direction: str = "higher_is_better"
     baseline: float | None = None
     target: float | None = None
+    ratio_interval: tuple[float, float] | None = None
     ratio: float | None = field(init=False)
     met: bool | None = field(init=False)
 
@@ -56,8 +62,14 @@ class Metric:
         if self.direction not in DIRECTIONS:
             raise ConfigError(f"Metric.direction = {self.direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
         ratio = self.value / self.baseline if self.baseline not in (None, 0) else None
+        if self.ratio_interval is not None:
+            self._check_interval(ratio)
         if self.target is None:
             met = None
+        elif self.ratio_interval is not None:
+            low, high = self.ratio_interval
+            target_ratio = self.target / self.baseline
+            met = low <= target_ratio if self.direction == "lower_is_better" else high >= target_ratio
         elif self.direction == "higher_is_better":
             met = self.value >= self.target
         else:
@@ -65,9 +77,22 @@ class Metric:
         object.__setattr__(self, "ratio", ratio)
         object.__setattr__(self, "met", met)
 
+    def _check_interval(self, ratio: float | None) -> None:
+        interval = self.ratio_interval
+        if (ratio is None or not isinstance(interval, (tuple, list)) or len(interval) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in interval)
+                or not interval[0] <= interval[1]):
+            raise ConfigError(f"Metric.ratio_interval = {interval!r} is not allowed; allowed: None, or [low, high] "
+                              "finite numbers with low <= high on a metric with a non-zero baseline")
+        object.__setattr__(self, "ratio_interval", (float(interval[0]), float(interval[1])))
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        return {key: data[key] for key in ("value", "unit", "baseline", "ratio", "target", "direction", "met")}
+        keys = ["value", "unit", "baseline", "ratio", "target", "direction", "met"]
+        if self.ratio_interval is not None:
+            keys.insert(4, "ratio_interval")
+            data["ratio_interval"] = list(self.ratio_interval)
+        return {key: data[key] for key in keys}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Metric":
@@ -77,6 +102,7 @@ class Metric:
             direction=data.get("direction", "higher_is_better"),
             baseline=data.get("baseline"),
             target=data.get("target"),
+            ratio_interval=data.get("ratio_interval"),
         )
 
 

@@ -78,3 +78,36 @@ class LatencyStats:
             "p99_ms": self.p99_ms,
             "throughput_per_s": self.throughput_per_s,
         }
+
+
+def paired_p50_ratio_interval(ours_rounds: Sequence[Sequence[float]], baseline_rounds: Sequence[Sequence[float]],
+                              confidence: float = 0.95, resamples: int = 2000, seed: int = 0,
+                              min_rounds: int = 5) -> tuple[float, float] | None:
+    """Confidence interval of p50(ours) / p50(baseline), each pooled over measurement rounds.
+
+    Percentile bootstrap over rounds: a resample draws round indices with replacement and takes the same rounds
+    for both sides (a round measured the two side by side), so a slow spell of the machine moves both p50s together
+    instead of widening the interval. The rounds, not the single calls, are what is resampled, because calls within
+    a round are not independent of each other. None with fewer than `min_rounds` rounds: a handful of rounds cannot
+    say how far the machine drifts."""
+    if len(ours_rounds) != len(baseline_rounds):
+        raise BenchmarkError(f"paired rounds differ in number: {len(ours_rounds)} for ours, "
+                             f"{len(baseline_rounds)} for the baseline")
+    if not 0.0 < confidence < 1.0:
+        raise BenchmarkError(f"confidence = {confidence!r} is not allowed; allowed: a number between 0 and 1")
+    if len(ours_rounds) < min_rounds:
+        return None
+    ours = [np.asarray(r, dtype=np.float64) for r in ours_rounds]
+    base = [np.asarray(r, dtype=np.float64) for r in baseline_rounds]
+    if any(r.size == 0 for r in ours + base):
+        raise BenchmarkError("a measurement round recorded no timed call")
+    rng = np.random.default_rng(seed)
+    n = len(ours)
+    ratios = np.empty(resamples)
+    for i in range(resamples):
+        picked = rng.integers(0, n, size=n)
+        ratios[i] = (np.median(np.concatenate([ours[j] for j in picked]))
+                     / np.median(np.concatenate([base[j] for j in picked])))
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(ratios, [tail, 100.0 - tail])
+    return float(low), float(high)

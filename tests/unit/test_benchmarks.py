@@ -25,7 +25,7 @@ from tinybert_edge.benchmarks.report import (
     render_comparison_markdown,
 )
 from tinybert_edge.benchmarks.results import Metric, load_suite_results, write_suite_results
-from tinybert_edge.benchmarks.stats import LatencyStats
+from tinybert_edge.benchmarks.stats import LatencyStats, paired_p50_ratio_interval
 from tinybert_edge.errors import BenchmarkError, ConfigError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -124,6 +124,55 @@ def test_metric_ratio_and_met_follow_the_direction():
     assert Metric(value=3.0, unit="x", baseline=0).ratio is None
 
 
+def test_a_ratio_interval_decides_met_by_what_the_measurement_can_show():
+    # Ours 3% slower on the pooled p50s, but the interval reaches below 1: not shown slower, so met.
+    tie = Metric(10.3, "ms", "lower_is_better", baseline=10.0, target=10.0, ratio_interval=(0.97, 1.08))
+    assert tie.ratio == pytest.approx(1.03) and tie.met is True
+    # The whole interval above 1: shown slower, even though the point estimate is the same.
+    slower = Metric(10.3, "ms", "lower_is_better", baseline=10.0, target=10.0, ratio_interval=(1.01, 1.05))
+    assert slower.met is False
+    # Higher is better: met unless the interval lies wholly below target / baseline (here 0.5).
+    assert Metric(0.9, "x", "higher_is_better", baseline=2.0, target=1.0, ratio_interval=(0.4, 0.49)).met is False
+    assert Metric(0.9, "x", "higher_is_better", baseline=2.0, target=1.0, ratio_interval=(0.4, 0.5)).met is True
+    # Written only where present, and read back the same.
+    assert "ratio_interval" not in Metric(1.0, "ms", baseline=1.0).to_dict()
+    data = tie.to_dict()
+    assert data["ratio_interval"] == [0.97, 1.08] and Metric.from_dict(data) == tie
+
+
+@pytest.mark.parametrize("interval", [(1.1, 0.9), (0.9, float("nan")), ("0.9", 1.1), (0.9,), (True, 1.0)])
+def test_metric_refuses_bad_ratio_intervals(interval):
+    with pytest.raises(ConfigError, match="Metric.ratio_interval"):
+        Metric(1.0, "ms", "lower_is_better", baseline=1.0, target=1.0, ratio_interval=interval)
+    with pytest.raises(ConfigError, match="non-zero baseline"):
+        Metric(1.0, "ms", "lower_is_better", target=1.0, ratio_interval=(0.9, 1.1))
+
+
+def test_paired_interval_cancels_drift_that_both_sides_share():
+    rng = np.random.default_rng(3)
+    drift = rng.uniform(0.7, 1.4, size=12)  # the machine's speed, round by round: a 2x swing
+    base = [d * rng.normal(10.0, 0.2, size=200) for d in drift]
+    ours = [d * rng.normal(11.0, 0.2, size=200) for d in drift]  # truly 10% slower
+    low, high = paired_p50_ratio_interval(ours, base)
+    assert low <= 1.1 <= high and high - low < 0.03 and low > 1.0
+    same = paired_p50_ratio_interval(base, base)
+    assert same == (1.0, 1.0)
+    # Unpaired (the baseline's rounds shuffled) the same data cannot resolve the 10%.
+    shuffled = [base[i] for i in rng.permutation(12)]
+    low_u, high_u = paired_p50_ratio_interval(ours, shuffled)
+    assert high_u - low_u > 5 * (high - low)
+
+
+def test_paired_interval_needs_enough_rounds_and_matching_pairs():
+    assert paired_p50_ratio_interval([[1.0]] * 4, [[1.0]] * 4) is None
+    with pytest.raises(BenchmarkError, match="differ in number: 5 for ours, 6"):
+        paired_p50_ratio_interval([[1.0]] * 5, [[1.0]] * 6)
+    with pytest.raises(BenchmarkError, match="no timed call"):
+        paired_p50_ratio_interval([[1.0]] * 4 + [[]], [[1.0]] * 5)
+    with pytest.raises(BenchmarkError, match="confidence = 1.5"):
+        paired_p50_ratio_interval([[1.0]] * 5, [[1.0]] * 5, confidence=1.5)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [({"value": "12 ms"}, "value"), ({"value": float("inf")}, "value"), ({"direction": "up"}, "direction"),
@@ -171,6 +220,12 @@ def test_readme_table_is_generated_from_result_files(tmp_path):
     write_suite_results("sst2", {"accuracy": Metric(0.9, "fraction", target=0.95, baseline=0.93)}, "c", results_dir=tmp_path)
     table = render_markdown_table(sorted(tmp_path.glob("*.json")))
     assert "| sst2 | accuracy | 0.9 | fraction | 0.93 | 0.968 | 0.95 | higher | ❌ |" in table
+    assert "95% confidence interval" not in table  # the note on intervals comes only with a metric that has one
+    write_suite_results("converters", {"p50": Metric(10.3, "ms", "lower_is_better", baseline=10.0, target=10.0,
+                                                     ratio_interval=(0.97, 1.08))}, "c", results_dir=tmp_path)
+    table = render_markdown_table(sorted(tmp_path.glob("*.json")))
+    assert "| converters | p50 | 10.3 | ms | 10 | 1.03 (0.97–1.08) | 10 | lower | ✅ |" in table
+    assert "95% confidence interval" in table
     readme = f"# T\n\n{START_MARKER}\nold typed table\n{END_MARKER}\nrest\n"
     updated = replace_section(readme, table)
     assert "old typed table" not in updated and updated.endswith(f"{END_MARKER}\nrest\n")

@@ -243,3 +243,19 @@ def test_converters_suite_pads_real_rows_to_the_measured_length(model_dir):
     assert set(inputs) == {"input_ids", "attention_mask", "token_type_ids"}
     assert all(array.shape == (8, 16) for array in inputs.values())
     assert inputs["input_ids"][0, 0] == 2 and inputs["attention_mask"].sum(axis=1).min() >= 3  # [CLS] + words
+
+
+def test_converters_suite_pairs_each_export_with_its_baseline_round_by_round():
+    from tinybert_edge.benchmarks.suites.converters import PAIRS, paired_comparisons
+
+    rng = np.random.default_rng(0)
+    drift = rng.uniform(0.8, 1.3, size=6)
+    speed = {"ours onnx int8": 5.0, "optimum onnx int8": 5.5, "ours tflite int8": 6.0, "litert defaults tflite int8": 6.0}
+    by_round = {name: {64: [tuple(d * rng.normal(ms, 0.05, 100)) for d in drift]} for name, ms in speed.items()}
+    per_round = {f"{name} @ seq 64": [float(np.median(r)) for r in rounds[64]] for name, rounds in by_round.items()}
+    paired = paired_comparisons(by_round, per_round, (64,))
+    assert set(paired) == {f"{fmt} @ seq 64" for fmt in PAIRS}
+    onnx, tflite = paired["onnx @ seq 64"], paired["tflite @ seq 64"]
+    assert onnx["ratio_interval"][1] < 1.0 and onnx["rounds_ours_faster"] == 6 and onnx["rounds"] == 6
+    assert onnx["median_round_ratio"] == pytest.approx(5.0 / 5.5, abs=0.01)
+    assert tflite["ratio_interval"][0] <= 1.0 <= tflite["ratio_interval"][1]  # the same speed: a tie
