@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from tinybert_edge.benchmarks.stats import LatencyStats
+from tinybert_edge.converters.parity import row_cosine
 from tinybert_edge.errors import BenchmarkError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -411,9 +412,7 @@ def compare_outputs(x86_logits: Any, arm_logits: Any) -> OutputDifference:
     if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(got))):
         raise BenchmarkError("logits hold NaN or infinity; the artifact's outputs cannot be compared")
     diff = np.abs(ref - got)
-    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1)
-    cosine = np.where(norms > 0, np.sum(ref * got, axis=1) / np.where(norms > 0, norms, 1.0),
-                      np.all(ref == got, axis=1).astype(np.float64))
+    cosine = row_cosine(ref, got)
     return OutputDifference(
         rows=int(ref.shape[0]),
         max_abs_diff=float(diff.max()),

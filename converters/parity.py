@@ -122,7 +122,8 @@ def _model_inputs(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return feed
 
 
-def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of `a` with the same row of `b`, in float64."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
     dots = np.sum(a64 * b64, axis=1)
@@ -160,7 +161,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
     if reference.shape != candidate.shape:
         raise ParityError(f"logits shapes differ: reference {reference.shape}, candidate {candidate.shape}")
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
-    row_cosine = _row_cosine(reference, candidate)
+    per_row = row_cosine(reference, candidate)
     cosine = _set_cosine(reference, candidate)
     agreement = float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)))
     max_abs = float(diff.max())
@@ -179,8 +180,8 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
         max_abs_diff=max_abs,
         mean_abs_diff=float(diff.mean()),
         cosine=cosine,
-        min_cosine=float(row_cosine.min()),
-        mean_cosine=float(row_cosine.mean()),
+        min_cosine=float(per_row.min()),
+        mean_cosine=float(per_row.mean()),
         argmax_agreement=agreement,
         n_examples=int(reference.shape[0]),
         thresholds=thresholds,
