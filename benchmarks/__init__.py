@@ -26,7 +26,7 @@ from typing import Any
 _API = {
     "BenchConfig": "tinybert_edge.benchmarks.config",
     "Target": "tinybert_edge.benchmarks.config",
-    "bench": "tinybert_edge.benchmarks.api",
+    "bench": "tinybert_edge.benchmarks.runner",
     "measure": "tinybert_edge.benchmarks.latency",
     "Measurement": "tinybert_edge.benchmarks.latency",
     "LatencyStats": "tinybert_edge.benchmarks.stats",

@@ -34,7 +34,7 @@ RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
         "transformers",
         "transformers.models.bert.modeling_bert",
         "tinybert_edge.models",
-        "tinybert_edge.converters.torch_int8",
+        "tinybert_edge.runtime.torch_int8",
     ),
     "onnxruntime": ("numpy", "tinybert_edge.runtime.sessions", "onnxruntime"),
     # "a|b": the first of the alternatives that imports, as the LiteRT session falls back to tflite_runtime.

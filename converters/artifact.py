@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tinybert_edge.errors import ExportError, ModelError
+from tinybert_edge.version import __version__
 from tinybert_edge.io import folder_size_bytes, sha256_tree, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -138,12 +139,10 @@ def _version(package: str) -> str | None:
 
 def base_metadata(source: SourceModel, fmt: str, precision: str, sequence_buckets: tuple[int, ...],
                   packages: tuple[str, ...]) -> dict[str, Any]:
-    import tinybert_edge
-
     return {
         "format": fmt,
         "precision": precision,
-        "sdk_version": tinybert_edge.__version__,
+        "sdk_version": __version__,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source_model": str(source.folder),
         "source_sha256": source.sha256,

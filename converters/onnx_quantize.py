@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import tinybert_edge
 from tinybert_edge.converters.artifact import METADATA_FILE, Artifact, check_output_path, metadata_path
 from tinybert_edge.converters.config import QuantizationConfig
 from tinybert_edge.converters.onnx_export import ONNX_PACKAGES, op_type_counts
 from tinybert_edge.converters.parity import ParityCheck
 from tinybert_edge.errors import ExportError, ModelError, require
+from tinybert_edge.version import __version__
 from tinybert_edge.io import atomic_path, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
             )
         metadata = {k: v for k, v in source_meta.items() if k not in ("parity", "export_seconds")}
         metadata.update({
-            "sdk_version": tinybert_edge.__version__,
+            "sdk_version": __version__,
             "format": "onnx",
             "precision": "int8",
             "model_file": QUANTIZED_FILE,

@@ -9,19 +9,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from tinybert_edge.version import __version__
 
 _API = {
-    "pipeline": "tinybert_edge.pipeline:pipeline",
-    "finetune": "tinybert_edge.finetune:finetune",
-    "distill": "tinybert_edge.distill.trainer:distill",
-    "general_distill": "tinybert_edge.distill.general:general_distill",
-    "augment": "tinybert_edge.distill.augment:augment",
-    "export": "tinybert_edge.converters.api:export",
-    "evaluate": "tinybert_edge.evaluate:evaluate",
-    "bench": "tinybert_edge.benchmarks.api:bench",
-    "package": "tinybert_edge.package:package",
-    "verify": "tinybert_edge.package:verify",
+    "pipeline": "tinybert_edge.app.pipeline:pipeline",
+    "finetune": "tinybert_edge.training.finetune:finetune",
+    "distill": "tinybert_edge.distillation.task_distillation:distill",
+    "general_distill": "tinybert_edge.distillation.general:general_distill",
+    "augment": "tinybert_edge.distillation.augment:augment",
+    "export": "tinybert_edge.converters.chain:export",
+    "evaluate": "tinybert_edge.evaluation:evaluate",
+    "bench": "tinybert_edge.benchmarks.runner:bench",
+    "package": "tinybert_edge.app.bundle:package",
+    "verify": "tinybert_edge.app.bundle:verify",
     "load_bundle": "tinybert_edge.runtime.bundle:load_bundle",
     "load_data": "tinybert_edge.data:load_data",
     "PipelineConfig": "tinybert_edge.config:PipelineConfig",

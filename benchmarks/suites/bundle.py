@@ -56,7 +56,7 @@ def _artifacts(run: Path | None, work: Path) -> tuple[Path, Path]:
     if not teachers:
         raise BenchmarkError(f"no run folder given and no cached teacher under '{TEACHERS}'; run `tinybert-edge "
                              "pipeline` first or pass --run")
-    from tinybert_edge import export
+    from tinybert_edge.converters.chain import export
 
     model = teachers[0].parent
     export(model, work / "artifacts")
@@ -87,7 +87,7 @@ def _per_call_ms(call: Any, texts: Sequence[str], warmup: int = 5) -> list[float
 
 def measure(run: Path | None, parity_n: int, seed: int, threads: int, latency_texts: int, cold_repeats: int,
             work: Path) -> tuple[dict[str, Metric], dict[str, Any]]:
-    from tinybert_edge.package import package, verify
+    from tinybert_edge.app.bundle import package, verify
     from tinybert_edge.runtime.bundle import load_bundle
     from tinybert_edge.runtime.tokenizer_corpus import generate_corpus, parity_mismatches
 

@@ -101,7 +101,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
     from tinybert_edge.converters.artifact import check_source
     from tinybert_edge.data import DataSpec, encode, load_data, sample, split_data
     from tinybert_edge.errors import BenchmarkError
-    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.models import label_names_of, load_classifier, load_tokenizer
     from tinybert_edge.runtime.litert import LiteRtSession
     from tinybert_edge.runtime.sessions import OnnxRuntimeSession, TorchSession
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(args_list)
-    from tinybert_edge.cli import _configure_logging
+    from tinybert_edge.app.cli import _configure_logging
 
     _configure_logging(quiet=False)
     metrics, extra = run(args.student, args.work_dir, data=args.data, encoding_errors=args.encoding_errors,

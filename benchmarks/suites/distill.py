@@ -4,13 +4,13 @@ TinyBERT code does them, on the same teacher, student, data and thread count, in
     python -m tinybert_edge.benchmarks.suites.distill [--teacher DIR] [--examples 256] [--aug-sentences 200]
 
 - Task distillation (stage 1 intermediate layers, then stage 2 prediction layer, one epoch each): our
-  `tinybert_edge.distill.trainer.distill` against `reference_task_distill` below: every batch padded to
+  `tinybert_edge.distillation.task_distillation.distill` against `reference_task_distill` below: every batch padded to
   max_seq_length 128, teacher forward with autograd, attention scores with the padding mask added and zeroed
   again by `torch.where(score <= -1e2, 0, score)`, one MSE per layer and term, a shared `fit_dense` projection, plain
   AdamW. Throughput counts the examples each stage trains on over the time of the two training loops (ours
   includes the one teacher pass that caches its logits); the end-to-end ratio (loading, our dev evaluation and
   saving included) is reported beside it.
-- Augmentation: our `tinybert_edge.distill.augment.augment` against `reference_augment_sentence` (one model call
+- Augmentation: our `tinybert_edge.distillation.augment.augment` against `reference_augment_sentence` (one model call
   per word with batch size 1 and autograd on, whole-vocabulary LM head on every position, as the released
   data_augmentation.py). Twice: with the teacher itself (no masked-LM head, so embedding neighbours for every word),
   and with a masked-LM model of the teacher's shape, so that the single-piece words go through a masked LM. No
@@ -84,7 +84,7 @@ def reference_task_distill(teacher_dir: Path, train: Any, student_spec: str, bat
     """Stage 1 then stage 2 for one epoch each, the way the released task_distill.py trains; returns timings."""
     import torch
 
-    from tinybert_edge.distill.student import build_student
+    from tinybert_edge.distillation.student import build_student
     from tinybert_edge.models import label_names_of, load_classifier, load_tokenizer
 
     started = time.perf_counter()
@@ -154,7 +154,7 @@ def engine_task_distill(teacher_dir: Path, train: Any, dev: Any, student_spec: s
                         learning_rate: float, work: Path) -> dict[str, Any]:
     """Our `distill` with the same settings, one epoch per stage, evaluation and checkpoints only at the end."""
     from tinybert_edge.config import DistillConfig
-    from tinybert_edge.distill.trainer import distill
+    from tinybert_edge.distillation.task_distillation import distill
 
     config = DistillConfig(student=student_spec, batch_size=batch_size, learning_rate=learning_rate, max_length=128,
                            intermediate_epochs=1.0, prediction_epochs=1.0, eval_every=10**9, checkpoint_every=10**9,
@@ -176,7 +176,7 @@ def reference_augment_sentence(text: str, model: Any, tokenizer: Any, table: np.
     (autograd on, LM head over every position) or one distance computation against the whole embedding table."""
     import torch
 
-    from tinybert_edge.distill.augment import split_words
+    from tinybert_edge.distillation.augment import split_words
 
     (sentence,) = split_words(tokenizer, [text])
     window = (max_length - 3) // 2
@@ -216,7 +216,7 @@ def reference_augment_sentence(text: str, model: Any, tokenizer: Any, table: np.
 def reference_augment(folder: Path, texts: Sequence[str], n_augmented: int, p_t: float, top_k: int,
                       seed: int = 0) -> dict[str, Any]:
     """Time `reference_augment_sentence` over `texts`, model loading included, as our augment() is timed."""
-    from tinybert_edge.distill.augment import has_masked_lm_head, whole_word_mask
+    from tinybert_edge.distillation.augment import has_masked_lm_head, whole_word_mask
     from tinybert_edge.models import load_tokenizer
 
     started = time.perf_counter()
@@ -268,7 +268,7 @@ def timing_mlm_folder(teacher_dir: Path, out: Path) -> Path:
 
 
 def ours_augment(folder: Path, data: Any, config: Any, cache: Path) -> dict[str, Any]:
-    from tinybert_edge.distill.augment import augment
+    from tinybert_edge.distillation.augment import augment
 
     started = time.perf_counter()
     result = augment(folder, data, config, cache_dir=cache, progress=False)
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from tinybert_edge.cli import _configure_logging
+    from tinybert_edge.app.cli import _configure_logging
     from tinybert_edge.config import AugmentConfig, PipelineConfig
     from tinybert_edge.data import load_splits, sample
 
@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.teacher:
         teacher = Path(args.teacher)
     else:
-        from tinybert_edge.finetune import finetune
+        from tinybert_edge.training.finetune import finetune
         from tinybert_edge.io import resolve_path
 
         teacher = finetune(resolve_path(pipeline_config.teacher), train, dev, pipeline_config.finetune,

@@ -489,7 +489,7 @@ def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_D
         max_examples: int = 500, arm: bool = True, rootfs: str | Path | None = None, progress: bool = True,
         report_dir: str | Path | None = DEFAULT_REPORT_DIR) -> tuple[dict[str, Metric], dict[str, Any]]:
     """Build what is missing, measure everything, write the reports; return (metrics, report)."""
-    from tinybert_edge.benchmarks.api import TEACHER_NAME, bench
+    from tinybert_edge.benchmarks.runner import TEACHER_NAME, bench
     from tinybert_edge.benchmarks.arm import DEFAULT_ROOTFS, RunnerSettings
     from tinybert_edge.data import encode, load_splits, sample
     from tinybert_edge.models import load_tokenizer
@@ -591,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(args_list)
-    from tinybert_edge.cli import _configure_logging
+    from tinybert_edge.app.cli import _configure_logging
 
     _configure_logging(quiet=False)
     config = harness_config(args.min_seconds, args.min_iterations, args.warmup)

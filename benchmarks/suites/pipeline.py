@@ -55,15 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = json.loads(Path(args[1]).read_text(encoding="utf-8"))
         command = report.get("command", command)
     else:
-        from tinybert_edge.cli import _configure_logging, build_parser, _pipeline_config
-        from tinybert_edge.pipeline import pipeline
+        from tinybert_edge.app.cli import _configure_logging, build_parser, _pipeline_config
+        from tinybert_edge.app.pipeline import pipeline
 
         _configure_logging(quiet=False)
         parsed = build_parser().parse_args(["pipeline", *args])
         report = pipeline(_pipeline_config(parsed), overwrite=parsed.overwrite, resume=parsed.resume,
                           progress=not parsed.no_progress)
     from tinybert_edge.benchmarks.readme import update_readme
-    from tinybert_edge.report import render_report_markdown
+    from tinybert_edge.app.report import render_report_markdown
 
     path = write_suite_results("pipeline", pipeline_metrics(report), command.strip(),
                                extra={"run_dir": report["run_dir"], "report_markdown": render_report_markdown(report),

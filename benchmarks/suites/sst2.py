@@ -81,7 +81,7 @@ def _load(data_dir: Path):
 
 def _teacher(train, dev, budget: Budget, cache_dir: str | None) -> Path:
     from tinybert_edge.config import FinetuneConfig
-    from tinybert_edge.finetune import finetune
+    from tinybert_edge.training.finetune import finetune
 
     return finetune(ENCODER, train, dev, FinetuneConfig(max_train_examples=budget.teacher_examples,
                                                         epochs=budget.teacher_epochs), cache_dir=cache_dir)
@@ -104,7 +104,7 @@ def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> li
     suite goes on with the rest."""
     from tinybert_edge.config import PipelineConfig
     from tinybert_edge.errors import TinyBertEdgeError
-    from tinybert_edge.pipeline import export_artifacts
+    from tinybert_edge.app.pipeline import export_artifacts
 
     entries = []
     encoded = _encoded(model_dir, dev)
@@ -133,7 +133,7 @@ def _general_student(spec: str, train, run: Path, budget: Budget, progress: bool
     dropped: a bare encoder folder that task distillation takes as its student. Reused when already there."""
     from tinybert_edge.config import GeneralDistillConfig
     from tinybert_edge.data import sample
-    from tinybert_edge.distill.general import general_distill
+    from tinybert_edge.distillation.general import general_distill
     from tinybert_edge.io import write_text_atomic
 
     out = run / "general" / spec
@@ -156,7 +156,7 @@ def _distill_student(name: str, spec: str, augmented: bool, teacher_dir: Path, t
                      budget: Budget, cache_dir: str | None, progress: bool = True) -> Path:
     from tinybert_edge.config import AugmentConfig, DistillConfig
     from tinybert_edge.data import sample
-    from tinybert_edge.distill.trainer import distill
+    from tinybert_edge.distillation.task_distillation import distill
 
     label = f"{name}{'+aug' if augmented else ''}"
     out = run / "students" / label
@@ -165,7 +165,7 @@ def _distill_student(name: str, spec: str, augmented: bool, teacher_dir: Path, t
         return out
     originals = sample(train, budget.distill_examples, seed=0)
     if augmented:
-        from tinybert_edge.distill.augment import augment
+        from tinybert_edge.distillation.augment import augment
 
         data = augment(ENCODER, originals, AugmentConfig(n_augmented=budget.n_augmented), cache_dir=cache_dir,
                        progress=progress)
@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.train_threads)
-    from tinybert_edge.cli import _configure_logging
+    from tinybert_edge.app.cli import _configure_logging
 
     _configure_logging(quiet=False)
     command = "python -m tinybert_edge.benchmarks.suites.sst2 " + shlex.join(

@@ -185,7 +185,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def package_bundle(tiny_model: Path, out: Path, runtimes: tuple[str, ...]) -> Path:
-    package_module = pytest.importorskip("tinybert_edge.package")
+    package_module = pytest.importorskip("tinybert_edge.app.bundle")
     from tinybert_edge.converters import ExportConfig, export_onnx
 
     artifacts = out.parent / f"{out.name}-artifacts"

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from tinybert_edge.pipeline import pipeline
+    from tinybert_edge.app.pipeline import pipeline
 
     runs = tmp_path_factory.mktemp("runs")
     config = PipelineConfig(
@@ -67,7 +67,7 @@ def test_artifacts_carry_metadata(report):
 
 def test_existing_run_is_refused(report):
     from tinybert_edge.errors import RunDirExistsError
-    from tinybert_edge.pipeline import prepare_run_dir
+    from tinybert_edge.app.pipeline import prepare_run_dir
 
     config = PipelineConfig(name="tiny", runs_dir=str(Path(report["run_dir"]).parent))
     with pytest.raises(RunDirExistsError, match="--overwrite"):

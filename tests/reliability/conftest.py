@@ -54,7 +54,7 @@ def cli_env() -> dict[str, str]:
 
 
 def run_cli(args: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinybert_edge.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tinybert_edge.app.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=cli_env())
 
 
@@ -100,7 +100,7 @@ def tree(folder: Path) -> dict[str, bytes | None]:
 def onnx_export(small_teacher, tmp_path_factory) -> Path:
     """The small teacher exported to ONNX fp32 and int8 (one 16-token bucket): what `package` bundles."""
     pytest.importorskip("onnxruntime")
-    from tinybert_edge.converters.api import export
+    from tinybert_edge.converters.chain import export
     from tinybert_edge.converters.config import ExportConfig
 
     out = tmp_path_factory.mktemp("export") / "artifacts"
@@ -111,7 +111,7 @@ def onnx_export(small_teacher, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bundle(onnx_export, tmp_path_factory) -> Path:
     """A verified bundle folder of the int8 ONNX model (tests copy it before they change anything)."""
-    from tinybert_edge.package import package
+    from tinybert_edge.app.bundle import package
 
     return package(onnx_export, tmp_path_factory.mktemp("bundle") / "bundle", runtimes=("onnxruntime",))
 
@@ -119,7 +119,7 @@ def bundle(onnx_export, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bundle_zip(onnx_export, tmp_path_factory) -> Path:
     """The same model packaged as a .zip."""
-    from tinybert_edge.package import package
+    from tinybert_edge.app.bundle import package
 
     return package(onnx_export, tmp_path_factory.mktemp("bundle-zip") / "bundle.zip", runtimes=("onnxruntime",))
 

@@ -23,7 +23,7 @@ DISTILL_SETTINGS = dict(student="teacher-layers:2", batch_size=4, max_length=16,
 def run_distill(teacher: str, data: str, out: str, resume: bool, progress: bool = False):
     from tinybert_edge.config import DistillConfig
     from tinybert_edge.data import load_data, split_data
-    from tinybert_edge.distill.trainer import distill
+    from tinybert_edge.distillation.task_distillation import distill
 
     train, dev, _ = split_data(load_data(data))
     output = Path(out)
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"dev_accuracy": result.dev_accuracy}))
         return 0
     if argv[0] == "report":
-        from tinybert_edge.report import write_report
+        from tinybert_edge.app.report import write_report
 
         report = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
         for round_number in range(int(argv[3])):
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
         # Packaged as on a machine without torch (golden.json then lacks the PyTorch cross-check logits): the
         # staging, verification and renames are the same, and a child starts in ~1 s instead of ~15 s of torch import.
         sys.modules["torch"] = None
-        from tinybert_edge.package import package
+        from tinybert_edge.app.bundle import package
 
         for round_number in range(int(argv[3])):
             package(argv[1], argv[2], runtimes=("onnxruntime",), overwrite=True)

@@ -19,7 +19,7 @@ import pytest
 
 import tiny_bert
 from conftest import error_lines, run_cli, symlink_entry, temp_leftovers, tree, zip_with
-from tinybert_edge.cli import EXIT_USER_ERROR, main
+from tinybert_edge.app.cli import EXIT_USER_ERROR, main
 from tinybert_edge.errors import TinyBertEdgeError
 
 

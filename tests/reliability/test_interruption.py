@@ -142,7 +142,7 @@ def test_export_killed_midway_leaves_previous_or_no_artifact(tmp_path, small_tea
     rng = random.Random(SEED + 1)
     previous_metadata = None
     for attempt in range(2):
-        process = _spawn(["-m", "tinybert_edge.cli", "export", str(small_teacher), str(out), "--formats", "onnx",
+        process = _spawn(["-m", "tinybert_edge.app.cli", "export", str(small_teacher), str(out), "--formats", "onnx",
                           "--seq-lengths", "16", "32"])
         if attempt == 0:
             # First: an export killed before it had finished anything leaves no artifact at the final path.
@@ -173,7 +173,7 @@ def test_export_killed_midway_leaves_previous_or_no_artifact(tmp_path, small_tea
         assert all(p.name.startswith(".") for p in temp_leftovers(out))
         if attempt == 0:
             # The complete export is made in-process (same function the CLI calls) to spare one interpreter start.
-            from tinybert_edge.converters.api import export
+            from tinybert_edge.converters.chain import export
             from tinybert_edge.converters.config import ExportConfig
 
             export(small_teacher, out, formats=("onnx",), config=ExportConfig(sequence_buckets=(16, 32)))
@@ -183,7 +183,7 @@ def test_export_killed_midway_leaves_previous_or_no_artifact(tmp_path, small_tea
 
 @pytest.mark.parametrize("form", ["folder", "zip"])
 def test_package_killed_midway_leaves_previous_or_no_bundle(tmp_path, onnx_export, form):
-    from tinybert_edge.package import verify
+    from tinybert_edge.app.bundle import verify
 
     out = tmp_path / ("bundle.zip" if form == "zip" else "bundle")
     rng = random.Random(f"{SEED}-package-{form}")

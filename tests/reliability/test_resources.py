@@ -21,7 +21,7 @@ from tinybert_edge.errors import TinyBertEdgeError
 
 def test_million_character_text_is_truncated_not_fatal(teacher):
     from tinybert_edge.data import TextClassificationData
-    from tinybert_edge.evaluate import evaluate
+    from tinybert_edge.evaluation import evaluate
 
     long_text = ("good " * 200_000)[:1_000_000]
     assert len(long_text) == 1_000_000
@@ -59,7 +59,7 @@ def test_bundle_runtime_on_a_million_character_text_and_an_empty_text(bundle, bu
 
 def test_one_huge_batch_matches_small_batches(teacher):
     from tinybert_edge.data import encode
-    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.models import load_tokenizer
     from tinybert_edge.runtime.sessions import TorchSession
 
@@ -120,14 +120,14 @@ def _limit_file_size(limit: int):
 
 def test_export_under_a_file_size_limit_fails_clearly_and_keeps_the_previous_export(tmp_path, teacher):
     pytest.importorskip("onnx")
-    from tinybert_edge.converters.api import export
+    from tinybert_edge.converters.chain import export
     from tinybert_edge.converters.config import ExportConfig
 
     out = tmp_path / "artifacts"
     export(teacher, out, formats=("onnx",), quantize=False, config=ExportConfig(sequence_buckets=(16,)))
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     model_bytes = max(len(b) for b in before.values())
-    done = subprocess.run([sys.executable, "-m", "tinybert_edge.cli", "export", str(teacher), str(out), "--formats",
+    done = subprocess.run([sys.executable, "-m", "tinybert_edge.app.cli", "export", str(teacher), str(out), "--formats",
                            "onnx", "--no-quantize", "--seq-lengths", "16"], capture_output=True, text=True,
                           timeout=300, env=cli_env(), preexec_fn=_limit_file_size(model_bytes // 4))
     record("failing_write", errno="EFBIG")

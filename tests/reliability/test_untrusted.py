@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import record, symlink_entry, tree, zip_with
-from tinybert_edge.cli import EXIT_USER_ERROR, main
+from tinybert_edge.app.cli import EXIT_USER_ERROR, main
 from tinybert_edge.errors import BundleError, ModelError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ def test_trapped_pickle_weights_are_not_executed(tmp_path, teacher, train_csv, c
 
 
 def test_trapped_pickle_checkpoint_is_refused_on_resume(tmp_path):
-    from tinybert_edge.engine import load_checkpoint
+    from tinybert_edge.training.loop import load_checkpoint
     from tinybert_edge.errors import DistillationError
 
     marker = tmp_path / "pwned"
@@ -197,7 +197,7 @@ HOSTILE_ZIPS = {
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE_ZIPS))
 def test_hostile_zip_is_refused_and_nothing_is_extracted(kind, bundle, tmp_path, monkeypatch, capsys):
-    from tinybert_edge.package import verify
+    from tinybert_edge.app.bundle import verify
     from tinybert_edge.runtime.bundle import load_bundle
 
     work, outside = tmp_path / "work", tmp_path / "outside"
@@ -222,7 +222,7 @@ def test_hostile_zip_is_refused_and_nothing_is_extracted(kind, bundle, tmp_path,
 def test_folder_bundle_with_a_symlink_to_a_valid_file_outside_is_refused(bundle, tmp_path):
     """The link points at a byte-identical vocab.txt: following it would pass the checksum, so only the symlink
     check stands between the bundle and a file outside it."""
-    from tinybert_edge.package import verify
+    from tinybert_edge.app.bundle import verify
     from tinybert_edge.runtime.bundle import load_bundle
 
     outside = tmp_path / "outside"
@@ -275,7 +275,7 @@ def test_tampered_bundle_never_reaches_the_tokenizer_or_the_runtime(kind, form, 
                                                                      monkeypatch):
     import onnxruntime
 
-    from tinybert_edge.package import verify
+    from tinybert_edge.app.bundle import verify
     from tinybert_edge.runtime import bundle as rt
 
     sessions = _Spy(onnxruntime.InferenceSession)

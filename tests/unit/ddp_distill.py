@@ -11,7 +11,7 @@ import torch
 
 from tinybert_edge.config import DistillConfig
 from tinybert_edge.data import load_data
-from tinybert_edge.distill.trainer import distill
+from tinybert_edge.distillation.task_distillation import distill
 
 if __name__ == "__main__":
     teacher, train_csv, dev_csv, out, batch = sys.argv[1:6]

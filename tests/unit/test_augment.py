@@ -61,7 +61,7 @@ def _data(texts=TEXTS) -> TextClassificationData:
 
 
 def _generators(folder: Path, **overrides):
-    from tinybert_edge.distill.augment import load_generators
+    from tinybert_edge.distillation.augment import load_generators
     from tinybert_edge.models import load_tokenizer
 
     tokenizer = load_tokenizer(folder)
@@ -76,7 +76,7 @@ def test_config_rejects_bad_values():
 
 
 def test_words_keep_spans_and_only_alphabetic_words_are_replaceable(mlm_folder):
-    from tinybert_edge.distill.augment import split_words
+    from tinybert_edge.distillation.augment import split_words
     from tinybert_edge.models import load_tokenizer
 
     (sentence,) = split_words(load_tokenizer(mlm_folder), ["The movie was greatly good!"])
@@ -87,7 +87,7 @@ def test_words_keep_spans_and_only_alphabetic_words_are_replaceable(mlm_folder):
 
 
 def test_mlm_head_is_detected_from_the_weights(mlm_folder, encoder_folder):
-    from tinybert_edge.distill.augment import has_masked_lm_head, weight_keys
+    from tinybert_edge.distillation.augment import has_masked_lm_head, weight_keys
 
     assert any(k.startswith("cls.predictions.") for k in weight_keys(mlm_folder))
     assert has_masked_lm_head(mlm_folder)
@@ -95,7 +95,7 @@ def test_mlm_head_is_detected_from_the_weights(mlm_folder, encoder_folder):
 
 
 def test_mlm_candidates_exclude_the_word_special_tokens_and_pieces(mlm_folder):
-    from tinybert_edge.distill.augment import split_words
+    from tinybert_edge.distillation.augment import split_words
 
     tokenizer, masked_lm, _ = _generators(mlm_folder, top_k=7)
     sentences = split_words(tokenizer, TEXTS)
@@ -130,7 +130,7 @@ def _reference_mlm(model, tokenizer, text: str, start: int, end: int, top_k: int
 def test_batched_mlm_equals_one_call_per_word(mlm_folder):
     from transformers import BertForMaskedLM
 
-    from tinybert_edge.distill.augment import split_words
+    from tinybert_edge.distillation.augment import split_words
 
     tokenizer, masked_lm, _ = _generators(mlm_folder, top_k=5)
     model = BertForMaskedLM.from_pretrained(mlm_folder).eval()
@@ -146,7 +146,7 @@ def test_batched_mlm_equals_one_call_per_word(mlm_folder):
 def test_embedding_neighbours_are_whole_words_by_cosine(encoder_folder):
     import torch
 
-    from tinybert_edge.distill.augment import split_words
+    from tinybert_edge.distillation.augment import split_words
 
     tokenizer, masked_lm, neighbours = _generators(encoder_folder, top_k=4)
     assert masked_lm is None
@@ -168,7 +168,7 @@ def test_embedding_neighbours_are_whole_words_by_cosine(encoder_folder):
 
 
 def test_p_t_zero_gives_copies_equal_to_the_originals(encoder_folder, tmp_path):
-    from tinybert_edge.distill.augment import augment
+    from tinybert_edge.distillation.augment import augment
 
     result = augment(encoder_folder, _data(), AugmentConfig(n_augmented=3, p_t=0.0), cache_dir=tmp_path, progress=False)
     assert len(result) == len(TEXTS) * 4
@@ -176,7 +176,7 @@ def test_p_t_zero_gives_copies_equal_to_the_originals(encoder_folder, tmp_path):
 
 
 def test_labels_kept_and_words_replaced(mlm_folder, tmp_path):
-    from tinybert_edge.distill.augment import augment
+    from tinybert_edge.distillation.augment import augment
 
     data = _data()
     result = augment(mlm_folder, data, AugmentConfig(n_augmented=5, p_t=1.0), cache_dir=tmp_path, progress=False)
@@ -192,7 +192,7 @@ def test_labels_kept_and_words_replaced(mlm_folder, tmp_path):
 
 
 def test_same_seed_same_result_other_seed_other_result(mlm_folder, tmp_path):
-    from tinybert_edge.distill.augment import augment
+    from tinybert_edge.distillation.augment import augment
 
     config = AugmentConfig(n_augmented=4, seed=3)
     first = augment(mlm_folder, _data(), config, cache_dir=tmp_path / "a", progress=False)
@@ -205,7 +205,7 @@ def test_same_seed_same_result_other_seed_other_result(mlm_folder, tmp_path):
 def test_sampling_does_not_depend_on_batches_or_chunks(encoder_folder, tmp_path):
     # Embedding neighbours are exact per word; masked-LM logits may move in the last bits with the padding of a
     # batch, so this property is checked where the candidates cannot move.
-    from tinybert_edge.distill.augment import augment
+    from tinybert_edge.distillation.augment import augment
 
     one = augment(encoder_folder, _data(), AugmentConfig(n_augmented=4), cache_dir=tmp_path / "a", progress=False)
     split = augment(encoder_folder, _data(), AugmentConfig(n_augmented=4, batch_size=2, chunk_examples=2),
@@ -214,7 +214,7 @@ def test_sampling_does_not_depend_on_batches_or_chunks(encoder_folder, tmp_path)
 
 
 def test_second_call_is_served_from_the_cache(mlm_folder, tmp_path, monkeypatch):
-    from tinybert_edge.distill import augment as module
+    from tinybert_edge.distillation import augment as module
 
     config = AugmentConfig(n_augmented=2)
     first = module.augment(mlm_folder, _data(), config, cache_dir=tmp_path, progress=False)
@@ -229,7 +229,7 @@ def test_second_call_is_served_from_the_cache(mlm_folder, tmp_path, monkeypatch)
 
 
 def test_interrupted_run_resumes_from_the_last_finished_chunk(mlm_folder, tmp_path, monkeypatch):
-    from tinybert_edge.distill import augment as module
+    from tinybert_edge.distillation import augment as module
 
     config = AugmentConfig(n_augmented=3, chunk_examples=2, batch_size=1)
     expected = module.augment(mlm_folder, _data(), config, cache_dir=tmp_path / "clean", progress=False)
@@ -258,7 +258,7 @@ def test_interrupted_run_resumes_from_the_last_finished_chunk(mlm_folder, tmp_pa
 
 
 def test_without_mlm_head_embedding_works_alone_and_says_so(encoder_folder, tmp_path, caplog):
-    from tinybert_edge.distill.augment import augment
+    from tinybert_edge.distillation.augment import augment
 
     with caplog.at_level(logging.INFO, logger="tinybert_edge"):
         result = augment(encoder_folder, _data(), AugmentConfig(n_augmented=2, p_t=1.0), cache_dir=tmp_path,
@@ -270,7 +270,7 @@ def test_without_mlm_head_embedding_works_alone_and_says_so(encoder_folder, tmp_
 
 
 def test_sentence_pairs_keep_their_second_text(encoder_folder, tmp_path):
-    from tinybert_edge.distill.augment import augment
+    from tinybert_edge.distillation.augment import augment
 
     data = TextClassificationData(texts=TEXTS[:2], labels=[0, 1], label_names=["neg", "pos"],
                                   text_pairs=["good day", "bad day"], source="pairs")
@@ -281,7 +281,7 @@ def test_sentence_pairs_keep_their_second_text(encoder_folder, tmp_path):
 def test_cli_writes_jsonl_that_load_data_reads(mlm_folder, tmp_path):
     import csv
 
-    from tinybert_edge.cli import main
+    from tinybert_edge.app.cli import main
 
     source = tmp_path / "train.csv"
     with open(source, "w", newline="", encoding="utf-8") as handle:
@@ -299,7 +299,7 @@ def test_cli_writes_jsonl_that_load_data_reads(mlm_folder, tmp_path):
 
 
 def test_cli_bad_value_is_one_error_line(mlm_folder, tmp_path, capsys):
-    from tinybert_edge.cli import main
+    from tinybert_edge.app.cli import main
 
     code = main(["augment", str(mlm_folder), "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o.jsonl"),
                  "--p-t", "2"])

@@ -13,10 +13,10 @@ import pytest
 
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
-from tinybert_edge.benchmarks.api import TEACHER_NAME, bench, inputs_from_data
+from tinybert_edge.benchmarks.runner import TEACHER_NAME, bench, inputs_from_data
 from tinybert_edge.benchmarks.config import BenchConfig, Target, parse_target
 from tinybert_edge.benchmarks.report import REPORT_FILES, bench_report, write_bench_report
-from tinybert_edge.cli import main
+from tinybert_edge.app.cli import main
 from tinybert_edge.errors import ConfigError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

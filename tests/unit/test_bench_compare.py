@@ -11,7 +11,7 @@ import pytest
 from tinybert_edge.benchmarks.compare import compare_reports, noise_test, render_diff_markdown
 from tinybert_edge.benchmarks.latency import Measurement
 from tinybert_edge.benchmarks.stats import LatencyStats
-from tinybert_edge.cli import main
+from tinybert_edge.app.cli import main
 from tinybert_edge.errors import ConfigError
 
 

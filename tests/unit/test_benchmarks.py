@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinybert_edge.benchmarks.api import bench
+from tinybert_edge.benchmarks.runner import bench
 from tinybert_edge.benchmarks.config import BenchConfig, Target
 from tinybert_edge.benchmarks.environment import environment
 from tinybert_edge.benchmarks.latency import Measurement, measure

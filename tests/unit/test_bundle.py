@@ -27,7 +27,7 @@ def export_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    from tinybert_edge.converters.api import export
+    from tinybert_edge.converters.chain import export
     from tinybert_edge.converters.config import ExportConfig
 
     folder = tmp_path_factory.mktemp("tiny-bert")
@@ -50,7 +50,7 @@ def export_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle_dir(export_dir, tmp_path_factory) -> Path:
-    from tinybert_edge.package import package
+    from tinybert_edge.app.bundle import package
 
     return package(export_dir, tmp_path_factory.mktemp("bundles") / "bundle", runtimes=("onnxruntime",))
 
@@ -67,7 +67,7 @@ def _manifest(folder: Path) -> dict:
 
 
 def test_package_writes_a_complete_verified_bundle(bundle_dir):
-    from tinybert_edge.package import verify
+    from tinybert_edge.app.bundle import verify
 
     manifest = _manifest(bundle_dir)
     assert manifest["format"] == "tinybert-edge-bundle" and manifest["schema_version"] == 1
@@ -120,7 +120,7 @@ def test_non_utf8_bytes_are_a_clear_error(bundle_dir):
 
 
 def test_zip_bundle_loads_and_verifies(export_dir, tmp_path):
-    from tinybert_edge.package import package, verify
+    from tinybert_edge.app.bundle import package, verify
     from tinybert_edge.runtime.bundle import load_bundle
 
     path = package(export_dir, tmp_path / "b.zip", runtimes=("onnxruntime",))
@@ -144,7 +144,7 @@ def test_tampered_byte_is_refused(copy):
 
 
 def test_tampered_vocab_is_refused_even_with_the_same_size(copy):
-    from tinybert_edge.package import verify
+    from tinybert_edge.app.bundle import verify
 
     text = (copy / "vocab.txt").read_text(encoding="utf-8").replace("good", "goad")
     (copy / "vocab.txt").write_text(text, encoding="utf-8")
@@ -164,7 +164,7 @@ def test_truncated_and_missing_files_are_refused(copy):
 
 
 def test_truncated_zip_is_refused(export_dir, tmp_path):
-    from tinybert_edge.package import package
+    from tinybert_edge.app.bundle import package
     from tinybert_edge.runtime.bundle import load_bundle
 
     path = package(export_dir, tmp_path / "b.zip", runtimes=("onnxruntime",))
@@ -248,7 +248,7 @@ def test_runtime_imports_neither_torch_nor_transformers(bundle_dir):
 
 
 def test_cli_package_and_verify(export_dir, tmp_path, capsys):
-    from tinybert_edge.cli import main
+    from tinybert_edge.app.cli import main
 
     out = tmp_path / "cli-bundle.zip"
     assert main(["package", str(export_dir), str(out), "--runtime", "onnxruntime"]) == 0

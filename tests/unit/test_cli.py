@@ -9,7 +9,7 @@ import pytest
 
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
-from tinybert_edge.cli import EXIT_USER_ERROR, main
+from tinybert_edge.app.cli import EXIT_USER_ERROR, main
 from tinybert_edge.errors import DataError, RunDirExistsError
 
 
@@ -69,7 +69,7 @@ def test_evaluate_unknown_label(capsys, tmp_path, model):
 def test_evaluate_unknown_label_in_a_real_process(tmp_path, model):
     # In-process runs cannot see what importing torch/transformers prints to a fresh process's stderr.
     path = tiny_bert.write_csv(tmp_path / "three.csv", 9, label_names=("neg", "maybe"))
-    done = subprocess.run([sys.executable, "-m", "tinybert_edge.cli", "evaluate", str(model), "--data", str(path)],
+    done = subprocess.run([sys.executable, "-m", "tinybert_edge.app.cli", "evaluate", str(model), "--data", str(path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == EXIT_USER_ERROR, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -123,7 +123,7 @@ def test_no_command_prints_help(capsys):
 
 
 def test_help_in_a_subprocess():
-    done = subprocess.run([sys.executable, "-m", "tinybert_edge.cli", "--help"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "tinybert_edge.app.cli", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: tinybert-edge")
@@ -133,7 +133,7 @@ def test_help_in_a_subprocess():
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = ("import sys\nfrom tinybert_edge.cli import build_parser\n"
+    code = ("import sys\nfrom tinybert_edge.app.cli import build_parser\n"
             "try:\n    build_parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('torch', 'transformers', 'onnxruntime') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

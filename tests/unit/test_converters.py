@@ -382,7 +382,7 @@ def test_litert_session_imports_neither_torch_nor_transformers():
 def test_torch_dynamic_int8_replaces_linears_and_keeps_the_original(tiny_model, batches):
     import torch
 
-    from tinybert_edge.converters.torch_int8 import dynamic_int8
+    from tinybert_edge.runtime.torch_int8 import dynamic_int8
     from tinybert_edge.models import load_classifier
 
     model = load_classifier(tiny_model).eval()

@@ -222,7 +222,7 @@ def test_unwritable_outputs_are_refused_before_any_work(model_dir, fp32, dev_bat
 
 
 def test_cli_export_passes_opset_and_keep_fp32(model_dir, tmp_path, capsys):
-    from tinybert_edge.cli import main
+    from tinybert_edge.app.cli import main
 
     assert main(["export", str(model_dir), str(tmp_path / "out"), "--formats", "onnx", "--seq-lengths", "16", "32",
                  "--opset", "17", "--keep-fp32", "embeddings"]) == 0

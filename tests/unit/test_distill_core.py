@@ -15,7 +15,7 @@ import pytest
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
 from tinybert_edge.config import DistillConfig, GeneralDistillConfig, PipelineConfig, from_dict
-from tinybert_edge.distill.trainer import distill
+from tinybert_edge.distillation.task_distillation import distill
 from tinybert_edge.errors import ConfigError, DataError
 
 TINY = dict(batch_size=16, learning_rate=1e-3, max_length=32, eval_every=2, checkpoint_every=2, log_every=1)
@@ -126,7 +126,7 @@ def _corpus(path: Path, n: int) -> Path:
 
 
 def test_general_distillation_streams_a_corpus_and_feeds_task_distillation(teacher, data, tmp_path):
-    from tinybert_edge.distill.general import TextStream, general_distill
+    from tinybert_edge.distillation.general import TextStream, general_distill
     from tinybert_edge.models import load_tokenizer
 
     corpus = _corpus(tmp_path / "corpus.txt", 40)
@@ -151,7 +151,7 @@ def test_general_distillation_streams_a_corpus_and_feeds_task_distillation(teach
 
 
 def test_general_distillation_refuses_an_empty_corpus(teacher, tmp_path):
-    from tinybert_edge.distill.general import general_distill
+    from tinybert_edge.distillation.general import general_distill
 
     (tmp_path / "empty.txt").write_text("\n\n")
     with pytest.raises(DataError, match="no non-empty lines"):
@@ -191,7 +191,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(teacher
 
 
 def test_loss_curves_plot_every_logged_term(tmp_path):
-    from tinybert_edge.report import plot_loss_curves, read_loss_log
+    from tinybert_edge.app.report import plot_loss_curves, read_loss_log
 
     log_path = tmp_path / "intermediate.jsonl"
     records = [{"stage": "intermediate", "step": s, "epoch": 0, "lr": 1e-4, "embedding": 1.0 / s, "hidden": 2.0 / s,

@@ -9,7 +9,7 @@ import pytest
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
 from tinybert_edge.config import DistillConfig
-from tinybert_edge.distill.trainer import distill
+from tinybert_edge.distillation.task_distillation import distill
 from tinybert_edge.errors import ModelError
 
 TINY = dict(batch_size=16, learning_rate=1e-3, max_length=32, eval_every=2, checkpoint_every=2, log_every=1)

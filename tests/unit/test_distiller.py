@@ -9,9 +9,9 @@ import torch
 
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
-from tinybert_edge.distill.distiller import Distiller
-from tinybert_edge.distill.features import ScoreRecorder, forward_features
-from tinybert_edge.distill.student import build_student
+from tinybert_edge.distillation.distiller import Distiller
+from tinybert_edge.distillation.features import ScoreRecorder, forward_features
+from tinybert_edge.distillation.student import build_student
 from tinybert_edge.errors import ConfigError
 
 

@@ -11,7 +11,7 @@ import torch
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
 from tinybert_edge.data import EncodedData
-from tinybert_edge.engine import LoopSpec, load_checkpoint, run_loop
+from tinybert_edge.training.loop import LoopSpec, load_checkpoint, run_loop
 from tinybert_edge.errors import DistillationError
 
 CPU = torch.device("cpu")

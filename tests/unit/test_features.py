@@ -8,7 +8,7 @@ from transformers import BertForSequenceClassification
 
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
-from tinybert_edge.distill.features import ScoreRecorder, forward_features
+from tinybert_edge.distillation.features import ScoreRecorder, forward_features
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
-from tinybert_edge.benchmarks.api import TEACHER_NAME, bench
+from tinybert_edge.benchmarks.runner import TEACHER_NAME, bench
 from tinybert_edge.benchmarks.config import BenchConfig, Target
 from tinybert_edge.benchmarks.suites import harness
 from tinybert_edge.errors import BenchmarkError, ConfigError

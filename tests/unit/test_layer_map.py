@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tinybert_edge.distill.layer_map import layer_map
+from tinybert_edge.distillation.layer_map import layer_map
 from tinybert_edge.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tinybert_edge.distill.losses import (
+from tinybert_edge.distillation.losses import (
     LOSSES,
     attention_loss,
     embedding_loss,
@@ -285,7 +285,7 @@ def _projections(values):
 
 
 def test_relation_loss_golden_value():
-    from tinybert_edge.distill.losses import relation_loss
+    from tinybert_edge.distillation.losses import relation_loss
 
     # One head of width 1, two tokens. Teacher x = (1, 0): relation row 0 = softmax(1, 0) = (p, 1 - p) with
     # p = e / (1 + e), row 1 = softmax(0, 0) = (1/2, 1/2). Student x = (0, 0): both rows (1/2, 1/2).
@@ -299,7 +299,7 @@ def test_relation_loss_golden_value():
 
 
 def test_relation_loss_ignores_padding_and_allows_different_widths():
-    from tinybert_edge.distill.losses import relation_loss
+    from tinybert_edge.distillation.losses import relation_loss
 
     p = math.e / (1 + math.e)
     kl_row0 = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))

@@ -9,7 +9,7 @@ import torch
 
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
-from tinybert_edge.distill.student import build_student
+from tinybert_edge.distillation.student import build_student
 from tinybert_edge.errors import ConfigError, ModelError
 
 LABELS = ("neg", "neutral", "pos")

@@ -70,7 +70,7 @@ class TorchSession(InferenceSession):
         self.model = model if model is not None else load_classifier(path)
         self.model.eval()
         if int8:
-            from tinybert_edge.converters.torch_int8 import dynamic_int8
+            from tinybert_edge.runtime.torch_int8 import dynamic_int8
 
             self.model = dynamic_int8(self.model)
         self.device = torch.device(device)

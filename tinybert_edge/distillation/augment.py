@@ -325,7 +325,7 @@ def new_sentences(sentence: Sentence, candidates: dict[int, list[str]], config: 
 
 
 def cache_key(folder: Path, data: TextClassificationData, config: AugmentConfig) -> str:
-    from tinybert_edge.finetune import data_digest
+    from tinybert_edge.training.finetune import data_digest
 
     return hashlib.sha256(json.dumps({
         "version": ALGORITHM_VERSION,
@@ -390,7 +390,7 @@ def augment(
     """
     from tqdm.auto import tqdm
 
-    from tinybert_edge.finetune import default_cache_dir
+    from tinybert_edge.training.finetune import default_cache_dir
     from tinybert_edge.models import check_model_folder, load_tokenizer
 
     folder = check_model_folder(model_folder, role="augmentation model")

@@ -1,4 +1,4 @@
-"""`tinybert_edge.package` and `tinybert_edge.verify`: write an on-device bundle (docs/bundle_format.md) from
+"""`tinybert_edge.app.bundle` and `tinybert_edge.verify`: write an on-device bundle (docs/bundle_format.md) from
 exported artifacts, and check one.
 
 `package` finds the int8 artifacts of an export folder (or takes one artifact), copies the model files, the
@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinybert_edge.errors import BundleError, ModelError, RunDirExistsError
+from tinybert_edge.version import __version__
 from tinybert_edge.io import atomic_path, check_output_location
 from tinybert_edge.runtime import bundle as rt
 from tinybert_edge.runtime.tokenizer_corpus import settings_dict
@@ -217,10 +218,8 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
         shutil.copyfile(TABLES_FILE, staging / "unicode_tables.txt")
         _write_json(staging / "golden.json", _golden(staging, models, settings, texts,
                                                      _student_folder(artifacts, student)))
-        import tinybert_edge
-
         manifest = {
-            "format": rt.FORMAT_NAME, "schema_version": rt.SCHEMA_VERSION, "sdk_version": tinybert_edge.__version__,
+            "format": rt.FORMAT_NAME, "schema_version": rt.SCHEMA_VERSION, "sdk_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "models": models, "tokenizer": {**settings_dict(settings), **_special_ids(staging / "vocab.txt", settings)},
             "labels": artifacts[0].metadata.get("label_names") or [], "golden_file": "golden.json",

@@ -85,7 +85,7 @@ def pipeline(
         teacher_dir = teacher_folder
         load_classifier(teacher_dir, label_names=train.label_names, role="teacher")
     else:
-        from tinybert_edge.finetune import finetune
+        from tinybert_edge.training.finetune import finetune
 
         teacher_dir = finetune(teacher_folder, train, dev, config.finetune, config.cache_dir, progress=progress)
     timings["teacher_s"] = time.perf_counter() - t0
@@ -96,7 +96,7 @@ def pipeline(
     if resume and (student_dir / "distill.json").is_file():
         log.info("student: already distilled at %s (resume)", student_dir)
     else:
-        from tinybert_edge.distill.trainer import distill
+        from tinybert_edge.distillation.task_distillation import distill
 
         distill(teacher_dir, train, dev, student_dir, config.distill, work_dir=run_dir / "work", resume=resume,
                 progress=progress)
@@ -104,7 +104,7 @@ def pipeline(
     timings["distill_s"] = time.perf_counter() - t0
 
     tokenizer = load_tokenizer(student_dir)
-    from tinybert_edge.evaluate import config_label_names
+    from tinybert_edge.evaluation import config_label_names
 
     label_names = config_label_names(student_dir)
     test = test.with_label_names(label_names)
@@ -128,7 +128,7 @@ def pipeline(
     timings["bench_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
-    from tinybert_edge.report import write_report
+    from tinybert_edge.app.report import write_report
 
     report = {
         "schema_version": 1,
@@ -197,7 +197,7 @@ def _targets(teacher_dir: Path, student_dir: Path, artifacts: list) -> list[dict
 def evaluate_targets(targets: list[dict[str, Any]], encoded_test, threads: int, progress: bool) -> dict[str, dict]:
     from tqdm.auto import tqdm
 
-    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.runtime import open_session
 
     results: dict[str, dict] = {}

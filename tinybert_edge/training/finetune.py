@@ -45,8 +45,8 @@ def finetune(
     """
     import torch
 
-    from tinybert_edge.engine import LoopSpec, pick_device, run_loop
-    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.training.loop import LoopSpec, pick_device, run_loop
+    from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.models import check_model_folder, load_classifier, load_tokenizer, save_model
     from tinybert_edge.runtime.sessions import TorchSession
 

@@ -116,7 +116,7 @@ def _global_batches(data, spec: LoopSpec):
     """Yield (epoch, batch) forever in a seeded order: the same seed always gives the same sequence of batches.
 
     Batches carry "index" (each row's position in `data`, for cached teacher outputs). A streamed corpus (an object
-    with `global_batches(batch_size, seed)`, see tinybert_edge.distill.general) supplies its own sequence.
+    with `global_batches(batch_size, seed)`, see tinybert_edge.distillation.general) supplies its own sequence.
     """
     if hasattr(data, "global_batches"):
         yield from data.global_batches(spec.batch_size, spec.seed)

@@ -116,10 +116,10 @@ def general_distill(
     import torch
     from transformers import BertModel
 
-    from tinybert_edge.distill.distiller import IntermediateObjective
-    from tinybert_edge.distill.layer_map import layer_map
-    from tinybert_edge.distill.student import build_student
-    from tinybert_edge.engine import LoopSpec, init_distributed, pick_device, run_loop
+    from tinybert_edge.distillation.distiller import IntermediateObjective
+    from tinybert_edge.distillation.layer_map import layer_map
+    from tinybert_edge.distillation.student import build_student
+    from tinybert_edge.training.loop import LoopSpec, init_distributed, pick_device, run_loop
     from tinybert_edge.io import sha256_tree
     from tinybert_edge.models import check_model_folder, count_parameters, load_tokenizer, save_model
 

@@ -44,12 +44,12 @@ def distill(
     """
     import torch
 
-    from tinybert_edge.distill.distiller import IntermediateObjective
-    from tinybert_edge.distill.layer_map import layer_map
-    from tinybert_edge.distill import losses
-    from tinybert_edge.distill.student import build_student
-    from tinybert_edge.engine import LoopSpec, init_distributed, pick_device, run_loop
-    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.distillation.distiller import IntermediateObjective
+    from tinybert_edge.distillation.layer_map import layer_map
+    from tinybert_edge.distillation import losses
+    from tinybert_edge.distillation.student import build_student
+    from tinybert_edge.training.loop import LoopSpec, init_distributed, pick_device, run_loop
+    from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.models import count_parameters, load_classifier, load_tokenizer, save_model
     from tinybert_edge.runtime.sessions import TorchSession
 
@@ -83,7 +83,7 @@ def distill(
     work = Path(work_dir) if work_dir else None
     if work:
         work.mkdir(parents=True, exist_ok=True)
-    from tinybert_edge.finetune import data_digest
+    from tinybert_edge.training.finetune import data_digest
     from tinybert_edge.io import sha256_tree
 
     # A checkpoint may only be resumed by a run with the same settings, teacher weights and training data.
@@ -165,7 +165,7 @@ def teacher_logits_for(teacher_model, encoded, device, batch_size: int):
     import numpy as np
     import torch
 
-    from tinybert_edge.engine import batch_to_tensors
+    from tinybert_edge.training.loop import batch_to_tensors
 
     order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")
     result = torch.empty(len(encoded), teacher_model.config.num_labels, device=device)

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tinybert_edge.distill import losses
-from tinybert_edge.distill.features import Features
+from tinybert_edge.distillation import losses
+from tinybert_edge.distillation.features import Features
 from tinybert_edge.errors import ConfigError
 
 
@@ -100,7 +100,7 @@ class IntermediateObjective:
     """
 
     def __init__(self, student: Any, teacher: Any, teacher_layers: list[int], config: Any, device: Any) -> None:
-        from tinybert_edge.distill.features import ScoreRecorder
+        from tinybert_edge.distillation.features import ScoreRecorder
 
         self.student, self.teacher, self.config = student, teacher, config
         self.distiller = Distiller(student, teacher.config, teacher_layers, config.shared_projection,
@@ -114,7 +114,7 @@ class IntermediateObjective:
         self.student_scores = ScoreRecorder(student, values=relations)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        from tinybert_edge.distill.features import forward_features
+        from tinybert_edge.distillation.features import forward_features
 
         with torch.no_grad():
             t = forward_features(self.teacher, self.teacher_scores, batch)

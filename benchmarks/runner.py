@@ -105,7 +105,7 @@ def tokenizer_folder(path: Path, fallback: Path | None = None) -> Path | None:
 
 def label_names_of(path: Path) -> list[str] | None:
     """The model's label names in output order: config.json's id2label, else the export metadata's label_names."""
-    from tinybert_edge.evaluate import config_label_names
+    from tinybert_edge.evaluation import config_label_names
 
     names = config_label_names(path if path.is_dir() else path.parent)
     if names:
@@ -138,7 +138,7 @@ def target_accuracy(target: Target, data: Any, max_length: int, threads: int, fa
     Runs in this process through the same InferenceSession as the measurements; any failure becomes "error".
     """
     from tinybert_edge.data import encode
-    from tinybert_edge.evaluate import evaluate_session
+    from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.models import load_tokenizer
     from tinybert_edge.runtime import open_session
 

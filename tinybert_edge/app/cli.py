@@ -215,8 +215,8 @@ def _pipeline_config(args: argparse.Namespace):
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from tinybert_edge.pipeline import pipeline
-    from tinybert_edge.report import render_report_markdown
+    from tinybert_edge.app.pipeline import pipeline
+    from tinybert_edge.app.report import render_report_markdown
 
     report = pipeline(_pipeline_config(args), overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress)
     print(render_report_markdown(report))
@@ -233,7 +233,7 @@ def _splits(args: argparse.Namespace):
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from tinybert_edge.config import FinetuneConfig
-    from tinybert_edge.finetune import finetune
+    from tinybert_edge.training.finetune import finetune
 
     train, dev, _ = _splits(args)
     overrides = {"max_train_examples": args.examples, "epochs": args.epochs}
@@ -244,7 +244,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from tinybert_edge.config import distill_config_from
-    from tinybert_edge.distill.trainer import distill
+    from tinybert_edge.distillation.task_distillation import distill
 
     train, dev, _ = _splits(args)
     overrides = {"task": args.task, "student": args.student, "max_train_examples": args.examples,
@@ -261,7 +261,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def cmd_augment(args: argparse.Namespace) -> int:
     from tinybert_edge.config import AugmentConfig
     from tinybert_edge.data import load_data
-    from tinybert_edge.distill.augment import augment, write_jsonl
+    from tinybert_edge.distillation.augment import augment, write_jsonl
 
     overrides = {"n_augmented": args.n_augmented, "p_t": args.p_t, "top_k": args.top_k, "generator": args.generator,
                  "max_examples": args.max_examples, "batch_size": args.batch_size, "seed": args.seed}
@@ -275,7 +275,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
 def cmd_general_distill(args: argparse.Namespace) -> int:
     from tinybert_edge.config import GeneralDistillConfig
-    from tinybert_edge.distill.general import general_distill
+    from tinybert_edge.distillation.general import general_distill
 
     overrides = {"student": args.student, "max_steps": args.max_steps, "epochs": args.epochs,
                  "batch_size": args.batch_size, "attention_loss": args.attention_loss}
@@ -291,7 +291,7 @@ def cmd_general_distill(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tinybert_edge.converters import ExportConfig, QuantizationConfig
-    from tinybert_edge.converters.api import export
+    from tinybert_edge.converters.chain import export
 
     artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
                        config=ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths)),
@@ -303,7 +303,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tinybert_edge.data import load_data
-    from tinybert_edge.evaluate import evaluate
+    from tinybert_edge.evaluation import evaluate
 
     path = Path(args.model)
     backend = args.backend or ("litert" if path.suffix == ".tflite" else
@@ -336,7 +336,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(batch_size=1, batch_sizes=tuple(args.batch_sizes or ()), threads=threads[0],
                          thread_counts=tuple(threads), roofline=not args.no_roofline,
                          **{k: (tuple(v) if isinstance(v, list) else v) for k, v in rules.items() if v is not None})
-    from tinybert_edge import bench
+    from tinybert_edge.benchmarks.runner import bench
 
     rows = bench(args.targets, config=config, progress=not args.no_progress, teacher=args.teacher,
                  data=_data_spec(args), out=args.out, max_examples=args.max_examples)
@@ -346,7 +346,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from tinybert_edge.package import package
+    from tinybert_edge.app.bundle import package
 
     out = package(args.model, args.output, tokenizer=args.tokenizer, student=args.student, runtimes=args.runtimes,
                   precision=args.precision, max_length=args.max_length, overwrite=args.overwrite)
@@ -355,7 +355,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from tinybert_edge.package import verify
+    from tinybert_edge.app.bundle import verify
 
     summary = verify(args.bundle)
     for name, result in summary["models"].items():

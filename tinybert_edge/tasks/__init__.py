@@ -1,0 +1,45 @@
+"""Tasks behind one seam (`Task`, see tasks/base.py and docs/tasks.md): a name picks the task, a model folder's
+config.json or an artifact's metadata says which task it was trained for.
+
+Adding a task means adding one module with a `Task` subclass and registering it here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from tinybert_edge.errors import ModelError
+from tinybert_edge.registry import Registry
+from tinybert_edge.tasks.base import Task, read_model_config
+
+TASKS: Registry[type[Task]] = Registry("task")
+TASKS.register("text-classification", "tinybert_edge.tasks.classification:SequenceClassification")
+
+DEFAULT_TASK = "text-classification"
+
+
+def get_task(name: str | Task = DEFAULT_TASK) -> Task:
+    """The task registered under `name` (a Task instance is returned as it is)."""
+    if isinstance(name, Task):
+        return name
+    return TASKS.get(name)()
+
+
+def task_of_config(config: Mapping[str, Any], where: str = "the model") -> Task:
+    """The task whose fine-tuned models look like this config.json (a dict); ModelError when none does."""
+    for name in TASKS:
+        task = get_task(name)
+        if task.matches(config):
+            return task
+    raise ModelError(f"{where} is not a fine-tuned model of any known task (architectures "
+                     f"{config.get('architectures')}); known tasks: {', '.join(TASKS.names())}; fine-tune or distil "
+                     "the encoder first")
+
+
+def task_of(folder: str | Path) -> Task:
+    """The task of the fine-tuned model folder `folder` (from its config.json)."""
+    return task_of_config(read_model_config(folder), f"the model folder '{folder}'")
+
+
+__all__ = ["DEFAULT_TASK", "TASKS", "Task", "get_task", "task_of", "task_of_config"]

@@ -1,0 +1,146 @@
+"""The Task seam: everything that differs between NLP tasks lives behind this one type.
+
+A task owns, for its kind of example: reading and encoding (labels aligned to tokens where needed), the model head,
+the fine-tuning loss and the prediction-layer distillation loss, the metrics, the exported outputs and their names,
+how two models' outputs are judged to agree (parity), the torch-free post-processing of the runtime, and the task
+fields of a bundle manifest. Data loading, training, distillation, export, evaluation, benchmarks and bundles ask
+the task; none of them tests "is this a classifier". docs/tasks.md shows how each task maps onto these methods.
+
+The module imports neither torch nor transformers: the device-side runtime calls `postprocess` and `manifest_fields`
+without the training stack. Methods that train or build models import torch inside.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+
+class Task(abc.ABC):
+    """One NLP task. Subclasses set the class attributes and implement the abstract methods.
+
+    Outputs: every model of a task returns its outputs as one float32 array, the task's *output array*: the single
+    output when `output_names` has one name, else the named outputs stacked on a new last axis in that order
+    (question answering: start and end logits as [batch, seq, 2]). Sessions, parity checks and benchmarks pass
+    that array around without knowing its shape; the task reads it.
+    """
+
+    #: Registry key, recorded in student folders, export metadata and bundle manifests.
+    name: ClassVar[str]
+    #: The Hugging Face architecture name a fine-tuned folder of this task declares (config.json "architectures").
+    architecture: ClassVar[str]
+    #: optimum-onnx's task name for `main_export`.
+    export_task: ClassVar[str]
+    #: Names of the exported graph's outputs, in the order the output array stacks them.
+    output_names: ClassVar[tuple[str, ...]]
+    #: The metric that selects checkpoints and headlines reports (a key of `metrics`), and whether higher is better.
+    primary_metric: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    #: Whether the output array has a sequence axis after the batch axis (token classification, question answering).
+    per_token: ClassVar[bool] = False
+
+    # --- data --------------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def read(self, spec: Any) -> Any:
+        """Examples from a file or saved dataset described by a `tinybert_edge.data.DataSpec`."""
+
+    @abc.abstractmethod
+    def encode(self, tokenizer: Any, data: Any, max_length: int) -> Any:
+        """`data` tokenized (truncated to `max_length`, unpadded) as a `tinybert_edge.data.EncodedData`."""
+
+    def align(self, data: Any, model_config: Any) -> Any:
+        """`data` re-indexed to the label order of a model's config (identity for tasks without labels)."""
+        return data
+
+    def label_names(self, model_config: Any) -> list[str] | None:
+        """The label names a model predicts, in output order (None for tasks without labels)."""
+        return None
+
+    # --- model -------------------------------------------------------------------------------------------------
+
+    def matches(self, config: Mapping[str, Any]) -> bool:
+        """Whether a model folder's config.json (a dict) is a fine-tuned model of this task."""
+        return self.architecture in (config.get("architectures") or [])
+
+    @abc.abstractmethod
+    def model_class(self) -> Any:
+        """The transformers class of this task's model (BertFor...)."""
+
+    @abc.abstractmethod
+    def head_config(self, data: Any = None, teacher_config: Any = None) -> dict[str, Any]:
+        """Config keys the task head needs (label count and names, problem type), from training data or from the
+        teacher a student copies them from."""
+
+    # --- training ----------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def forward(self, model: Any, batch: Mapping[str, Any]) -> Any:
+        """The model's output array (a torch tensor) for a batch of torch tensors."""
+
+    @abc.abstractmethod
+    def fine_tune_loss(self, model: Any, batch: Mapping[str, Any]) -> Any:
+        """The supervised loss of a batch (teacher fine-tuning)."""
+
+    @abc.abstractmethod
+    def prediction_loss(self, student: Any, teacher: Any, batch: Mapping[str, Any], config: Any) -> dict[str, Any]:
+        """Prediction-layer distillation terms between output arrays (torch tensors); "prediction" is required,
+        others (a hard-label term) optional. Weighted and summed by the caller."""
+
+    # --- evaluation --------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def metrics(self, outputs: np.ndarray, encoded: Any) -> dict[str, float]:
+        """Every metric of the task for output arrays of all examples of `encoded`; includes `primary_metric`."""
+
+    @abc.abstractmethod
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """The decision each output row stands for (class ids, scores, tag ids), for agreement between models."""
+
+    @abc.abstractmethod
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+        """Fraction of examples on which a candidate's decision is the reference's (parity and bundle checks)."""
+
+    # --- export ------------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def export_module(self, model: Any) -> Any:
+        """A torch module of positional (input_ids, attention_mask, token_type_ids) that returns the outputs named
+        by `output_names` (a tensor, or a tuple in that order): what litert-torch converts."""
+
+    # --- runtime and bundle (torch-free) ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def postprocess(self, outputs: np.ndarray, encodings: Sequence[Any], fields: Mapping[str, Any]) -> list[Any]:
+        """User-facing results for output arrays, one per text. `fields` are the manifest's task fields."""
+
+    @abc.abstractmethod
+    def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
+        """The bundle manifest's task fields ("task" and what `postprocess` reads)."""
+
+    def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:
+        """Raise BundleError when a manifest's task fields cannot be used (checked before any model runs)."""
+
+    # --- helpers shared by every task ----------------------------------------------------------------------------
+
+    def stack_outputs(self, named: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The output array from a runtime's named outputs (see the class docstring)."""
+        arrays = [np.asarray(named[name], dtype=np.float32) for name in self.output_names]
+        return arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=-1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def read_model_config(folder: str | Path) -> dict[str, Any]:
+    """config.json of a model folder as a dict ({} when it has none or it is unreadable)."""
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}

@@ -1,0 +1,158 @@
+"""Sequence classification (single texts or text pairs): the first Task.
+
+Examples are `TextClassificationData` (texts, optional second texts, integer labels indexing label names); the head
+is BertForSequenceClassification; fine-tuning uses cross-entropy and the prediction layer is distilled with soft
+cross-entropy at temperature T (TinyBERT eq. 10), plus an optional hard-label term; the output array is the logits
+[batch, labels]; the runtime turns them into the top label and every label's probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tinybert_edge.data import TextClassificationData, encode, load_data
+from tinybert_edge.errors import BundleError
+from tinybert_edge.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's result: the top label and every label's probability (softmax of the logits)."""
+
+    label: str
+    label_id: int
+    probabilities: dict[str, float]
+    logits: list[float]
+    num_tokens: int
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def config_label_names(config: Any) -> list[str] | None:
+    """Label names in output order from a model config (a transformers config or config.json as a dict)."""
+    if isinstance(config, Mapping):
+        id2label = config.get("id2label")
+        if not id2label:
+            return None
+        return [str(id2label.get(str(i), id2label.get(i, str(i)))) for i in range(len(id2label))]
+    id2label = getattr(config, "id2label", None)
+    if not id2label:
+        return None
+    return [str(id2label[i]) for i in range(config.num_labels)]
+
+
+class SequenceClassification(Task):
+    name = "text-classification"
+    architecture = "BertForSequenceClassification"
+    export_task = "text-classification"
+    output_names = ("logits",)
+    primary_metric = "accuracy"
+
+    # --- data ----------------------------------------------------------------------------------------------------
+
+    def read(self, spec: Any) -> TextClassificationData:
+        return load_data(spec)
+
+    def encode(self, tokenizer: Any, data: TextClassificationData, max_length: int) -> Any:
+        return encode(tokenizer, data, max_length)
+
+    def label_names(self, model_config: Any) -> list[str] | None:
+        return config_label_names(model_config)
+
+    def align(self, data: TextClassificationData, model_config: Any) -> TextClassificationData:
+        names = self.label_names(model_config)
+        return data.with_label_names(names) if names else data
+
+    # --- model ---------------------------------------------------------------------------------------------------
+
+    def matches(self, config: Mapping[str, Any]) -> bool:
+        architectures = config.get("architectures") or []
+        return (any(str(a).endswith("ForSequenceClassification") for a in architectures)
+                and config.get("problem_type") != "regression")
+
+    def model_class(self) -> Any:
+        from transformers import BertForSequenceClassification
+
+        return BertForSequenceClassification
+
+    def head_config(self, data: TextClassificationData | None = None, teacher_config: Any = None) -> dict[str, Any]:
+        names = list(data.label_names) if data is not None else self.label_names(teacher_config)
+        if names is None:
+            return {}
+        return {"num_labels": len(names), "id2label": dict(enumerate(names)),
+                "label2id": {name: i for i, name in enumerate(names)}}
+
+    # --- training ------------------------------------------------------------------------------------------------
+
+    def forward(self, model: Any, batch: Mapping[str, Any]) -> Any:
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     token_type_ids=batch["token_type_ids"]).logits
+
+    def fine_tune_loss(self, model: Any, batch: Mapping[str, Any]) -> Any:
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     token_type_ids=batch["token_type_ids"], labels=batch["labels"]).loss
+
+    def prediction_loss(self, student: Any, teacher: Any, batch: Mapping[str, Any], config: Any) -> dict[str, Any]:
+        from tinybert_edge.distillation import losses
+
+        terms = {"prediction": losses.prediction_loss(student, teacher, config.temperature)}
+        if config.hard_label_weight:
+            terms["hard_label"] = losses.hard_label_loss(student, batch["labels"])
+        return terms
+
+    # --- evaluation ----------------------------------------------------------------------------------------------
+
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        return np.asarray(outputs).argmax(axis=-1)
+
+    def metrics(self, outputs: np.ndarray, encoded: Any) -> dict[str, float]:
+        labels = np.asarray(encoded.labels)
+        accuracy = float((self.predictions(outputs) == labels).mean()) if len(labels) else float("nan")
+        return {"accuracy": accuracy}
+
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+        return float(np.mean(self.predictions(reference) == self.predictions(candidate)))
+
+    # --- export --------------------------------------------------------------------------------------------------
+
+    def export_module(self, model: Any) -> Any:
+        import torch
+
+        class LogitsOnly(torch.nn.Module):
+            """The classifier as a module of positional (input_ids, attention_mask, token_type_ids) -> logits."""
+
+            def __init__(self, classifier: torch.nn.Module) -> None:
+                super().__init__()
+                self.classifier = classifier
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.classifier(input_ids=input_ids, attention_mask=attention_mask,
+                                       token_type_ids=token_type_ids).logits
+
+        return LogitsOnly(model).eval()
+
+    # --- runtime and bundle --------------------------------------------------------------------------------------
+
+    def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
+        return {"task": self.name, "labels": list(label_names or [])}
+
+    def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:
+        if not fields.get("labels"):
+            raise BundleError(f"the bundle '{where}' is a {self.name} bundle without labels; repackage it")
+
+    def postprocess(self, outputs: np.ndarray, encodings: Sequence[Any], fields: Mapping[str, Any]) -> list[Prediction]:
+        labels = list(fields["labels"])
+        probabilities = softmax(np.asarray(outputs, dtype=np.float64))
+        results = []
+        for encoding, row, probs in zip(encodings, outputs, probabilities):
+            best = int(np.argmax(row))
+            results.append(Prediction(labels[best], best, {label: float(p) for label, p in zip(labels, probs)},
+                                      [float(v) for v in row], len(encoding)))
+        return results
