@@ -287,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(args_list)
-    from tinybert_edge.app.cli import _configure_logging
+    from tinybert_edge.logs import configure_logging
 
-    _configure_logging(quiet=False)
+    configure_logging()
     metrics, extra = run(args.student, args.work_dir, data=args.data, encoding_errors=args.encoding_errors,
                          dev_examples=args.dev_examples, lengths=args.seq_lengths, threads=args.threads,
                          min_seconds=args.bench_seconds, rounds=args.rounds)

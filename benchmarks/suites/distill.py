@@ -309,11 +309,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from tinybert_edge.app.cli import _configure_logging
+    from tinybert_edge.logs import configure_logging
     from tinybert_edge.config import AugmentConfig, PipelineConfig
     from tinybert_edge.data import load_splits, sample
 
-    _configure_logging(quiet=False)
+    configure_logging()
     torch.set_num_threads(args.threads)
     pipeline_config = PipelineConfig()
     train, dev, _ = load_splits(pipeline_config.data)

@@ -591,9 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(args_list)
-    from tinybert_edge.app.cli import _configure_logging
+    from tinybert_edge.logs import configure_logging
 
-    _configure_logging(quiet=False)
+    configure_logging()
     config = harness_config(args.min_seconds, args.min_iterations, args.warmup)
     report_dir = Path(args.report_dir) if args.report_dir else Path(args.results_dir) / "harness"
     metrics, report = run(args.run, args.work_dir, config, max_examples=args.max_examples, arm=not args.no_arm,

@@ -55,10 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = json.loads(Path(args[1]).read_text(encoding="utf-8"))
         command = report.get("command", command)
     else:
-        from tinybert_edge.app.cli import _configure_logging, build_parser, _pipeline_config
+        from tinybert_edge.app.cli import _pipeline_config, build_parser
+        from tinybert_edge.logs import configure_logging
         from tinybert_edge.app.pipeline import pipeline
 
-        _configure_logging(quiet=False)
+        configure_logging()
         parsed = build_parser().parse_args(["pipeline", *args])
         report = pipeline(_pipeline_config(parsed), overwrite=parsed.overwrite, resume=parsed.resume,
                           progress=not parsed.no_progress)

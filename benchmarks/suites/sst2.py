@@ -482,9 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.train_threads)
-    from tinybert_edge.app.cli import _configure_logging
+    from tinybert_edge.logs import configure_logging
 
-    _configure_logging(quiet=False)
+    configure_logging()
     command = "python -m tinybert_edge.benchmarks.suites.sst2 " + shlex.join(
         [a for a in (argv if argv is not None else sys.argv[1:])])
     if args.from_report:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
+
+from tinybert_edge.logs import configure_logging
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -373,31 +373,13 @@ COMMANDS = {"augment": cmd_augment, "bench": cmd_bench, "pipeline": cmd_pipeline
             "evaluate": cmd_evaluate, "package": cmd_package, "verify": cmd_verify}
 
 
-def _configure_logging(quiet: bool) -> None:
-    # The SDK's own progress at INFO; other libraries only at WARNING (their INFO chatter is not actionable).
-    if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(show_path=False)])
-    else:  # a log file or CI: plain lines that do not wrap at 80 columns
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                            datefmt="%H:%M:%S")
-    logging.getLogger("tinybert_edge").setLevel(logging.WARNING if quiet else logging.INFO)
-    for name in ("torchao", "absl", "jax", "torch._export", "torch.fx", "torch.utils._pytree", "onnxscript"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return EXIT_USER_ERROR
-    _configure_logging(args.quiet)
+    configure_logging(quiet=args.quiet)
     from tinybert_edge.errors import TinyBertEdgeError
 
     try:
