@@ -11,13 +11,13 @@ comparison against the teacher uses (`row["latency"][str(seq_len)]`).
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinybert_edge.errors import ConfigError
+from tinybert_edge.artifacts import INT8_ONNX_OPS, onnx_file, read_metadata
+from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 
 BACKENDS = ("torch", "torch-int8", "onnxruntime", "litert")
 ROLES = ("teacher", "student")
@@ -158,35 +158,19 @@ class Target:
         object.__setattr__(self, "path", Path(os.fspath(self.path)))
 
 
-def artifact_metadata(path: Path) -> dict:
-    """The export metadata beside an artifact (metadata.json in a folder, <file>.json beside a .tflite)."""
-    for candidate in (path / "metadata.json", path.with_name(path.name + ".json"), path.parent / "metadata.json"):
-        if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict):
-                return data
-    return {}
-
-
 def _onnx_precision(path: Path) -> str | None:
     """'int8' when the graph holds integer matmuls or quantize ops (decided by operator types, not by names)."""
-    files = [path] if path.is_file() else sorted(path.glob("*.onnx"))
-    if len(files) != 1:
-        return None
     try:
+        file = onnx_file(path)
         import onnx
-    except ImportError:
+    except (ImportError, TinyBertEdgeError):
         return None
     try:
-        graph = onnx.load(str(files[0]), load_external_data=False).graph
+        graph = onnx.load(str(file), load_external_data=False).graph
     except Exception:  # onnx raises its own untyped errors for unreadable files; precision stays unknown
         return None
     ops = {node.op_type for node in graph.node}
-    int8_ops = {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul", "QLinearConv", "QuantizeLinear", "QAttention"}
-    return "int8" if ops & int8_ops else "fp32"
+    return "int8" if ops & set(INT8_ONNX_OPS) else "fp32"
 
 
 def infer_precision(backend: str, path: Path) -> str:
@@ -195,7 +179,7 @@ def infer_precision(backend: str, path: Path) -> str:
         return "int8"
     if backend == "torch":
         return "fp32"
-    declared = artifact_metadata(path).get("precision") if path.exists() else None
+    declared = read_metadata(path).get("precision") if path.exists() else None
     if isinstance(declared, str) and declared:
         return declared
     if backend == "onnxruntime" and path.exists():

@@ -21,7 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.benchmarks.config import BenchConfig, Target, artifact_metadata, parse_target
+from tinybert_edge.artifacts import Artifact, has_tokenizer
+from tinybert_edge.benchmarks.config import BenchConfig, Target, parse_target
 from tinybert_edge.benchmarks.latency import Measurement, check_inputs, clear_idle_cache, measure
 from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 from tinybert_edge.io import model_size_bytes
@@ -85,39 +86,19 @@ def _progress(enabled: bool):
 # --- real inputs and accuracy from labelled data --------------------------------------------------------------------
 
 
-def _has_tokenizer(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt"))
-
-
 def tokenizer_folder(path: Path, fallback: Path | None = None) -> Path | None:
-    """Where the tokenizer of a model or artifact is: its folder, else the folder it was exported from, else
-    `fallback` (the teacher's: a TinyBERT student shares its teacher's vocabulary)."""
-    folder = path if path.is_dir() else path.parent
-    if _has_tokenizer(folder):
-        return folder
-    source = artifact_metadata(path).get("source_model")
-    if isinstance(source, str):
-        for candidate in (Path(source), folder.parent / Path(source).name, folder.parent.parent / Path(source).name):
-            if _has_tokenizer(candidate):
-                return candidate
-    return fallback if fallback is not None and _has_tokenizer(fallback) else None
-
-
-def label_names_of(path: Path) -> list[str] | None:
-    """The model's label names in output order: config.json's id2label, else the export metadata's label_names."""
-    from tinybert_edge.evaluation import config_label_names
-
-    names = config_label_names(path if path.is_dir() else path.parent)
-    if names:
-        return names
-    names = artifact_metadata(path).get("label_names")
-    return list(names) if isinstance(names, list) and names else None
+    """Where the tokenizer of a model or artifact is (see tinybert_edge.artifacts.Artifact.tokenizer_dir); a
+    TinyBERT student shares its teacher's vocabulary, so the teacher's folder is the `fallback`."""
+    try:
+        return Artifact.open(path).tokenizer_dir(fallback)
+    except TinyBertEdgeError:
+        return fallback if has_tokenizer(fallback) else None
 
 
 def _load_data(data: Any, max_examples: int | None):
-    from tinybert_edge.data import TextClassificationData, load_data, sample
+    from tinybert_edge.data import DataSpec, load_data, sample
 
-    loaded = data if isinstance(data, TextClassificationData) else load_data(data)
+    loaded = load_data(data) if isinstance(data, (str, os.PathLike, DataSpec)) else data
     return sample(loaded, max_examples, seed=0)
 
 
@@ -126,18 +107,18 @@ def inputs_from_data(tokenizer: Any, data: Any, sequence_lengths: Sequence[int],
 
     A truncated row keeps its final [SEP], so every row stays a valid BERT input; padding has mask 0.
     """
-    from tinybert_edge.data import encode
+    from tinybert_edge.tasks import get_task
 
     pool = data.subset(range(min(rows, len(data))))
-    return encode(tokenizer, pool, max(sequence_lengths)).fixed_length(sequence_lengths)
+    return get_task(data.task).encode(tokenizer, pool, max(sequence_lengths)).fixed_length(sequence_lengths)
 
 
 def target_accuracy(target: Target, data: Any, max_length: int, threads: int, fallback_tokenizer: Path | None) -> dict[str, Any]:
-    """Accuracy of one target on `data`, its labels matched to the model's by name: {"accuracy", "n"} or {"error"}.
+    """The task metrics of one target on `data`, its labels matched to the model's by name: {"accuracy" (the
+    primary metric's value), "metrics", "n"} or {"error"}.
 
     Runs in this process through the same InferenceSession as the measurements; any failure becomes "error".
     """
-    from tinybert_edge.data import encode
     from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.models import load_tokenizer
     from tinybert_edge.runtime import open_session
@@ -150,19 +131,21 @@ def target_accuracy(target: Target, data: Any, max_length: int, threads: int, fa
     session = None
     try:
         session = open_session(target.backend, target.path, threads)
-        names = label_names_of(target.path)
-        labelled = data.with_label_names(names) if names else data
-        if not names:
+        artifact = Artifact.open(target.path)
+        task = session.task
+        names = artifact.label_names
+        labelled = task.align(data, {"id2label": dict(enumerate(names))}) if names else data
+        if not names and getattr(data, "label_names", None):
             log.warning("%s: no label names in the model; assuming the data's label order %s", target.name, data.label_names)
         length = min(max_length, session.max_sequence_length or max_length)
-        result = evaluate_session(session, encode(load_tokenizer(folder), labelled, length), batch_size=32)
+        result = evaluate_session(session, task.encode(load_tokenizer(folder), labelled, length), batch_size=32)
     except (TinyBertEdgeError, OSError, ValueError, RuntimeError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         del session
         gc.collect()
-    log.info("accuracy: %s %.4f on %d examples", target.name, result.accuracy, result.n)
-    return {"accuracy": result.accuracy, "n": result.n}
+    log.info("%s: %s %.4f on %d examples", target.name, result.primary_metric, result.score, result.n)
+    return {"accuracy": result.metrics.get("accuracy"), "metrics": result.metrics, "n": result.n}
 
 
 # --- the measurement loop -------------------------------------------------------------------------------------------

@@ -1,33 +1,70 @@
-"""`tinybert_edge.export`: fp32 ONNX, int8 ONNX and int8 TFLite from one model folder, each verified against
-the PyTorch model when parity batches are given."""
+"""`tinybert_edge.export`: the one export entry point. fp32 ONNX, int8 ONNX and int8 (or fp32) TFLite from one
+model folder, in the one on-disk layout of `tinybert_edge.artifacts` (onnx-fp32/, onnx-int8/, tflite-int8/model.tflite),
+each verified against the PyTorch model when parity batches are given. The CLI, the pipeline, every benchmark suite
+and `package` go through here."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, MutableMapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.converters.artifact import Artifact, check_output_path, check_source
+from tinybert_edge.artifacts import Artifact, export_path, metadata_path
+from tinybert_edge.converters.artifact import SourceModel, check_output_path, check_source
 from tinybert_edge.converters.config import ExportConfig, QuantizationConfig
 from tinybert_edge.converters.parity import ParityCheck, ParityThresholds
-from tinybert_edge.errors import ConfigError
+from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "tflite")
 
 
+def planned(formats: Sequence[str], quantize: bool) -> list[tuple[str, str]]:
+    """The (format, precision) artifacts an export of `formats` makes, in the order they are made (the int8 ONNX
+    is quantized from the fp32 one)."""
+    plan = []
+    if "onnx" in formats:
+        plan.append(("onnx", "fp32"))
+        if quantize:
+            plan.append(("onnx", "int8"))
+    if "tflite" in formats:
+        plan.append(("tflite", "int8" if quantize else "fp32"))
+    return plan
+
+
+def _reusable(path: Path, source: SourceModel, config: ExportConfig) -> Artifact | None:
+    """The artifact at `path` when it was exported from this very model and covers every sequence bucket."""
+    if not metadata_path(path).is_file():
+        return None
+    try:
+        artifact = Artifact.load(path)
+    except TinyBertEdgeError:
+        return None
+    if artifact.metadata.get("source_sha256") != source.sha256:
+        return None
+    # ONNX has dynamic axes: any length runs. TFLite has fixed buckets: reuse only when they cover every length.
+    if artifact.format == "tflite" and not set(config.sequence_buckets) <= set(artifact.sequence_buckets):
+        return None
+    return artifact
+
+
 def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = FORMATS, quantize: bool = True,
            config: ExportConfig | None = None, qconfig: QuantizationConfig | None = None,
            parity_batches: Sequence[Mapping[str, np.ndarray]] | None = None,
-           thresholds: Mapping[str, ParityThresholds] | ParityThresholds | None = None) -> list[Artifact]:
-    """Export `model_dir` into `out_dir`: onnx/ (fp32), onnx-int8/ (dynamic int8) and model_int8.tflite
-    (model_fp32.tflite when quantize=False).
+           thresholds: Mapping[str, ParityThresholds] | ParityThresholds | None = None, *,
+           reuse: bool = False, reuse_from: Sequence[str | Path] = (), threads: int | None = None,
+           errors: MutableMapping[str, str] | None = None) -> list[Artifact]:
+    """Export `model_dir` into `out_dir`: onnx-fp32/, onnx-int8/ (dynamic int8) and tflite-int8/model.tflite
+    (tflite-fp32/model.tflite when quantize=False).
 
-    `thresholds` is one ParityThresholds for every artifact or a mapping by precision ("fp32", "int8");
-    missing precisions use ParityThresholds.fp32() / .int8().
+    `thresholds` is one ParityThresholds for every artifact or a mapping by precision ("fp32", "int8"); missing
+    precisions use ParityThresholds.for_precision. With `reuse`, an artifact already in `out_dir` (or in an export
+    folder of `reuse_from`) that was exported from this very model and covers every sequence bucket is kept instead
+    of made again. With `errors` (a dict), an artifact that cannot be made is recorded there under
+    "<format>-<precision>" with the reason, and the others are still made; without it the first failure raises.
     """
     formats = (formats,) if isinstance(formats, str) else tuple(formats)
     unknown = [f for f in formats if f not in FORMATS]
@@ -38,36 +75,60 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
     out = check_output_path(out_dir, "folder")
 
     reference = None
-    if parity_batches is not None:
-        from tinybert_edge.runtime.sessions import TorchSession
-
-        reference = TorchSession(source.folder)
 
     def check(precision: str) -> ParityCheck | None:
-        if reference is None:
+        nonlocal reference
+        if parity_batches is None:
             return None
+        if reference is None:
+            from tinybert_edge.runtime.sessions import TorchSession
+
+            reference = TorchSession(source.folder, threads=threads)
         if isinstance(thresholds, ParityThresholds):
             chosen = thresholds
         else:
             chosen = (thresholds or {}).get(precision) or ParityThresholds.for_precision(precision)
         return ParityCheck(reference, list(parity_batches), chosen)
 
-    artifacts: list[Artifact] = []
-    if "onnx" in formats:
-        from tinybert_edge.converters.onnx_export import export_onnx
-        from tinybert_edge.converters.onnx_quantize import quantize_onnx
+    made: dict[tuple[str, str], Artifact] = {}
+    for fmt, precision in planned(formats, quantize):
+        key = f"{fmt}-{precision}"
+        target = export_path(out, fmt, precision)
+        found = None
+        if reuse:
+            for folder in (out, *map(Path, reuse_from)):
+                found = _reusable(export_path(folder, fmt, precision), source, config)
+                if found is not None:
+                    log.info("%s: reusing %s", key, found.path)
+                    break
+        try:
+            if found is not None:
+                made[fmt, precision] = found
+            elif fmt == "onnx" and precision == "fp32":
+                from tinybert_edge.converters.onnx_export import export_onnx
 
-        fp32 = export_onnx(source.folder, out / "onnx", config, parity=check("fp32"))
-        artifacts.append(fp32)
-        if quantize:
-            artifacts.append(quantize_onnx(fp32, out / "onnx-int8", qconfig or QuantizationConfig.for_this_cpu(),
-                                           parity=check("int8")))
-    if "tflite" in formats:
-        from tinybert_edge.converters.tflite_export import export_tflite
+                made[fmt, precision] = export_onnx(source.folder, target, config, parity=check(precision))
+            elif fmt == "onnx":
+                from tinybert_edge.converters.onnx_quantize import quantize_onnx
 
-        precision = "int8" if quantize else "fp32"
-        artifacts.append(export_tflite(source.folder, out / f"model_{precision}.tflite", config,
-                                       quantization="dynamic_int8" if quantize else None, parity=check(precision)))
+                if ("onnx", "fp32") not in made:
+                    raise TinyBertEdgeError(f"onnx-int8 is quantized from onnx-fp32, which failed: "
+                                            f"{(errors or {}).get('onnx-fp32')}")
+                made[fmt, precision] = quantize_onnx(made["onnx", "fp32"], target,
+                                                     qconfig or QuantizationConfig.for_this_cpu(),
+                                                     parity=check(precision))
+            else:
+                from tinybert_edge.converters.tflite_export import export_tflite
+
+                made[fmt, precision] = export_tflite(source.folder, target, config,
+                                                     quantization="dynamic_int8" if precision == "int8" else None,
+                                                     parity=check(precision))
+        except TinyBertEdgeError as exc:
+            if errors is None:
+                raise
+            errors[key] = f"{type(exc).__name__}: {exc}"
+            log.warning("%s of %s could not be made: %s", key, source.folder, errors[key])
+    artifacts = list(made.values())
     for artifact in artifacts:
         log.info("%s %s: %s (%d bytes)", artifact.format, artifact.precision, artifact.path, artifact.size_bytes)
     return artifacts

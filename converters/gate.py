@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.converters.artifact import Artifact, check_output_path, metadata_path
+from tinybert_edge.artifacts import Artifact, metadata_path
+from tinybert_edge.converters.artifact import check_output_path
 from tinybert_edge.converters.config import QuantizationConfig
 from tinybert_edge.converters.parity import ParityCheck
 from tinybert_edge.errors import ConfigError, ExportError
@@ -129,13 +130,13 @@ def quantize_onnx_gated(onnx: Artifact | str | Path, out_dir: str | Path,
     budget, the groups excluded and every attempt's accuracy). When the last attempt still misses the budget,
     AccuracyBudgetError lists every attempt and nothing is written.
     """
-    from tinybert_edge.converters.onnx_quantize import _source_onnx, quantize_onnx
+    from tinybert_edge.converters.onnx_quantize import source_onnx, quantize_onnx
 
     if isinstance(budget_points, bool) or not isinstance(budget_points, (int, float)) or not np.isfinite(budget_points):
         raise ConfigError(f"budget_points={budget_points!r} is not allowed; allowed: a finite number of accuracy points")
     batches = _check_batches(dev_batches)
     config = config or QuantizationConfig.for_this_cpu()
-    _, source_file, _ = _source_onnx(onnx)
+    _, source_file, _ = source_onnx(onnx)
     check_output_path(out_dir, "folder")
     fp32_accuracy = dev_accuracy(_session(source_file), batches)
     groups = node_groups(source_file, config.op_types)

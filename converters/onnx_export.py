@@ -1,6 +1,6 @@
 """fp32 ONNX export through optimum-onnx, plus ONNX Runtime's BERT transformer optimizer (fused Attention,
-SkipLayerNormalization, EmbedLayerNormalization and BiasGelu), written as a folder that
-`optimum.onnxruntime.ORTModelForSequenceClassification.from_pretrained` loads unchanged."""
+SkipLayerNormalization, EmbedLayerNormalization and BiasGelu), written as a folder that optimum's
+`ORTModelFor<Task>.from_pretrained` loads unchanged (the task's `export_task` names optimum's task)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _run_main_export(source: SourceModel, out: Path, config: ExportConfig) -> No
         exporters.main_export(
             str(source.folder),
             output=out,
-            task="text-classification",
+            task=source.task.export_task,
             opset=config.opset,
             device="cpu",
             library_name="transformers",
@@ -100,7 +100,7 @@ def _run_main_export(source: SourceModel, out: Path, config: ExportConfig) -> No
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, config: ExportConfig | None = None,
                 parity: ParityCheck | None = None) -> Artifact:
-    """Export a BERT sequence classifier folder to an fp32 ONNX folder (dynamic batch and sequence axes).
+    """Export a fine-tuned BERT model folder to an fp32 ONNX folder (dynamic batch and sequence axes).
 
     The folder holds model.onnx, config.json, the tokenizer files and metadata.json; it is written beside
     `out_dir`, checked against `parity` when given, and only then renamed onto `out_dir`.
@@ -114,7 +114,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, config: ExportConfig
         _run_main_export(source, tmp, config)
         metadata = base_metadata(source, "onnx", "fp32", config.sequence_buckets, ONNX_PACKAGES)
         metadata.update({"model_file": ONNX_FILE, "opset": config.opset, "optimized": config.optimize,
-                         "quantization": None, "input_names": ["input_ids", "attention_mask", "token_type_ids"]})
+                         "quantization": None, "input_names": ["input_ids", "attention_mask", "token_type_ids"],
+                         "output_names": list(source.task.output_names)})
         if config.optimize:
             metadata.update(optimize_bert_graph(tmp / ONNX_FILE, source))
         metadata["op_types"] = op_type_counts(tmp / ONNX_FILE)

@@ -5,14 +5,14 @@ finds it without `file_name`, with a warning)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from tinybert_edge.converters.artifact import METADATA_FILE, Artifact, check_output_path, metadata_path
+from tinybert_edge.artifacts import INT8_ONNX_OPS, METADATA_FILE, Artifact, metadata_path, onnx_file, read_metadata
+from tinybert_edge.converters.artifact import check_output_path
 from tinybert_edge.converters.config import QuantizationConfig
 from tinybert_edge.converters.onnx_export import ONNX_PACKAGES, op_type_counts
 from tinybert_edge.converters.parity import ParityCheck
@@ -23,26 +23,16 @@ from tinybert_edge.io import atomic_path, sha256_file, write_json_atomic
 log = logging.getLogger(__name__)
 
 QUANTIZED_FILE = "model_quantized.onnx"  # the name optimum's ORTQuantizer gives its output
-# Operators that only exist in a dynamically quantized graph: their presence is what "this is int8" means.
-INTEGER_OPS = ("DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul", "QAttention",
-               "QEmbedLayerNormalization", "ConvInteger", "DynamicQuantizeLSTM")
 
 
-def _source_onnx(onnx: Artifact | str | Path) -> tuple[Path, Path, dict[str, Any]]:
+def source_onnx(onnx: Artifact | str | Path) -> tuple[Path, Path, dict[str, Any]]:
     """(folder, .onnx file, metadata) of what to quantize: an Artifact, an ONNX folder or an .onnx file."""
     path = Path(onnx.path if isinstance(onnx, Artifact) else onnx)
-    if path.is_file():
-        folder, file = path.parent, path
-    elif path.is_dir():
-        folder = path
-        candidates = sorted(path.glob("*.onnx"))
-        if len(candidates) != 1:
-            raise ModelError(f"'{path}' holds {len(candidates)} .onnx files; pass the path of the one to quantize")
-        file = candidates[0]
-    else:
+    if not path.exists():
         raise ModelError(f"'{path}' does not exist; pass an ONNX folder from export_onnx or an .onnx file")
-    meta_file = folder / METADATA_FILE
-    metadata = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    file = onnx_file(path)
+    folder = file.parent
+    metadata = read_metadata(folder)
     if isinstance(onnx, Artifact) and not metadata:
         metadata = dict(onnx.metadata)
     if metadata.get("quantization"):
@@ -102,7 +92,7 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
     quantization = require("onnxruntime.quantization", package="onnxruntime", extra="onnx", purpose="ONNX int8 quantization")
     import onnx as onnx_lib
 
-    folder, source_file, source_meta = _source_onnx(onnx)
+    folder, source_file, source_meta = source_onnx(onnx)
     check_output_path(out_dir, "folder")
     _warn_if_saturating(config)
     excluded = nodes_in_modules(source_file, config.keep_fp32)
@@ -129,7 +119,7 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise ExportError(f"onnxruntime could not quantize '{source_file}' ({config.preset} preset): {exc}") from exc
         ops = op_type_counts(tmp / QUANTIZED_FILE)
-        integer_ops = {op: n for op, n in ops.items() if op in INTEGER_OPS}
+        integer_ops = {op: n for op, n in ops.items() if op in INT8_ONNX_OPS}
         if not integer_ops:
             raise ExportError(
                 f"quantizing '{source_file}' produced no integer operators (op types: {sorted(ops)}); "

@@ -1,5 +1,6 @@
 """Parity of an exported artifact with its reference model: every metric is gathered, then one ParityError names
-each threshold that failed and by how much."""
+each threshold that failed and by how much. The task (see tinybert_edge.tasks) says what a decision is (argmax for
+a classifier) and which view of the outputs the cosine compares (row-centred logits for a classifier)."""
 
 from __future__ import annotations
 
@@ -132,15 +133,10 @@ def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(both_zero, np.where(np.all(a64 == b64, axis=1), 1.0, 0.0), dots / np.where(both_zero, 1.0, norms))
 
 
-def _centred(logits: np.ndarray) -> np.ndarray:
-    """Logits less their row mean: softmax ignores a per-row constant, so this is all that a prediction depends on."""
-    values = logits.astype(np.float64)
-    return values - values.mean(axis=1, keepdims=True)
-
-
 def _set_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine between the row-centred logit matrices, each flattened to one vector (1.0 when both are zero)."""
-    a, b = _centred(a).ravel(), _centred(b).ravel()
+    """Cosine between two output matrices (each the task's parity view), flattened to one vector each (1.0 when
+    both are zero)."""
+    a, b = a.ravel(), b.ravel()
     norms = float(np.linalg.norm(a) * np.linalg.norm(b))
     if norms == 0.0:
         return 1.0 if np.array_equal(a, b) else 0.0
@@ -148,7 +144,7 @@ def _set_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: ParityThresholds,
-                   reference_backend: str = "", candidate_backend: str = "") -> ParityReport:
+                   reference_backend: str = "", candidate_backend: str = "", task: Any = None) -> ParityReport:
     """Metrics of `candidate` logits against `reference` logits, with the list of thresholds they miss.
 
     The cosine limit applies to the eval set as a whole: each matrix of logits, less its row means, as one vector.
@@ -158,12 +154,16 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
     cosine weighs every example by its margin, as a prediction does; a broken kernel that moves logits by whole
     units still drags it far down. The per-example minimum and mean are still reported.
     """
+    from tinybert_edge.tasks import get_task
+
+    task = get_task(task) if task is not None else get_task()
     if reference.shape != candidate.shape:
-        raise ParityError(f"logits shapes differ: reference {reference.shape}, candidate {candidate.shape}")
+        raise ParityError(f"output shapes differ: reference {reference.shape}, candidate {candidate.shape}")
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
-    per_row = row_cosine(reference, candidate)
-    cosine = _set_cosine(reference, candidate)
-    agreement = float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)))
+    flat_ref, flat_cand = reference.reshape(len(reference), -1), candidate.reshape(len(candidate), -1)
+    per_row = row_cosine(flat_ref, flat_cand)
+    cosine = _set_cosine(task.parity_view(reference), task.parity_view(candidate))
+    agreement = task.agreement(reference, candidate)
     max_abs = float(diff.max())
     failures = []
     if not max_abs <= thresholds.max_abs_diff:  # `not <=` also fails NaN
@@ -199,7 +199,7 @@ def verify_parity(reference: InferenceSession, candidate: InferenceSession,
         raise ConfigError("verify_parity got no batches; give at least one batch of encoded examples")
     ref = np.concatenate([reference.run(feed) for feed in feeds], axis=0)
     cand = np.concatenate([candidate.run(feed) for feed in feeds], axis=0)
-    report = compare_logits(ref, cand, thresholds, reference.backend, candidate.backend)
+    report = compare_logits(ref, cand, thresholds, reference.backend, candidate.backend, reference.task)
     log.info(
         "parity %s vs %s on %d examples: max|diff| %.3g, cosine %.6f (per example: min %.6f, mean %.6f), "
         "argmax agreement %.4f", candidate.backend, reference.backend, report.n_examples, report.max_abs_diff,

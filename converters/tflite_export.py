@@ -58,25 +58,12 @@ def _output_file(out_path: str | Path, precision: str) -> Path:
     return path if path.suffix == ".tflite" else path / f"model_{precision}.tflite"
 
 
-def _logits_module(source: SourceModel):
-    """The classifier as a module of positional (input_ids, attention_mask, token_type_ids) returning logits."""
-    import torch
+def task_module(source: SourceModel):
+    """The model as a module of positional (input_ids, attention_mask, token_type_ids) that returns the task's
+    outputs (`Task.export_module`): what litert-torch converts."""
+    from tinybert_edge.models import load_model
 
-    from tinybert_edge.models import load_classifier
-
-    model = load_classifier(source.folder).eval()
-
-    class LogitsOnly(torch.nn.Module):
-        def __init__(self, classifier: torch.nn.Module) -> None:
-            super().__init__()
-            self.classifier = classifier
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.classifier(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).logits
-
-    return LogitsOnly(model).eval()
+    return source.task.export_module(load_model(source.folder, source.task).eval())
 
 
 def convert_buckets(source: SourceModel, config: ExportConfig) -> bytes:
@@ -84,7 +71,7 @@ def convert_buckets(source: SourceModel, config: ExportConfig) -> bytes:
     litert_torch = require("litert_torch", package="litert-torch", extra="tflite", purpose="TFLite export")
     import torch
 
-    module = _logits_module(source)
+    module = task_module(source)
     converter = litert_torch.Converter()
     for length in config.sequence_buckets:
         # Named sample kwargs make the signature's input names input_ids/attention_mask/token_type_ids.
@@ -206,7 +193,7 @@ def tensor_dtype_counts(tflite_file: Path) -> dict[str, int]:
 
 def export_tflite(model_dir: str | Path, out_path: str | Path, config: ExportConfig | None = None,
                   quantization: str | None = "dynamic_int8", parity: ParityCheck | None = None) -> Artifact:
-    """Export a BERT sequence classifier folder to one .tflite with a `seq_<L>` signature per bucket.
+    """Export a fine-tuned BERT model folder to one .tflite with a `seq_<L>` signature per bucket.
 
     `out_path` is the .tflite file, or a folder that receives `model_<precision>.tflite`. The file is written
     beside its destination, checked against `parity` when given, and only then renamed into place; its metadata
@@ -233,6 +220,7 @@ def export_tflite(model_dir: str | Path, out_path: str | Path, config: ExportCon
             "signatures": {signature_name(b): b for b in config.sequence_buckets},
             "batch_size": config.tflite_batch_size,
             "input_names": list(INPUT_NAMES),
+            "output_names": list(source.task.output_names),
             "input_dtype": "int32",
             "quantization": None if quantization is None else {
                 "method": "ai-edge-quantizer",

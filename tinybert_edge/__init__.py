@@ -21,7 +21,7 @@ _API = {
     "evaluate": "tinybert_edge.evaluation:evaluate",
     "bench": "tinybert_edge.benchmarks.runner:bench",
     "package": "tinybert_edge.app.bundle:package",
-    "verify": "tinybert_edge.app.bundle:verify",
+    "verify": "tinybert_edge.runtime.bundle:verify",
     "load_bundle": "tinybert_edge.runtime.bundle:load_bundle",
     "load_data": "tinybert_edge.data:load_data",
     "PipelineConfig": "tinybert_edge.config:PipelineConfig",

@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
@@ -40,6 +40,8 @@ LABEL_COLUMN_GUESSES: tuple[str, ...] = ("label", "labels", "sentiment", "class"
 @dataclass(frozen=True)
 class TextClassificationData:
     """Texts (optionally pairs) with integer labels that index `label_names`."""
+
+    task: ClassVar[str] = "text-classification"  # the tinybert_edge.tasks name that reads and encodes these
 
     texts: list[str]
     labels: list[int]

@@ -74,57 +74,43 @@ def _from_pretrained(model_class: Any, folder: Path, role: str, **kwargs: Any):
         ) from exc
 
 
-def is_classifier(folder: Path) -> bool:
-    """True when the folder holds a fine-tuned sequence classifier (its head is in the weights, with label names)."""
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+def load_model(path: str | Path, task: Any = None, label_names: Sequence[str] | None = None, role: str = "model"):
+    """Load the fine-tuned model of `task` from a local folder (the task is read from its config.json when None).
 
+    A folder that already holds a model of the task keeps its head; when `label_names` is given they must be the
+    model's labels by name (order may differ only if the caller re-indexes the data). A bare encoder gets a new head
+    for `label_names` (what fine-tuning starts from).
+    """
+    from transformers import AutoConfig
 
-def label_names_of(config: Any) -> list[str]:
-    return [config.id2label[i] for i in range(config.num_labels)]
+    from tinybert_edge.tasks import get_task, task_of_config
+    from tinybert_edge.tasks.base import read_model_config
+
+    folder = check_model_folder(path, role)
+    config = read_model_config(folder)
+    task = get_task(task) if task is not None else task_of_config(config, f"{role} folder '{folder}'")
+    kwargs = _weights_kwargs(folder)
+    if task.matches(config):
+        model = _from_pretrained(task.model_class(), folder, role, **kwargs)
+        if label_names is not None:
+            task.check_labels(model.config, label_names, folder)
+        return model
+    head = task.head_config(label_names)
+    if label_names is None and head is None:
+        raise ModelError(
+            f"{role} folder '{folder}' is an encoder without a {task.name} head; fine-tune it first "
+            "(tinybert-edge finetune) or give the label names"
+        )
+    hf_config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    for key, value in (head or {}).items():
+        setattr(hf_config, key, value)
+    hf_config.architectures = [task.architecture]
+    return _from_pretrained(task.model_class(), folder, role, config=hf_config, **kwargs)
 
 
 def load_classifier(path: str | Path, label_names: Sequence[str] | None = None, role: str = "model"):
-    """Load a BertForSequenceClassification from a local folder.
-
-    A folder that is already a classifier keeps its head and labels; when `label_names` is given they must match
-    the folder's `id2label` by name (order may differ only if the caller re-indexes the data). A bare encoder gets a
-    new head for `label_names`.
-    """
-    from transformers import AutoConfig, BertForSequenceClassification
-
-    folder = check_model_folder(path, role)
-    kwargs = _weights_kwargs(folder)
-    if is_classifier(folder):
-        model = _from_pretrained(BertForSequenceClassification, folder, role, **kwargs)
-        if label_names is not None:
-            check_labels(model.config, label_names, folder)
-        return model
-    if label_names is None:
-        raise ModelError(
-            f"{role} folder '{folder}' is an encoder without a classification head; fine-tune it first "
-            "(tinybert-edge finetune) or give the label names"
-        )
-    names = list(label_names)
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
-    config.num_labels = len(names)
-    config.id2label = dict(enumerate(names))
-    config.label2id = {name: i for i, name in enumerate(names)}
-    config.architectures = ["BertForSequenceClassification"]
-    return _from_pretrained(BertForSequenceClassification, folder, role, config=config, **kwargs)
-
-
-def check_labels(config: Any, label_names: Sequence[str], folder: Path | str) -> None:
-    """Raise unless the model's labels are the data's labels, in the same order."""
-    model_names = label_names_of(config)
-    if model_names == list(label_names):
-        return
-    if sorted(model_names) == sorted(label_names):
-        return  # same names, other order: callers re-index the data with TextClassificationData.with_label_names
-    raise ModelError(
-        f"the model in '{folder}' predicts labels {model_names} but the data has labels {list(label_names)}; "
-        "use a teacher fine-tuned on this data's labels, or fine-tune the bare encoder on it"
-    )
+    """A sequence classifier from a local folder: `load_model` for the text-classification task."""
+    return load_model(path, "text-classification", label_names, role)
 
 
 def load_tokenizer(path: str | Path):

@@ -87,7 +87,8 @@ def _per_call_ms(call: Any, texts: Sequence[str], warmup: int = 5) -> list[float
 
 def measure(run: Path | None, parity_n: int, seed: int, threads: int, latency_texts: int, cold_repeats: int,
             work: Path) -> tuple[dict[str, Metric], dict[str, Any]]:
-    from tinybert_edge.app.bundle import package, verify
+    from tinybert_edge.app.bundle import package
+    from tinybert_edge.runtime.bundle import verify
     from tinybert_edge.runtime.bundle import load_bundle
     from tinybert_edge.runtime.tokenizer_corpus import generate_corpus, parity_mismatches
 

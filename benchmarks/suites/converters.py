@@ -64,9 +64,9 @@ def litert_default_int8(student: Path, length: int, out_file: Path) -> Path:
     from ai_edge_quantizer import quantizer, recipe
 
     from tinybert_edge.converters.artifact import check_source
-    from tinybert_edge.converters.tflite_export import _logits_module
+    from tinybert_edge.converters.tflite_export import task_module
 
-    module = _logits_module(check_source(student, (length,)))
+    module = task_module(check_source(student, (length,)))
     sample = {name: (torch.zeros if name == "token_type_ids" else torch.ones)((1, length), dtype=torch.int32)
               for name in ("input_ids", "attention_mask", "token_type_ids")}
     flatbuffer = litert_torch.convert(module, sample_kwargs=sample).model_content()
@@ -102,7 +102,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
     from tinybert_edge.data import DataSpec, encode, load_data, sample, split_data
     from tinybert_edge.errors import BenchmarkError
     from tinybert_edge.evaluation import evaluate_session
-    from tinybert_edge.models import label_names_of, load_classifier, load_tokenizer
+    from tinybert_edge.models import load_tokenizer
     from tinybert_edge.runtime.litert import LiteRtSession
     from tinybert_edge.runtime.sessions import OnnxRuntimeSession, TorchSession
 
@@ -130,7 +130,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
 
     spec = DataSpec(path=data, encoding_errors=encoding_errors) if encoding_errors else DataSpec(path=data)
     _, dev, test = split_data(load_data(spec))
-    labels = label_names_of(load_classifier(student).config)
+    labels = check_source(student, lengths).label_names
     dev = sample(dev.with_label_names(labels), dev_examples, seed=0)
     tokenizer = load_tokenizer(student)
     longest = max(lengths)

@@ -85,12 +85,13 @@ def reference_task_distill(teacher_dir: Path, train: Any, student_spec: str, bat
     import torch
 
     from tinybert_edge.distillation.student import build_student
-    from tinybert_edge.models import label_names_of, load_classifier, load_tokenizer
+    from tinybert_edge.models import load_classifier, load_tokenizer
+    from tinybert_edge.tasks.classification import config_label_names
 
     started = time.perf_counter()
     torch.manual_seed(seed)
     teacher = load_classifier(teacher_dir, label_names=train.label_names, role="teacher").eval()
-    train = train.with_label_names(label_names_of(teacher.config))
+    train = train.with_label_names(config_label_names(teacher.config))
     student = build_student(student_spec, teacher).train()
     fit_dense = torch.nn.Linear(student.config.hidden_size, teacher.config.hidden_size)
     tokenizer = load_tokenizer(teacher_dir)

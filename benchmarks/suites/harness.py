@@ -118,9 +118,9 @@ def load_run(run_dir: str | Path) -> RunSources:
 
 
 def _artifact_buckets(path: Path) -> tuple[int, ...]:
-    from tinybert_edge.benchmarks.config import artifact_metadata
+    from tinybert_edge.artifacts import read_metadata
 
-    return tuple(artifact_metadata(path).get("sequence_buckets") or ())
+    return tuple(read_metadata(path).get("sequence_buckets") or ())
 
 
 def export_variants(model: Path, out: Path, lengths: Sequence[int], parity_batches: list, keys: Sequence[str],

@@ -180,7 +180,7 @@ BUNDLE_FUZZ = settings(FUZZ, max_examples=40)
 def _open(path: Path) -> bool:
     """load_bundle, one prediction and verify on a possibly broken bundle: True when all of it worked. Anything but
     the SDK's own errors fails the test."""
-    from tinybert_edge.app.bundle import verify
+    from tinybert_edge.runtime.bundle import verify
     from tinybert_edge.runtime.bundle import Prediction, load_bundle
 
     try:

@@ -160,15 +160,15 @@ def test_export_killed_midway_leaves_previous_or_no_artifact(tmp_path, small_tea
         if process.poll() is not None:
             pytest.fail(f"export finished before it could be killed; stderr: {process.communicate()[1][-2000:]}")
         _sigkill(process)
-        for name in ("onnx", "onnx-int8"):
+        for name in ("onnx-fp32", "onnx-int8"):
             if (out / name).exists():
                 assert _complete_onnx(out / name)
             elif previous_metadata is not None:
                 # Replacing a folder is two renames; a kill between them leaves the previous one under its .old name.
                 olds = list(out.glob(f".{name}.old-*"))
                 assert olds and _complete_onnx(olds[0]), f"the previous complete {name} export disappeared"
-        if previous_metadata is not None and (out / "onnx").exists():
-            current = json.loads((out / "onnx" / "metadata.json").read_text(encoding="utf-8"))
+        if previous_metadata is not None and (out / "onnx-fp32").exists():
+            current = json.loads((out / "onnx-fp32" / "metadata.json").read_text(encoding="utf-8"))
             assert current["created_utc"] >= previous_metadata["created_utc"]
         assert all(p.name.startswith(".") for p in temp_leftovers(out))
         if attempt == 0:
@@ -177,13 +177,13 @@ def test_export_killed_midway_leaves_previous_or_no_artifact(tmp_path, small_tea
             from tinybert_edge.converters.config import ExportConfig
 
             export(small_teacher, out, formats=("onnx",), config=ExportConfig(sequence_buckets=(16, 32)))
-            assert _complete_onnx(out / "onnx") and _complete_onnx(out / "onnx-int8")
-            previous_metadata = json.loads((out / "onnx" / "metadata.json").read_text(encoding="utf-8"))
+            assert _complete_onnx(out / "onnx-fp32") and _complete_onnx(out / "onnx-int8")
+            previous_metadata = json.loads((out / "onnx-fp32" / "metadata.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("form", ["folder", "zip"])
 def test_package_killed_midway_leaves_previous_or_no_bundle(tmp_path, onnx_export, form):
-    from tinybert_edge.app.bundle import verify
+    from tinybert_edge.runtime.bundle import verify
 
     out = tmp_path / ("bundle.zip" if form == "zip" else "bundle")
     rng = random.Random(f"{SEED}-package-{form}")

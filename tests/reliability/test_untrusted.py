@@ -197,7 +197,7 @@ HOSTILE_ZIPS = {
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE_ZIPS))
 def test_hostile_zip_is_refused_and_nothing_is_extracted(kind, bundle, tmp_path, monkeypatch, capsys):
-    from tinybert_edge.app.bundle import verify
+    from tinybert_edge.runtime.bundle import verify
     from tinybert_edge.runtime.bundle import load_bundle
 
     work, outside = tmp_path / "work", tmp_path / "outside"
@@ -222,7 +222,7 @@ def test_hostile_zip_is_refused_and_nothing_is_extracted(kind, bundle, tmp_path,
 def test_folder_bundle_with_a_symlink_to_a_valid_file_outside_is_refused(bundle, tmp_path):
     """The link points at a byte-identical vocab.txt: following it would pass the checksum, so only the symlink
     check stands between the bundle and a file outside it."""
-    from tinybert_edge.app.bundle import verify
+    from tinybert_edge.runtime.bundle import verify
     from tinybert_edge.runtime.bundle import load_bundle
 
     outside = tmp_path / "outside"
@@ -260,7 +260,7 @@ def _flip(path: Path, fraction: float = 0.5) -> None:
 TAMPERINGS = {
     # name: (change to a copy of the bundle folder, the phrase of the refusal)
     "model-one-byte": (lambda f, e: _flip(f / "model.onnx"), "'model.onnx' does not match its sha256"),
-    "model-replaced-by-another-graph": (lambda f, e: shutil.copyfile(e / "onnx" / "model.onnx", f / "model.onnx"),
+    "model-replaced-by-another-graph": (lambda f, e: shutil.copyfile(e / "onnx-fp32" / "model.onnx", f / "model.onnx"),
                                         "'model.onnx' has"),
     "vocab-same-size": (lambda f, e: _flip(f / "vocab.txt", 0.3), "'vocab.txt' does not match its sha256"),
     "unicode-tables-one-byte": (lambda f, e: _flip(f / "unicode_tables.txt", 0.9),
@@ -275,7 +275,7 @@ def test_tampered_bundle_never_reaches_the_tokenizer_or_the_runtime(kind, form, 
                                                                      monkeypatch):
     import onnxruntime
 
-    from tinybert_edge.app.bundle import verify
+    from tinybert_edge.runtime.bundle import verify
     from tinybert_edge.runtime import bundle as rt
 
     sessions = _Spy(onnxruntime.InferenceSession)

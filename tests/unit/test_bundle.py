@@ -67,7 +67,7 @@ def _manifest(folder: Path) -> dict:
 
 
 def test_package_writes_a_complete_verified_bundle(bundle_dir):
-    from tinybert_edge.app.bundle import verify
+    from tinybert_edge.runtime.bundle import verify
 
     manifest = _manifest(bundle_dir)
     assert manifest["format"] == "tinybert-edge-bundle" and manifest["schema_version"] == 1
@@ -120,7 +120,8 @@ def test_non_utf8_bytes_are_a_clear_error(bundle_dir):
 
 
 def test_zip_bundle_loads_and_verifies(export_dir, tmp_path):
-    from tinybert_edge.app.bundle import package, verify
+    from tinybert_edge.app.bundle import package
+    from tinybert_edge.runtime.bundle import verify
     from tinybert_edge.runtime.bundle import load_bundle
 
     path = package(export_dir, tmp_path / "b.zip", runtimes=("onnxruntime",))
@@ -144,7 +145,7 @@ def test_tampered_byte_is_refused(copy):
 
 
 def test_tampered_vocab_is_refused_even_with_the_same_size(copy):
-    from tinybert_edge.app.bundle import verify
+    from tinybert_edge.runtime.bundle import verify
 
     text = (copy / "vocab.txt").read_text(encoding="utf-8").replace("good", "goad")
     (copy / "vocab.txt").write_text(text, encoding="utf-8")

@@ -1,5 +1,5 @@
-"""`tinybert_edge.app.bundle` and `tinybert_edge.verify`: write an on-device bundle (docs/bundle_format.md) from
-exported artifacts, and check one.
+"""`tinybert_edge.package`: write an on-device bundle (docs/bundle_format.md) from exported artifacts
+(`tinybert_edge.verify`, which checks one, is the runtime's: tinybert_edge.runtime.bundle).
 
 `package` finds the int8 artifacts of an export folder (or takes one artifact), copies the model files, the
 vocabulary and the tokenizer's Unicode tables, computes golden vectors by running each artifact through the
@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tinybert_edge.artifacts import Artifact, find_artifacts
 from tinybert_edge.errors import BundleError, ModelError, RunDirExistsError
 from tinybert_edge.version import __version__
 from tinybert_edge.io import atomic_path, check_output_location
@@ -50,38 +51,21 @@ GOLDEN_TEXTS = (
     " ".join(["unbelievably overpriced food at the restaurant downtown"] * 40),
 )
 TOLERANCE = {"max_abs_logit_diff": 0.05, "argmax_margin": 0.1}
-_RUNTIME_OF = {"tflite": "litert", "onnx": "onnxruntime"}
 
 
 # --- finding the artifacts -------------------------------------------------------------------------------------------
 
-def _artifact_candidates(path: Path) -> list[Path]:
-    """Artifact paths under an export folder (export()'s layout and the pipeline's), or `path` itself."""
-    from tinybert_edge.converters.artifact import metadata_path
-
-    if metadata_path(path).is_file():
-        return [path]
-    if not path.is_dir():
-        raise ModelError(f"'{path}' is neither an artifact exported by tinybert-edge nor an export folder; pass the "
-                         "output folder of `tinybert-edge export` or one artifact in it")
-    found = [p for p in sorted(path.iterdir()) if p.suffix == ".tflite" or (p.is_dir() and metadata_path(p).is_file())]
-    found += sorted(path.glob("*/*.tflite"))
-    return [p for p in found if metadata_path(p).is_file()]
-
-
-def find_artifacts(model: str | os.PathLike[str], precision: str = "int8",
-                   runtimes: Sequence[str] = rt.RUNTIMES) -> list[Any]:
+def bundle_artifacts(model: str | os.PathLike[str], precision: str = "int8",
+                     runtimes: Sequence[str] = rt.RUNTIMES) -> list[Artifact]:
     """The artifacts to bundle: of `precision`, one per runtime in `runtimes` order (a single artifact path is
     taken as it is)."""
-    from tinybert_edge.converters.artifact import Artifact
-
     path = Path(model)
-    candidates = [Artifact.load(p) for p in _artifact_candidates(path)]
+    candidates = find_artifacts(path)
     if len(candidates) == 1 and candidates[0].path == path:
         return candidates
     chosen = []
     for runtime in runtimes:
-        matching = [a for a in candidates if _RUNTIME_OF.get(a.format) == runtime and a.precision == precision]
+        matching = [a for a in candidates if a.runtime == runtime and a.precision == precision]
         if matching:
             chosen.append(matching[0])
     if not chosen:
@@ -91,12 +75,9 @@ def find_artifacts(model: str | os.PathLike[str], precision: str = "int8",
     return chosen
 
 
-def _tokenizer_folder(artifacts: Sequence[Any], tokenizer: str | os.PathLike[str] | None) -> Path:
+def _tokenizer_folder(artifacts: Sequence[Artifact], tokenizer: str | os.PathLike[str] | None) -> Path:
     candidates = [Path(tokenizer)] if tokenizer else []
-    for artifact in artifacts:
-        if artifact.path.is_dir():
-            candidates.append(artifact.path)
-        candidates += _source_folders(artifact)
+    candidates += [folder for a in artifacts for folder in (a.tokenizer_dir(), a.source_dir) if folder is not None]
     for folder in candidates:
         if (folder / "vocab.txt").is_file():
             return folder
@@ -104,39 +85,28 @@ def _tokenizer_folder(artifacts: Sequence[Any], tokenizer: str | os.PathLike[str
                      "tokenizer folder with --tokenizer")
 
 
-def _student_folder(artifacts: Sequence[Any], student: str | os.PathLike[str] | None) -> Path | None:
-    candidates = [Path(student)] if student else [f for a in artifacts for f in _source_folders(a)]
+def _student_folder(artifacts: Sequence[Artifact], student: str | os.PathLike[str] | None) -> Path | None:
+    candidates = [Path(student)] if student else [a.source_dir for a in artifacts if a.source_dir is not None]
     for folder in candidates:
         if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
             return folder
     return None
 
 
-def _source_folders(artifact: Any) -> list[Path]:
-    """The model folder an artifact was exported from; its metadata may hold a path relative to where the export
-    ran, so a relative path is also tried against the folders above the artifact."""
-    source = artifact.metadata.get("source_model")
-    if not source:
-        return []
-    path = Path(source)
-    if path.is_absolute():
-        return [path]
-    return [path] + [parent / path for parent in artifact.path.resolve().parents]
-
-
 # --- model entries ---------------------------------------------------------------------------------------------------
 
-def _model_entry(artifact: Any) -> tuple[str, dict[str, Any]]:
+def _model_entry(artifact: Artifact) -> tuple[str, dict[str, Any]]:
     meta = artifact.metadata
     if artifact.format == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
+        from tinybert_edge.runtime.litert import load_interpreter
 
-        interpreter = Interpreter(model_path=str(artifact.model_file))
+        interpreter = load_interpreter(artifact.model_file)
         signatures = sorted(interpreter.get_signature_list(), key=lambda k: int(k.split("_")[-1]))
         runner = interpreter.get_signature_runner(signatures[0])
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         if len(outputs) != 1:
-            raise ModelError(f"'{artifact.model_file}' has outputs {sorted(outputs)}; a bundle needs one (logits)")
+            raise ModelError(f"'{artifact.model_file}' has outputs {sorted(outputs)}; a bundle model (schema 1) has "
+                             "one output")
         buckets = [int(runner_details["shape"][1]) for key in signatures
                    for runner_details in [interpreter.get_signature_runner(key).get_input_details()["input_ids"]]]
         return "model.tflite", {
@@ -152,7 +122,8 @@ def _model_entry(artifact: Any) -> tuple[str, dict[str, Any]]:
     session = ort.InferenceSession(str(artifact.model_file), providers=["CPUExecutionProvider"])
     outputs = session.get_outputs()
     if len(outputs) != 1:
-        raise ModelError(f"'{artifact.model_file}' has {len(outputs)} outputs; a bundle needs one (logits)")
+        raise ModelError(f"'{artifact.model_file}' has {len(outputs)} outputs; a bundle model (schema 1) has one "
+                         "output")
     return "model.onnx", {
         "file": "model.onnx", "runtime": "onnxruntime", "precision": artifact.precision,
         "input_names": [i.name for i in session.get_inputs()], "input_dtype": "int64",
@@ -173,7 +144,7 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=True) + "\n", encoding="ascii")
 
 
-# --- package and verify ----------------------------------------------------------------------------------------------
+# --- package ----------------------------------------------------------------------------------------------
 
 def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, tokenizer: str | os.PathLike[str] | None = None,
             student: str | os.PathLike[str] | None = None, runtimes: Sequence[str] = rt.RUNTIMES,
@@ -191,7 +162,7 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
     if out.exists() and not overwrite:
         raise RunDirExistsError(f"'{out}' already exists; pass overwrite=True (--overwrite) or choose another path")
     check_output_location(out, "bundle")  # an output under a regular file or in a read-only folder: refused up front
-    artifacts = find_artifacts(model, precision, runtimes)
+    artifacts = bundle_artifacts(model, precision, runtimes)
     token_dir = _tokenizer_folder(artifacts, tokenizer)
     buckets = sorted({int(b) for a in artifacts if a.format == "tflite" for b in a.metadata.get("sequence_buckets", [])})
     settings = TokenizerSettings.from_hf_folder(token_dir)
@@ -222,12 +193,12 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
             "format": rt.FORMAT_NAME, "schema_version": rt.SCHEMA_VERSION, "sdk_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "models": models, "tokenizer": {**settings_dict(settings), **_special_ids(staging / "vocab.txt", settings)},
-            "labels": artifacts[0].metadata.get("label_names") or [], "golden_file": "golden.json",
+            **artifacts[0].task.manifest_fields(artifacts[0].label_names), "golden_file": "golden.json",
             "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
         }
         _write_json(staging / rt.MANIFEST, manifest)
         staging.chmod(0o755)  # mkdtemp's 0700 is not what a shipped folder should have
-        verify(staging)  # nothing reaches `out` unless it passes its own checks
+        rt.verify(staging)  # nothing reaches `out` unless it passes its own checks
         with atomic_path(out) as final:
             if out.suffix == ".zip":
                 _zip(staging, final)
@@ -285,51 +256,6 @@ def _torch_logits(student: Path | None, encodings: Sequence[Any]) -> np.ndarray 
     rows = [session.run({"input_ids": np.array([e.input_ids]), "attention_mask": np.array([e.attention_mask]),
                          "token_type_ids": np.array([e.token_type_ids])})[0] for e in encodings]
     return np.stack(rows)
-
-
-def verify(bundle: str | os.PathLike[str], threads: int | None = None) -> dict[str, Any]:
-    """Check a bundle: every checksum, then every golden case on every model whose runtime is installed (the
-    tokenizer must reproduce the ids exactly; logits within the tolerance; same argmax unless the expected top two
-    are closer than `argmax_margin`). Gathers every failure, then raises BundleError once. Returns a summary."""
-    where = str(bundle)
-    files = rt.read_bundle_files(bundle)
-    manifest = rt.parse_manifest(files, where)
-    rt.check_files(files, manifest, where)
-    summary: dict[str, Any] = {"bundle": where, "files_checked": len(manifest["files"]), "models": {}}
-    failures: list[str] = []
-    for entry in manifest["models"]:
-        try:
-            model = rt.BundleModel(where, manifest, files, entry, threads)
-        except ImportError as exc:  # MissingDependencyError: a runtime this machine lacks is skipped, not failed
-            summary["models"][entry["file"]] = {"skipped": str(exc)}
-            continue
-        tolerance = model.golden["tolerance"]
-        cases = model.golden["cases"]
-        encodings = model.encode([case["text"] for case in cases])
-        for case, encoding in zip(cases, encodings):
-            if encoding.input_ids != case["input_ids"]:
-                failures.append(f"tokenizer ids differ on {case['text'][:40]!r}")
-        logits = model.run_encodings(encodings)
-        expected = np.array([case["logits"][entry["file"]] for case in cases], dtype=np.float64)
-        diff = float(np.abs(logits - expected).max())
-        flips = []
-        for index, (got, want) in enumerate(zip(logits, expected)):
-            top = np.sort(want)[-2:]
-            if int(np.argmax(got)) != int(np.argmax(want)) and top[1] - top[0] >= tolerance["argmax_margin"]:
-                flips.append(index)
-        if diff > tolerance["max_abs_logit_diff"]:
-            failures.append(f"{entry['file']}: max |logit diff| {diff:.4g} > {tolerance['max_abs_logit_diff']}")
-        if flips:
-            failures.append(f"{entry['file']}: argmax differs on golden cases {flips}")
-        summary["models"][entry["file"]] = {"runtime": entry["runtime"], "cases": len(cases),
-                                            "max_abs_logit_diff": diff, "argmax_flips": len(flips)}
-    if not any("cases" in m for m in summary["models"].values()):
-        raise BundleError(f"no runtime for any model of '{where}' is installed, so its golden vectors cannot be "
-                          "re-run; install tinybert-edge[tflite] or tinybert-edge[onnx]")
-    if failures:
-        raise BundleError(f"the bundle '{where}' fails verification: {'; '.join(failures)}")
-    summary["passed"] = True
-    return summary
 
 
 def _max_positions(token_dir: Path, artifacts: Sequence[Any]) -> int | None:

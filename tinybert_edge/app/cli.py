@@ -302,15 +302,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tinybert_edge.data import load_data
+    from tinybert_edge.artifacts import Artifact
     from tinybert_edge.evaluation import evaluate
 
-    path = Path(args.model)
-    backend = args.backend or ("litert" if path.suffix == ".tflite" else
-                               "onnxruntime" if path.suffix == ".onnx" or any(path.glob("*.onnx")) else "torch")
-    result = evaluate(path, load_data(_data_spec(args)), backend=backend, max_length=args.max_length, threads=args.threads,
-                      model_folder=args.model_folder)
-    print(f"accuracy {result.accuracy:.4f} on {result.n} examples ({backend})")
+    artifact = Artifact.open(args.model)
+    backend = args.backend or artifact.runtime
+    result = evaluate(args.model, artifact.task.read(_data_spec(args)), backend=backend, max_length=args.max_length,
+                      threads=args.threads, model_folder=args.model_folder)
+    print(f"{result.primary_metric} {result.score:.4f} on {result.n} examples ({backend})")
     return 0
 
 
@@ -355,7 +354,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from tinybert_edge.app.bundle import verify
+    from tinybert_edge.runtime.bundle import verify
 
     summary = verify(args.bundle)
     for name, result in summary["models"].items():

@@ -63,8 +63,10 @@ def pipeline(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole chain and return the report (also written to `runs/<name>/report.{json,md}` with a plot)."""
-    from tinybert_edge.data import encode, load_splits
-    from tinybert_edge.models import check_model_folder, is_classifier, load_classifier, load_tokenizer
+    from tinybert_edge.data import load_splits
+    from tinybert_edge.models import check_model_folder, load_model, load_tokenizer
+    from tinybert_edge.tasks import get_task
+    from tinybert_edge.tasks.base import read_model_config
 
     run_dir, config = prepare_run_dir(config or PipelineConfig(), overwrite, resume)
     log.info("run folder: %s", run_dir.resolve())
@@ -74,16 +76,17 @@ def pipeline(
     # Data: one labelled corpus split deterministically, or separate dev/test files.
     t0 = time.perf_counter()
     train, dev, test = load_splits(config.data)
-    log.info("data: %s: %d train, %d dev, %d test, labels %s", config.data.path, len(train), len(dev), len(test),
-             train.label_names)
+    task = get_task(train.task)
+    log.info("data: %s: %d train, %d dev, %d test (%s), labels %s", config.data.path, len(train), len(dev), len(test),
+             task.name, getattr(train, "label_names", None))
     timings["data_s"] = time.perf_counter() - t0
 
-    # Teacher: fine-tune a bare encoder (cached), or check a fine-tuned classifier's labels against the data.
+    # Teacher: fine-tune a bare encoder (cached), or check a fine-tuned model's labels against the data.
     t0 = time.perf_counter()
     teacher_folder = check_model_folder(config.teacher, role="teacher")
-    if is_classifier(teacher_folder):
+    if task.matches(read_model_config(teacher_folder)):
         teacher_dir = teacher_folder
-        load_classifier(teacher_dir, label_names=train.label_names, role="teacher")
+        load_model(teacher_dir, task, label_names=getattr(train, "label_names", None), role="teacher")
     else:
         from tinybert_edge.training.finetune import finetune
 
@@ -104,27 +107,24 @@ def pipeline(
     timings["distill_s"] = time.perf_counter() - t0
 
     tokenizer = load_tokenizer(student_dir)
-    from tinybert_edge.evaluation import config_label_names
-
-    label_names = config_label_names(student_dir)
-    test = test.with_label_names(label_names)
+    test = task.align(test, read_model_config(student_dir))
     max_length = max(config.sequence_lengths)
-    encoded_test = encode(tokenizer, test, max_length)
+    encoded_test = task.encode(tokenizer, test, max_length)
 
     # Artifacts: ONNX and TFLite with dynamic int8, each verified against the PyTorch student before it is kept.
     t0 = time.perf_counter()
     artifacts = export_artifacts(config, student_dir, run_dir / "artifacts", encoded_test, resume)
     timings["export_s"] = time.perf_counter() - t0
 
-    # Accuracy of every variant on the test split, then latency and memory, each next to the teacher.
+    # The task's metrics of every variant on the test split, then latency and memory, each next to the teacher.
     t0 = time.perf_counter()
     targets = _targets(teacher_dir, student_dir, artifacts)
-    accuracy = evaluate_targets(targets, encoded_test, config.threads, progress)
+    scores = evaluate_targets(targets, encoded_test, config.threads, progress)
     timings["evaluate_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     params = {"teacher": count_parameters_of(teacher_dir), "student": distill_summary["parameters"]}
-    rows = measure_targets(config, targets, accuracy, encoded_test, params, progress)
+    rows = measure_targets(config, targets, scores, encoded_test, params, progress)
     timings["bench_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
@@ -134,8 +134,10 @@ def pipeline(
         "schema_version": 1,
         "run_dir": str(run_dir),
         "config": config.to_dict(),
-        "data": {"source": config.data.path, "labels": train.label_names, "train": len(train), "dev": len(dev),
-                 "test": len(test)},
+        "task": task.name,
+        "primary_metric": task.primary_metric,
+        "data": {"source": config.data.path, "labels": getattr(train, "label_names", None), "train": len(train),
+                 "dev": len(dev), "test": len(test)},
         "teacher": {"path": str(teacher_dir), "fine_tuned": json.loads((Path(teacher_dir) / "finetune.json").read_text())
                     if (Path(teacher_dir) / "finetune.json").is_file() else None},
         "student": distill_summary,
@@ -149,73 +151,59 @@ def pipeline(
 
 
 def count_parameters_of(folder: Path) -> int:
-    from tinybert_edge.models import count_parameters, load_classifier
+    from tinybert_edge.models import count_parameters, load_model
 
-    return count_parameters(load_classifier(folder))
+    return count_parameters(load_model(folder))
 
 
 def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, encoded_test, resume: bool) -> list:
-    from tinybert_edge.converters import (Artifact, ExportConfig, ParityCheck, ParityThresholds, QuantizationConfig,
-                                          export_onnx, export_tflite, quantize_onnx)
-    from tinybert_edge.runtime.sessions import TorchSession
+    """The student's artifacts in `config.formats` (the one export chain), each checked against the PyTorch
+    student on the first test examples; on `resume`, artifacts already exported from this student are kept."""
+    from tinybert_edge.converters import ExportConfig, export
 
-    reference = TorchSession(student_dir, threads=config.threads)
     batches = list(encoded_test.batches(32, order=range(min(PARITY_EXAMPLES, len(encoded_test)))))
-    export_config = ExportConfig(sequence_buckets=tuple(config.sequence_lengths))
-    artifacts = []
-    if "onnx" in config.formats:
-        fp32_dir, int8_dir = out_dir / "onnx-fp32", out_dir / "onnx-int8"
-        fp32 = Artifact.load(fp32_dir) if resume and fp32_dir.exists() else export_onnx(
-            student_dir, fp32_dir, export_config, parity=ParityCheck(reference, batches, ParityThresholds.fp32()))
-        int8 = Artifact.load(int8_dir) if resume and int8_dir.exists() else quantize_onnx(
-            fp32, int8_dir, QuantizationConfig.for_this_cpu(),
-            parity=ParityCheck(reference, batches, ParityThresholds.int8()))
-        artifacts += [fp32, int8]
-    if "tflite" in config.formats:
-        path = out_dir / "tflite-int8" / "model.tflite"
-        artifacts.append(Artifact.load(path) if resume and path.exists() else export_tflite(
-            student_dir, path, export_config, quantization="dynamic_int8",
-            parity=ParityCheck(reference, batches, ParityThresholds.int8())))
-    return artifacts
-
-
-_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
+    return export(student_dir, out_dir, formats=tuple(config.formats),
+                  config=ExportConfig(sequence_buckets=tuple(config.sequence_lengths)), parity_batches=batches,
+                  reuse=resume, threads=config.threads)
 
 
 def _targets(teacher_dir: Path, student_dir: Path, artifacts: list) -> list[dict[str, Any]]:
+    from tinybert_edge.artifacts import FORMAT_LABEL
+
     targets = [
         {"name": "teacher · PyTorch fp32", "role": "teacher", "backend": "torch", "precision": "fp32", "path": Path(teacher_dir)},
         {"name": "student · PyTorch fp32", "role": "student", "backend": "torch", "precision": "fp32", "path": student_dir},
     ]
     for artifact in artifacts:
-        label = {"onnx": "ONNX", "tflite": "TFLite"}[artifact.format]
-        targets.append({"name": f"student · {label} {artifact.precision}", "role": "student",
-                        "backend": _BACKEND[artifact.format], "precision": artifact.precision, "path": artifact.path})
+        targets.append({"name": f"student · {FORMAT_LABEL[artifact.format]} {artifact.precision}", "role": "student",
+                        "backend": artifact.runtime, "precision": artifact.precision, "path": artifact.path})
     return targets
 
 
 def evaluate_targets(targets: list[dict[str, Any]], encoded_test, threads: int, progress: bool) -> dict[str, dict]:
+    """Every target's task metrics on the test split, and how often each artifact decides as the PyTorch student."""
     from tqdm.auto import tqdm
 
     from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.runtime import open_session
 
     results: dict[str, dict] = {}
-    student_predictions = None
+    student = None
     for target in tqdm(targets, desc="evaluate", unit="model", disable=not progress):
         session = open_session(target["backend"], target["path"], threads)
         result = evaluate_session(session, encoded_test, batch_size=64)
-        entry = {"accuracy": result.accuracy, "n": result.n}
+        entry = {"metrics": result.metrics, "n": result.n}
         if target["name"] == "student · PyTorch fp32":
-            student_predictions = result.predictions
-        elif target["role"] == "student" and student_predictions is not None:
-            entry["agreement_with_student"] = float((result.predictions == student_predictions).mean())
+            student = result
+        elif target["role"] == "student" and student is not None:
+            entry["agreement_with_student"] = session.task.agreement(student.outputs, result.outputs)
         results[target["name"]] = entry
-        log.info("evaluate: %s accuracy %.4f on %d test examples", target["name"], result.accuracy, result.n)
+        log.info("evaluate: %s %s %.4f on %d test examples", target["name"], result.primary_metric, result.score,
+                 result.n)
     return results
 
 
-def measure_targets(config: PipelineConfig, targets, accuracy, encoded_test, params: dict[str, int], progress: bool):
+def measure_targets(config: PipelineConfig, targets, scores, encoded_test, params: dict[str, int], progress: bool):
     from tinybert_edge.benchmarks import BenchConfig, Target, bench, compare_to_teacher
 
     bench_config = BenchConfig(sequence_lengths=tuple(config.sequence_lengths), batch_size=1, threads=config.threads,
@@ -223,10 +211,10 @@ def measure_targets(config: PipelineConfig, targets, accuracy, encoded_test, par
     inputs = encoded_test.fixed_length(config.sequence_lengths, rows=256)
     bench_targets = [
         Target(name=t["name"], role=t["role"], backend=t["backend"], path=Path(t["path"]), precision=t["precision"],
-               accuracy=accuracy[t["name"]]["accuracy"], params=params[t["role"]])
+               accuracy=scores[t["name"]]["metrics"].get("accuracy"), params=params[t["role"]])
         for t in targets
     ]
     rows = bench(bench_targets, inputs, bench_config, progress=progress)
     for row in rows:
-        row.update({k: v for k, v in accuracy[row["name"]].items() if k != "accuracy"})
+        row.update({k: v for k, v in scores[row["name"]].items()})
     return compare_to_teacher(rows, targets[0]["name"])

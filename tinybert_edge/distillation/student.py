@@ -21,14 +21,19 @@ from tinybert_edge.models import STUDENT_PRESETS, check_model_folder
 log = logging.getLogger(__name__)
 
 
-def build_student(spec: str, teacher: Any, head: bool = True) -> Any:
-    """Return a student for `teacher`: a BertForSequenceClassification with the teacher's labels, or with
-    `head=False` (general distillation from a pre-trained encoder) a bare BertModel."""
-    from transformers import BertForSequenceClassification, BertModel
+def build_student(spec: str, teacher: Any, head: bool = True, task: Any = None) -> Any:
+    """Return a student for `teacher`: a model of `task` (the teacher's task when None) with the teacher's head
+    settings (labels), or with `head=False` (general distillation from a pre-trained encoder) a bare BertModel."""
+    from transformers import BertModel
 
-    model_class = BertForSequenceClassification if head else BertModel
-    labels = {"num_labels": teacher.config.num_labels, "id2label": dict(teacher.config.id2label),
-              "label2id": dict(teacher.config.label2id)} if head else {}
+    from tinybert_edge.tasks import get_task, task_of_model
+
+    if head:
+        task = get_task(task) if task is not None else task_of_model(teacher)
+        model_class = task.model_class()
+        labels = task.head_config(task.label_names(teacher.config)) or {}
+    else:
+        model_class, labels = BertModel, {}
     if spec in STUDENT_PRESETS:
         config = _student_config(teacher.config, STUDENT_PRESETS[spec], labels)
         log.info("student: preset %s, randomly initialised", spec)
@@ -98,7 +103,8 @@ def _layer_subset(spec: str, teacher: Any, model_class: Any) -> Any:
         target.encoder.layer[position].load_state_dict(source.encoder.layer[layer - 1].state_dict())
     if source.pooler is not None and target.pooler is not None:
         target.pooler.load_state_dict(source.pooler.state_dict())
-    if hasattr(student, "classifier") and hasattr(teacher, "classifier"):
-        student.classifier.load_state_dict(teacher.classifier.state_dict())
+    for name, head in teacher.named_children():  # the task head (classifier, qa_outputs, ...) comes along too
+        if name != "bert" and isinstance(getattr(student, name, None), type(head)):
+            getattr(student, name).load_state_dict(head.state_dict())
     log.info("student: teacher layers %s copied (width %d)", layers, config.hidden_size)
     return student

@@ -1,5 +1,7 @@
 """Task distillation: stage 1 fits the student's embeddings, attention and hidden states to the teacher's;
-stage 2 fits its predictions (TinyBERT section 3.3), keeping the student with the best dev accuracy."""
+stage 2 fits its predictions (TinyBERT section 3.3), keeping the student with the best dev score.
+
+What differs between tasks (the head, the prediction-layer loss, the dev metric) comes from the data's Task."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tinybert_edge.config import DistillConfig, task_defaults
-from tinybert_edge.data import TextClassificationData, encode, sample
+from tinybert_edge.data import TextClassificationData, sample
 from tinybert_edge.io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -21,10 +23,20 @@ log = logging.getLogger(__name__)
 @dataclass
 class DistillResult:
     student_dir: Path
-    dev_accuracy: float | None
+    dev_metrics: dict[str, float]
+    primary_metric: str = "accuracy"
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     layer_map: list[int] = field(default_factory=list)
     parameters: int = 0
+
+    @property
+    def dev_score(self) -> float:
+        """The task's primary dev metric (what selected the checkpoint)."""
+        return self.dev_metrics[self.primary_metric]
+
+    @property
+    def dev_accuracy(self) -> float | None:
+        return self.dev_metrics.get("accuracy")
 
 
 def distill(
@@ -37,7 +49,7 @@ def distill(
     resume: bool = False,
     progress: bool = True,
 ) -> DistillResult:
-    """Distil the fine-tuned classifier in `teacher` into a student saved at `out_dir`.
+    """Distil the fine-tuned model in `teacher` (of the data's task) into a student saved at `out_dir`.
 
     `work_dir` holds checkpoints and the loss log (JSONL, one line per logged step and term); with `resume`, each
     stage continues from its last checkpoint, which must come from the same configuration.
@@ -46,12 +58,14 @@ def distill(
 
     from tinybert_edge.distillation.distiller import IntermediateObjective
     from tinybert_edge.distillation.layer_map import layer_map
-    from tinybert_edge.distillation import losses
     from tinybert_edge.distillation.student import build_student
     from tinybert_edge.training.loop import LoopSpec, init_distributed, pick_device, run_loop
     from tinybert_edge.evaluation import evaluate_session
-    from tinybert_edge.models import count_parameters, load_classifier, load_tokenizer, save_model
+    from tinybert_edge.models import count_parameters, load_model, load_tokenizer, save_model
     from tinybert_edge.runtime.sessions import TorchSession
+    from tinybert_edge.tasks import get_task
+
+    task = get_task(train.task)
 
     context = init_distributed()
     if config.task:
@@ -63,12 +77,11 @@ def distill(
     check_output_location(out_dir, "student folder")  # fail before loading anything, not after training
     if work_dir:
         check_output_location(work_dir, "work folder")
-    teacher_model = load_classifier(teacher, label_names=train.label_names, role="teacher")
-    teacher_names = [teacher_model.config.id2label[i] for i in range(teacher_model.config.num_labels)]
-    train, dev = train.with_label_names(teacher_names), dev.with_label_names(teacher_names)
+    teacher_model = load_model(teacher, task, label_names=getattr(train, "label_names", None), role="teacher")
+    train, dev = task.align(train, teacher_model.config), task.align(dev, teacher_model.config)
     tokenizer = load_tokenizer(teacher)
     torch.manual_seed(config.seed)  # a randomly initialised student and the projections are part of the recipe
-    student = build_student(config.student, teacher_model)
+    student = build_student(config.student, teacher_model, task=task)
     mapping = layer_map(student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, config.layer_map)
     log.info("distill: student %s (%d layers, width %d, %.1fM parameters), layer map %s, attention loss %s",
              config.student, student.config.num_hidden_layers, student.config.hidden_size,
@@ -78,8 +91,8 @@ def distill(
     intermediate = IntermediateObjective(student, teacher_model, mapping, config, device)
 
     train = sample(train, config.max_train_examples, config.seed)
-    encoded_train = encode(tokenizer, train, config.max_length)
-    encoded_dev = encode(tokenizer, dev, config.max_length)
+    encoded_train = task.encode(tokenizer, train, config.max_length)
+    encoded_dev = task.encode(tokenizer, dev, config.max_length)
     work = Path(work_dir) if work_dir else None
     if work:
         work.mkdir(parents=True, exist_ok=True)
@@ -95,29 +108,29 @@ def distill(
     cached_logits: torch.Tensor | None = None
 
     def prediction(batch):
-        feed = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         if cached_logits is not None:
-            teacher_logits = cached_logits[batch["index"]]
+            teacher_outputs = cached_logits[batch["index"]]
+            if task.per_token:  # cached at the longest example's length; this batch is padded to its own
+                teacher_outputs = teacher_outputs[:, : batch["input_ids"].shape[1]]
         else:
             with torch.no_grad():
-                teacher_logits = teacher_model(**feed).logits
-        student_logits = student(**feed).logits
-        terms = {"prediction": losses.prediction_loss(student_logits, teacher_logits, config.temperature)}
-        total = config.prediction_weight * terms["prediction"]
-        if config.hard_label_weight:
-            terms["hard_label"] = losses.hard_label_loss(student_logits, batch["labels"])
-            total = total + config.hard_label_weight * terms["hard_label"]
-        terms["total"] = total
+                teacher_outputs = task.forward(teacher_model, batch)
+        terms = task.prediction_loss(task.forward(student, batch), teacher_outputs, batch, config)
+        weights = {"prediction": config.prediction_weight, "hard_label": config.hard_label_weight}
+        terms["total"] = sum(weights[name] * value for name, value in terms.items())
         return terms
 
-    def dev_accuracy() -> float:
+    def dev_metrics() -> dict[str, float]:
         # TorchSession feeds CPU tensors: evaluate on the CPU, then put the student back where it trains.
         where = next(student.parameters()).device
         student.to("cpu").eval()
         try:
-            return evaluate_session(TorchSession(Path(out_dir), model=student), encoded_dev).accuracy
+            return evaluate_session(TorchSession(Path(out_dir), model=student, task=task), encoded_dev).metrics
         finally:
             student.to(where)
+
+    def dev_score() -> float:
+        return dev_metrics()[task.primary_metric]
 
     stages: dict[str, dict[str, Any]] = {}
     common = dict(batch_size=config.batch_size, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
@@ -127,32 +140,33 @@ def distill(
         spec = LoopSpec(name="intermediate", epochs=config.intermediate_epochs, learning_rate=config.learning_rate, **common)
         result = run_loop(spec, intermediate.distiller, intermediate, encoded_train, device=device, work_dir=work,
                           resume=resume, digest=digest, progress=progress)
-        stages["intermediate"] = _stage_summary(result)
+        stages["intermediate"] = _stage_summary(result, task.primary_metric)
     intermediate.remove()
     if config.prediction_epochs > 0:
         cache_seconds = 0.0
         if config.cache_teacher_logits:
             # The teacher is frozen and in eval mode, so its logits are the same every epoch: compute them once.
             t0 = time.perf_counter()
-            cached_logits = teacher_logits_for(teacher_model, encoded_train, device, config.batch_size)
+            cached_logits = teacher_outputs_for(task, teacher_model, encoded_train, device, config.batch_size)
             cache_seconds = time.perf_counter() - t0
         spec = LoopSpec(name="prediction", epochs=config.prediction_epochs, eval_every=config.eval_every,
                         learning_rate=config.prediction_learning_rate or config.learning_rate, **common)
         result = run_loop(spec, student, prediction, encoded_train, device=device, work_dir=work,
-                          evaluate=dev_accuracy, resume=resume, digest=digest, progress=progress)
-        stages["prediction"] = {**_stage_summary(result), "teacher_logits_seconds": round(cache_seconds, 2)}
+                          evaluate=dev_score, resume=resume, digest=digest, progress=progress)
+        stages["prediction"] = {**_stage_summary(result, task.primary_metric), "teacher_logits_seconds": round(cache_seconds, 2)}
     student.to("cpu").eval()
-    accuracy = dev_accuracy()
-    summary = DistillResult(student_dir=Path(out_dir), dev_accuracy=accuracy, stages=stages, layer_map=mapping,
-                            parameters=count_parameters(student))
+    metrics = dev_metrics()
+    summary = DistillResult(student_dir=Path(out_dir), dev_metrics=metrics, primary_metric=task.primary_metric,
+                            stages=stages, layer_map=mapping, parameters=count_parameters(student))
     if context.is_main:  # every process holds the same student; one writes it
         save_model(student, tokenizer, out_dir)
         write_json_atomic(Path(out_dir) / "distill.json", {
-            "teacher": str(teacher), "config": asdict(config), "layer_map": mapping, "dev_accuracy": accuracy,
+            "teacher": str(teacher), "task": task.name, "config": asdict(config), "layer_map": mapping,
+            "dev_metrics": metrics, "primary_metric": task.primary_metric, "dev_accuracy": metrics.get("accuracy"),
             "train_examples": len(train), "stages": stages, "parameters": summary.parameters,
             "processes": context.world,
         })
-        log.info("distill: student dev accuracy %.4f, saved to %s", accuracy, out_dir)
+        log.info("distill: student dev %s %.4f, saved to %s", task.primary_metric, summary.dev_score, out_dir)
     if context.world > 1:
         import torch.distributed as dist
 
@@ -160,26 +174,33 @@ def distill(
     return summary
 
 
-def teacher_logits_for(teacher_model, encoded, device, batch_size: int):
-    """The teacher's logits for every example of `encoded`, in its order (length-sorted batches, inference mode)."""
+def teacher_outputs_for(task, teacher_model, encoded, device, batch_size: int):
+    """The teacher's output arrays for every example of `encoded`, in its order (length-sorted batches, inference
+    mode). Per-token outputs are kept at the longest example's length, so any batch's rows can be sliced out."""
     import numpy as np
     import torch
 
     from tinybert_edge.training.loop import batch_to_tensors
 
     order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")
-    result = torch.empty(len(encoded), teacher_model.config.num_labels, device=device)
+    longest = max(len(ids) for ids in encoded.input_ids)
+    result = None
     with torch.inference_mode():
         for start in range(0, len(order), batch_size * 4):
             chosen = order[start : start + batch_size * 4].tolist()
-            feed = batch_to_tensors(encoded.collate(chosen), device)
-            result[chosen] = teacher_model(input_ids=feed["input_ids"], attention_mask=feed["attention_mask"],
-                                           token_type_ids=feed["token_type_ids"]).logits.float()
+            outputs = task.forward(teacher_model, batch_to_tensors(encoded.collate(chosen), device)).float()
+            if result is None:
+                shape = (len(encoded), longest, *outputs.shape[2:]) if task.per_token else (len(encoded), *outputs.shape[1:])
+                result = torch.zeros(shape, device=device)
+            if task.per_token:
+                result[chosen, : outputs.shape[1]] = outputs
+            else:
+                result[chosen] = outputs
     return result.clone()  # a normal tensor: inference-mode tensors cannot take part in autograd
 
 
-def _stage_summary(result) -> dict[str, Any]:
+def _stage_summary(result, metric: str) -> dict[str, Any]:
     last = next((h for h in reversed(result.history) if "total" in h), {})
     return {"steps": result.steps, "seconds": round(result.seconds, 2), "examples": result.examples,
-            "examples_per_second": round(result.examples_per_second, 2), "best_dev_accuracy": result.best_score,
+            "examples_per_second": round(result.examples_per_second, 2), f"best_dev_{metric}": result.best_score,
             "best_step": result.best_step, "final_loss": {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")}}

@@ -1,4 +1,4 @@
-"""Load an on-device bundle (docs/bundle_format.md) and classify text with it, without torch or transformers.
+"""Load an on-device bundle (docs/bundle_format.md) and run its task on text, without torch or transformers.
 
 Only numpy and one of ai-edge-litert (tflite_runtime as a fallback) or onnxruntime are needed:
 `load_bundle(path).predict("some text")`. A folder or a .zip is read into memory, every file's sha256 is checked
@@ -14,7 +14,6 @@ import lzma
 import stat
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping, Sequence
 
@@ -22,6 +21,9 @@ import numpy as np
 
 from tinybert_edge.errors import BundleError, MissingDependencyError
 from tinybert_edge.runtime.wordpiece import Encoding, TokenizerSettings, UnicodeTables, WordPieceTokenizer, parse_vocab
+from tinybert_edge.tasks.classification import Prediction, softmax
+
+__all__ = ["BundleModel", "Prediction", "load_bundle", "read_bundle_files", "softmax", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -309,25 +311,9 @@ def open_runner(content: bytes, model: Mapping[str, Any], threads: int | None = 
 
 # --- the model ------------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Prediction:
-    """One text's result: the top label and every label's probability (softmax of the logits)."""
-
-    label: str
-    label_id: int
-    probabilities: dict[str, float]
-    logits: list[float]
-    num_tokens: int
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 class BundleModel:
-    """A loaded bundle: tokenizer, labels and one model in its runtime."""
+    """A loaded bundle: tokenizer, the task (manifest "task", text-classification when absent) with its fields
+    (labels), and one model in its runtime."""
 
     def __init__(self, where: str, manifest: dict[str, Any], files: Mapping[str, bytes], model: Mapping[str, Any],
                  threads: int | None = None) -> None:
@@ -335,6 +321,7 @@ class BundleModel:
         self.manifest = manifest
         self.model = dict(model)
         self.labels: list[str] = list(manifest["labels"])
+        self.task = bundle_task(manifest, where)
         settings = tokenizer_settings(manifest)
         tables = UnicodeTables(files[manifest["tokenizer"]["unicode_tables_file"]].decode("ascii"),
                                f"{where}/{manifest['tokenizer']['unicode_tables_file']}")
@@ -366,33 +353,48 @@ class BundleModel:
     def encode(self, texts: Sequence[str | bytes]) -> list[Encoding]:
         return [self.tokenizer.encode(text) for text in texts]
 
+    def _empty(self) -> np.ndarray:
+        return np.zeros((0, self.task.output_width(self.manifest) or 0), dtype=np.float32)
+
     def logits(self, texts: str | bytes | Sequence[str | bytes]) -> np.ndarray:
-        """float32 logits [n, labels]; texts longer than max_length tokens are truncated."""
+        """The task's float32 output array for the texts (logits [n, labels] for a classifier); texts longer than
+        max_length tokens are truncated."""
         batch = [texts] if isinstance(texts, (str, bytes, bytearray)) else list(texts)
         if not batch:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
+            return self._empty()
         return self.run_encodings(self.encode(batch))
 
     def run_encodings(self, encodings: Sequence[Encoding]) -> np.ndarray:
-        logits = self.runner.run(encodings)
-        if logits.shape != (len(encodings), len(self.labels)):
-            raise BundleError(f"'{self.file}' returned logits of shape {logits.shape}, expected "
-                              f"{(len(encodings), len(self.labels))} for {len(self.labels)} labels; repackage it")
-        return logits
+        outputs = self.runner.run(encodings)
+        width = self.task.output_width(self.manifest)
+        expected = (len(encodings), width) if width is not None else (len(encodings),)
+        if outputs.shape[: len(expected)] != expected or (width is not None and outputs.ndim != 2):
+            raise BundleError(f"'{self.file}' returned outputs of shape {outputs.shape}, expected {expected} for its "
+                              f"{self.task.name} fields; repackage it")
+        return outputs
 
-    def predict(self, texts: str | bytes | Sequence[str | bytes]) -> Prediction | list[Prediction]:
-        """The label and probabilities of one text (a Prediction) or of each text of a list."""
+    def predict(self, texts: str | bytes | Sequence[str | bytes]) -> Any:
+        """The task's result for one text (a classifier's Prediction: label and probabilities) or a list of them
+        for a list of texts."""
         single = isinstance(texts, (str, bytes, bytearray))
         batch = [texts] if single else list(texts)
         encodings = self.encode(batch)
-        logits = self.run_encodings(encodings) if encodings else np.zeros((0, len(self.labels)), np.float32)
-        probabilities = softmax(logits.astype(np.float64))
-        out = []
-        for encoding, row, probs in zip(encodings, logits, probabilities):
-            best = int(np.argmax(row))
-            out.append(Prediction(self.labels[best], best, {label: float(p) for label, p in zip(self.labels, probs)},
-                                  [float(v) for v in row], len(encoding)))
+        outputs = self.run_encodings(encodings) if encodings else self._empty()
+        out = self.task.postprocess(outputs, encodings, self.manifest)
         return out[0] if single else out
+
+
+def bundle_task(manifest: Mapping[str, Any], where: str) -> Any:
+    """The Task a manifest names (bundles written before tasks existed are text classifiers), its fields checked."""
+    from tinybert_edge.tasks import DEFAULT_TASK, TASKS, get_task
+
+    name = manifest.get("task", DEFAULT_TASK)
+    if not isinstance(name, str) or name not in TASKS:
+        raise BundleError(f"the bundle '{where}' is for the task {name!r}, which this runtime does not know (it knows "
+                          f"{', '.join(TASKS.names())}); upgrade tinybert-edge")
+    task = get_task(name)
+    task.check_manifest(manifest, where)
+    return task
 
 
 def _pick_model(manifest: Mapping[str, Any], model: str | None, where: str) -> Mapping[str, Any]:
@@ -425,3 +427,48 @@ def load_bundle(path: str | Path, model: str | None = None, threads: int | None 
     manifest = parse_manifest(files, where)
     check_files(files, manifest, where)
     return BundleModel(where, manifest, files, _pick_model(manifest, model, where), threads)
+
+
+def verify(bundle: str | Path, threads: int | None = None) -> dict[str, Any]:
+    """Check a bundle: every checksum, then every golden case on every model whose runtime is installed (the
+    tokenizer must reproduce the ids exactly; logits within the tolerance; same argmax unless the expected top two
+    are closer than `argmax_margin`). Gathers every failure, then raises BundleError once. Returns a summary."""
+    where = str(bundle)
+    files = read_bundle_files(bundle)
+    manifest = parse_manifest(files, where)
+    check_files(files, manifest, where)
+    summary: dict[str, Any] = {"bundle": where, "files_checked": len(manifest["files"]), "models": {}}
+    failures: list[str] = []
+    for entry in manifest["models"]:
+        try:
+            model = BundleModel(where, manifest, files, entry, threads)
+        except ImportError as exc:  # MissingDependencyError: a runtime this machine lacks is skipped, not failed
+            summary["models"][entry["file"]] = {"skipped": str(exc)}
+            continue
+        tolerance = model.golden["tolerance"]
+        cases = model.golden["cases"]
+        encodings = model.encode([case["text"] for case in cases])
+        for case, encoding in zip(cases, encodings):
+            if encoding.input_ids != case["input_ids"]:
+                failures.append(f"tokenizer ids differ on {case['text'][:40]!r}")
+        logits = model.run_encodings(encodings)
+        expected = np.array([case["logits"][entry["file"]] for case in cases], dtype=np.float64)
+        diff = float(np.abs(logits - expected).max())
+        flips = []
+        for index, (got, want) in enumerate(zip(logits, expected)):
+            top = np.sort(want)[-2:]
+            if int(np.argmax(got)) != int(np.argmax(want)) and top[1] - top[0] >= tolerance["argmax_margin"]:
+                flips.append(index)
+        if diff > tolerance["max_abs_logit_diff"]:
+            failures.append(f"{entry['file']}: max |logit diff| {diff:.4g} > {tolerance['max_abs_logit_diff']}")
+        if flips:
+            failures.append(f"{entry['file']}: argmax differs on golden cases {flips}")
+        summary["models"][entry["file"]] = {"runtime": entry["runtime"], "cases": len(cases),
+                                            "max_abs_logit_diff": diff, "argmax_flips": len(flips)}
+    if not any("cases" in m for m in summary["models"].values()):
+        raise BundleError(f"no runtime for any model of '{where}' is installed, so its golden vectors cannot be "
+                          "re-run; install tinybert-edge[tflite] or tinybert-edge[onnx]")
+    if failures:
+        raise BundleError(f"the bundle '{where}' fails verification: {'; '.join(failures)}")
+    summary["passed"] = True
+    return summary

@@ -5,7 +5,6 @@ Imports neither torch nor transformers: this is what runs on the device side.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -42,28 +41,21 @@ def load_interpreter(path: Path, threads: int | None = None) -> Any:
         raise ModelError(f"LiteRT cannot load '{path}': {exc}") from exc
 
 
-def _tflite_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    candidates = sorted(path.glob("*.tflite")) if path.is_dir() else []
-    if len(candidates) != 1:
-        raise ModelError(f"'{path}' holds {len(candidates)} .tflite files; pass the path of the one to load")
-    return candidates[0]
-
-
 class LiteRtSession(InferenceSession):
     """A .tflite with one fixed-shape signature per sequence bucket. A batch of length s runs in the smallest
     bucket >= s, padded with pad id 0 and mask 0, row by row when the signature's batch is 1."""
 
     backend = "litert"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        super().__init__(path, threads)
-        self.file = _tflite_file(Path(path))
+    def __init__(self, path: Path, threads: int | None = None, task: Any = None) -> None:
+        from tinybert_edge.artifacts import read_metadata, tflite_file
+
+        super().__init__(path, threads, task)
+        self.file = tflite_file(path)
         self.interpreter = load_interpreter(self.file, threads)
-        self.metadata = self._read_sidecar()
-        # bucket length -> (runner, batch size, input names, output name)
-        self._buckets: dict[int, tuple[Any, int, tuple[str, ...], str]] = {}
+        self.metadata = read_metadata(self.file)
+        # bucket length -> (runner, batch size, input names, output names)
+        self._buckets: dict[int, tuple[Any, int, tuple[str, ...], tuple[str, ...]]] = {}
         for key in self.interpreter.get_signature_list():
             runner = self.interpreter.get_signature_runner(key)
             inputs = runner.get_input_details()
@@ -73,22 +65,16 @@ class LiteRtSession(InferenceSession):
             named = SIGNATURE_NAME.match(key)
             if named and int(named.group(1)) != length:
                 raise ModelError(f"signature '{key}' of '{self.file}' takes length {length}, not {named.group(1)}")
-            outputs = list(runner.get_output_details())
-            if len(outputs) != 1:
-                raise ModelError(f"signature '{key}' of '{self.file}' has outputs {outputs}; expected one (logits)")
-            self._buckets[length] = (runner, batch, tuple(inputs), outputs[0])
+            outputs = tuple(runner.get_output_details())
+            if not outputs:
+                raise ModelError(f"signature '{key}' of '{self.file}' has no outputs; export it again")
+            self._buckets[length] = (runner, batch, tuple(inputs), outputs)
         if not self._buckets:
             raise ModelError(f"'{self.file}' has no signatures; export it with tinybert_edge.converters.export_tflite")
         declared = self.metadata.get("sequence_buckets")
         if declared and sorted(declared) != self.buckets:
             log.warning("'%s' metadata lists buckets %s but its signatures take %s; using the signatures",
                         self.file, declared, self.buckets)
-
-    def _read_sidecar(self) -> dict[str, Any]:
-        sidecar = self.file.with_name(self.file.name + ".json")
-        if not sidecar.is_file():
-            return {}
-        return json.loads(sidecar.read_text(encoding="utf-8"))
 
     @property
     def buckets(self) -> list[int]:
@@ -111,7 +97,7 @@ class LiteRtSession(InferenceSession):
         ids = np.asarray(batch["input_ids"])
         rows, length = ids.shape
         bucket = self.bucket_for(length)
-        runner, signature_batch, input_names, output_name = self._buckets[bucket]
+        runner, signature_batch, input_names, output_names = self._buckets[bucket]
         padded = {}
         for name in input_names:
             values = np.asarray(batch[name]) if name in batch else np.zeros_like(ids)
@@ -124,6 +110,7 @@ class LiteRtSession(InferenceSession):
             short = signature_batch - next(iter(chunk.values())).shape[0]
             if short:  # the last rows of a batch that does not divide into the signature's batch
                 chunk = {name: np.pad(array, ((0, short), (0, 0))) for name, array in chunk.items()}
-            out = runner(**chunk)[output_name]
-            logits.append(out[: signature_batch - short])
+            out = runner(**chunk)
+            named = {name: out[name][: signature_batch - short] for name in output_names}
+            logits.append(named[output_names[0]] if len(output_names) == 1 else self.task.stack_outputs(named))
         return np.concatenate(logits, axis=0).astype(np.float32, copy=False)

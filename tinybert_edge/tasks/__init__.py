@@ -32,9 +32,15 @@ def task_of_config(config: Mapping[str, Any], where: str = "the model") -> Task:
         task = get_task(name)
         if task.matches(config):
             return task
+    known = ", ".join(f"{name} ({get_task(name).architecture})" for name in TASKS)
     raise ModelError(f"{where} is not a fine-tuned model of any known task (architectures "
-                     f"{config.get('architectures')}); known tasks: {', '.join(TASKS.names())}; fine-tune or distil "
-                     "the encoder first")
+                     f"{config.get('architectures')}); known tasks: {known}; fine-tune or distil the encoder first")
+
+
+def task_of_model(model: Any) -> Task:
+    """The task of an in-memory transformers model (from its class and config, as its config.json would say)."""
+    config = {"architectures": [type(model).__name__], "problem_type": getattr(model.config, "problem_type", None)}
+    return task_of_config(config, f"the model {type(model).__name__}")
 
 
 def task_of(folder: str | Path) -> Task:
@@ -42,4 +48,4 @@ def task_of(folder: str | Path) -> Task:
     return task_of_config(read_model_config(folder), f"the model folder '{folder}'")
 
 
-__all__ = ["DEFAULT_TASK", "TASKS", "Task", "get_task", "task_of", "task_of_config"]
+__all__ = ["DEFAULT_TASK", "TASKS", "Task", "get_task", "task_of", "task_of_config", "task_of_model"]

@@ -72,9 +72,12 @@ class Task(abc.ABC):
         """The transformers class of this task's model (BertFor...)."""
 
     @abc.abstractmethod
-    def head_config(self, data: Any = None, teacher_config: Any = None) -> dict[str, Any]:
-        """Config keys the task head needs (label count and names, problem type), from training data or from the
-        teacher a student copies them from."""
+    def head_config(self, label_names: Sequence[str] | None) -> dict[str, Any] | None:
+        """Config keys a new task head needs (label count and names, problem type); None when the head needs
+        label names and none were given."""
+
+    def check_labels(self, model_config: Any, label_names: Sequence[str], where: Any) -> None:
+        """Raise ModelError unless a model predicts `label_names` (tasks with labels override this)."""
 
     # --- training ----------------------------------------------------------------------------------------------
 
@@ -105,6 +108,11 @@ class Task(abc.ABC):
     def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
         """Fraction of examples on which a candidate's decision is the reference's (parity and bundle checks)."""
 
+    def parity_view(self, outputs: np.ndarray) -> np.ndarray:
+        """What a parity check's cosine compares: the outputs as float64 (tasks whose decision ignores part of
+        the output, such as a softmax's per-row constant, remove it here)."""
+        return np.asarray(outputs, dtype=np.float64)
+
     # --- export ------------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -125,11 +133,18 @@ class Task(abc.ABC):
     def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:
         """Raise BundleError when a manifest's task fields cannot be used (checked before any model runs)."""
 
+    def output_width(self, fields: Mapping[str, Any]) -> int | None:
+        """The last axis of a [batch, width] output array the manifest's fields imply (a classifier's label count);
+        None for output arrays whose shape the fields do not fix."""
+        return None
+
     # --- helpers shared by every task ----------------------------------------------------------------------------
 
     def stack_outputs(self, named: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The output array from a runtime's named outputs (see the class docstring)."""
-        arrays = [np.asarray(named[name], dtype=np.float32) for name in self.output_names]
+        """The output array from a runtime's named outputs (see the class docstring). Outputs named otherwise than
+        `output_names` (a TFLite signature's output_0, output_1, ...) are taken in the order of their names."""
+        names = self.output_names if all(name in named for name in self.output_names) else sorted(named)
+        arrays = [np.asarray(named[name], dtype=np.float32) for name in names]
         return arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=-1)
 
     def __repr__(self) -> str:

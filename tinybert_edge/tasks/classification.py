@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tinybert_edge.data import TextClassificationData, encode, load_data
-from tinybert_edge.errors import BundleError
+from tinybert_edge.errors import BundleError, ModelError
 from tinybert_edge.tasks.base import Task
 
 
@@ -82,12 +82,22 @@ class SequenceClassification(Task):
 
         return BertForSequenceClassification
 
-    def head_config(self, data: TextClassificationData | None = None, teacher_config: Any = None) -> dict[str, Any]:
-        names = list(data.label_names) if data is not None else self.label_names(teacher_config)
-        if names is None:
-            return {}
+    def head_config(self, label_names: Sequence[str] | None) -> dict[str, Any] | None:
+        if label_names is None:
+            return None
+        names = list(label_names)
         return {"num_labels": len(names), "id2label": dict(enumerate(names)),
                 "label2id": {name: i for i, name in enumerate(names)}}
+
+    def check_labels(self, model_config: Any, label_names: Sequence[str], where: Any) -> None:
+        """Raise unless the model's labels are the data's labels (any order: callers re-index the data with
+        TextClassificationData.with_label_names)."""
+        model_names = self.label_names(model_config) or []
+        if sorted(model_names) != sorted(label_names):
+            raise ModelError(
+                f"the model in '{where}' predicts labels {model_names} but the data has labels {list(label_names)}; "
+                "use a teacher fine-tuned on this data's labels, or fine-tune the bare encoder on it"
+            )
 
     # --- training ------------------------------------------------------------------------------------------------
 
@@ -120,6 +130,11 @@ class SequenceClassification(Task):
     def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
         return float(np.mean(self.predictions(reference) == self.predictions(candidate)))
 
+    def parity_view(self, outputs: np.ndarray) -> np.ndarray:
+        """Logits less their row mean: softmax ignores a per-row constant, so this is all a prediction depends on."""
+        values = np.asarray(outputs, dtype=np.float64)
+        return values - values.mean(axis=1, keepdims=True)
+
     # --- export --------------------------------------------------------------------------------------------------
 
     def export_module(self, model: Any) -> Any:
@@ -146,6 +161,9 @@ class SequenceClassification(Task):
     def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:
         if not fields.get("labels"):
             raise BundleError(f"the bundle '{where}' is a {self.name} bundle without labels; repackage it")
+
+    def output_width(self, fields: Mapping[str, Any]) -> int | None:
+        return len(fields["labels"])
 
     def postprocess(self, outputs: np.ndarray, encodings: Sequence[Any], fields: Mapping[str, Any]) -> list[Prediction]:
         labels = list(fields["labels"])

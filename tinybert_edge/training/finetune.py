@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tinybert_edge.config import FinetuneConfig
-from tinybert_edge.data import TextClassificationData, encode, sample
+from tinybert_edge.data import TextClassificationData, sample
 from tinybert_edge.io import sha256_tree, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -38,17 +38,20 @@ def finetune(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """Fine-tune `encoder` on `train` and return the folder of the resulting classifier.
+    """Fine-tune `encoder` on `train` for the data's task and return the folder of the resulting model.
 
     The folder lives in the cache under a key made of the encoder's weights, the training data and the settings,
     so a second call with the same inputs returns at once.
     """
     import torch
 
-    from tinybert_edge.training.loop import LoopSpec, pick_device, run_loop
     from tinybert_edge.evaluation import evaluate_session
-    from tinybert_edge.models import check_model_folder, load_classifier, load_tokenizer, save_model
+    from tinybert_edge.models import check_model_folder, load_model, load_tokenizer, save_model
     from tinybert_edge.runtime.sessions import TorchSession
+    from tinybert_edge.tasks import get_task
+    from tinybert_edge.training.loop import LoopSpec, pick_device, run_loop
+
+    task = get_task(train.task)
 
     folder = check_model_folder(encoder, role="teacher")
     train = sample(train, config.max_train_examples, config.seed)
@@ -65,16 +68,14 @@ def finetune(
         return target
 
     tokenizer = load_tokenizer(folder)
-    model = load_classifier(folder, label_names=train.label_names, role="teacher")
+    model = load_model(folder, task, label_names=getattr(train, "label_names", None), role="teacher")
     device = pick_device()
     model.to(device)
-    encoded_train = encode(tokenizer, train, config.max_length)
-    encoded_dev = encode(tokenizer, dev, config.max_length)
+    encoded_train = task.encode(tokenizer, train, config.max_length)
+    encoded_dev = task.encode(tokenizer, task.align(dev, model.config), config.max_length)
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    token_type_ids=batch["token_type_ids"], labels=batch["labels"])
-        return {"total": out.loss}
+        return {"total": task.fine_tune_loss(model, batch)}
 
     spec = LoopSpec(name="finetune", epochs=config.epochs, batch_size=config.batch_size,
                     learning_rate=config.learning_rate, weight_decay=config.weight_decay,
@@ -82,11 +83,12 @@ def finetune(
     log.info("teacher: fine-tuning %s on %d examples (%s)", folder, len(train), device)
     result = run_loop(spec, model, loss_fn, encoded_train, device=device, progress=progress)
     model.to("cpu")
-    dev_accuracy = evaluate_session(TorchSession(folder, model=model), encoded_dev).accuracy
+    scored = evaluate_session(TorchSession(folder, model=model, task=task), encoded_dev)
     save_model(model, tokenizer, target)
     write_json_atomic(target / "finetune.json", {
-        "encoder": str(folder), "train_examples": len(train), "config": asdict(config),
-        "dev_accuracy": dev_accuracy, "seconds": result.seconds, "examples_per_second": result.examples_per_second,
+        "encoder": str(folder), "task": task.name, "train_examples": len(train), "config": asdict(config),
+        "dev_metrics": scored.metrics, "dev_accuracy": scored.metrics.get("accuracy"), "seconds": result.seconds,
+        "examples_per_second": result.examples_per_second,
     })
-    log.info("teacher: dev accuracy %.4f, saved to %s", dev_accuracy, target)
+    log.info("teacher: dev %s %.4f, saved to %s", task.primary_metric, scored.score, target)
     return target

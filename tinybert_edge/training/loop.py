@@ -7,11 +7,12 @@ optimizer, scheduler and RNG state so that a resumed run follows the same path a
 Data parallel: under torchrun (WORLD_SIZE > 1) every process draws the same global batch, padded once to its
 longest member, and trains on its own slice of rows; gradients are averaged with one all-reduce per optimizer step,
 each slice's loss weighted by its share of the global batch, so the update equals a single process's on the whole
-batch. Only rank 0 writes checkpoints and logs.
+batch (torch's DistributedDataParallel does the averaging). Only rank 0 writes checkpoints and logs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -141,16 +142,30 @@ def _shard(batch: dict[str, np.ndarray], context: DistributedContext) -> tuple[d
     return {name: value[mine] for name, value in batch.items()}, len(mine) * context.world / rows
 
 
-def _all_reduce_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    import torch.distributed as dist
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+class _Objective(torch.nn.Module):
+    """`loss_fn` as the forward pass of a module that owns `module`'s parameters, so that DistributedDataParallel
+    sees the loss computed through its own forward (it must, to reduce gradients)."""
 
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = _flatten_dense_tensors(grads)
-    dist.all_reduce(flat)
-    flat /= world
-    for p, reduced in zip(params, _unflatten_dense_tensors(flat, grads)):
-        p.grad = reduced.view_as(p).clone() if p.grad is None else p.grad.copy_(reduced)
+    def __init__(self, module: torch.nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.loss_fn(batch)
+
+
+def _data_parallel(module: torch.nn.Module, loss_fn: LossFn, context: DistributedContext, device: torch.device):
+    """The callable that computes a batch's loss terms: `loss_fn` itself in one process; under torchrun, the loss
+    through DistributedDataParallel (gloo on CPUs, NCCL on GPUs), which broadcasts rank 0's weights once and averages
+    gradients over the processes on each synchronised backward pass. Parameters that a loss leaves unused (the
+    classifier head during stage 1) are allowed."""
+    if context.world == 1:
+        return loss_fn
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(_Objective(module, loss_fn), device_ids=ids, find_unused_parameters=True)
 
 
 def _mean_over_ranks(values: dict[str, float], context: DistributedContext) -> dict[str, float]:
@@ -240,11 +255,7 @@ def run_loop(
         best_state = state.get("best_module")
         log.info("%s: resumed from %s at step %d of %d", spec.name, checkpoint, start_step, total_steps)
 
-    if context.world > 1:
-        import torch.distributed as dist
-
-        for tensor in module.state_dict().values():  # every process starts from rank 0's weights
-            dist.broadcast(tensor, 0)
+    compute = _data_parallel(module, loss_fn, context, device)  # every process starts from rank 0's weights
     module.train()
     batches = _global_batches(data, spec)
     for _ in range(start_step * spec.accumulation):  # fast-forward the data order to where the checkpoint stopped
@@ -260,19 +271,21 @@ def run_loop(
     try:
         for step in range(start_step, total_steps):
             sums: dict[str, float] = {}
-            for _ in range(spec.accumulation):
+            for micro in range(spec.accumulation):
                 epoch, global_batch = next(batches)
                 batch, share = _shard(global_batch, context)
                 tensors = batch_to_tensors(batch, device)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                    terms = loss_fn(tensors)
-                _check_finite(terms, step + 1, spec.name, checkpoint, context)
-                scaler.scale(terms["total"] * share / spec.accumulation).backward()
+                # Gradients are reduced over the processes once per optimizer step, on its last micro-batch.
+                last = micro == spec.accumulation - 1
+                sync = compute.no_sync() if context.world > 1 and not last else contextlib.nullcontext()
+                with sync:
+                    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                        terms = compute(tensors)
+                    _check_finite(terms, step + 1, spec.name, checkpoint, context)
+                    scaler.scale(terms["total"] * share / spec.accumulation).backward()
                 examples += len(global_batch["labels"])
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + float(value.detach()) * share / spec.accumulation
-            if context.world > 1:
-                _all_reduce_gradients(params, context.world)
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             scaler.step(optimizer)
