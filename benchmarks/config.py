@@ -11,51 +11,20 @@ comparison against the teacher uses (`row["latency"][str(seq_len)]`).
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinybert_edge.artifacts import INT8_ONNX_OPS, onnx_file, read_metadata
+from tinybert_edge.config import DEFAULT_SEQUENCE_LENGTHS
 from tinybert_edge.errors import ConfigError, TinyBertEdgeError
+from tinybert_edge.validation import check_bool, check_choice, check_number, freeze, int_tuple, invalid
 
 BACKENDS = ("torch", "torch-int8", "onnxruntime", "litert")
 ROLES = ("teacher", "student")
 DEVICES = ("cpu", "cuda")
 # The backends that can run on a CUDA device at all; the others only run on the CPU.
 CUDA_BACKENDS = ("torch", "onnxruntime")
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"BenchConfig.{name} = {value!r} is not allowed; allowed: an integer >= {minimum}")
-
-
-def _int_tuple(name: str, value: object, *, allow_empty: bool, example: str) -> tuple[int, ...]:
-    values = tuple(value) if isinstance(value, list) else value
-    if (
-        not isinstance(values, tuple)
-        or (not values and not allow_empty)
-        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in values)
-        or len(set(values)) != len(values)
-    ):
-        empty = "" if allow_empty else "non-empty "
-        raise ConfigError(
-            f"BenchConfig.{name} = {value!r} is not allowed; allowed: a {empty}tuple of distinct integers >= 1, e.g. {example}"
-        )
-    return values
-
-
-def _check_seconds(name: str, value: object, minimum: float, *, inclusive: bool) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and (value >= minimum if inclusive else value > minimum)
-    )
-    if not ok:
-        bound = f">= {minimum}" if inclusive else f"> {minimum}"
-        raise ConfigError(f"BenchConfig.{name} = {value!r} is not allowed; allowed: a finite number of seconds {bound}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +36,7 @@ class BenchConfig:
     one subprocess per thread count) so each row reports how far it runs from the hardware limit.
     """
 
-    sequence_lengths: tuple[int, ...] = (64, 128)
+    sequence_lengths: tuple[int, ...] = DEFAULT_SEQUENCE_LENGTHS
     batch_size: int = 1
     threads: int = 2
     warmup: int = 10
@@ -80,20 +49,17 @@ class BenchConfig:
     gemm_size: int = 1024
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sequence_lengths",
-                           _int_tuple("sequence_lengths", self.sequence_lengths, allow_empty=False, example="(64, 128)"))
-        object.__setattr__(self, "batch_sizes", _int_tuple("batch_sizes", self.batch_sizes, allow_empty=True, example="(1, 8)"))
-        object.__setattr__(self, "thread_counts",
-                           _int_tuple("thread_counts", self.thread_counts, allow_empty=True, example="(1, 2)"))
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("threads", self.threads, 1)
-        _check_int("warmup", self.warmup, 0)
-        _check_int("min_iterations", self.min_iterations, 1)
-        _check_seconds("min_seconds", self.min_seconds, 0.0, inclusive=True)
-        _check_seconds("timeout_s", self.timeout_s, 0.0, inclusive=False)
-        if not isinstance(self.roofline, bool):
-            raise ConfigError(f"BenchConfig.roofline = {self.roofline!r} is not allowed; allowed: True, False")
-        _check_int("gemm_size", self.gemm_size, 16)
+        freeze(self, "sequence_lengths", int_tuple("BenchConfig", "sequence_lengths", self.sequence_lengths))
+        freeze(self, "batch_sizes", int_tuple("BenchConfig", "batch_sizes", self.batch_sizes, allow_empty=True,
+                                              example="(1, 8)"))
+        freeze(self, "thread_counts", int_tuple("BenchConfig", "thread_counts", self.thread_counts, allow_empty=True,
+                                                example="(1, 2)"))
+        for name, minimum in (("batch_size", 1), ("threads", 1), ("warmup", 0), ("min_iterations", 1),
+                              ("gemm_size", 16)):
+            check_number("BenchConfig", name, getattr(self, name), minimum=minimum, integer=True)
+        check_number("BenchConfig", "min_seconds", self.min_seconds, minimum=0.0, unit="seconds")
+        check_number("BenchConfig", "timeout_s", self.timeout_s, minimum=0.0, exclusive=True, unit="seconds")
+        check_bool("BenchConfig", "roofline", self.roofline)
 
     @property
     def batch_grid(self) -> tuple[int, ...]:
@@ -139,22 +105,17 @@ class Target:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError(f"Target.name = {self.name!r} is not allowed; allowed: a non-empty string")
-        if self.role not in ROLES:
-            raise ConfigError(f"Target.role = {self.role!r} is not allowed; allowed: {', '.join(ROLES)}")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"Target.backend = {self.backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"Target.device = {self.device!r} is not allowed; allowed: {', '.join(DEVICES)}")
+            raise invalid("Target", "name", self.name, "a non-empty string")
+        check_choice("Target", "role", self.role, ROLES, quoted=False)
+        check_choice("Target", "backend", self.backend, BACKENDS, quoted=False)
+        check_choice("Target", "device", self.device, DEVICES, quoted=False)
         if self.device == "cuda" and self.backend not in CUDA_BACKENDS:
             raise ConfigError(
                 f"Target.device = 'cuda' is not allowed with backend {self.backend!r}; "
                 f"allowed backends on CUDA: {', '.join(CUDA_BACKENDS)}"
             )
-        if self.accuracy is not None and not (isinstance(self.accuracy, (int, float)) and 0.0 <= self.accuracy <= 1.0):
-            raise ConfigError(f"Target.accuracy = {self.accuracy!r} is not allowed; allowed: None or a fraction in [0, 1]")
-        if self.params is not None and (isinstance(self.params, bool) or not isinstance(self.params, int) or self.params < 0):
-            raise ConfigError(f"Target.params = {self.params!r} is not allowed; allowed: None or an integer >= 0")
+        check_number("Target", "accuracy", self.accuracy, minimum=0.0, maximum=1.0, optional=True)
+        check_number("Target", "params", self.params, minimum=0, integer=True, optional=True)
         object.__setattr__(self, "path", Path(os.fspath(self.path)))
 
 

@@ -7,7 +7,9 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tinybert_edge.errors import ConfigError
+from tinybert_edge.config import DEFAULT_SEQUENCE_LENGTHS
+from tinybert_edge.validation import (check_bool, check_choice, check_number, freeze, int_tuple, invalid,
+                                      string_tuple)
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +22,6 @@ QUANTIZABLE_OPS = ("MatMul", "Attention", "Gather", "EmbedLayerNormalization")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
-def _fail(field_name: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{field_name}={value!r} is not allowed; {allowed}")
-
-
 @dataclass(frozen=True)
 class ExportConfig:
     """How a model folder becomes ONNX and TFLite artifacts.
@@ -33,7 +31,7 @@ class ExportConfig:
     """
 
     opset: int = 17
-    sequence_buckets: tuple[int, ...] = (64, 128)
+    sequence_buckets: tuple[int, ...] = DEFAULT_SEQUENCE_LENGTHS
     optimize: bool = True
     # Fixed batch of the TFLite signatures; the LiteRT session runs a larger batch row by row.
     tflite_batch_size: int = 1
@@ -42,23 +40,13 @@ class ExportConfig:
     tflite_tensor_names: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not OPSET_RANGE[0] <= self.opset <= OPSET_RANGE[1]:
-            raise _fail("opset", self.opset, f"allowed: an integer from {OPSET_RANGE[0]} to {OPSET_RANGE[1]}")
-        buckets = self.sequence_buckets
-        if isinstance(buckets, int):
-            buckets = (buckets,)
-        buckets = tuple(buckets)
-        if not buckets or any(isinstance(b, bool) or not isinstance(b, int) or b < 2 for b in buckets):
-            raise _fail("sequence_buckets", self.sequence_buckets, "allowed: a non-empty tuple of integers >= 2")
-        if len(set(buckets)) != len(buckets):
-            raise _fail("sequence_buckets", self.sequence_buckets, "allowed: distinct lengths (no repeats)")
-        object.__setattr__(self, "sequence_buckets", tuple(sorted(buckets)))
-        if not isinstance(self.optimize, bool):
-            raise _fail("optimize", self.optimize, "allowed: True or False")
-        if not isinstance(self.tflite_tensor_names, bool):
-            raise _fail("tflite_tensor_names", self.tflite_tensor_names, "allowed: True or False")
+        check_number(None, "opset", self.opset, minimum=OPSET_RANGE[0], maximum=OPSET_RANGE[1], integer=True)
+        freeze(self, "sequence_buckets", int_tuple(None, "sequence_buckets", self.sequence_buckets, minimum=2,
+                                                   sort=True))
+        check_bool(None, "optimize", self.optimize)
+        check_bool(None, "tflite_tensor_names", self.tflite_tensor_names)
         if self.tflite_batch_size != 1:
-            raise _fail("tflite_batch_size", self.tflite_batch_size, "allowed: 1 (larger batches run row by row)")
+            raise invalid(None, "tflite_batch_size", self.tflite_batch_size, "1 (larger batches run row by row)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,21 +70,14 @@ class QuantizationConfig:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if self.weight_type not in WEIGHT_TYPES:
-            raise _fail("weight_type", self.weight_type, f"allowed: {', '.join(WEIGHT_TYPES)}")
-        for name in ("per_channel", "reduce_range"):
-            if not isinstance(getattr(self, name), bool):
-                raise _fail(name, getattr(self, name), "allowed: True or False")
-        keep = (self.keep_fp32,) if isinstance(self.keep_fp32, str) else tuple(self.keep_fp32)
-        for module in keep:
-            if not isinstance(module, str) or not _MODULE_NAME.match(module):
-                raise _fail("keep_fp32", self.keep_fp32, "allowed: module names such as 'embeddings', 'classifier'")
-        object.__setattr__(self, "keep_fp32", keep)
-        ops = (self.op_types,) if isinstance(self.op_types, str) else tuple(self.op_types)
-        unknown = [op for op in ops if op not in QUANTIZABLE_OPS]
-        if not ops or unknown:
-            raise _fail("op_types", self.op_types, f"allowed: a non-empty subset of {', '.join(QUANTIZABLE_OPS)}")
-        object.__setattr__(self, "op_types", ops)
+        check_choice(None, "weight_type", self.weight_type, WEIGHT_TYPES, quoted=False)
+        check_bool(None, "per_channel", self.per_channel)
+        check_bool(None, "reduce_range", self.reduce_range)
+        keep = string_tuple(None, "keep_fp32", self.keep_fp32, allow_empty=True)
+        if not all(_MODULE_NAME.match(module) for module in keep):
+            raise invalid(None, "keep_fp32", self.keep_fp32, "module names such as 'embeddings', 'classifier'")
+        freeze(self, "keep_fp32", keep)
+        freeze(self, "op_types", string_tuple(None, "op_types", self.op_types, QUANTIZABLE_OPS, quoted=False))
 
     @classmethod
     def avx2(cls, **overrides: Any) -> "QuantizationConfig":

@@ -1,18 +1,22 @@
 """Typed, self-checking configuration for each stage, and the TOML file that fills them.
 
-Config files are TOML read with the standard library's safe parser into these dataclasses; an unknown key or a
-bad value raises a ConfigError that names the field, the value and what is allowed.
+Config files are TOML read with the standard library's safe parser into these frozen dataclasses (lists become
+tuples); an unknown key or a bad value raises a ConfigError that names the field, the value and what is allowed
+(tinybert_edge.validation). Change a config with `dataclasses.replace`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 from tinybert_edge.errors import ConfigError
+from tinybert_edge.validation import (check_choice, check_fraction, check_number, check_positive, freeze, int_tuple,
+                                      invalid, string_tuple, subject)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,19 +24,23 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def _positive(owner: str, name: str, value: float, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{owner}.{name} = {value!r}: must be a number")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{owner}.{name} = {value!r}: must be {'>= 0' if allow_zero else '> 0'}")
+# The sequence lengths the SDK exports and measures unless told otherwise (TFLite buckets, ONNX metadata, bench).
+DEFAULT_SEQUENCE_LENGTHS: tuple[int, ...] = (64, 128)
+LAYER_MAP_STRATEGIES = ("uniform", "last")
+ATTENTION_LOSSES = ("scores", "relation")
 
 
-def _choice(owner: str, name: str, value: Any, allowed: Sequence[Any]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{owner}.{name} = {value!r}: allowed values are {', '.join(map(repr, allowed))}")
+def _check_layer_map(owner: str, value: Any) -> str | tuple[int, ...]:
+    """'uniform', 'last', or one teacher layer number per student layer (a tuple; see distillation.layer_map)."""
+    if isinstance(value, str):
+        if value not in LAYER_MAP_STRATEGIES:
+            raise ConfigError(f"{subject(owner, 'layer_map', value)} is not allowed; allowed values are "
+                              f"{', '.join(map(repr, LAYER_MAP_STRATEGIES))}, or a list of teacher layer numbers")
+        return value
+    return int_tuple(owner, "layer_map", value, distinct=False, example="[2, 4, 6]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class FinetuneConfig:
     """Fine-tuning a bare encoder into the task teacher."""
 
@@ -47,11 +55,10 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "learning_rate", "max_length"):
-            _positive("finetune", name, getattr(self, name))
-        if self.max_train_examples is not None:
-            _positive("finetune", "max_train_examples", self.max_train_examples)
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"finetune.warmup_ratio = {self.warmup_ratio!r}: must be in [0, 1)")
+            check_positive("finetune", name, getattr(self, name))
+        check_positive("finetune", "weight_decay", self.weight_decay, allow_zero=True)
+        check_positive("finetune", "max_train_examples", self.max_train_examples, optional=True)
+        check_fraction("finetune", "warmup_ratio", self.warmup_ratio, upper_open=True)
 
 
 # Per-task settings of the released TinyBERT recipe (task_distill.py's table and README: stage 1 on augmented data
@@ -76,59 +83,73 @@ def task_defaults(task: str) -> dict[str, Any]:
     return dict(TASK_DEFAULTS[key])
 
 
-@dataclass
-class DistillConfig:
-    """Task distillation: stage 1 on intermediate layers, stage 2 on the prediction layer (TinyBERT section 3.3).
+@dataclass(frozen=True)
+class IntermediateDistillConfig:
+    """What general and task distillation share: the student, the layer map, the intermediate losses (embedding,
+    attention or MiniLM relations, hidden states) with their weights, and the training loop's settings."""
 
-    `task` names a preset in TASK_DEFAULTS; build with `DistillConfig.for_task(task, **overrides)` (or a TOML
-    [distill] table with `task = "sst2"`) so that the preset applies and explicit keys override it.
-    """
+    OWNER: ClassVar[str] = "distill"
 
-    task: str | None = None
     student: str = "teacher-layers:2,4,6"
-    layer_map: str | list[int] = "uniform"
-    intermediate_epochs: float = 1.0
-    prediction_epochs: float = 1.0
+    layer_map: str | tuple[int, ...] = "uniform"
     batch_size: int = 32
     gradient_accumulation: int = 1
     learning_rate: float = 1e-4
-    prediction_learning_rate: float | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int = 128
-    temperature: float = 1.0
     embedding_weight: float = 1.0
     hidden_weight: float = 1.0
     attention_weight: float = 1.0
-    prediction_weight: float = 1.0
-    hard_label_weight: float = 0.0
-    shared_projection: bool = False
     attention_loss: str = "scores"
     relation_heads: int = 12
-    cache_teacher_logits: bool = True
-    max_train_examples: int | None = None
-    eval_every: int = 200
+    shared_projection: bool = False
     checkpoint_every: int = 200
     log_every: int = 20
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "gradient_accumulation", "learning_rate", "max_length", "temperature",
-                     "eval_every", "checkpoint_every", "log_every"):
-            _positive("distill", name, getattr(self, name))
-        for name in ("intermediate_epochs", "prediction_epochs", "embedding_weight", "hidden_weight",
-                     "attention_weight", "prediction_weight", "hard_label_weight", "weight_decay"):
-            _positive("distill", name, getattr(self, name), allow_zero=True)
-        if self.max_train_examples is not None:
-            _positive("distill", "max_train_examples", self.max_train_examples)
+        owner = self.OWNER
+        for name in ("batch_size", "gradient_accumulation", "learning_rate", "max_length", "checkpoint_every",
+                     "log_every", "relation_heads"):
+            check_positive(owner, name, getattr(self, name))
+        for name in ("embedding_weight", "hidden_weight", "attention_weight", "weight_decay"):
+            check_positive(owner, name, getattr(self, name), allow_zero=True)
+        check_fraction(owner, "warmup_ratio", self.warmup_ratio, upper_open=True)
+        freeze(self, "layer_map", _check_layer_map(owner, self.layer_map))
+        check_choice(owner, "attention_loss", self.attention_loss, ATTENTION_LOSSES)
+
+
+@dataclass(frozen=True)
+class DistillConfig(IntermediateDistillConfig):
+    """Task distillation: stage 1 on intermediate layers, stage 2 on the prediction layer (TinyBERT section 3.3).
+
+    `task` names a recipe preset in TASK_DEFAULTS (a GLUE task name; not the Task of tinybert_edge.tasks, which
+    comes from the data); build with `DistillConfig.for_task(task, **overrides)` (or a TOML [distill] table with
+    `task = "sst2"`) so that the preset applies and explicit keys override it.
+    """
+
+    task: str | None = None
+    intermediate_epochs: float = 1.0
+    prediction_epochs: float = 1.0
+    prediction_learning_rate: float | None = None
+    temperature: float = 1.0
+    prediction_weight: float = 1.0
+    hard_label_weight: float = 0.0
+    cache_teacher_logits: bool = True
+    max_train_examples: int | None = None
+    eval_every: int = 200
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("temperature", "eval_every"):
+            check_positive("distill", name, getattr(self, name))
+        for name in ("intermediate_epochs", "prediction_epochs", "prediction_weight", "hard_label_weight"):
+            check_positive("distill", name, getattr(self, name), allow_zero=True)
+        check_positive("distill", "prediction_learning_rate", self.prediction_learning_rate, optional=True)
+        check_positive("distill", "max_train_examples", self.max_train_examples, optional=True)
         if self.intermediate_epochs == 0 and self.prediction_epochs == 0:
             raise ConfigError("distill: intermediate_epochs and prediction_epochs are both 0; nothing would be trained")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"distill.warmup_ratio = {self.warmup_ratio!r}: must be in [0, 1)")
-        if isinstance(self.layer_map, str):
-            _choice("distill", "layer_map", self.layer_map, ("uniform", "last"))
-        _choice("distill", "attention_loss", self.attention_loss, ("scores", "relation"))
-        _positive("distill", "relation_heads", self.relation_heads)
         if self.task is not None:
             task_defaults(self.task)  # an unknown task name fails here, naming the known ones
 
@@ -138,7 +159,31 @@ class DistillConfig:
         return cls(**{**task_defaults(task), **overrides, "task": task})
 
 
-@dataclass
+@dataclass(frozen=True)
+class GeneralDistillConfig(IntermediateDistillConfig):
+    """General distillation (TinyBERT section 3.3): a pre-trained, not fine-tuned, teacher; intermediate losses only;
+    a plain-text corpus (one sentence or document per line) streamed from disk, never loaded whole.
+
+    Length is `max_steps` optimizer steps when given, otherwise `epochs` passes over the corpus.
+    """
+
+    OWNER: ClassVar[str] = "general"
+
+    student: str = "tinybert-4l-312h"
+    epochs: float = 1.0
+    max_steps: int | None = None
+    shuffle_buffer: int = 10_000
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("epochs", "shuffle_buffer"):
+            check_positive("general", name, getattr(self, name))
+        check_positive("general", "max_steps", self.max_steps, optional=True)
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     """TinyBERT data augmentation (section 3.1): each word of an example is replaced with probability `p_t` by one of
     `top_k` candidates (masked-LM predictions for single-piece words, embedding neighbours otherwise), `n_augmented`
@@ -156,65 +201,15 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_augmented", "top_k", "batch_size", "chunk_examples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"augment.{name} = {value!r}: must be an integer >= 1")
-        if isinstance(self.p_t, bool) or not isinstance(self.p_t, (int, float)) or not 0 <= self.p_t <= 1:
-            raise ConfigError(f"augment.p_t = {self.p_t!r}: must be a probability in [0, 1]")
-        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 8:
-            raise ConfigError(f"augment.max_length = {self.max_length!r}: must be an integer >= 8")
-        if self.max_examples is not None:
-            _positive("augment", "max_examples", self.max_examples)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"augment.seed = {self.seed!r}: must be an integer")
-        _choice("augment", "generator", self.generator, ("auto", "embedding"))
+            check_number("augment", name, getattr(self, name), minimum=1, integer=True)
+        check_fraction("augment", "p_t", self.p_t)
+        check_number("augment", "max_length", self.max_length, minimum=8, integer=True)
+        check_positive("augment", "max_examples", self.max_examples, optional=True)
+        check_number("augment", "seed", self.seed, integer=True)
+        check_choice("augment", "generator", self.generator, ("auto", "embedding"))
 
 
-@dataclass
-class GeneralDistillConfig:
-    """General distillation (TinyBERT section 3.3): a pre-trained, not fine-tuned, teacher; intermediate losses only;
-    a plain-text corpus (one sentence or document per line) streamed from disk, never loaded whole.
-
-    Length is `max_steps` optimizer steps when given, otherwise `epochs` passes over the corpus.
-    """
-
-    student: str = "tinybert-4l-312h"
-    layer_map: str | list[int] = "uniform"
-    epochs: float = 1.0
-    max_steps: int | None = None
-    batch_size: int = 32
-    gradient_accumulation: int = 1
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    embedding_weight: float = 1.0
-    hidden_weight: float = 1.0
-    attention_weight: float = 1.0
-    attention_loss: str = "scores"
-    relation_heads: int = 12
-    shared_projection: bool = False
-    shuffle_buffer: int = 10_000
-    checkpoint_every: int = 500
-    log_every: int = 50
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "gradient_accumulation", "learning_rate", "max_length", "shuffle_buffer",
-                     "checkpoint_every", "log_every", "relation_heads"):
-            _positive("general", name, getattr(self, name))
-        for name in ("embedding_weight", "hidden_weight", "attention_weight", "weight_decay"):
-            _positive("general", name, getattr(self, name), allow_zero=True)
-        if self.max_steps is not None:
-            _positive("general", "max_steps", self.max_steps)
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"general.warmup_ratio = {self.warmup_ratio!r}: must be in [0, 1)")
-        if isinstance(self.layer_map, str):
-            _choice("general", "layer_map", self.layer_map, ("uniform", "last"))
-        _choice("general", "attention_loss", self.attention_loss, ("scores", "relation"))
-
-
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Where the task data is, how to read it, and how to split it."""
 
@@ -227,21 +222,24 @@ class DataConfig:
     encoding_errors: str = "strict"
     dev_path: str | None = None
     test_path: str | None = None
-    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
     max_dev_examples: int | None = None
     max_test_examples: int | None = None
 
     def __post_init__(self) -> None:
-        _choice("data", "encoding_errors", self.encoding_errors, ("strict", "replace", "ignore"))
-        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
-            raise ConfigError(f"data.split = {self.split!r}: give three fractions (train, dev, test) that sum to 1")
+        check_choice("data", "encoding_errors", self.encoding_errors, ("strict", "replace", "ignore"))
+        split = self.split
+        if (not isinstance(split, (list, tuple)) or len(split) != 3
+                or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f < 0 for f in split)
+                or abs(sum(split) - 1) > 1e-6):
+            raise invalid("data", "split", split, "three fractions (train, dev, test) that sum to 1")
+        freeze(self, "split", tuple(float(f) for f in split))
         for name in ("max_dev_examples", "max_test_examples"):
-            if getattr(self, name) is not None:
-                _positive("data", name, getattr(self, name))
+            check_positive("data", name, getattr(self, name), optional=True)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PipelineConfig:
     """Everything `tinybert-edge pipeline` does; the defaults are its embedded, ~10-minute CPU budget."""
 
@@ -254,22 +252,17 @@ class PipelineConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(encoding_errors="replace", max_dev_examples=500))
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(max_train_examples=3000))
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(max_train_examples=2000))
-    sequence_lengths: list[int] = field(default_factory=lambda: [64, 128])
+    sequence_lengths: tuple[int, ...] = DEFAULT_SEQUENCE_LENGTHS
     threads: int = 2
     bench_min_seconds: float = 3.0
     bench_min_iterations: int = 50
-    formats: list[str] = field(default_factory=lambda: ["onnx", "tflite"])
+    formats: tuple[str, ...] = ("onnx", "tflite")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.formats, (list, tuple)):
-            raise ConfigError(f"pipeline.formats = {self.formats!r}: give a list such as [\"onnx\", \"tflite\"]")
-        for fmt in self.formats:
-            _choice("pipeline", "formats", fmt, ("onnx", "tflite"))
-        if (not isinstance(self.sequence_lengths, (list, tuple)) or not self.sequence_lengths
-                or any(isinstance(n, bool) or not isinstance(n, int) or n < 8 for n in self.sequence_lengths)):
-            raise ConfigError(f"pipeline.sequence_lengths = {self.sequence_lengths!r}: give a list of integer lengths >= 8")
+        freeze(self, "formats", string_tuple("pipeline", "formats", self.formats, ("onnx", "tflite")))
+        freeze(self, "sequence_lengths", int_tuple("pipeline", "sequence_lengths", self.sequence_lengths, minimum=8))
         for name in ("threads", "bench_min_seconds", "bench_min_iterations"):
-            _positive("pipeline", name, getattr(self, name))
+            check_positive("pipeline", name, getattr(self, name))
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> "PipelineConfig":
@@ -277,7 +270,8 @@ class PipelineConfig:
         return from_dict(cls, merged, "pipeline")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data (tuples as lists), as a TOML or JSON file holds it; `from_dict` reads it back."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 def distill_config_from(path: str | Path | None, overrides: dict[str, Any]) -> DistillConfig:

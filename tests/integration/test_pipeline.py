@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def report(tmp_path_factory):
         bench_min_seconds=0.2,
         bench_min_iterations=5,
     )
-    config.data.max_test_examples = 400
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, max_test_examples=400))
     return pipeline(config, progress=False)
 
 

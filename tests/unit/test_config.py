@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +163,15 @@ def test_pipeline_defaults():
     # the embedded default is a bounded budget, not the whole corpus
     assert cfg.finetune.max_train_examples is not None
     assert cfg.distill.max_train_examples is not None
-    assert cfg.formats == ["onnx", "tflite"]
-    # each instance owns its mutable defaults
-    other = PipelineConfig()
-    other.sequence_lengths.append(256)
-    other.data.split[0] = 0.5
-    assert cfg.sequence_lengths == [64, 128]
-    assert cfg.data.split == [0.8, 0.1, 0.1]
+    assert cfg.formats == ("onnx", "tflite")
+    # configs are values: frozen, with tuples, so no instance can change another's defaults
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.threads = 4  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        cfg.sequence_lengths.append(256)  # type: ignore[attr-defined]
+    assert PipelineConfig(sequence_lengths=[128, 256]).sequence_lengths == (128, 256)
+    assert cfg.sequence_lengths == (64, 128)
+    assert cfg.data.split == (0.8, 0.1, 0.1)
 
 
 # ---------------------------------------------------------------- TOML
@@ -201,12 +205,12 @@ def test_from_toml_nested_tables(tmp_path):
     cfg = PipelineConfig.from_toml(path)
     assert cfg.name == "sst2-small"
     assert cfg.teacher == "models/teacher"
-    assert cfg.sequence_lengths == [32, 64]
+    assert cfg.sequence_lengths == (32, 64)
     assert isinstance(cfg.data, DataConfig) and isinstance(cfg.distill, DistillConfig)
     assert cfg.data.path == "data/sst2/train.tsv"
     assert cfg.data.dev_path == "data/sst2/dev.tsv"
-    assert cfg.data.split == [0.9, 0.05, 0.05]
-    assert cfg.distill.layer_map == [3, 6]
+    assert cfg.data.split == (0.9, 0.05, 0.05)
+    assert cfg.distill.layer_map == (3, 6)
     assert cfg.distill.temperature == 2.0
     assert cfg.distill.hard_label_weight == 0.5
     assert cfg.finetune.epochs == 2.0
@@ -236,7 +240,7 @@ def test_from_toml_overrides(tmp_path):
     cfg = PipelineConfig.from_toml(path, threads=4, distill={"temperature": 1.0})
     assert cfg.threads == 4
     assert cfg.distill.temperature == 1.0
-    assert cfg.distill.layer_map == [3, 6]  # the rest of [distill] is kept
+    assert cfg.distill.layer_map == (3, 6)  # the rest of [distill] is kept
 
 
 def test_from_toml_validates_values(tmp_path):

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from tinybert_edge.config import DEFAULT_SEQUENCE_LENGTHS
 from tinybert_edge.logs import configure_logging
 
 EXIT_USER_ERROR = 2
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="folder for the artifacts")
     p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], default=["onnx", "tflite"])
     p.add_argument("--no-quantize", action="store_true", help="fp32 only")
-    p.add_argument("--seq-lengths", type=int, nargs="+", default=[64, 128],
+    p.add_argument("--seq-lengths", type=int, nargs="+", default=list(DEFAULT_SEQUENCE_LENGTHS),
                    help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (14 to 20)")
     p.add_argument("--keep-fp32", nargs="+", default=[], metavar="MODULE",
@@ -203,14 +204,16 @@ def _pipeline_config(args: argparse.Namespace):
     config = dataclasses.replace(config, **{k: v for k, v in top.items() if v is not None})
     if args.data:
         # A new corpus starts from the plain data defaults, not from the embedded corpus's reading options.
-        config.data = DataConfig(path=args.data, **_data_overrides(args))
+        config = dataclasses.replace(config, data=DataConfig(path=args.data, **_data_overrides(args)))
     elif _data_overrides(args):
-        config.data = dataclasses.replace(config.data, **_data_overrides(args))
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, **_data_overrides(args)))
     distill = {"student": args.student, "max_train_examples": args.distill_examples,
                "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs}
-    config.distill = dataclasses.replace(config.distill, **{k: v for k, v in distill.items() if v is not None})
+    config = dataclasses.replace(config, distill=dataclasses.replace(
+        config.distill, **{k: v for k, v in distill.items() if v is not None}))
     if args.finetune_examples is not None:
-        config.finetune = dataclasses.replace(config.finetune, max_train_examples=args.finetune_examples)
+        config = dataclasses.replace(config, finetune=dataclasses.replace(
+            config.finetune, max_train_examples=args.finetune_examples))
     return config
 
 
