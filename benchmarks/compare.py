@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tinybert_edge.benchmarks.readme import format_number, markdown_cell
+from tinybert_edge.benchmarks.rows import as_row, measurement_ms
 from tinybert_edge.benchmarks.stats import BOOTSTRAP_RESAMPLES
 from tinybert_edge.benchmarks.sweep import point_key, sweep_points
 from tinybert_edge.errors import ConfigError
@@ -125,17 +126,13 @@ def _samples(measurement: Mapping[str, Any]) -> list[float] | None:
     return [float(v) for v in measurement.get("samples_ms") or []]
 
 
-def _p50(measurement: Mapping[str, Any]) -> float | None:
-    return (measurement.get("stats") or {}).get("p50_ms") if not measurement.get("error") else None
-
-
 def _diff(name: str, key: tuple[int, int, int], a: Mapping[str, Any] | None, b: Mapping[str, Any] | None,
           min_effect: float, alpha: float, method: str) -> PointDiff:
     point = PointDiff(name, *key, verdict="same")
     if a is None or b is None:
         point.verdict = "only in B" if a is None else "only in A"
         return point
-    point.a_p50_ms, point.b_p50_ms = _p50(a), _p50(b)
+    point.a_p50_ms, point.b_p50_ms = measurement_ms(a), measurement_ms(b)
     a_ok, b_ok = point.a_p50_ms is not None, point.b_p50_ms is not None
     if not a_ok or not b_ok:
         point.verdict = {(True, False): "failed in B", (False, True): "fixed in B"}.get((a_ok, b_ok), "failed in both")
@@ -167,7 +164,7 @@ def compare_reports(
         raise ConfigError(f"method = {method!r} is not allowed; allowed: {', '.join(METHODS)}")
 
     def index(report: Mapping[str, Any]) -> dict[str, dict[tuple[int, int, int], Mapping[str, Any]]]:
-        return {row["name"]: {point_key(m): m for m in sweep_points(row)} for row in report["rows"]}
+        return {row.name: {point_key(m): m for m in sweep_points(row)} for row in map(as_row, report["rows"])}
 
     rows_a, rows_b = index(a), index(b)
     names = list(rows_a) + [n for n in rows_b if n not in rows_a]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from tinybert_edge.benchmarks.rows import measurement_ms, succeeded
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,8 @@ def roofline_point(
 
 
 def attach_roofline(rows: Sequence[dict[str, Any]], peaks: Mapping[int, Mapping[str, Any]]) -> None:
-    """Add `roofline` to every successful measurement of every row (in "latency" and "sweep"), in place.
+    """Add `roofline` to every successful measurement of every row (in "latency" and "sweep") and `bert_shape` to
+    the row, in place: the rows are in their JSON form (`Row.to_dict()`), which is what carries them into reports.
 
     `peaks` maps a thread count to `measure_gemm_peak`'s result. A row whose BERT shape is unknown is left as is.
     """
@@ -279,7 +281,7 @@ def attach_roofline(rows: Sequence[dict[str, Any]], peaks: Mapping[int, Mapping[
             continue
         measurements = list((row.get("latency") or {}).values()) + list(row.get("sweep") or [])
         for m in measurements:
-            if not m or m.get("error") or not m.get("stats"):
+            if not succeeded(m):
                 continue
             m["roofline"] = roofline_point(shape, row.get("precision", "fp32"), int(m["seq_len"]), int(m["batch_size"]),
-                                           float(m["stats"]["p50_ms"]), peaks.get(int(m["threads"])))
+                                           float(measurement_ms(m)), peaks.get(int(m["threads"])))

@@ -24,6 +24,7 @@ import numpy as np
 from tinybert_edge.artifacts import Artifact, has_tokenizer
 from tinybert_edge.benchmarks.config import BenchConfig, Target, parse_target
 from tinybert_edge.benchmarks.latency import Measurement, check_inputs, clear_idle_cache, measure
+from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row
 from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 from tinybert_edge.io import model_size_bytes
 
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 __all__ = ["BenchConfig", "Target", "Measurement", "bench", "check_inputs_by_length", "inputs_from_data",
            "TEACHER_NAME"]
 
-# The pipeline's name for its teacher row, so `bench compare` matches teachers across bench and pipeline reports.
-TEACHER_NAME = "teacher · PyTorch fp32"
 # Accuracy is measured on at most this many examples (a fixed-seed sample) unless `max_examples` says otherwise.
 DEFAULT_MAX_EXAMPLES = 1000
 # How many real rows the latency pool cycles through.
@@ -54,25 +53,24 @@ def check_inputs_by_length(inputs_by_length: Mapping[int, Mapping[str, np.ndarra
             raise ConfigError(f"inputs_by_length[{n}] holds rows of length {width}; tokenize them to length {n}")
 
 
-def _row(target: Target, latency: dict[int, dict], sweep: list[dict], error: str | None) -> dict[str, Any]:
-    return {
-        "name": target.name,
-        "role": target.role,
-        "backend": target.backend,
-        "precision": target.precision,
-        "device": target.device,
-        "path": str(target.path),
-        "size_bytes": model_size_bytes(target.path) if target.path.exists() else None,
-        "params": target.params,
-        "accuracy": target.accuracy,
-        # The headline point (config.batch_size, config.threads) per sequence length: what pipeline and report read.
-        "latency": {str(n): m for n, m in latency.items()},
-        # Every point of the grid, headline included, each with its seq_len, batch_size and threads.
-        "sweep": sweep,
-        "error": error,
-        **({"accuracy_n": target.extra["accuracy_n"]} if "accuracy_n" in target.extra else {}),
-        **({"accuracy_error": target.extra["accuracy_error"]} if "accuracy_error" in target.extra else {}),
-    }
+def _row(target: Target, latency: dict[int, dict], sweep: list[dict], error: str | None) -> Row:
+    metrics = {} if target.accuracy is None else {"accuracy": target.accuracy}
+    return Row(
+        name=target.name,
+        role=target.role,
+        backend=target.backend,
+        precision=target.precision,
+        device=target.device,
+        path=str(target.path),
+        size_bytes=model_size_bytes(target.path) if target.path.exists() else None,
+        params=target.params,
+        metrics=metrics,
+        metrics_n=target.extra.get("accuracy_n"),
+        metrics_error=target.extra.get("accuracy_error"),
+        latency={str(n): m for n, m in latency.items()},
+        sweep=sweep,
+        error=error,
+    )
 
 
 def _progress(enabled: bool):
@@ -151,7 +149,7 @@ def target_accuracy(target: Target, data: Any, max_length: int, threads: int, fa
 # --- the measurement loop -------------------------------------------------------------------------------------------
 
 
-def _measure_target(target: Target, inputs_by_length, config: BenchConfig, bar, task) -> dict[str, Any]:
+def _measure_target(target: Target, inputs_by_length, config: BenchConfig, bar, task) -> Row:
     grid = config.grid()
     if not target.path.exists():
         error = f"'{target.path}' does not exist"
@@ -211,7 +209,8 @@ def bench(
     fixed-seed sample). out: a folder for report.json, report.md, accuracy_vs_latency.png and
     latency_vs_seq_len.png, written only when the whole run has finished.
 
-    Rows are plain dicts (see `tinybert_edge.benchmarks.report`). A target that is missing, fails to load, crashes
+    Each row is built as a `benchmarks.rows.Row` and returned in its JSON form (`Row.to_dict()`, read back with
+    `Row.from_dict`), as report.json holds it. A target that is missing, fails to load, crashes
     or times out gives a row whose `error` says why, and the run goes on with the other targets. With
     `config.roofline`, every successful measurement also gets a `roofline` entry (see `benchmarks.roofline`).
     """
@@ -255,14 +254,16 @@ def bench(
 
     # The GEMM peak is measured before and after the models, and the better run kept (see roofline.best_of).
     peaks_before = _gemm_peaks(config.thread_grid, config) if config.roofline else {}
-    rows = []
+    measured: list[Row] = []
     with _progress(progress) as bar:
         task = bar.add_task("benchmark", total=len(targets) * len(config.grid())) if bar is not None else None
         for target in targets:
-            rows.append(_measure_target(target, inputs_by_length, config, bar, task))
+            measured.append(_measure_target(target, inputs_by_length, config, bar, task))
+    # From here on the rows are their JSON form: roofline annotates it in place, and it is what bench returns.
+    rows = [row.to_dict() for row in measured]
 
     peaks: dict[int, dict] = {}
-    if config.roofline and any(not m.get("error") for row in rows for m in row["sweep"]):
+    if config.roofline and any(not m.get("error") for row in measured for m in row.sweep):
         from tinybert_edge.benchmarks.roofline import attach_roofline, best_of
 
         peaks_after = _gemm_peaks(config.thread_grid, config)

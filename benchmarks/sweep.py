@@ -1,8 +1,8 @@
 """The sweep: every (sequence length, batch size, threads) point of a row, as a list and as a Markdown table.
 
-`BenchConfig.grid()` defines the points; `bench` measures each in its own subprocess and keeps them under
-`row["sweep"]`. Reports written before sweeps existed (and pipeline reports) only have `row["latency"]`, the
-headline point per sequence length; `sweep_points` reads both.
+`BenchConfig.grid()` defines the points; `bench` measures each in its own subprocess and keeps them in `Row.sweep`.
+Reports written before sweeps existed (and pipeline reports) only have `Row.latency`, the headline point per
+sequence length; `sweep_points` reads both.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from tinybert_edge.benchmarks.readme import format_number, markdown_cell
+from tinybert_edge.benchmarks.rows import Row, as_row
 
-MIB = 1024 * 1024
 
-
-def sweep_points(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def sweep_points(row: Row | Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """Every measurement of a row: its `sweep` list, else its headline `latency` entries (older reports)."""
-    if row.get("sweep"):
-        return list(row["sweep"])
-    return [m for m in (row.get("latency") or {}).values() if m]
+    row = as_row(row)
+    if row.sweep:
+        return list(row.sweep)
+    return [m for m in row.latency.values() if m]
 
 
 def point_key(measurement: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -26,21 +26,21 @@ def point_key(measurement: Mapping[str, Any]) -> tuple[int, int, int]:
     return int(measurement["seq_len"]), int(measurement["batch_size"]), int(measurement["threads"])
 
 
-def render_sweep_markdown(rows: Iterable[Mapping[str, Any]]) -> str:
+def render_sweep_markdown(rows: Iterable[Row | Mapping[str, Any]]) -> str:
     """One line per row and grid point: latency percentiles, throughput, memory, cold start and roofline."""
     header = ["model", "seq", "batch", "threads", "p50 ms", "p90 ms", "p99 ms", "examples/s", "peak RSS MB",
               "cold start ms", "G(FL)OP/s", "% of roofline", "notes"]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 2) + "---|"]
-    for row in rows:
+    for row in map(as_row, rows):
         points = sorted(sweep_points(row), key=point_key)
         if not points:
-            lines.append(f"| {markdown_cell(row.get('name', ''))} |" + " — |" * (len(header) - 2)
-                         + f" {markdown_cell(row.get('error') or '')} |")
+            lines.append(f"| {markdown_cell(row.name)} |" + " — |" * (len(header) - 2)
+                         + f" {markdown_cell(row.error or '')} |")
             continue
         for m in points:
             stats = m.get("stats") or {}
             roofline = m.get("roofline") or {}
-            cells = [markdown_cell(row.get("name", "")), *(str(v) for v in point_key(m))]
+            cells = [markdown_cell(row.name), *(str(v) for v in point_key(m))]
             if m.get("error") or not stats:
                 cells += ["—"] * (len(header) - 5) + [markdown_cell(f"error: {m.get('error')}")]
             else:
@@ -53,6 +53,6 @@ def render_sweep_markdown(rows: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def grid_of(rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, int]]:
+def grid_of(rows: Sequence[Row | Mapping[str, Any]]) -> list[tuple[int, int, int]]:
     """Every (seq_len, batch_size, threads) any row was measured at, ascending."""
     return sorted({point_key(m) for row in rows for m in sweep_points(row)})

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tinybert_edge.benchmarks.results import Metric, write_suite_results
+from tinybert_edge.benchmarks.results import Metric
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
 from tinybert_edge.errors import BenchmarkError
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def merge_java_report(metrics: dict[str, Metric], extra: dict[str, Any], path: P
     extra["java_report"] = {"path": str(path), **{k: v for k, v in report.items() if k != "metrics"}}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.bundle")
     parser.add_argument("--run", type=Path, default=Path("runs/default"),
                         help="run folder with artifacts/ and student/ (default runs/default; 'none' to export the "
@@ -178,23 +178,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-texts", type=int, default=300)
     parser.add_argument("--cold-repeats", type=int, default=3)
     parser.add_argument("--java-report", type=Path, default=None, help="Java bridge report to merge")
-    parser.add_argument("--results-dir", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return parser
+
+
+def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     run = None if str(args.run) == "none" else args.run
     with tempfile.TemporaryDirectory(prefix="bundle-suite-") as work:
         metrics, extra = measure(run, args.parity_n, args.seed, args.threads, args.latency_texts,
                                  args.cold_repeats, Path(work))
     if args.java_report:
         merge_java_report(metrics, extra, args.java_report)
-    command = "python -m tinybert_edge.benchmarks.suites.bundle " + shlex.join(argv if argv is not None
-                                                                            else sys.argv[1:])
-    path = write_suite_results("bundle", metrics, command.strip(), extra=extra, results_dir=args.results_dir)
-    for name, metric in metrics.items():
-        print(f"{name}: {metric.value:.4g} {metric.unit}" + (f" (baseline {metric.baseline:.4g})"
-                                                             if metric.baseline is not None else ""))
-    print(f"wrote {path}")
-    return 0 if extra["parity"]["mismatches"] == 0 else 1
+    # A tokenizer that disagrees with Hugging Face's on any string fails the run, after its numbers are written.
+    return SuiteOutcome(metrics, extra, exit_code=0 if extra["parity"]["mismatches"] == 0 else 1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return suite_main("bundle", build_parser(), _measure, argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tinybert_edge.benchmarks.results import DEFAULT_RESULTS_DIR, Metric, write_suite_results
+from tinybert_edge.benchmarks.results import Metric
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
     """Build the four int8 artifacts in `work_dir`, measure them, and return (metrics, extra)."""
     from tinybert_edge.benchmarks.config import BenchConfig
     from tinybert_edge.benchmarks.latency import clear_idle_cache, measure
-    from tinybert_edge.benchmarks.stats import LatencyStats
+    from tinybert_edge.benchmarks.rounds import pooled_stats, rotated, round_p50s
     from tinybert_edge.converters import ExportConfig, QuantizationConfig, export_onnx, export_tflite, quantize_onnx
     from tinybert_edge.converters.artifact import check_source
     from tinybert_edge.data import DataSpec, encode, load_data, sample, split_data
@@ -165,14 +165,13 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
     test_encoded = {length: encode(tokenizer, test, length) for length in lengths}
     inputs = {length: latency_inputs(test_encoded[length], length) for length in lengths}
     # Several rounds, each in a rotated order, so that a change in machine load between measurements falls on
-    # every target alike; a target's p50 comes from all its timed calls pooled over the rounds.
+    # every target alike; a target's p50 comes from all its timed calls pooled over the rounds (benchmarks.rounds).
     measurements: list[dict[str, Any]] = []
     by_round: dict[str, dict[int, list[tuple[float, ...]]]] = {name: {length: [] for length in lengths} for name in targets}
     names = list(targets)
     for round_index in range(rounds):
-        order = names[round_index % len(names):] + names[:round_index % len(names)]
         for length in lengths:
-            for name in order:
+            for name in rotated(names, round_index):
                 backend, path_for = targets[name]
                 m = measure(backend, path_for(length), inputs[length], config, threads=threads)
                 if not m.ok:
@@ -181,10 +180,9 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
                 measurements.append(m.to_dict() | {"name": name, "round": round_index})
                 log.info("round %d, %s @ seq %d: p50 %.2f ms (load %.1f)", round_index, name, length,
                          m.stats.p50_ms, m.load_avg_1m or float("nan"))
-    per_round = {f"{name} @ seq {length}": [LatencyStats.from_samples(r).p50_ms for r in rounds_]
+    per_round = {f"{name} @ seq {length}": round_p50s(rounds_)
                  for name, by_length in by_round.items() for length, rounds_ in by_length.items()}
-    p50 = {name: {length: LatencyStats.from_samples([t for r in rounds_ for t in r]).p50_ms
-                  for length, rounds_ in by_length.items()}
+    p50 = {name: {length: pooled_stats(rounds_).p50_ms for length, rounds_ in by_length.items()}
            for name, by_length in by_round.items()}
     paired = paired_comparisons(by_round, lengths)
 
@@ -249,13 +247,14 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
 def paired_comparisons(by_round: dict[str, dict[int, list[tuple[float, ...]]]],
                        lengths: Sequence[int]) -> dict[str, dict[str, Any]]:
     """Ours against its baseline at each length, from the rounds that measured both (each round's timed calls)."""
+    from tinybert_edge.benchmarks.rounds import round_p50s
     from tinybert_edge.benchmarks.stats import paired_p50_ratio_interval
 
     out = {}
     for fmt, (ours, theirs) in PAIRS.items():
         for length in lengths:
             a, b = by_round[ours][length], by_round[theirs][length]
-            ratios = [float(np.median(x) / np.median(y)) for x, y in zip(a, b)]
+            ratios = [x / y for x, y in zip(round_p50s(a), round_p50s(b))]
             out[f"{fmt} @ seq {length}"] = {
                 "ratio_interval": paired_p50_ratio_interval(a, b, confidence=CONFIDENCE),
                 "confidence": CONFIDENCE,
@@ -280,34 +279,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=16,
                         help="measurement rounds, each target once per round; 5 or more give each latency ratio its "
                              "95%% interval, fewer leave `met` to the pooled p50s alone")
-    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(args_list)
-    from tinybert_edge.logs import configure_logging
-
-    configure_logging()
+def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     metrics, extra = run(args.student, args.work_dir, data=args.data, encoding_errors=args.encoding_errors,
                          dev_examples=args.dev_examples, lengths=args.seq_lengths, threads=args.threads,
                          min_seconds=args.bench_seconds, rounds=args.rounds)
-    command = "python -m tinybert_edge.benchmarks.suites.converters " + shlex.join(args_list)
-    path = write_suite_results("converters", metrics, command.strip(), extra=extra, results_dir=args.results_dir)
-    for name, metric in metrics.items():
-        print(f"{name}: ours {metric.value:.4g} {metric.unit}, baseline {metric.baseline:.4g} -> "
-              f"{'met' if metric.met else 'NOT met'}")
+    lines = []
     for name, paired in extra["paired_rounds"].items():
         interval = paired["ratio_interval"]
         shown = f"95% interval {interval[0]:.3f}-{interval[1]:.3f}" if interval else "no interval (too few rounds)"
-        print(f"paired by round, {name}: pooled p50 ratio {shown}; median per-round ratio "
-              f"{paired['median_round_ratio']:.3f}, ours faster in {paired['rounds_ours_faster']} of "
-              f"{paired['rounds']} rounds")
-    for name, spread in extra["round_spread"].items():
-        print(f"round-to-round spread of p50, {name}: {spread:.1%}")
-    print(f"wrote {path}")
-    return 0
+        lines.append(f"paired by round, {name}: pooled p50 ratio {shown}; median per-round ratio "
+                     f"{paired['median_round_ratio']:.3f}, ours faster in {paired['rounds_ours_faster']} of "
+                     f"{paired['rounds']} rounds")
+    lines += [f"round-to-round spread of p50, {name}: {spread:.1%}" for name, spread in extra["round_spread"].items()]
+    return SuiteOutcome(metrics, extra, details="\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return suite_main("converters", build_parser(), _measure, argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import shlex
 import sys
 import tempfile
 import time
@@ -35,7 +34,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tinybert_edge.benchmarks.results import DEFAULT_RESULTS_DIR, Metric, write_suite_results
+from tinybert_edge.benchmarks.results import Metric
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ def _pair(name: str, ours: float, reference: float, unit: str) -> dict[str, Metr
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.distill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", help="fine-tuned teacher folder (default: fine-tune the pipeline's default "
@@ -304,17 +304,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "as general_distill.py)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip", choices=["distill", "augment"], action="append", default=[])
-    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
-    args = parser.parse_args(argv)
-    command = "python -m tinybert_edge.benchmarks.suites.distill " + shlex.join(list(sys.argv[1:] if argv is None else argv))
+    return parser
 
+
+def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     import torch
 
-    from tinybert_edge.logs import configure_logging
     from tinybert_edge.config import AugmentConfig, PipelineConfig
     from tinybert_edge.data import load_splits, sample
 
-    configure_logging()
     torch.set_num_threads(args.threads)
     pipeline_config = PipelineConfig()
     train, dev, _ = load_splits(pipeline_config.data)
@@ -370,12 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 metrics.update(_pair(f"augmentation throughput, {label}", mine["sentences"] / mine["seconds"],
                                      theirs["sentences"] / theirs["seconds"], "sentences/s"))
                 extra["augment"][label] = {"ours": mine, "reference": theirs}
-    path = write_suite_results("distill", metrics, command.strip(), extra=extra, results_dir=args.results_dir)
-    for name, metric in metrics.items():
-        print(f"{name}: {metric.value:.3g} {metric.unit}" + (f" (baseline {metric.baseline:.3g})" if metric.baseline else "")
-              + (f" met={metric.met}" if metric.met is not None else ""))
-    print(f"wrote {path}")
-    return 0
+    return SuiteOutcome(metrics, extra)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return suite_main("distill", build_parser(), _measure, argv)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import copy
 import dataclasses
 import json
 import logging
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.benchmarks.results import DEFAULT_RESULTS_DIR, Metric, write_suite_results
+from tinybert_edge.benchmarks.results import DEFAULT_RESULTS_DIR, Metric
+from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, measurement_ms, succeeded, sweep_point
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ VARIANTS = (
 
 
 def target_name(role: str, variant: str) -> str:
-    """`teacher · PyTorch fp32` is also the pipeline's and `bench`'s teacher row, so `bench compare` matches it."""
+    """The row name of a role's variant; the teacher's PyTorch fp32 one is `rows.TEACHER_NAME`, the row `bench` adds
+    and every report shares, so `bench compare` matches it."""
     return f"{role} · {variant}"
 
 
@@ -276,39 +278,32 @@ def _onnx_file(path: Path) -> Path | None:
 # --- the numbers next to the teacher --------------------------------------------------------------------------------
 
 
-def sweep_point(row: Mapping[str, Any], seq_len: int, batch_size: int, threads: int) -> Mapping[str, Any] | None:
-    """The row's successful measurement at one grid point, or None."""
-    for m in row.get("sweep") or []:
-        if (int(m["seq_len"]), int(m["batch_size"]), int(m["threads"])) == (seq_len, batch_size, threads):
-            return m if not m.get("error") and m.get("stats") else None
-    return None
-
-
-def attach_point_speedups(rows: Sequence[dict[str, Any]], teacher_name: str) -> None:
+def attach_point_speedups(rows: Sequence[Row | Mapping[str, Any]], teacher_name: str) -> None:
     """Add `speedup_vs_teacher` (teacher p50 / row p50 at the same seq, batch and threads) to every sweep entry of
     every row, in place; None where either side failed."""
-    teacher = next((row for row in rows if row["name"] == teacher_name), None)
+    rows = [as_row(row) for row in rows]  # the same measurement dicts: the annotation lands in the caller's rows
+    teacher = next((row for row in rows if row.name == teacher_name), None)
     for row in rows:
-        for m in row.get("sweep") or []:
+        for m in row.sweep:
             ref = sweep_point(teacher, int(m["seq_len"]), int(m["batch_size"]), int(m["threads"])) if teacher else None
-            ok = not m.get("error") and m.get("stats")
-            m["speedup_vs_teacher"] = (ref["stats"]["p50_ms"] / m["stats"]["p50_ms"]) if ref and ok else None
+            m["speedup_vs_teacher"] = (measurement_ms(ref) / measurement_ms(m)) if ref and succeeded(m) else None
 
 
-def best_int8_student(rows: Sequence[Mapping[str, Any]], point: Mapping[str, int] = HEADLINE) -> Mapping[str, Any] | None:
+def best_int8_student(rows: Sequence[Row], point: Mapping[str, int] = HEADLINE) -> Row | None:
     """The student int8 row with the lowest p50 at `point` (measured on the CPU), or None."""
-    measured = [(sweep_point(r, **point)["stats"]["p50_ms"], i) for i, r in enumerate(rows)
-                if r.get("role") == "student" and r.get("precision") == "int8" and r.get("device", "cpu") == "cpu"
+    measured = [(measurement_ms(sweep_point(r, **point)), i) for i, r in enumerate(rows)
+                if r.role == "student" and r.precision == "int8" and r.device == "cpu"
                 and sweep_point(r, **point) is not None]
     return rows[min(measured)[1]] if measured else None
 
 
-def harness_metrics(rows: Sequence[Mapping[str, Any]], teacher_name: str, arm: Sequence[Mapping[str, Any]],
+def harness_metrics(rows: Sequence[Row | Mapping[str, Any]], teacher_name: str, arm: Sequence[Mapping[str, Any]],
                     point: Mapping[str, int] = HEADLINE) -> dict[str, Metric]:
     """Headline numbers at `point`: the fastest student int8 artifact against the teacher in PyTorch fp32, both
     measured in this run; the teacher's own values are the baselines. Numbers that could not be measured are left
     out (the report says why)."""
-    teacher = next((row for row in rows if row["name"] == teacher_name), None)
+    rows = [as_row(row) for row in rows]
+    teacher = next((row for row in rows if row.name == teacher_name), None)
     metrics: dict[str, Metric] = {}
     at = f"b{point['batch_size']}/s{point['seq_len']}/{point['threads']} threads"
     ref = sweep_point(teacher, **point) if teacher else None
@@ -317,14 +312,14 @@ def harness_metrics(rows: Sequence[Mapping[str, Any]], teacher_name: str, arm: S
         log.warning("no teacher or no student int8 measurement at %s; no speed metrics", at)
     else:
         m = sweep_point(best, **point)
-        label = f"({best['name']})"
+        label = f"({best.name})"
         metrics[f"best student int8 p50 @ {at} {label}"] = Metric(
-            m["stats"]["p50_ms"], "ms", direction="lower_is_better", baseline=ref["stats"]["p50_ms"])
+            measurement_ms(m), "ms", direction="lower_is_better", baseline=measurement_ms(ref))
         metrics[f"speedup of best student int8 vs teacher fp32 @ {at}"] = Metric(
-            ref["stats"]["p50_ms"] / m["stats"]["p50_ms"], "x")
-        if best.get("size_bytes") and teacher.get("size_bytes"):
+            measurement_ms(ref) / measurement_ms(m), "x")
+        if best.size_bytes and teacher.size_bytes:
             metrics["size reduction of best student int8 vs teacher fp32"] = Metric(
-                teacher["size_bytes"] / best["size_bytes"], "x")
+                teacher.size_bytes / best.size_bytes, "x")
         if m.get("peak_rss_mb") and ref.get("peak_rss_mb"):
             metrics[f"peak RSS of best student int8 @ {at}"] = Metric(
                 m["peak_rss_mb"], "MiB", direction="lower_is_better", baseline=ref["peak_rss_mb"])
@@ -333,10 +328,10 @@ def harness_metrics(rows: Sequence[Mapping[str, Any]], teacher_name: str, arm: S
         if m.get("rss_increase_mb") and ref.get("rss_increase_mb"):
             metrics[f"RSS increase over an idle interpreter, best student int8 @ {at}"] = Metric(
                 m["rss_increase_mb"], "MiB", direction="lower_is_better", baseline=ref["rss_increase_mb"])
-        if best.get("accuracy") is not None and teacher.get("accuracy"):
+        if best.score is not None and teacher.score:
             metrics["accuracy retained by best student int8 (fraction of teacher accuracy)"] = Metric(
-                best["accuracy"] / teacher["accuracy"], "fraction")
-            metrics["accuracy of best student int8"] = Metric(best["accuracy"], "fraction", baseline=teacher["accuracy"])
+                best.score / teacher.score, "fraction")
+            metrics["accuracy of best student int8"] = Metric(best.score, "fraction", baseline=teacher.score)
         if m.get("cold_start_ms") and ref.get("cold_start_ms"):
             metrics[f"cold start (load + first inference) of best student int8 @ {at}"] = Metric(
                 m["cold_start_ms"], "ms", direction="lower_is_better", baseline=ref["cold_start_ms"])
@@ -371,7 +366,7 @@ def render_harness_sections(report: Mapping[str, Any]) -> str:
     from tinybert_edge.benchmarks.readme import markdown_cell
     from tinybert_edge.benchmarks.sweep import grid_of
 
-    rows = report["rows"]
+    rows = [as_row(row) for row in report["rows"]]
     point = report["headline_point"]
     at = f"batch {point['batch_size']}, seq {point['seq_len']}, {point['threads']} threads"
     out = ["", "## Targets", ""]
@@ -380,10 +375,10 @@ def render_harness_sections(report: Mapping[str, Any]) -> str:
     out.append(f"- `cuda`: {cuda.get('note', 'not checked')}")
     arm = report.get("arm") or {}
     out.append(f"- `arm`: {arm.get('note', 'not run')}")
-    failed = [row for row in rows if row.get("error")]
+    failed = [row for row in rows if row.error]
     if failed:
         out += ["", "Rows that could not be measured (the rest of the report is complete):", ""]
-        out += [f"- {markdown_cell(row['name'])}: {markdown_cell(row['error'])}" for row in failed]
+        out += [f"- {markdown_cell(row.name)}: {markdown_cell(row.error)}" for row in failed]
 
     out += ["", f"## Cold start and memory ({at})", "",
             "Cold start = session load + first inference, in a fresh process; import of the runtime apart. Peak RSS "
@@ -392,16 +387,16 @@ def render_harness_sections(report: Mapping[str, Any]) -> str:
             "| model | import ms | load ms | first inference ms | cold start ms | cold start × vs teacher | "
             "peak RSS MB | increase over idle MB | memory × vs teacher |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    teacher = next((row for row in rows if row["name"] == report.get("teacher")), None)
+    teacher = next((row for row in rows if row.name == report.get("teacher")), None)
     ref = sweep_point(teacher, **point) if teacher else None
     for row in rows:
         m = sweep_point(row, **point)
         if m is None:
-            out.append(f"| {markdown_cell(row['name'])} |" + " — |" * 8)
+            out.append(f"| {markdown_cell(row.name)} |" + " — |" * 8)
             continue
         cold = (ref["cold_start_ms"] / m["cold_start_ms"]) if ref and m.get("cold_start_ms") else None
         memory = (ref["peak_rss_mb"] / m["peak_rss_mb"]) if ref and m.get("peak_rss_mb") else None
-        out.append(f"| {markdown_cell(row['name'])} | {_num(m.get('import_ms'))} | {_num(m.get('load_ms'))} | "
+        out.append(f"| {markdown_cell(row.name)} | {_num(m.get('import_ms'))} | {_num(m.get('load_ms'))} | "
                    f"{_num(m.get('first_inference_ms'))} | {_num(m.get('cold_start_ms'))} | "
                    f"{'—' if cold is None else f'{cold:.2f}×'} | {_num(m.get('peak_rss_mb'))} | "
                    f"{_num(m.get('rss_increase_mb'))} | {'—' if memory is None else f'{memory:.2f}×'} |")
@@ -415,10 +410,9 @@ def render_harness_sections(report: Mapping[str, Any]) -> str:
         for row in rows:
             cells = []
             for s, b, t in grid:
-                m = next((e for e in row.get("sweep") or [] if (e["seq_len"], e["batch_size"], e["threads"]) == (s, b, t)), None)
-                value = (m or {}).get("speedup_vs_teacher")
+                value = (sweep_point(row, s, b, t) or {}).get("speedup_vs_teacher")
                 cells.append("—" if value is None else f"{value:.2f}×")
-            out.append(f"| {markdown_cell(row['name'])} | " + " | ".join(cells) + " |")
+            out.append(f"| {markdown_cell(row.name)} | " + " | ".join(cells) + " |")
 
     arm_rows_ = arm.get("rows") or []
     out += ["", f"## {ARM_LABEL}", "",
@@ -489,7 +483,7 @@ def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_D
         max_examples: int = 500, arm: bool = True, rootfs: str | Path | None = None, progress: bool = True,
         report_dir: str | Path | None = DEFAULT_REPORT_DIR) -> tuple[dict[str, Metric], dict[str, Any]]:
     """Build what is missing, measure everything, write the reports; return (metrics, report)."""
-    from tinybert_edge.benchmarks.runner import TEACHER_NAME, bench
+    from tinybert_edge.benchmarks.runner import bench
     from tinybert_edge.benchmarks.arm import DEFAULT_ROOTFS, RunnerSettings
     from tinybert_edge.data import encode, load_splits, sample
     from tinybert_edge.models import load_tokenizer
@@ -530,9 +524,8 @@ def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_D
                  out=work / "bench")
     peaks = json.loads((work / "bench" / "report.json").read_text(encoding="utf-8")).get("gemm_peaks") or {}
     timings["bench_s"] = time.perf_counter() - t0
-    for row in rows:
-        if row["name"] in missing:
-            row["error"] = f"not built: {missing[row['name']]}"
+    rows = [dataclasses.replace(row, error=f"not built: {missing[row.name]}") if row.name in missing else row
+            for row in map(as_row, rows)]
     attach_point_speedups(rows, TEACHER_NAME)
 
     arm_section: dict[str, Any] = {"label": ARM_LABEL, "rows": []}
@@ -582,23 +575,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-examples", type=int, default=500, help="test examples for accuracy (fixed-seed sample)")
     parser.add_argument("--no-arm", action="store_true", help="skip the emulated arm64 check")
     parser.add_argument("--rootfs", default=None, help="arm64 root filesystem (default: .arm64-rootfs)")
-    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
     parser.add_argument("--report-dir", default=None, help="report.md, report.json and plots (default: RESULTS_DIR/harness)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(args_list)
-    from tinybert_edge.logs import configure_logging
-
-    configure_logging()
+def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     config = harness_config(args.min_seconds, args.min_iterations, args.warmup)
     report_dir = Path(args.report_dir) if args.report_dir else Path(args.results_dir) / "harness"
     metrics, report = run(args.run, args.work_dir, config, max_examples=args.max_examples, arm=not args.no_arm,
                           rootfs=args.rootfs, progress=not args.no_progress, report_dir=report_dir)
-    command = "python -m tinybert_edge.benchmarks.suites.harness " + shlex.join(args_list)
     extra = {"report_dir": str(report_dir), "work_dir": report["work_dir"], "run_dir": report["run_dir"],
              "headline_point": report["headline_point"], "cuda": report["cuda"],
              "arm": {k: v for k, v in report["arm"].items() if k != "rows"},
@@ -606,11 +592,11 @@ def main(argv: Sequence[str] | None = None) -> int:
              "rows": [{k: row.get(k) for k in ("name", "role", "backend", "precision", "device", "size_bytes",
                                                "accuracy", "error", "speedup", "size_reduction", "memory_reduction",
                                                "accuracy_retained")} for row in report["rows"]]}
-    path = write_suite_results("harness", metrics, command.strip(), extra=extra, results_dir=args.results_dir)
-    for name, metric in metrics.items():
-        print(f"{name}: {metric.value:.4g} {metric.unit}" + ("" if metric.baseline is None else f" (teacher {metric.baseline:.4g})"))
-    print(f"wrote {path} and {report_dir}/report.md")
-    return 0
+    return SuiteOutcome(metrics, extra, details=f"report: {report_dir}/report.md")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return suite_main("harness", build_parser(), _measure, argv)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ Per class: value = cases passed, baseline = target = cases tried, met = every ca
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -22,7 +22,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from tinybert_edge.benchmarks.results import Metric, write_suite_results
+from tinybert_edge.benchmarks.results import Metric
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
+from tinybert_edge.errors import BenchmarkError
 
 TESTS = "tests/reliability"
 FAULT_LOG_ENV = "TINYBERT_RELIABILITY_FAULTS"
@@ -86,31 +88,30 @@ def reliability_metrics(outcome: dict[str, dict[str, Any]], faults: dict[str, An
     return metrics
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    readme = "--readme" in args
-    pytest_args = [a for a in args if a != "--readme"]
-    command = "python -m tinybert_edge.benchmarks.suites.reliability " + shlex.join(args)
+def build_parser() -> argparse.ArgumentParser:
+    # Every other argument goes to pytest (its -h included), so this parser adds no help of its own.
+    parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.reliability", add_help=False,
+                                     allow_abbrev=False)
+    parser.add_argument("--readme", action="store_true", help="rewrite the README's benchmark table afterwards")
+    return parser
+
+
+def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     with tempfile.TemporaryDirectory(prefix="reliability-") as scratch:
         junit, fault_log = Path(scratch) / "junit.xml", Path(scratch) / "faults.jsonl"
         env = {**os.environ, FAULT_LOG_ENV: str(fault_log)}
         done = subprocess.run([sys.executable, "-m", "pytest", TESTS, "-q", "-p", "no:cacheprovider",
-                               f"--junitxml={junit}", *pytest_args], env=env)
+                               f"--junitxml={junit}", *args.passthrough], env=env)
         if not junit.is_file():
-            print(f"pytest wrote no report (exit {done.returncode}); nothing recorded", file=sys.stderr)
-            return 2
+            raise BenchmarkError(f"pytest wrote no report (exit {done.returncode}); nothing recorded")
         outcome, faults = parse_junit(junit), read_faults(fault_log)
-    metrics = reliability_metrics(outcome, faults)
-    path = write_suite_results("reliability", metrics, command.strip(),
-                               extra={"pytest_exit_code": done.returncode, "classes": outcome, "faults": faults})
-    for name, metric in metrics.items():
-        print(f"{name}: {metric.value:g} {metric.unit}" + (f" of {metric.target:g}" if metric.target is not None else ""))
-    print(f"wrote {path}")
-    if readme and Path("README.md").is_file():
-        from tinybert_edge.benchmarks.readme import update_readme
+    return SuiteOutcome(reliability_metrics(outcome, faults),
+                        {"pytest_exit_code": done.returncode, "classes": outcome, "faults": faults},
+                        exit_code=0 if done.returncode == 0 else 1, update_readme=args.readme)
 
-        update_readme("README.md")
-    return 0 if done.returncode == 0 else 1
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return suite_main("reliability", build_parser(), _measure, argv, passthrough=True)
 
 
 if __name__ == "__main__":

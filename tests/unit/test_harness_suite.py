@@ -10,7 +10,8 @@ import pytest
 
 import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
-from tinybert_edge.benchmarks.runner import TEACHER_NAME, bench
+from tinybert_edge.benchmarks.rows import TEACHER_NAME
+from tinybert_edge.benchmarks.runner import bench
 from tinybert_edge.benchmarks.config import BenchConfig, Target
 from tinybert_edge.benchmarks.suites import harness
 from tinybert_edge.errors import BenchmarkError, ConfigError
@@ -170,7 +171,8 @@ def test_cuda_memory_without_nvml_says_what_to_install(monkeypatch):
 
 
 def test_device_memory_column_appears_only_when_a_row_has_it():
-    from tinybert_edge.benchmarks.report import device_memory_mb, render_comparison_markdown
+    from tinybert_edge.benchmarks.report import render_comparison_markdown
+    from tinybert_edge.benchmarks.rows import device_memory_mb
 
     stats = {"p50_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0}
     cpu = {"name": "a", "backend": "torch", "precision": "fp32", "latency": {"8": {"stats": stats}}}

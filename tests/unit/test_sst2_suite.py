@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinybert_edge.benchmarks.suites.sst2 import TEACHER, render_table, sst2_metrics
+from tinybert_edge.benchmarks.rows import TEACHER_NAME as TEACHER
+from tinybert_edge.benchmarks.suites.sst2 import render_table, sst2_metrics
 
 
 def _row(name, model, role, backend, precision, accuracy, p50_128, size_mb, rss_mb):
@@ -67,7 +68,7 @@ def test_an_artifact_that_failed_its_check_is_a_row_that_says_why(report):
 
 
 def test_rounds_pool_every_timed_call_and_a_failure_in_any_round_stays():
-    from tinybert_edge.benchmarks.suites.sst2 import pool_rounds
+    from tinybert_edge.benchmarks.rounds import pool_rounds
 
     def row(samples, error=None):
         measurement = {"batch_size": 1, "samples_ms": samples, "peak_rss_mb": max(samples) * 10,

@@ -66,7 +66,7 @@ def read_loss_log(path: Path) -> list[dict[str, Any]]:
 
 def plot_loss_curves(logs: list[Path], png_path: Path) -> Path:
     """One panel per training stage, every logged loss term against the optimizer step (log scale)."""
-    from tinybert_edge.benchmarks.report import _figure, _save_png
+    from tinybert_edge.benchmarks.plots import figure as _figure, save_png as _save_png
 
     stages = [(path.stem, read_loss_log(path)) for path in logs]
     stages = [(name, records) for name, records in stages if records]
