@@ -113,69 +113,26 @@ def load_run(run_dir: str | Path) -> RunSources:
     teacher = Path((report.get("teacher") or {}).get("path") or "")
     if not (teacher / "config.json").is_file():
         raise ConfigError(f"the teacher of '{run_dir}' ('{teacher}') is gone; rerun the pipeline to fine-tune it again")
+    from tinybert_edge.artifacts import find_artifacts
+
     folder = run_dir / "artifacts"
-    artifacts = {"onnx-fp32": folder / "onnx-fp32", "onnx-int8": folder / "onnx-int8",
-                 "tflite-int8": folder / "tflite-int8" / "model.tflite"}
+    found = find_artifacts(folder) if folder.is_dir() else []
+    artifacts = {f"{a.format}-{a.precision}": a.path for a in found}
     return RunSources(run_dir, teacher, run_dir / "student", artifacts, config.data)
 
 
-def _artifact_buckets(path: Path) -> tuple[int, ...]:
-    from tinybert_edge.artifacts import read_metadata
+def export_variants(model: Path, out: Path, lengths: Sequence[int], parity_batches: list,
+                    reuse_from: Sequence[Path] = ()) -> tuple[dict[str, Path], dict[str, str]]:
+    """The ONNX fp32, ONNX int8 and TFLite int8 artifacts of `model` through the one export chain, each
+    parity-checked against PyTorch; one already in `out` or in an export folder of `reuse_from` (the pipeline run's)
+    is reused when it was exported from this model and covers `lengths`. Returns ({key: path}, {key: why it could
+    not be made}), keys as the layout's folder names; a failed export never stops the others."""
+    from tinybert_edge.converters import ExportConfig, export
 
-    return tuple(read_metadata(path).get("sequence_buckets") or ())
-
-
-def export_variants(model: Path, out: Path, lengths: Sequence[int], parity_batches: list, keys: Sequence[str],
-                    existing: Mapping[str, Path] | None = None) -> tuple[dict[str, Path], dict[str, str]]:
-    """The ONNX fp32, ONNX int8 and TFLite int8 artifacts of `model` named by `keys`, each parity-checked against
-    PyTorch. An artifact already in `existing` (or in `out` from an earlier run) is reused when it covers `lengths`.
-    Returns ({key: path}, {key: why it could not be made}); a failed export never stops the others."""
-    from tinybert_edge.converters import (Artifact, ExportConfig, ParityCheck, ParityThresholds, QuantizationConfig,
-                                          export_onnx, export_tflite, quantize_onnx)
-    from tinybert_edge.errors import ExportError, TinyBertEdgeError
-    from tinybert_edge.runtime.sessions import TorchSession
-
-    existing = dict(existing or {})
-    paths: dict[str, Path] = {}
     errors: dict[str, str] = {}
-    targets = {"onnx-fp32": out / "onnx-fp32", "onnx-int8": out / "onnx-int8", "tflite-int8": out / "tflite-int8" / "model.tflite"}
-    reference = None
-    config = ExportConfig(sequence_buckets=tuple(lengths))
-
-    def check(thresholds):
-        nonlocal reference
-        reference = reference or TorchSession(model, threads=2)
-        return ParityCheck(reference, parity_batches, thresholds)
-
-    for key in keys:
-        given = existing.get(key)
-        # ONNX has dynamic axes: any length runs. TFLite has fixed buckets: reuse only when they cover every length.
-        for candidate in (given, targets[key]):
-            if candidate is not None and candidate.exists() and (
-                    not key.startswith("tflite") or set(lengths) <= set(_artifact_buckets(candidate))):
-                paths[key] = candidate
-                break
-        if key in paths:
-            log.info("%s of %s: reusing %s", key, model, paths[key])
-            continue
-        started = time.perf_counter()
-        try:
-            if key == "onnx-fp32":
-                export_onnx(model, targets[key], config, parity=check(ParityThresholds.fp32()))
-            elif key == "onnx-int8":
-                if "onnx-fp32" not in paths:
-                    raise ExportError(f"onnx-int8 is quantized from onnx-fp32, which failed: {errors.get('onnx-fp32')}")
-                quantize_onnx(Artifact.load(paths["onnx-fp32"]), targets[key], QuantizationConfig.for_this_cpu(),
-                              parity=check(ParityThresholds.int8()))
-            else:
-                export_tflite(model, targets[key], config, "dynamic_int8", parity=check(ParityThresholds.int8()))
-        except TinyBertEdgeError as exc:
-            errors[key] = f"{type(exc).__name__}: {exc}"
-            log.warning("%s of %s failed: %s", key, model, errors[key])
-            continue
-        paths[key] = targets[key]
-        log.info("%s of %s: exported in %.1f s", key, model, time.perf_counter() - started)
-    return paths, errors
+    artifacts = export(model, out, config=ExportConfig(sequence_buckets=tuple(lengths)), parity_batches=parity_batches,
+                       reuse=True, reuse_from=reuse_from, threads=2, errors=errors)
+    return {f"{a.format}-{a.precision}": a.path for a in artifacts}, errors
 
 
 def variant_targets(role: str, model: Path, artifacts: Mapping[str, Path], errors: Mapping[str, str],
@@ -502,11 +459,10 @@ def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_D
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     teacher_paths, teacher_errors = export_variants(sources.teacher, work / "teacher-artifacts", config.sequence_lengths,
-                                                    parity_batches, ("onnx-fp32", "onnx-int8", "tflite-int8"))
+                                                    parity_batches)
     # The run's student artifacts are reused; its TFLite is re-exported only when its buckets miss a length.
     student_paths, student_errors = export_variants(sources.student, work / "student-artifacts", config.sequence_lengths,
-                                                    parity_batches, ("onnx-fp32", "onnx-int8", "tflite-int8"),
-                                                    existing=sources.artifacts)
+                                                    parity_batches, reuse_from=[sources.run_dir / "artifacts"])
     timings["exports_s"] = time.perf_counter() - t0
 
     teacher_targets, missing = variant_targets("teacher", sources.teacher, teacher_paths, teacher_errors)

@@ -95,30 +95,32 @@ def _encoded(model_dir: Path, dev):
     return encode(load_tokenizer(model_dir), dev, 128)
 
 
-RUNTIME = {"onnx": ("onnxruntime", "ONNX"), "tflite": ("litert", "TFLite")}
+PARITY_EXAMPLES = 256
 
 
 def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> list[dict[str, Any]]:
-    """Table entries for the int8 ONNX and int8 TFLite artifacts of a model folder, each parity-checked and reused
-    when already exported. A format whose export or parity check fails becomes an entry that says why, and the
-    suite goes on with the rest."""
-    from tinybert_edge.config import PipelineConfig
-    from tinybert_edge.errors import TinyBertEdgeError
-    from tinybert_edge.app.pipeline import export_artifacts
+    """Table entries for the int8 ONNX and int8 TFLite artifacts of a model folder (the one export chain), each
+    parity-checked on dev and reused when already exported. An artifact whose export or parity check fails becomes
+    an entry that says why, and the suite goes on with the rest."""
+    from tinybert_edge.artifacts import FORMAT_LABEL, RUNTIME_OF, export_path
+    from tinybert_edge.converters import ExportConfig, export
 
-    entries = []
     encoded = _encoded(model_dir, dev)
-    for fmt, (backend, runtime) in RUNTIME.items():
-        entry = {"name": f"{label} · {runtime} int8", "model": label, "backend": backend, "precision": "int8",
-                 "role": role}
-        config = PipelineConfig(sequence_lengths=[64, 128], threads=2, formats=[fmt])
-        try:
-            artifacts = export_artifacts(config, model_dir, out_dir, encoded, resume=True)
-        except TinyBertEdgeError as exc:
-            log.warning("sst2: %s not exported: %s", entry["name"], exc)
-            entries.append({**entry, "path": out_dir, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        entries += [{**entry, "path": a.path} for a in artifacts if a.precision == "int8"]
+    batches = list(encoded.batches(32, order=range(min(PARITY_EXAMPLES, len(encoded)))))
+    errors: dict[str, str] = {}
+    made = {a.format: a for a in export(model_dir, out_dir, config=ExportConfig(sequence_buckets=(64, 128)),
+                                        parity_batches=batches, reuse=True, threads=2, errors=errors)
+            if a.precision == "int8"}
+    entries = []
+    for fmt in ("onnx", "tflite"):
+        entry = {"name": f"{label} · {FORMAT_LABEL[fmt]} int8", "model": label, "backend": RUNTIME_OF[fmt],
+                 "precision": "int8", "role": role}
+        if fmt in made:
+            entries.append({**entry, "path": made[fmt].path})
+        else:
+            why = errors.get(f"{fmt}-int8", "not exported")
+            log.warning("sst2: %s not exported: %s", entry["name"], why)
+            entries.append({**entry, "path": export_path(out_dir, fmt, "int8"), "error": why})
     return entries
 
 

@@ -169,9 +169,10 @@ def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, e
 
 def _targets(teacher_dir: Path, student_dir: Path, artifacts: list) -> list[dict[str, Any]]:
     from tinybert_edge.artifacts import FORMAT_LABEL
+    from tinybert_edge.benchmarks.rows import TEACHER_NAME
 
     targets = [
-        {"name": "teacher · PyTorch fp32", "role": "teacher", "backend": "torch", "precision": "fp32", "path": Path(teacher_dir)},
+        {"name": TEACHER_NAME, "role": "teacher", "backend": "torch", "precision": "fp32", "path": Path(teacher_dir)},
         {"name": "student · PyTorch fp32", "role": "student", "backend": "torch", "precision": "fp32", "path": student_dir},
     ]
     for artifact in artifacts:
