@@ -3,9 +3,9 @@
     python -m tinybert_edge.benchmarks.suites.converters --student runs/first/student
 
 In one run, from one student folder:
-- ONNX: ours (`export_onnx` with ORT BERT fusions + `quantize_onnx` with the preset for this CPU) against optimum's
+- ONNX: ours (`export`: `export_onnx` with ORT BERT fusions + `quantize_onnx` with the preset for this CPU) against optimum's
   plain route (`main_export`, then `ORTQuantizer` with `AutoQuantizationConfig.<same preset>(is_static=False)`);
-- TFLite: ours (`export_tflite`, one file with a `seq_<L>` signature per length, ai-edge-quantizer
+- TFLite: ours (`export`'s `export_tflite`, one file with a `seq_<L>` signature per length, ai-edge-quantizer
   dynamic_wi8_afp32) against plain `litert_torch.convert` at one fixed length and `recipe.dynamic_wi8_afp32()`
   with its default settings, one file per length.
 Each is measured for latency p50 (batch 1, each sequence length, two threads, one subprocess per measurement, real
@@ -97,7 +97,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
     from tinybert_edge.benchmarks.config import BenchConfig
     from tinybert_edge.benchmarks.latency import clear_idle_cache, measure
     from tinybert_edge.benchmarks.rounds import pooled_stats, rotated, round_p50s
-    from tinybert_edge.converters import ExportConfig, QuantizationConfig, export_onnx, export_tflite, quantize_onnx
+    from tinybert_edge.converters import ExportConfig, QuantizationConfig, export
     from tinybert_edge.converters.artifact import check_source
     from tinybert_edge.data import DataSpec, encode, load_data, sample, split_data
     from tinybert_edge.errors import BenchmarkError
@@ -120,10 +120,10 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, enc
         return value
 
     qconfig = QuantizationConfig.for_this_cpu()
-    ours_fp32 = timed("ours: export_onnx", export_onnx, student, work / "ours" / "onnx", ExportConfig(sequence_buckets=lengths))
-    ours_onnx = timed("ours: quantize_onnx", quantize_onnx, ours_fp32, work / "ours" / "onnx-int8", qconfig)
-    ours_tflite = timed("ours: export_tflite", export_tflite, student, work / "ours" / "model_int8.tflite",
-                        ExportConfig(sequence_buckets=lengths), "dynamic_int8")
+    ours = {(a.format, a.precision): a for a in timed(
+        "ours: export (onnx fp32, onnx int8, tflite int8)", export, student, work / "ours",
+        config=ExportConfig(sequence_buckets=lengths), qconfig=qconfig)}
+    ours_onnx, ours_tflite = ours["onnx", "int8"], ours["tflite", "int8"]
     theirs_onnx = timed("optimum: main_export + ORTQuantizer", optimum_int8, student, work, qconfig.preset, qconfig.per_channel)
     theirs_tflite = {length: timed(f"litert-torch defaults @ seq {length}", litert_default_int8, student, length,
                                    work / "litert-defaults" / f"model_int8_seq{length}.tflite") for length in lengths}

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from tinybert_edge.distillation.losses import (
-    LOSSES,
     attention_loss,
     embedding_loss,
     hard_label_loss,
@@ -16,7 +15,6 @@ from tinybert_edge.distillation.losses import (
     prediction_loss,
     regression_prediction_loss,
 )
-from tinybert_edge.errors import ConfigError
 
 
 def flat(values):
@@ -248,32 +246,6 @@ def test_hard_label_loss():
     labels = torch.tensor([1, 0])
     expected = (-math.log(3 / 4) - math.log(2 / 3)) / 2
     assert hard_label_loss(logits, labels).item() == pytest.approx(expected, rel=1e-6)
-
-
-# ---------------------------------------------------------------- registry
-
-
-def test_registry_holds_every_term():
-    assert LOSSES.names() == ["attention", "embedding", "hard_label", "hidden", "prediction", "regression", "relation"]
-    assert LOSSES.get("attention") is attention_loss
-    assert LOSSES.get("prediction") is prediction_loss
-    assert LOSSES.get("regression") is regression_prediction_loss
-
-
-def test_registry_unknown_name():
-    with pytest.raises(ConfigError) as info:
-        LOSSES.get("cosine")
-    message = str(info.value)
-    assert "unknown loss term 'cosine'" in message
-    assert "available: attention, embedding, hard_label, hidden, prediction, regression" in message
-
-
-def test_registry_duplicate_name():
-    with pytest.raises(ValueError, match="duplicate loss term 'hidden'"):
-        LOSSES.register("hidden", lambda s, t: s)
-    with pytest.raises(ValueError, match="duplicate"):
-        LOSSES.register("attention")(lambda s, t, m: s)
-    assert LOSSES.get("hidden") is hidden_loss
 
 
 # ---------------------------------------------------------------- MiniLM relations

@@ -27,7 +27,6 @@ from tinybert_edge.config import AugmentConfig
 from tinybert_edge.data import TextClassificationData, sample
 from tinybert_edge.errors import DataError, ModelError
 from tinybert_edge.io import atomic_path, sha256_tree, write_json_atomic
-from tinybert_edge.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,6 @@ class CandidateGenerator(Protocol):
     name: str
 
     def candidates(self, sentences: Sequence[Sentence], targets: Sequence[Target]) -> list[list[str]]: ...
-
-
-GENERATORS: Registry[Any] = Registry("augmentation generator")
 
 
 def split_words(tokenizer: Any, texts: Sequence[str]) -> list[Sentence]:
@@ -107,7 +103,6 @@ def whole_word_mask(tokenizer: Any, vocab_size: int) -> np.ndarray:
     return mask
 
 
-@GENERATORS.register("embedding")
 class EmbeddingNeighbours:
     """Nearest whole words by cosine similarity in the input word-embedding matrix.
 
@@ -156,7 +151,6 @@ class EmbeddingNeighbours:
         return [list(self._neighbours[w]) for w in words]
 
 
-@GENERATORS.register("mlm")
 class MaskedLMCandidates:
     """Top-K predictions of a masked language model for single-piece words.
 
@@ -270,13 +264,13 @@ def load_generators(folder: Path, tokenizer: Any,
     if whole.sum() < 2:
         raise ModelError(f"the vocabulary of '{folder}' has fewer than two whole-word entries; augmentation needs "
                          "a word-piece vocabulary with real words")
-    neighbours = GENERATORS.get("embedding")(embeddings, vocabulary, whole, config.top_k)
+    neighbours = EmbeddingNeighbours(embeddings, vocabulary, whole, config.top_k)
     if not use_mlm:
         reason = f"no masked-LM head in {folder}" if not with_head else "asked for with generator='embedding'"
         log.info("augment: generators = embedding (%s)", reason)
         return None, neighbours
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    masked_lm = GENERATORS.get("mlm")(model.to(device), tokenizer, vocabulary, whole, config.top_k, config.max_length)
+    masked_lm = MaskedLMCandidates(model.to(device), tokenizer, vocabulary, whole, config.top_k, config.max_length)
     log.info("augment: generators = mlm (single-piece words), embedding (multi-piece words) from %s", folder)
     return masked_lm, neighbours
 

@@ -9,12 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tinybert_edge.registry import Registry
 
-LOSSES: Registry = Registry("loss term")
-
-
-@LOSSES.register("embedding")
 def embedding_loss(student: torch.Tensor, teacher: torch.Tensor, projection: torch.nn.Module | None = None) -> torch.Tensor:
     """L_embd = MSE(E^S W_e, E^T)  (eq. 9): mean over batch, positions and teacher width.
 
@@ -23,13 +18,11 @@ def embedding_loss(student: torch.Tensor, teacher: torch.Tensor, projection: tor
     return F.mse_loss(student if projection is None else projection(student), teacher)
 
 
-@LOSSES.register("hidden")
 def hidden_loss(student: torch.Tensor, teacher: torch.Tensor, projection: torch.nn.Module | None = None) -> torch.Tensor:
     """L_hidn = MSE(H^S W_h, H^T)  (eq. 8) for one mapped layer: mean over batch, positions and teacher width."""
     return F.mse_loss(student if projection is None else projection(student), teacher)
 
 
-@LOSSES.register("attention")
 def attention_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """L_attn = (1/h) sum_i MSE(A_i^S, A_i^T)  (eq. 7) on pre-softmax scores A = Q K^T / sqrt(d_k).
 
@@ -57,7 +50,6 @@ def _relations(states: torch.Tensor, heads: int, key_mask: torch.Tensor) -> torc
     return F.log_softmax(scores, dim=-1)
 
 
-@LOSSES.register("relation")
 def relation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], attention_mask: torch.Tensor,
                   heads: int = 12) -> torch.Tensor:
     """L_rel = sum_{x in Q,K,V} KL(R_x^T || R_x^S), R_x = softmax(X X^T / sqrt(d_r)) per relation head (MiniLMv2).
@@ -77,20 +69,17 @@ def relation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Ten
     return total
 
 
-@LOSSES.register("prediction")
 def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """L_pred = -softmax(z^T / t) . log_softmax(z^S / t)  (eq. 10): soft cross-entropy, mean over the batch."""
     teacher_probs = F.softmax(teacher_logits / temperature, dim=-1)
     return -(teacher_probs * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
 
 
-@LOSSES.register("regression")
 def regression_prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """L_pred = MSE(z^S, z^T) for regression tasks (one output): mean over the batch."""
     return F.mse_loss(student_logits, teacher_logits)
 
 
-@LOSSES.register("hard_label")
 def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """L_hard = CE(z^S, y): cross-entropy against the gold labels, mean over the batch (optional term)."""
     return F.cross_entropy(student_logits, labels)
