@@ -70,26 +70,23 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return {}
 
 
-def onnx_file(path: str | Path) -> Path:
-    """The .onnx file of `path`: the file itself, or the one .onnx in a folder."""
+def model_file(path: str | Path, suffix: str) -> Path:
+    """The `suffix` (".onnx", ".tflite") model file of `path`: the file itself, or the one such file in a folder."""
     path = Path(path)
     if path.is_file():
         return path
-    candidates = sorted(path.glob("*.onnx")) if path.is_dir() else []
+    candidates = sorted(path.glob(f"*{suffix}")) if path.is_dir() else []
     if len(candidates) != 1:
-        raise ModelError(f"'{path}' holds {len(candidates)} .onnx files; pass the path of the one to load")
+        raise ModelError(f"'{path}' holds {len(candidates)} {suffix} files; pass the path of the one to load")
     return candidates[0]
+
+
+def onnx_file(path: str | Path) -> Path:
+    return model_file(path, ".onnx")
 
 
 def tflite_file(path: str | Path) -> Path:
-    """The .tflite file of `path`: the file itself, or the one .tflite in a folder."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    candidates = sorted(path.glob("*.tflite")) if path.is_dir() else []
-    if len(candidates) != 1:
-        raise ModelError(f"'{path}' holds {len(candidates)} .tflite files; pass the path of the one to load")
-    return candidates[0]
+    return model_file(path, ".tflite")
 
 
 def has_tokenizer(folder: Path | None) -> bool:

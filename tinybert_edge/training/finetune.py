@@ -68,6 +68,9 @@ def finetune(
         return target
 
     tokenizer = load_tokenizer(folder)
+    # The new head is drawn from torch's global generator, which starts from a random seed in every process: seed
+    # it, so that the same encoder, data and settings (the cache key) always give the same teacher.
+    torch.manual_seed(config.seed)
     model = load_model(folder, task, label_names=getattr(train, "label_names", None), role="teacher")
     device = pick_device()
     model.to(device)
