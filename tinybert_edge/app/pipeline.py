@@ -6,12 +6,14 @@ already there, so an interrupted run continues where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import logging
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -217,7 +219,8 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
 
     t0 = time.perf_counter()
     params = {"teacher": count_parameters_of(teacher_dir), "student": distill_summary["parameters"]}
-    rows = measure_targets(config, targets, accuracy, encoded_test, params, progress)
+    with contextlib.redirect_stdout(sys.stderr):  # the measurement's progress bar prints to stdout, which is the caller's
+        rows = measure_targets(config, targets, accuracy, encoded_test, params, progress)
     timings["bench_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
