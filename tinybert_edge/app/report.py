@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 def _teacher_line(report: dict[str, Any]) -> str:
     """The teacher as a reader knows it: where it came from and what it was tuned on, not the cache folder."""
     teacher = report["teacher"]
-    source = teacher.get("source") or teacher["path"]
+    source = teacher.get("source") or report.get("config", {}).get("teacher") or teacher["path"]
     tuned = teacher.get("fine_tuned")
     if not tuned:
         return f"- teacher: `{source}` (a fine-tuned classifier, used as given)"

@@ -44,10 +44,11 @@ class ProgressLog:
     """Plain progress lines (step, loss, time left) at most every `interval` seconds, for runs without a visible
     progress bar; `clock` is injectable so that tests need no sleeping."""
 
-    def __init__(self, name: str, start_step: int, total_steps: int, enabled: bool,
-                 interval: float = PROGRESS_LOG_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str, start_step: int, total_steps: int, enabled: bool, interval: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.name, self.start_step, self.total_steps, self.enabled = name, start_step, total_steps, enabled
-        self.interval, self.clock = interval, clock
+        self.interval = PROGRESS_LOG_SECONDS if interval is None else interval
+        self.clock = clock
         self.started = self.last = clock()
 
     def update(self, step: int, loss: float) -> None:
