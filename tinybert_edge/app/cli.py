@@ -371,13 +371,14 @@ def _pipeline_config(args: argparse.Namespace):
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from tinybert_edge.app.pipeline import pipeline
-    from tinybert_edge.app.report import render_report_markdown
+    from tinybert_edge.app.report import package_command, render_report_markdown
 
     report = pipeline(_pipeline_config(args), overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress)
-    print(render_report_markdown(report), file=args.stdout)  # ends with the `package` command for these artifacts
-    # With --quiet, stdout is the report alone (it can be redirected to a file as it is).
-    print(f"Report written to {Path(report['run_dir']).resolve() / 'report.md'}",
-          file=sys.stderr if args.quiet else args.stdout)
+    print(render_report_markdown(report), file=args.stdout)
+    # With --quiet, stdout is the report alone (it can be redirected to a file as it is); these lines go to stderr.
+    closing = sys.stderr if args.quiet else args.stdout
+    print(f"Report written to {Path(report['run_dir']).resolve() / 'report.md'}", file=closing)
+    print(f"Next, the on-device bundle: {package_command(report)}", file=closing)
     return 0
 
 

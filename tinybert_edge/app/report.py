@@ -95,6 +95,7 @@ def render_report_markdown(report: dict[str, Any]) -> str:
         f"- latency: batch 1, {report['config']['threads']} threads, p50/p90/p99 in ms; speedup, size and memory "
         "ratios are against the teacher in PyTorch fp32, measured in this run",
         *_environment_lines(report),
+        f"- next: `{package_command(report)}` writes the on-device bundle of these artifacts",
         "",
         "## Every variant",
         "",
@@ -104,8 +105,6 @@ def render_report_markdown(report: dict[str, Any]) -> str:
         "",
         *(["![loss terms per step](loss_curves.png)", ""] if (run_dir / "loss_curves.png").is_file() else []),
         "Stage times (s): " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in timings.items()),
-        "",
-        f"Next: `{package_command(report)}` writes the on-device bundle of these artifacts.",
         "",
     ]
     return "\n".join(lines)
