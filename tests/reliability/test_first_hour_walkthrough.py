@@ -5,6 +5,7 @@ ending in one clear line, exit 2 and nothing half-written, and the corrected com
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import tiny_bert
@@ -46,6 +47,8 @@ def test_five_mistakes_then_the_fixed_commands_work(tmp_path, teacher):
     assert package in report
     assert done.stderr.splitlines()[-1] == f"Next, the on-device bundle: {package}"  # how the run ends
     assert third_party_lines(done.stderr) == []
+    packaged = run_cli(shlex.split(package)[1:])  # the printed next step works as typed
+    assert packaged.returncode == 0 and (runs / "x" / "bundle.zip").is_file(), packaged.stderr[-3000:]
 
     # Mistake 2: resuming with a changed setting names it instead of silently keeping the old one.
     line = _one_error(run_cli([*pipeline, "--resume", "--distill-max-train-examples", "8"]), "distill.max_train_examples")

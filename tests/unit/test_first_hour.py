@@ -264,6 +264,18 @@ def test_evaluate_says_which_rows_it_scored(capsys, model, train_csv):
     assert "on 2 examples" in out and "the test part of train.csv" in out
 
 
+def test_bench_scores_the_split_asked_for_and_says_so(capsys, tmp_path, model):
+    data = tiny_bert.write_csv(tmp_path / "data.csv", 40)
+    out = tmp_path / "bench"
+    assert main(["bench", "--teacher", str(model), "--data", str(data), "--split", "test", "--seq-lengths", "16",
+                 "--threads", "1", "--out", str(out), "--min-seconds", "0.05", "--min-iterations", "3", "--warmup",
+                 "1", "--no-roofline", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "Accuracy on 4 examples: the test part of data.csv's seeded 80/10/10 split" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["rows"][0]["accuracy_n"] == 4
+
+
 def test_evaluate_help_does_not_promise_a_split_it_does_not_make():
     evaluate = _subparsers(build_parser())["evaluate"].format_help()
     assert "80/10/10" not in evaluate.split("--split")[0]  # only --split's own help speaks of the split
