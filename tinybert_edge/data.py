@@ -318,7 +318,8 @@ def check_label_values(path: Path, raw_labels: Sequence[str], rows: Sequence[dic
         return  # names such as 'pos' / 'neg' (or a mix): classes as written
     fractional = sorted((label for label, value in numbers.items() if value != int(value)), key=_label_sort_key)
     if fractional:
-        first = next(i for i, label in enumerate(raw_labels) if label in set(fractional))  # the first such row
+        scores = set(fractional)
+        first = next(i for i, label in enumerate(raw_labels) if label in scores)  # the file's first such row
         raise DataError(
             f"{_where(path, rows, kept[first])}: the label column '{label_column}' holds non-integer numbers "
             f"({', '.join(fractional[:5])}{', ...' if len(fractional) > 5 else ''}; {len(numbers)} distinct values), "

@@ -33,7 +33,7 @@ def test_five_mistakes_then_the_fixed_commands_work(tmp_path, teacher):
     data = tmp_path / "reviews.csv"
     # Mistake 1: the label column has another name. Nothing is created, so the fixed command is not refused.
     data.write_text("text,stars\n" + "".join(f"{t},{y}\n" for t, y in zip(*tiny_bert.sentences(40))), encoding="utf-8")
-    pipeline = ["--quiet", "pipeline", "--teacher", str(teacher), "--data", str(data), "--name", "x", "--runs-dir",
+    pipeline = ["pipeline", "--quiet", "--teacher", str(teacher), "--data", str(data), "--name", "x", "--runs-dir",
                 str(runs), "--student", "teacher-layers:2", "--sequence-lengths", "16", "--formats", "onnx",
                 "--threads", "1", "--bench-min-seconds", "0.05", "--distill-max-train-examples", "16", "--no-progress"]
     _one_error(run_cli(pipeline), "--label-column")

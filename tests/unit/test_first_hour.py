@@ -116,7 +116,8 @@ def test_every_pipeline_setting_flag_names_its_config_key():
     pipeline = _subparsers(build_parser())["pipeline"]
     named = 0
     for action in pipeline._actions:
-        if not action.option_strings or action.dest in ("help", "config", "overwrite", "resume", "no_progress"):
+        behaviour = ("help", "config", "overwrite", "resume", "no_progress", "debug", "quiet", "verbose")
+        if not action.option_strings or action.dest in behaviour:  # how to run, not what the run is
             continue
         key = action.help.rsplit("config: ", 1)[-1].rstrip(")")
         assert key in keys, (action.option_strings, action.help)
@@ -477,6 +478,15 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"tinybert-edge {__version__}"
+
+
+def test_output_flags_work_before_and_after_the_command():
+    after = build_parser().parse_args(["evaluate", "m", "--data", "d.csv", "--quiet", "--verbose"])
+    before = build_parser().parse_args(["--quiet", "--debug", "evaluate", "m", "--data", "d.csv"])
+    plain = build_parser().parse_args(["evaluate", "m", "--data", "d.csv"])
+    assert (after.quiet, after.verbose, after.debug) == (True, True, False)
+    assert (before.quiet, before.verbose, before.debug) == (True, False, True)
+    assert (plain.quiet, plain.verbose, plain.debug) == (False, False, False)
 
 
 def test_every_subcommand_help_has_an_example_and_every_flag_its_default():

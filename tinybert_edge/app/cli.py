@@ -40,9 +40,23 @@ EXAMPLES: dict[str, str] = {
 SPLITS = ("all", "train", "dev", "test")
 
 
+def _add_output_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    """--debug, --quiet and --verbose, accepted before the command and after it (`pipeline --quiet`); under a
+    command their default is SUPPRESS, so that leaving them out there keeps what was given before the command."""
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show full tracebacks (default: one error line)")
+    parser.add_argument("--quiet", action="store_true", default=default, help="only the SDK's warnings on stderr "
+                        "(default: its progress too; stdout is always the result alone)")
+    parser.add_argument("--verbose", action="store_true", default=default, help="also show other libraries' "
+                        "warnings, log records and native banners on stderr (default: hidden)")
+
+
 def _subcommand(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  " + EXAMPLES[name].replace("\n", "\n  "),
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(name, help=help, description=help,
+                            epilog="example:\n  " + EXAMPLES[name].replace("\n", "\n  "),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_output_flags(parser, argparse.SUPPRESS)
+    return parser
 
 
 def _data_defaults() -> Any:
@@ -144,11 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tinybert-edge {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks (default: one error line)")
-    parser.add_argument("--quiet", action="store_true", help="only warnings and the result on stdout (default: the "
-                        "SDK's progress on stderr)")
-    parser.add_argument("--verbose", action="store_true", help="also show other libraries' warnings, log records and "
-                        "native banners (default: hidden)")
+    _add_output_flags(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fd, dd, ad, gd = FinetuneConfig(), DistillConfig(), AugmentConfig(), GeneralDistillConfig()
 
