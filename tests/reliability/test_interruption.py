@@ -142,8 +142,9 @@ def test_export_killed_midway_leaves_previous_or_no_artifact(tmp_path, small_tea
     rng = random.Random(SEED + 1)
     previous_metadata = None
     for attempt in range(2):
+        # --overwrite: the second export replaces the first on purpose (export refuses an existing folder without it).
         process = _spawn(["-m", "tinybert_edge.app.cli", "export", str(small_teacher), str(out), "--formats", "onnx",
-                          "--seq-lengths", "16", "32"])
+                          "--seq-lengths", "16", "32", "--overwrite"])
         if attempt == 0:
             # First: an export killed before it had finished anything leaves no artifact at the final path.
             deadline = time.monotonic() + 240

@@ -127,8 +127,9 @@ def test_export_under_a_file_size_limit_fails_clearly_and_keeps_the_previous_exp
     export(teacher, out, formats=("onnx",), quantize=False, config=ExportConfig(sequence_buckets=(16,)))
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     model_bytes = max(len(b) for b in before.values())
+    # --overwrite: this export replaces the previous one on purpose (export refuses an existing folder without it).
     done = subprocess.run([sys.executable, "-m", "tinybert_edge.app.cli", "export", str(teacher), str(out), "--formats",
-                           "onnx", "--no-quantize", "--seq-lengths", "16"], capture_output=True, text=True,
+                           "onnx", "--no-quantize", "--seq-lengths", "16", "--overwrite"], capture_output=True, text=True,
                           timeout=300, env=cli_env(), preexec_fn=_limit_file_size(model_bytes // 4))
     record("failing_write", errno="EFBIG")
     assert done.returncode == 2, done.stderr[-3000:]

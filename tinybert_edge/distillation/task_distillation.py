@@ -15,7 +15,12 @@ from typing import Any
 
 from tinybert_edge.config import DistillConfig, task_defaults
 from tinybert_edge.data import TextClassificationData, sample
+from tinybert_edge.errors import DistillationError, RunDirExistsError
 from tinybert_edge.io import write_json_atomic
+
+# Beside the checkpoints in the work folder: the settings they were written with, so that a resume with other
+# settings can be refused naming the settings that differ (the checkpoint itself only carries their digest).
+SETTINGS_FILE = "distill_settings.json"
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +53,13 @@ def distill(
     work_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> DistillResult:
     """Distil the fine-tuned model in `teacher` (of the data's task) into a student saved at `out_dir`.
 
     `work_dir` holds checkpoints and the loss log (JSONL, one line per logged step and term); with `resume`, each
-    stage continues from its last checkpoint, which must come from the same configuration.
+    stage continues from its last checkpoint, which must come from the same configuration. An existing `out_dir`
+    is replaced only with `overwrite` (or `resume`, which finishes what a previous call started there).
     """
     import torch
 
@@ -74,9 +81,16 @@ def distill(
                  ", ".join(f"{k}={v}" for k, v in preset.items()) or "nothing (every value overridden)")
     from tinybert_edge.io import check_output_location
 
+    if Path(out_dir).exists() and not (overwrite or resume):
+        raise RunDirExistsError(f"student folder '{out_dir}' already exists; pass --overwrite to replace it, "
+                                "--resume to finish the run that wrote it, or choose another output folder")
     check_output_location(out_dir, "student folder")  # fail before loading anything, not after training
     if work_dir:
         check_output_location(work_dir, "work folder")
+    task.check_training_data(train, "training")
+    from tinybert_edge.models import resolve_model_path
+
+    teacher = resolve_model_path(teacher, "teacher")  # one folder for loading and for the checkpoint digest
     teacher_model = load_model(teacher, task, label_names=getattr(train, "label_names", None), role="teacher")
     train, dev = task.align(train, teacher_model.config), task.align(dev, teacher_model.config)
     tokenizer = load_tokenizer(teacher)
@@ -100,10 +114,11 @@ def distill(
     from tinybert_edge.io import sha256_tree
 
     # A checkpoint may only be resumed by a run with the same settings, teacher weights and training data.
-    digest = hashlib.sha256(json.dumps({
-        "config": asdict(config), "train": data_digest(train),
-        "teacher": sha256_tree(Path(teacher), ("*.json", "*.safetensors")),
-    }, sort_keys=True).encode()).hexdigest()
+    settings = json.loads(json.dumps({"config": asdict(config), "train": data_digest(train),  # as saved: lists
+                                      "teacher": sha256_tree(Path(teacher), ("*.json", "*.safetensors"))}))
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    if work:
+        _check_resume(work, settings, resume, context.is_main)
 
     cached_logits: torch.Tensor | None = None
 
@@ -172,6 +187,30 @@ def distill(
 
         dist.barrier()
     return summary
+
+
+def _check_resume(work: Path, settings: dict[str, Any], resume: bool, is_main: bool) -> None:
+    """Say what a resume will do, and refuse one whose settings differ from the checkpoints', naming each setting
+    that differs; then record this run's settings beside its checkpoints."""
+    checkpoints = sorted(work.glob("*.ckpt"))
+    saved_path = work / SETTINGS_FILE
+    if resume and not checkpoints:
+        log.info("distill: --resume, but there is no checkpoint in %s yet; starting fresh", work)
+    elif resume and saved_path.is_file():
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        differences = [f"{key}: {saved['config'].get(key)!r} then, {value!r} now"
+                       for key, value in settings["config"].items() if saved.get("config", {}).get(key) != value]
+        if saved.get("train") != settings["train"]:
+            differences.append("the training data (--data, its reading options or --max-train-examples)")
+        if saved.get("teacher") != settings["teacher"]:
+            differences.append("the teacher's weights")
+        if differences:
+            raise DistillationError(
+                f"cannot resume from the checkpoints in '{work}': they were written with other settings "
+                f"({'; '.join(differences)}); rerun with the same settings, or start over with --overwrite"
+            )
+    if is_main and not (resume and checkpoints):
+        write_json_atomic(saved_path, settings)
 
 
 def teacher_outputs_for(task, teacher_model, encoded, device, batch_size: int):

@@ -53,6 +53,9 @@ class Task(abc.ABC):
     def encode(self, tokenizer: Any, data: Any, max_length: int) -> Any:
         """`data` tokenized (truncated to `max_length`, unpadded) as a `tinybert_edge.data.EncodedData`."""
 
+    def check_training_data(self, data: Any, purpose: str = "training") -> None:
+        """Raise DataError when `data` cannot train a model of this task (checked before anything is loaded)."""
+
     def align(self, data: Any, model_config: Any) -> Any:
         """`data` re-indexed to the label order of a model's config (identity for tasks without labels)."""
         return data

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.data import TextClassificationData, encode, load_data
+from tinybert_edge.data import TextClassificationData, check_classes, encode, load_data
 from tinybert_edge.errors import BundleError, ModelError
 from tinybert_edge.tasks.base import Task
 
@@ -62,6 +62,9 @@ class SequenceClassification(Task):
 
     def encode(self, tokenizer: Any, data: TextClassificationData, max_length: int) -> Any:
         return encode(tokenizer, data, max_length)
+
+    def check_training_data(self, data: TextClassificationData, purpose: str = "training") -> None:
+        check_classes(data, purpose)
 
     def label_names(self, model_config: Any) -> list[str] | None:
         return config_label_names(model_config)

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,32 @@ from tinybert_edge.io import atomic_path
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+# Off a terminal (a log file, CI, nohup) a progress bar is invisible or garbled, so the loop logs a plain line at
+# least this often instead.
+PROGRESS_LOG_SECONDS = 30.0
+
+
+class ProgressLog:
+    """Plain progress lines (step, loss, time left) at most every `interval` seconds, for runs without a visible
+    progress bar; `clock` is injectable so that tests need no sleeping."""
+
+    def __init__(self, name: str, start_step: int, total_steps: int, enabled: bool, interval: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name, self.start_step, self.total_steps, self.enabled = name, start_step, total_steps, enabled
+        self.interval = PROGRESS_LOG_SECONDS if interval is None else interval
+        self.clock = clock
+        self.started = self.last = clock()
+
+    def update(self, step: int, loss: float) -> None:
+        now = self.clock()
+        if not self.enabled or now - self.last < self.interval:
+            return
+        self.last = now
+        rate = (step - self.start_step) / max(now - self.started, 1e-9)
+        left = (self.total_steps - step) / rate if rate > 0 else float("inf")
+        eta = f"{int(left // 60)}m{int(left % 60):02d}s" if math.isfinite(left) else "unknown"
+        log.info("%s: step %d/%d, loss %.4f, ETA %s", self.name, step, self.total_steps, loss, eta)
 
 
 @dataclass
@@ -265,6 +292,8 @@ def run_loop(
     started = time.perf_counter()
     bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step",
                disable=not progress or not context.is_main, dynamic_ncols=True)
+    heartbeat = ProgressLog(spec.name, start_step, total_steps,
+                            enabled=context.is_main and (bar.disable or not sys.stderr.isatty()))
     if log_path and context.is_main:
         _truncate_log(log_path, start_step)
     log_handle = open(log_path, "a", encoding="utf-8") if log_path and context.is_main else None
@@ -295,6 +324,7 @@ def run_loop(
             done = step + 1
             bar.update(1)
             bar.set_postfix(loss=f"{sums['total']:.4f}")
+            heartbeat.update(done, sums["total"])
             if done % spec.log_every == 0 or done == total_steps:
                 sums = _mean_over_ranks(sums, context)
                 record = {"stage": spec.name, "step": done, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **sums}
