@@ -78,6 +78,9 @@ def plot_accuracy_vs_latency(rows: Sequence[Row | Mapping[str, Any]], png_path: 
         axes.set_xscale("log")  # teachers and int8 students can be orders of magnitude apart
     axes.set_xlabel(f"p50 latency at sequence length {seq_len} (ms)")
     axes.set_ylabel(f"{metric} (%)")
+    if points:  # a score cannot pass 100%: the axis stops there instead of showing room no model can reach
+        lower, upper = axes.get_ylim()
+        axes.set_ylim(lower, min(upper, 100.0))
     axes.set_title(f"{metric[:1].upper()}{metric[1:]} against latency (teacher: red star)")
     axes.grid(True, alpha=0.3)
     if missing:

@@ -105,7 +105,7 @@ def quantize_tflite(flatbuffer: bytes, quantization: str) -> bytes:
             algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING,
         )
     try:
-        result = qt.quantize(enable_progress_report=False)
+        result = qt.quantize(enable_progress_bar=False, enable_progress_report=False)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ExportError(f"ai-edge-quantizer could not apply {quantization}: {exc}") from exc
     return bytes(result.quantized_model)
