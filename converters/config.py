@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 OPSET_RANGE = (14, 20)
 WEIGHT_TYPES = ("int8", "uint8")
 # Operators onnxruntime's dynamic quantizer turns into integer kernels in a (fused) BERT graph.
+# The CPUs an int8 ONNX export can be made for (QuantizationConfig.for_target): the exporting machine, or a preset.
+TARGET_CPUS = ("this", "avx2", "avx512_vnni", "arm64")
 QUANTIZABLE_OPS = ("MatMul", "Attention", "Gather", "EmbedLayerNormalization")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
@@ -94,6 +96,15 @@ class QuantizationConfig:
     def arm64(cls, **overrides: Any) -> "QuantizationConfig":
         """ARM64 (phones, Raspberry Pi, Graviton): s8 weights at full range, as optimum's arm64 preset."""
         return cls(**{"preset": "arm64", "weight_type": "int8", "per_channel": True, "reduce_range": False, **overrides})
+
+    @classmethod
+    def for_target(cls, target: str = "this", **overrides: Any) -> "QuantizationConfig":
+        """The preset for the CPU the model will run on: "this" (the exporting machine, see `for_this_cpu`) or a
+        preset name ("avx2", "avx512_vnni", "arm64") for another target; the choice is recorded in `reason`."""
+        check_choice(None, "target", target, TARGET_CPUS, quoted=False)
+        if target == "this":
+            return cls.for_this_cpu(**overrides)
+        return getattr(cls, target)(**{"reason": f"target CPU '{target}' chosen at export", **overrides})
 
     @classmethod
     def for_this_cpu(cls, **overrides: Any) -> "QuantizationConfig":

@@ -4,6 +4,7 @@ a classifier) and which view of the outputs the cosine compares (row-centred log
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -73,6 +74,7 @@ class ParityReport:
     reference_backend: str = ""
     candidate_backend: str = ""
     failures: tuple[str, ...] = field(default=())
+    inputs: str = ""  # what the examples were: the user's data, a dev split, or generated sentences
 
     @property
     def passed(self) -> bool:
@@ -98,6 +100,7 @@ class ParityCheck:
     reference: InferenceSession
     batches: Sequence[Mapping[str, np.ndarray]]
     thresholds: ParityThresholds
+    inputs: str = ""
 
     def __post_init__(self) -> None:
         self.batches = list(self.batches)
@@ -110,10 +113,11 @@ class ParityCheck:
                 )
 
     def with_thresholds(self, thresholds: ParityThresholds) -> "ParityCheck":
-        return ParityCheck(self.reference, self.batches, thresholds)
+        return ParityCheck(self.reference, self.batches, thresholds, self.inputs)
 
     def run(self, candidate: InferenceSession) -> ParityReport:
-        return verify_parity(self.reference, candidate, self.batches, self.thresholds)
+        report = verify_parity(self.reference, candidate, self.batches, self.thresholds)
+        return dataclasses.replace(report, inputs=self.inputs)
 
 
 def _model_inputs(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

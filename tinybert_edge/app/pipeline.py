@@ -267,6 +267,7 @@ def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, e
     batches = list(encoded_test.batches(32, order=range(min(PARITY_EXAMPLES, len(encoded_test)))))
     return export(student_dir, out_dir, formats=tuple(config.formats),
                   config=ExportConfig(sequence_buckets=tuple(config.sequence_lengths)), parity_batches=batches,
+                  parity_description=f"the first {min(PARITY_EXAMPLES, len(encoded_test))} test examples",
                   reuse=resume, threads=config.threads)
 
 
