@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from tinybert_edge.errors import BundleError, MissingDependencyError
-from tinybert_edge.runtime.wordpiece import Encoding, TokenizerSettings, UnicodeTables, WordPieceTokenizer, parse_vocab
+from tinybert_edge.runtime.rust_tokenizer import make_tokenizer
+from tinybert_edge.runtime.wordpiece import Encoding, TokenizerSettings, UnicodeTables, parse_vocab
 from tinybert_edge.tasks.classification import Prediction, softmax
 
 __all__ = ["BundleModel", "Prediction", "load_bundle", "read_bundle_files", "softmax", "verify"]
@@ -316,7 +317,7 @@ class BundleModel:
     (labels), and one model in its runtime."""
 
     def __init__(self, where: str, manifest: dict[str, Any], files: Mapping[str, bytes], model: Mapping[str, Any],
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, tokenizer: str = "auto") -> None:
         self.where = where
         self.manifest = manifest
         self.model = dict(model)
@@ -325,8 +326,8 @@ class BundleModel:
         settings = tokenizer_settings(manifest)
         tables = UnicodeTables(files[manifest["tokenizer"]["unicode_tables_file"]].decode("ascii"),
                                f"{where}/{manifest['tokenizer']['unicode_tables_file']}")
-        self.tokenizer = WordPieceTokenizer(parse_vocab(files[manifest["tokenizer"]["vocab_file"]], where), settings,
-                                            tables)
+        self.tokenizer = make_tokenizer(parse_vocab(files[manifest["tokenizer"]["vocab_file"]], where), settings,
+                                        tables, tokenizer)
         self.runner = open_runner(files[model["file"]], model, threads)
         if self.runner.buckets and settings.max_length > self.runner.buckets[-1]:
             raise BundleError(f"the bundle's tokenizer max_length ({settings.max_length}) exceeds the largest bucket "
@@ -351,7 +352,7 @@ class BundleModel:
         return self.tokenizer.settings.max_length
 
     def encode(self, texts: Sequence[str | bytes]) -> list[Encoding]:
-        return [self.tokenizer.encode(text) for text in texts]
+        return self.tokenizer.encode_batch(texts)
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.task.output_width(self.manifest) or 0), dtype=np.float32)
@@ -419,17 +420,20 @@ def _pick_model(manifest: Mapping[str, Any], model: str | None, where: str) -> M
                                  "tflite" if first["runtime"] == "litert" else "onnx", f"Running the bundle '{where}'")
 
 
-def load_bundle(path: str | Path, model: str | None = None, threads: int | None = None) -> BundleModel:
+def load_bundle(path: str | Path, model: str | None = None, threads: int | None = None,
+                tokenizer: str = "auto") -> BundleModel:
     """Open a bundle folder or .zip. `model` picks a model by file name or runtime ("litert", "onnxruntime");
-    by default the first listed whose runtime is installed. Raises BundleError for anything wrong with the bundle."""
+    by default the first listed whose runtime is installed. `tokenizer` is "auto" (Hugging Face's Rust
+    `tokenizers` when installed, else the pure-Python WordPiece), "rust" or "python"; both give the same ids.
+    Raises BundleError for anything wrong with the bundle."""
     where = str(path)
     files = read_bundle_files(path)
     manifest = parse_manifest(files, where)
     check_files(files, manifest, where)
-    return BundleModel(where, manifest, files, _pick_model(manifest, model, where), threads)
+    return BundleModel(where, manifest, files, _pick_model(manifest, model, where), threads, tokenizer)
 
 
-def verify(bundle: str | Path, threads: int | None = None) -> dict[str, Any]:
+def verify(bundle: str | Path, threads: int | None = None, tokenizer: str = "auto") -> dict[str, Any]:
     """Check a bundle: every checksum, then every golden case on every model whose runtime is installed (the
     tokenizer must reproduce the ids exactly; logits within the tolerance; same argmax unless the expected top two
     are closer than `argmax_margin`). Gathers every failure, then raises BundleError once. Returns a summary."""
@@ -441,7 +445,7 @@ def verify(bundle: str | Path, threads: int | None = None) -> dict[str, Any]:
     failures: list[str] = []
     for entry in manifest["models"]:
         try:
-            model = BundleModel(where, manifest, files, entry, threads)
+            model = BundleModel(where, manifest, files, entry, threads, tokenizer)
         except ImportError as exc:  # MissingDependencyError: a runtime this machine lacks is skipped, not failed
             summary["models"][entry["file"]] = {"skipped": str(exc)}
             continue
