@@ -614,6 +614,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 COMMANDS = {"augment": cmd_augment, "bench": cmd_bench, "cache": cmd_cache, "pipeline": cmd_pipeline,
             "finetune": cmd_finetune, "distill": cmd_distill, "general-distill": cmd_general_distill,
             "export": cmd_export, "evaluate": cmd_evaluate, "package": cmd_package, "verify": cmd_verify}
+# Commands that need the training stack (torch, transformers); `verify`, `package` and `cache` run without it.
+TRAINING_COMMANDS = ("augment", "bench", "pipeline", "finetune", "distill", "general-distill", "export", "evaluate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -630,6 +632,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(quiet=args.quiet, verbose=args.verbose)
         args.stdout = stdout
         try:
+            if args.command in TRAINING_COMMANDS:
+                from tinybert_edge.errors import require_training_stack
+
+                require_training_stack(f"`tinybert-edge {args.command}`")
             return COMMANDS[args.command](args)
         except TinyBertEdgeError as exc:
             if args.debug:
