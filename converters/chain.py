@@ -1,6 +1,6 @@
-"""`tinybert_edge.export`: the one export entry point. fp32 ONNX, int8 ONNX and int8 (or fp32) TFLite from one
-model folder, in the one on-disk layout of `tinybert_edge.artifacts` (onnx-fp32/, onnx-int8/, tflite-int8/model.tflite),
-each verified against the PyTorch model when parity batches are given. The CLI, the pipeline, every benchmark suite
+"""`tinybert_edge.export`: the one export entry point. fp32 ONNX, int8 ONNX, int8 (or fp32) TFLite and, when asked,
+int8 (or fp32) ExecuTorch from one model folder, in the one on-disk layout of `tinybert_edge.artifacts` (onnx-fp32/,
+onnx-int8/, tflite-int8/model.tflite, executorch-int8/model.pte), each verified against the PyTorch model when parity batches are given. The CLI, the pipeline, every benchmark suite
 and `package` go through here."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite")  # what an export makes unless told
+ALL_FORMATS = (*FORMATS, "executorch")  # what it can make
 PARITY_EXAMPLES = 256
 GENERATED = "generated sentences"
 
@@ -74,6 +75,8 @@ def planned(formats: Sequence[str], quantize: bool) -> list[tuple[str, str]]:
             plan.append(("onnx", "int8"))
     if "tflite" in formats:
         plan.append(("tflite", "int8" if quantize else "fp32"))
+    if "executorch" in formats:
+        plan.append(("executorch", "int8" if quantize else "fp32"))
     return plan
 
 
@@ -90,6 +93,10 @@ def _reusable(path: Path, source: SourceModel, config: ExportConfig) -> Artifact
     # ONNX has dynamic axes: any length runs. TFLite has fixed buckets: reuse only when they cover every length.
     if artifact.format == "tflite" and not set(config.sequence_buckets) <= set(artifact.sequence_buckets):
         return None
+    # ExecuTorch takes any length up to the one it was exported for.
+    if artifact.format == "executorch" and max(config.sequence_buckets) > int(artifact.metadata.get(
+            "max_sequence_length") or 0):
+        return None
     return artifact
 
 
@@ -101,7 +108,8 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
            reuse_from: Sequence[str | Path] = (), threads: int | None = None,
            errors: MutableMapping[str, str] | None = None) -> list[Artifact]:
     """Export `model_dir` into `out_dir`: onnx-fp32/, onnx-int8/ (dynamic int8) and tflite-int8/model.tflite
-    (tflite-fp32/model.tflite when quantize=False).
+    (tflite-fp32/model.tflite when quantize=False); with "executorch" in `formats`, executorch-int8/model.pte
+    (executorch-fp32/ when quantize=False).
 
     Every artifact is checked against the PyTorch model before it is kept: on `parity_batches` (described in the
     metadata by `parity_description`) when given, else, unless `verify=False`, on generated sentences (see
@@ -113,9 +121,9 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
     "<format>-<precision>" with the reason, and the others are still made; without it the first failure raises.
     """
     formats = (formats,) if isinstance(formats, str) else tuple(formats)
-    unknown = [f for f in formats if f not in FORMATS]
+    unknown = [f for f in formats if f not in ALL_FORMATS]
     if not formats or unknown:
-        raise ConfigError(f"formats={formats!r} is not allowed; allowed: a non-empty subset of {', '.join(FORMATS)}")
+        raise ConfigError(f"formats={formats!r} is not allowed; allowed: a non-empty subset of {', '.join(ALL_FORMATS)}")
     config = config or ExportConfig()
     source = check_source(model_dir, config.sequence_buckets)  # fail before any slow work
     out = check_output_path(out_dir, "folder")
@@ -167,6 +175,11 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
                 made[fmt, precision] = quantize_onnx(made["onnx", "fp32"], target,
                                                      qconfig or QuantizationConfig.for_this_cpu(),
                                                      parity=check(precision))
+            elif fmt == "executorch":
+                from tinybert_edge.converters.executorch_export import export_executorch
+
+                made[fmt, precision] = export_executorch(source.folder, target, config, quantize=precision == "int8",
+                                                         parity=check(precision))
             else:
                 from tinybert_edge.converters.tflite_export import export_tflite
 

@@ -139,7 +139,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sequence-lengths", "--seq-lengths", dest="seq_lengths", type=int, nargs="+", metavar="L",
                    help="sequence lengths to export and measure (default: "
                         f"{' '.join(map(str, d.sequence_lengths))}; config: sequence_lengths)")
-    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], help="artifact formats (default: "
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite", "executorch"], help="artifact formats (default: "
                    f"{' '.join(d.formats)}; config: formats)")
     p.add_argument("--threads", type=int, help=f"threads for inference and measurement (default: {d.threads}; "
                    "config: threads)")
@@ -235,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "export", "export a model folder to ONNX and TFLite with dynamic int8, verified")
     p.add_argument("model", help="fine-tuned model folder (teacher or student)")
     p.add_argument("output", help="folder for the artifacts")
-    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], default=["onnx", "tflite"],
-                   help="artifact formats (default: onnx tflite)")
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite", "executorch"], default=["onnx", "tflite"],
+                   help="artifact formats: ONNX, TFLite, ExecuTorch .pte (default: onnx tflite)")
     p.add_argument("--no-quantize", action="store_true", help="fp32 only (default: fp32 and dynamic int8)")
     p.add_argument("--seq-lengths", type=int, nargs="+", default=list(DEFAULT_SEQUENCE_LENGTHS),
                    help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata (default: 64 128)")
@@ -271,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="bundle folder or .zip")
 
     p = _subcommand(sub, "evaluate", "accuracy of a model folder or artifact on labelled data")
-    p.add_argument("model", help="model folder, .onnx file/folder or .tflite file")
-    p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert"], default=None,
-                   help="default: from the path (.tflite: litert, .onnx: onnxruntime, else torch)")
+    p.add_argument("model", help="model folder, .onnx file/folder, .tflite or .pte file")
+    p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert", "executorch"], default=None,
+                   help="default: from the path (.tflite: litert, .onnx: onnxruntime, .pte: executorch, else torch)")
     _add_data_args(p, required=True, splits=False)
     _add_split_arg(p)
     p.add_argument("--model-folder", help="folder with the tokenizer and labels (default: beside the artifact, "
