@@ -8,6 +8,8 @@ suite and `package`:
     <out>/tflite-int8/model.tflite   one `seq_<L>` signature per sequence bucket, metadata in model.tflite.json
     <out>/tflite-fp32/model.tflite   (fp32 exports; fp16 likewise)
     <out>/executorch-int8/model.pte  ExecuTorch program (XNNPACK), metadata in model.pte.json (executorch-fp32 likewise)
+    <out>/onnx-text-int8/            model.onnx with the tokenizer in its graph (strings in), config.json, metadata.json
+    <out>/mediapipe-int8/model.tflite  MediaPipe Text Classifier (vocab and labels inside), metadata in model.tflite.json
 
 `Artifact.open(path)` answers, for an exported artifact or a PyTorch model folder alike: which file the runtime
 loads, which runtime that is, where the tokenizer is, which labels the outputs stand for, which model folder it was
@@ -25,15 +27,19 @@ from tinybert_edge.errors import ModelError
 from tinybert_edge.io import folder_size_bytes
 
 METADATA_FILE = "metadata.json"
-EXPORT_FORMATS = ("onnx", "tflite", "executorch")
+EXPORT_FORMATS = ("onnx", "tflite", "executorch", "onnx-text", "mediapipe")
 FORMATS = ("pytorch", *EXPORT_FORMATS)
 PRECISIONS = ("fp32", "int8", "fp16")
 # The runtime (inference session backend) that runs each format.
-RUNTIME_OF = {"pytorch": "torch", "onnx": "onnxruntime", "tflite": "litert", "executorch": "executorch"}
-FORMAT_LABEL = {"pytorch": "PyTorch", "onnx": "ONNX", "tflite": "TFLite", "executorch": "ExecuTorch"}
+# onnx-text (ONNX with the tokenizer in its graph) and mediapipe (a MediaPipe Text Classifier .tflite) take strings,
+# not token ids: their runtimes are not inference sessions of SESSIONS (runtime/onnx_text.py, runtime/mediapipe_text.py).
+RUNTIME_OF = {"pytorch": "torch", "onnx": "onnxruntime", "tflite": "litert", "executorch": "executorch",
+              "onnx-text": "onnxruntime-extensions", "mediapipe": "mediapipe"}
+FORMAT_LABEL = {"pytorch": "PyTorch", "onnx": "ONNX", "tflite": "TFLite", "executorch": "ExecuTorch",
+                "onnx-text": "ONNX with tokenizer", "mediapipe": "MediaPipe"}
 # The model file of each format whose artifact is one file (its metadata in `<file>.json`); ONNX is a folder.
-FILE_OF = {"tflite": "model.tflite", "executorch": "model.pte"}
-SUFFIX_OF = {"onnx": ".onnx", "tflite": ".tflite", "executorch": ".pte"}
+FILE_OF = {"tflite": "model.tflite", "executorch": "model.pte", "mediapipe": "model.tflite"}
+SUFFIX_OF = {"onnx": ".onnx", "tflite": ".tflite", "executorch": ".pte", "onnx-text": ".onnx", "mediapipe": ".tflite"}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 # Operators that exist only in an integer-quantized ONNX graph: their presence is what "this ONNX model is int8"
 # means (dynamic int8 writes the first five, static QDQ/QOperator graphs the others).
@@ -143,11 +149,11 @@ class Artifact:
             return cls.load(path.parent)
         if path.is_dir() and (path / "config.json").is_file():
             return cls(path, "pytorch", "fp32", {})
-        by_suffix = {suffix: fmt for fmt, suffix in SUFFIX_OF.items()}
+        by_suffix = {".onnx": "onnx", ".tflite": "tflite", ".pte": "executorch"}  # a bare file's likeliest format
         if path.suffix in by_suffix and path.is_file():
             return cls(path, by_suffix[path.suffix], "unknown", {})  # a file exported elsewhere: no metadata to read
         if path.is_dir():
-            for fmt, suffix in SUFFIX_OF.items():
+            for suffix, fmt in by_suffix.items():
                 if any(path.glob(f"*{suffix}")):
                     return cls(path, fmt, "unknown", {})
         raise ModelError(f"'{path}' is neither a model folder (config.json and weights) nor an artifact exported by "
