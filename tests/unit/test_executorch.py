@@ -156,3 +156,25 @@ def test_pipeline_rows_carry_the_pte_when_the_format_is_asked_for(exported, mode
     scores = evaluate_targets(targets, encoded, threads=1, progress=False)
     assert scores["student · ExecuTorch int8"]["n"] == 40
     assert scores["student · ExecuTorch int8"]["agreement_with_student"] >= 0.9
+
+
+def test_a_bundle_carries_the_pte_when_asked_and_runs_it(exported, model_dir, tmp_path):
+    import shutil
+
+    from tinybert_edge.app.bundle import package
+    from tinybert_edge.runtime.bundle import load_bundle, verify
+
+    export_dir = tmp_path / "export"
+    (export_dir / "executorch-int8").mkdir(parents=True)
+    for name in ("model.pte", "model.pte.json"):
+        shutil.copyfile(exported["int8"].path.parent / name, export_dir / "executorch-int8" / name)
+    with pytest.raises(ModelError, match="no int8 artifact for litert, onnxruntime"):
+        package(export_dir, tmp_path / "default-bundle")  # not carried unless asked: the Java bridge cannot read it
+    bundle = package(export_dir, tmp_path / "bundle", runtimes=("executorch",), tokenizer=model_dir, student=model_dir)
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["models"][0]
+    assert (entry["file"], entry["runtime"], entry["input_dtype"]) == ("model.pte", "executorch", "int64")
+    assert manifest["tokenizer"]["max_length"] <= max(BUCKETS)
+    assert verify(bundle)["models"]["model.pte"]["cases"] > 0
+    prediction = load_bundle(bundle).predict("good great film")
+    assert prediction.label in ("neg", "neu", "pos")

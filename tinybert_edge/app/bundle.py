@@ -56,7 +56,7 @@ TOLERANCE = {"max_abs_logit_diff": 0.05, "argmax_margin": 0.1}
 # --- finding the artifacts -------------------------------------------------------------------------------------------
 
 def bundle_artifacts(model: str | os.PathLike[str], precision: str = "int8",
-                     runtimes: Sequence[str] = rt.RUNTIMES) -> list[Artifact]:
+                     runtimes: Sequence[str] = rt.DEFAULT_RUNTIMES) -> list[Artifact]:
     """The artifacts to bundle: of `precision`, one per runtime in `runtimes` order (a single artifact path is
     taken as it is)."""
     path = Path(model)
@@ -117,6 +117,15 @@ def _model_entry(artifact: Artifact) -> tuple[str, dict[str, Any]]:
             "batch_size": int(inputs["input_ids"]["shape"][0]), "sequence_buckets": buckets,
             "signatures": signatures, "quantization": meta.get("quantization") or {},
         }
+    if artifact.format == "executorch":
+        # Dynamic length up to the tokenizer's max_length, batch 1, int64 inputs: read one text per call, unpadded.
+        return "model.pte", {
+            "file": "model.pte", "runtime": "executorch", "precision": artifact.precision,
+            "input_names": list(meta.get("input_names") or ("input_ids", "attention_mask", "token_type_ids")),
+            "input_dtype": "int64", "output_name": (meta.get("output_names") or ["logits"])[0],
+            "output_dtype": "float32", "batch_size": 1, "sequence_buckets": [], "signatures": [],
+            "quantization": meta.get("quantization") or {}, "executorch_version": meta.get("executorch_version", ""),
+        }
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(artifact.model_file), providers=["CPUExecutionProvider"])
@@ -147,7 +156,7 @@ def _write_json(path: Path, data: Any) -> None:
 # --- package ----------------------------------------------------------------------------------------------
 
 def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, tokenizer: str | os.PathLike[str] | None = None,
-            student: str | os.PathLike[str] | None = None, runtimes: Sequence[str] = rt.RUNTIMES,
+            student: str | os.PathLike[str] | None = None, runtimes: Sequence[str] = rt.DEFAULT_RUNTIMES,
             precision: str = "int8", max_length: int | None = None, texts: Sequence[str] = GOLDEN_TEXTS,
             overwrite: bool = False) -> Path:
     """Write a bundle for `model` (an export folder or one artifact) to `out`: a folder, or a zip when `out` ends
@@ -169,6 +178,9 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
     limit = max_length or settings.max_length
     if buckets:
         limit = min(limit, buckets[-1])
+    # An ExecuTorch program takes lengths up to the one it was exported for.
+    limit = min([limit] + [int(a.metadata["max_sequence_length"]) for a in artifacts
+                           if a.format == "executorch" and a.metadata.get("max_sequence_length")])
     positions = _max_positions(token_dir, artifacts)
     if positions is not None and limit > positions:
         # A longer input would index past the position-embedding table (onnxruntime fails, LiteRT reads garbage).

@@ -265,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "lacks them (default: beside the artifact, else its source model)")
     p.add_argument("--student", default=None, help="PyTorch model folder for the cross-check logits (default: from "
                    "metadata)")
-    p.add_argument("--runtime", nargs="+", choices=["litert", "onnxruntime"], default=["litert", "onnxruntime"],
-                   dest="runtimes", help="which artifacts to include (default: litert onnxruntime)")
+    p.add_argument("--runtime", nargs="+", choices=["litert", "onnxruntime", "executorch"],
+                   default=["litert", "onnxruntime"], dest="runtimes", help="which artifacts to include; executorch "
+                   "adds the .pte, which the Java bridge does not read (default: litert onnxruntime)")
     p.add_argument("--precision", default="int8", choices=["int8", "fp32", "fp16"], help="(default: int8)")
     p.add_argument("--max-length", type=int, default=None, help="tokenizer max length, capped at the largest bucket "
                    "(default: the tokenizer's, capped the same way)")

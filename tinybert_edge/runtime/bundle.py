@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "tinybert-edge-bundle"
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-RUNTIMES = ("litert", "onnxruntime")
+RUNTIMES = ("litert", "onnxruntime", "executorch")
+# What `package` puts in a bundle unless asked: the runtimes every reader (this one, the Java bridge) knows. An
+# ExecuTorch program rides along only with runtimes=(..., "executorch"); the Java bridge reads litert models only.
+DEFAULT_RUNTIMES = ("litert", "onnxruntime")
 _MANIFEST_KEYS = ("format", "schema_version", "sdk_version", "created", "models", "tokenizer", "labels",
                   "golden_file", "files")
 _MODEL_KEYS = ("file", "runtime", "input_names", "input_dtype", "output_name", "sequence_buckets")
@@ -306,8 +309,47 @@ class _OnnxRunner:
         return np.stack(rows)
 
 
-def open_runner(content: bytes, model: Mapping[str, Any], threads: int | None = None) -> _LiteRtRunner | _OnnxRunner:
-    return (_LiteRtRunner if model["runtime"] == "litert" else _OnnxRunner)(content, model, threads)
+class _ExecuTorchRunner:
+    """A .pte held in memory (batch 1, any length up to the tokenizer's max_length), one text per call, unpadded.
+    Needs executorch and with it torch: this runtime is for PyTorch-side devices, not the torch-free install."""
+
+    def __init__(self, content: bytes, model: Mapping[str, Any], threads: int | None) -> None:
+        from tinybert_edge.errors import ModelError
+        from tinybert_edge.runtime.executorch_session import check_version, load_runtime
+
+        try:
+            check_version(Path(model["file"]), content, model)
+        except ModelError as exc:
+            raise BundleError(f"the bundle's {exc}") from exc
+        runtime = load_runtime("Running a bundle's .pte")
+        if threads:
+            from executorch.extension.pybindings import portable_lib
+
+            portable_lib._unsafe_reset_threadpool(int(threads))
+        try:
+            self.program = runtime.load_program(content)
+            self.method = self.program.load_method("forward")
+        except Exception as exc:  # the pybindings raise RuntimeError/ValueError with an error code
+            raise BundleError(f"ExecuTorch cannot load the bundle's '{model['file']}': {exc}; repackage it") from exc
+        import torch
+
+        self._torch = torch
+        self.input_names = list(model["input_names"])
+        self.buckets: list[int] = []
+
+    def run(self, encodings: Sequence[Encoding]) -> np.ndarray:
+        rows = []
+        for encoding in encodings:
+            values = {"input_ids": encoding.input_ids, "attention_mask": encoding.attention_mask,
+                      "token_type_ids": encoding.token_type_ids}
+            feed = [self._torch.tensor([values[name]], dtype=self._torch.long) for name in self.input_names]
+            rows.append(np.asarray(self.method.execute(feed)[0][0], dtype=np.float32))
+        return np.stack(rows)
+
+
+def open_runner(content: bytes, model: Mapping[str, Any], threads: int | None = None) -> Any:
+    runner = {"litert": _LiteRtRunner, "onnxruntime": _OnnxRunner, "executorch": _ExecuTorchRunner}[model["runtime"]]
+    return runner(content, model, threads)
 
 
 # --- the model ------------------------------------------------------------------------------------------------------
@@ -409,15 +451,17 @@ def _pick_model(manifest: Mapping[str, Any], model: str | None, where: str) -> M
     import importlib.util
 
     def available(runtime: str) -> bool:
-        modules = ("ai_edge_litert", "tflite_runtime") if runtime == "litert" else ("onnxruntime",)
+        modules = {"litert": ("ai_edge_litert", "tflite_runtime"), "onnxruntime": ("onnxruntime",),
+                   "executorch": ("executorch",)}[runtime]
         return any(importlib.util.find_spec(name) is not None for name in modules)
 
     for entry in models:
         if available(entry["runtime"]):
             return entry
     first = models[0]
-    raise MissingDependencyError("ai-edge-litert" if first["runtime"] == "litert" else "onnxruntime",
-                                 "tflite" if first["runtime"] == "litert" else "onnx", f"Running the bundle '{where}'")
+    package, extra = {"litert": ("ai-edge-litert", "tflite"), "onnxruntime": ("onnxruntime", "onnx"),
+                      "executorch": ("executorch", "executorch")}[first["runtime"]]
+    raise MissingDependencyError(package, extra, f"Running the bundle '{where}'")
 
 
 def load_bundle(path: str | Path, model: str | None = None, threads: int | None = None,

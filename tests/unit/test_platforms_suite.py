@@ -1,0 +1,57 @@
+"""The `platforms` suite end to end on a tiny random BERT: every path built through the one chain, each path's labels
+against PyTorch's, latency rounds, the fastest path against the transformers-over-optimum anchor, the .pte's size
+against our TFLite's, and the results file. No timing thresholds: the numbers are only checked for being there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+for module, extra in (("executorch.runtime", "executorch"), ("onnxruntime_extensions", "onnx-text"),
+                      ("mediapipe", "mediapipe"), ("optimum.onnxruntime", "onnx")):
+    pytest.importorskip(module, reason=f"the platforms suite needs it: pip install 'tinybert-edge[{extra}]'")
+
+from tiny_bert import classifier, one_thread, tokenizer, write_csv  # noqa: E402,F401
+
+from tinybert_edge.benchmarks.results import SUITES  # noqa: E402
+from tinybert_edge.benchmarks.suites import platforms  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> Path:
+    import torch
+
+    folder = tmp_path_factory.mktemp("student")
+    model = classifier(seed=4)
+    with torch.no_grad():
+        model.classifier.weight.mul_(20.0)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer(folder).save_pretrained(folder)
+    return folder
+
+
+def test_every_path_side_by_side_in_one_results_file(student, tmp_path):
+    data = write_csv(tmp_path / "dev.csv", 30)
+    assert "platforms" in SUITES
+    code = platforms.main(["--student", str(student), "--data", str(data), "--work-dir", str(tmp_path / "work"),
+                           "--seq-length", "32", "--threads", "1", "--rounds", "2", "--texts-per-round", "10",
+                           "--results-dir", str(tmp_path / "results")])
+    assert code == 0
+    document = json.loads((tmp_path / "results" / "platforms.json").read_text(encoding="utf-8"))
+    extra, metrics = document["extra"], document["metrics"]
+    paths = set(extra["paths"])
+    assert {platforms.REFERENCE, platforms.ANCHOR, "ONNX, tokenizer in the graph (int8)",
+            "MediaPipe Text Classifier (int8)", "ExecuTorch int8 (XNNPACK) · rust tokenizer",
+            "our runtime · TFLite int8 · rust tokenizer", "our runtime · TFLite int8 · python tokenizer"} <= paths
+    assert set(extra["agreement_with_pytorch"]) == paths and extra["agreement_with_pytorch"][platforms.REFERENCE] == 1.0
+    assert all(len(extra["p50_ms_per_round"][name]) == 2 for name in paths - {platforms.REFERENCE})
+    assert extra["fastest_path"] in paths - {platforms.REFERENCE, platforms.ANCHOR}
+    speedup = next(m for name, m in metrics.items() if name.startswith("speedup of the fastest path"))
+    assert speedup["target"] == platforms.SPEEDUP_TARGET and speedup["met"] in (True, False)
+    size = metrics["ExecuTorch int8 .pte size vs our int8 TFLite"]
+    assert size["target"] == pytest.approx(platforms.PTE_SIZE_TARGET * size["baseline"])
+    assert metrics["lowest label agreement with PyTorch over every path"]["target"] == platforms.AGREEMENT_TARGET
+    assert "cpu_flags" in document["environment"]  # the instruction sets, as every suite records them
+    assert "| path | p50 ms |" in extra["report_markdown"]
