@@ -309,6 +309,24 @@ def _teacher_statistics(teacher: Any, source: Any, batches: list[dict[str, Any]]
         handles += [attention.self.query.register_forward_hook(on_q), attention.self.key.register_forward_hook(on_k),
                     attention.output.dense.register_forward_pre_hook(on_context),
                     layer.intermediate.register_forward_hook(on_ffn)]
+    # The task head: which of its linear layers read the pooled vector ([batch, width]) or the stream, and how
+    # strongly the pooler's outputs are used.
+    stats_rank: dict[str, int] = {}
+    head_weights: dict[str, Any] = {}
+    if source is not teacher:
+        for name, head in teacher.named_children():
+            if name != "bert" and isinstance(head, torch.nn.Linear):
+                head_weights[name] = head.weight.double()
+
+                def on_head(_m, inputs, name=name):
+                    stats_rank[name] = inputs[0].dim()
+
+                handles.append(head.register_forward_pre_hook(on_head))
+    if getattr(source, "pooler", None) is not None:
+        def on_pooler(_m, _i, out):
+            add("pooled", out.double().abs().sum(0) * mask_now["mask"].shape[1] / mask_now["mask"].sum())
+
+        handles.append(source.pooler.register_forward_hook(on_pooler))
     tokens = 0
     try:
         for batch in batches:
@@ -325,6 +343,7 @@ def _teacher_statistics(teacher: Any, source: Any, batches: list[dict[str, Any]]
     stats["ln_targets"] = {k: stats["ln_modules"][k](s).double() for k, s in stats["ln_inputs"].items()}
     stats["keep_ln"] = keep_ln
     stats["tokens"] = tokens
+    stats["head_input_rank"], stats["head_weights"] = stats_rank, head_weights
     stats["heads"], stats["head_size"] = heads, size
     return stats
 
@@ -432,17 +451,25 @@ def _copy_weights(source: Any, target: Any, teacher: Any, student: Any, stats: d
         up, down = t_layer.intermediate.dense, t_layer.output.dense
         set_linear(s_layer.intermediate.dense, up.weight.double()[neurons] @ p, up.bias.double()[neurons])
         set_linear(s_layer.output.dense, p.T @ down.weight.double()[:, neurons], p.T @ down.bias.double())
+    # The pooler (tanh(W x_[CLS] + b)) has its own output space: tanh is elementwise, so a rotation cannot pass
+    # through it; its d outputs are a selection of the teacher's, ranked by E|pooled_c| ||W_head[:, c]||.
+    pooled = None
     if getattr(source, "pooler", None) is not None and getattr(target, "pooler", None) is not None:
+        readers = [stats["head_weights"][name] for name, rank in stats["head_input_rank"].items() if rank == 2]
+        weight_norm = torch.stack([w.norm(dim=0) for w in readers]).sum(0) if readers else 1.0
+        pooled = _top(stats["pooled"] * weight_norm, shape.hidden)
         dense = source.pooler.dense
-        set_linear(target.pooler.dense, p.T @ dense.weight.double() @ p, p.T @ dense.bias.double())
-    full = p.shape[0]
-    for name, head in ([] if source is teacher else teacher.named_children()):  # the task head: reads the stream
+        set_linear(target.pooler.dense, dense.weight.double()[pooled] @ p, dense.bias.double()[pooled])
+    for name, head in ([] if source is teacher else teacher.named_children()):  # the task head
         if name == "bert":
             continue
         mine = getattr(student, name, None)
         linears = [(n_, mod) for n_, mod in head.named_modules() if isinstance(mod, torch.nn.Linear)]
-        if isinstance(head, torch.nn.Linear) and head.in_features == full and isinstance(mine, torch.nn.Linear):
-            set_linear(mine, head.weight.double() @ p, head.bias.double())
+        if isinstance(head, torch.nn.Linear) and isinstance(mine, torch.nn.Linear) and name in stats["head_input_rank"]:
+            # A head fed [batch, width] reads the pooler (sequence classification); [batch, seq, width] the stream.
+            reads_pooler = stats["head_input_rank"][name] == 2 and pooled is not None
+            weight = head.weight.double()[:, pooled] if reads_pooler else head.weight.double() @ p
+            set_linear(mine, weight, head.bias.double())
         elif linears:
             raise ModelError(f"the teacher's head '{name}' ({type(head).__name__}) is not one linear layer over the "
                              "hidden states; initialisation from the teacher copies only such heads")
