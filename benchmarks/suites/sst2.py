@@ -68,6 +68,8 @@ class Budget:
     # Whether each student is also distilled on augmented data, and the best one copied with a trimmed vocabulary.
     augmented_variants: bool = True
     trim_vocabulary: bool = True
+    # The int8 artifacts every model is exported to and measured as.
+    formats: tuple[str, ...] = ("onnx", "tflite")
 
 
 BUDGETS = {
@@ -79,12 +81,12 @@ BUDGETS = {
                   distill_examples=None, n_augmented=20,
                   intermediate_epochs_augmented=10.0, prediction_epochs_augmented=3.0, prediction_epochs_plain=3.0,
                   bench_seconds=3.0),
-    # A reduced, comparable run (about an hour on two shared cores): every student on the same 2,000 examples,
-    # originals only (stage 1 for 3 epochs, stage 2 for 2), a teacher fine-tuned on 5,000.
+    # A reduced, comparable run (about an hour and a half on two shared cores): every student on the same 2,000
+    # examples, originals only (stage 1 for 2 epochs, stage 2 for 2), a teacher fine-tuned on 5,000, int8 ONNX only.
     "small": Budget(teacher_examples=5_000, teacher_epochs=1.0, general_sentences=4_000, general_epochs=1.0,
-                    distill_examples=2_000, n_augmented=2,
+                    distill_examples=2_000, n_augmented=1,
                     intermediate_epochs_augmented=1.0, prediction_epochs_augmented=1.0, prediction_epochs_plain=2.0,
-                    bench_seconds=1.5, augmented_variants=False, trim_vocabulary=False),
+                    bench_seconds=1.5, augmented_variants=False, trim_vocabulary=False, formats=("onnx",)),
 }
 
 
@@ -115,7 +117,8 @@ def _encoded(model_dir: Path, dev):
 PARITY_EXAMPLES = 256
 
 
-def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> list[dict[str, Any]]:
+def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str,
+               formats: Sequence[str] = ("onnx", "tflite")) -> list[dict[str, Any]]:
     """Table entries for the int8 ONNX and int8 TFLite artifacts of a model folder (the one export chain), each
     parity-checked on dev and reused when already exported. An artifact whose export or parity check fails becomes
     an entry that says why, and the suite goes on with the rest."""
@@ -125,11 +128,12 @@ def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> li
     encoded = _encoded(model_dir, dev)
     batches = list(encoded.batches(32, order=range(min(PARITY_EXAMPLES, len(encoded)))))
     errors: dict[str, str] = {}
-    made = {a.format: a for a in export(model_dir, out_dir, config=ExportConfig(sequence_buckets=(64, 128)),
+    made = {a.format: a for a in export(model_dir, out_dir, formats=formats,
+                                        config=ExportConfig(sequence_buckets=(64, 128)),
                                         parity_batches=batches, reuse=True, threads=2, errors=errors)
             if a.precision == "int8"}
     entries = []
-    for fmt in ("onnx", "tflite"):
+    for fmt in formats:
         entry = {"name": f"{label} · {FORMAT_LABEL[fmt]} int8", "model": label, "backend": RUNTIME_OF[fmt],
                  "precision": "int8", "role": role}
         if fmt in made:
@@ -259,7 +263,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
 
     entries: list[dict[str, Any]] = [{"name": TEACHER_NAME, "model": "teacher", "backend": "torch", "precision": "fp32",
                                       "path": teacher_dir, "role": "teacher"}]
-    entries += _artifacts(teacher_dir, run / "artifacts" / "teacher", dev, "teacher", "teacher")
+    entries += _artifacts(teacher_dir, run / "artifacts" / "teacher", dev, "teacher", "teacher", budget.formats)
     described = {"teacher": {"shape": _shape_label(teacher_dir), "made": "fine-tuned teacher"}}
     for name in chosen:
         spec, general = STUDENTS[name]
@@ -272,7 +276,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
             described[label] = {"shape": _shape_label(student_dir), "made": _made(student_dir)}
             entries.append({"name": f"{label} · PyTorch fp32", "model": label, "backend": "torch", "precision": "fp32",
                             "path": student_dir, "role": "student"})
-            entries += _artifacts(student_dir, run / "artifacts" / label, dev, label, "student")
+            entries += _artifacts(student_dir, run / "artifacts" / label, dev, label, "student", budget.formats)
     # The best student (dev accuracy) again with its vocabulary trimmed to what SST-2 train uses: the embedding
     # matrix dominates a TinyBERT's size (see tinybert_edge.vocab).
     from tinybert_edge.vocab import trim_vocabulary
@@ -288,7 +292,8 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
                                     "made": described[best["model"]]["made"] + ", vocabulary trimmed"}
         entries.append({"name": f"{trimmed_label} · PyTorch fp32", "model": trimmed_label, "backend": "torch",
                         "precision": "fp32", "path": trimmed_dir, "role": "student"})
-        entries += _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, dev, trimmed_label, "student")
+        entries += _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, dev, trimmed_label, "student",
+                              budget.formats)
     train_seconds = time.perf_counter() - started
 
     params = {TEACHER_NAME: count_parameters(load_classifier(teacher_dir))}
