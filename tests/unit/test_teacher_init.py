@@ -343,3 +343,18 @@ def test_a_bad_shape_writes_nothing(tmp_path):
         distill(folder, tiny_bert.text_data(32, seed=1), tiny_bert.text_data(8, seed=2), tmp_path / "student", config,
                 work_dir=tmp_path / "work", progress=False)
     assert not (tmp_path / "student").exists() and not (tmp_path / "work").exists()
+
+
+def test_general_distillation_can_start_from_the_teacher_and_records_it(tmp_path):
+    from tinybert_edge.config import GeneralDistillConfig
+    from tinybert_edge.distillation.general import general_distill
+
+    folder = tiny_bert.save_classifier(tmp_path / "encoder", seed=4, **TEACHER)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(tiny_bert.sentences(40, seed=3)[0]) + "\n")
+    config = GeneralDistillConfig(student=f"from-teacher:{_config_file(tmp_path, 2, 32, 4, 64)}@pca", max_steps=2,
+                                  batch_size=8, max_length=16, log_every=1, checkpoint_every=2)
+    general_distill(folder, corpus, tmp_path / "general", config, progress=False)
+    record = json.loads((tmp_path / "general" / "config.json").read_text())["student_init"]
+    assert record["name"] == "2l-32h-4a-64i · general-distilled after from teacher (pca)"
+    assert record["start"]["importance_examples"] == 40 and record["steps"] == 2
