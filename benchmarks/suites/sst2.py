@@ -1,7 +1,7 @@
 """The `sst2` suite: the TinyBERT paper's SST-2 table rebuilt with this SDK, from teacher to int8 artifacts.
 
     python -m tinybert_edge.benchmarks.suites.sst2 [--data ../shared/data/sst2] [--budget cpu|gpu|small]
-        [--run runs/sst2-cpu] [--students tinybert4,tinybert4-teacher-select,...]
+        [--run runs/sst2-cpu] [--students tinybert4 tinybert4-teacher-select ...]
 
 Rows: the teacher (all-MiniLM-L6-v2 fine-tuned on SST-2 train) in PyTorch fp32 and as int8 ONNX / TFLite; the
 students of STUDENTS: the TinyBERT4 shape (4 layers, 312 wide, 12 heads of 26) randomly initialised and then
@@ -40,7 +40,7 @@ STUDENTS = {  # name -> (student spec, general-distilled first)
     "tinybert4-teacher-select": ("from-teacher:tinybert-4l-312h@select", False),
     "tinybert4-teacher-pca": ("from-teacher:tinybert-4l-312h@pca", False),
     "layers-2,4,6": ("teacher-layers:2,4,6", False),
-    "edge-4l-256h-teacher": ("from-teacher:edge-4l-256h@select", False),
+    "edge-4l-256h-teacher": ("from-teacher:edge-4l-256h@pca", False),
 }
 
 
@@ -520,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--run", help="run folder (default runs/sst2-<budget>); rerun the same folder to resume")
     parser.add_argument("--cache-dir", help="where the fine-tuned teacher and augmented data are cached")
-    parser.add_argument("--students", help=f"comma-separated students to run (default all: {','.join(STUDENTS)})")
+    parser.add_argument("--students", nargs="+", help=f"students to run, in this order (default all: {' '.join(STUDENTS)})")
     parser.add_argument("--from-report", help="only rewrite the results from an existing report.json")
     parser.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice); "
                         "1 avoids thread thrashing on a shared machine. Latency is always measured at 2 threads")
@@ -541,9 +541,8 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
         if not (data_dir / "train.tsv").is_file() or not (data_dir / "dev.tsv").is_file():
             raise ConfigError(f"'{data_dir}' must hold GLUE SST-2 train.tsv and dev.tsv; pass --data <folder>")
         run = Path(args.run or f"runs/sst2-{args.budget}")
-        students = [name.strip() for name in args.students.split(",") if name.strip()] if args.students else None
         report = run_suite(data_dir, args.budget, run, args.cache_dir, progress=not args.no_progress,
-                           students=students)
+                           students=args.students)
         report["command"] = command
         from tinybert_edge.io import write_json_atomic
 

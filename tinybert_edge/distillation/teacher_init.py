@@ -476,13 +476,20 @@ def _copy_weights(source: Any, target: Any, teacher: Any, student: Any, stats: d
     return {"heads": kept_heads}
 
 
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once it has what it needs."""
+
+
 def _fit_layer_norms(student: Any, target: Any, stats: dict[str, Any], batches: list[dict[str, Any]], projection: Any,
                      exact: bool) -> int:
     """Fit every student LayerNorm's gamma', beta' in stream order (see the module docstring): per channel c,
     least squares of y_c = (LN_T(s_T) P)_c on z_c = norm(s_S)_c over the importance tokens,
         gamma'_c = cov(z_c, y_c) / var(z_c),   beta'_c = mean(y_c) - gamma'_c mean(z_c),
     with s_S the student's own input to that LayerNorm once the LayerNorms before it are fitted. When P = I
-    (full width, "select") the teacher's gamma and beta are copied instead: the student is then the teacher."""
+    (full width, "select") the teacher's gamma and beta are copied instead: the student is then the teacher.
+
+    One pass of the student over the importance data in all: the stream is carried layer by layer, each layer's
+    attention run once up to its LayerNorm (the layer called as its encoder calls it, masks included), then its FFN."""
     import torch
 
     s_norms = _layer_norms(target)
@@ -492,30 +499,68 @@ def _fit_layer_norms(student: Any, target: Any, stats: dict[str, Any], batches: 
             module.weight.copy_(stats["ln_modules"][key].weight)
             module.bias.copy_(stats["ln_modules"][key].bias)
         return 0
-    for module, key in zip(s_norms, t_keys):  # a sensible start: the teacher's affine, projected
-        module.weight.copy_((stats["ln_modules"][key].weight.double() @ projection.pow(2)).float())
-        module.bias.copy_((stats["ln_modules"][key].bias.double() @ projection).float())
-    for module, key in zip(s_norms, t_keys):
-        captured: list[Any] = []
-        mask_now: dict[str, Any] = {}
+    inputs = [_tensors(batch) for batch in batches]
+    masks = [batch["attention_mask"].bool() for batch in inputs]
+    keys = iter(t_keys)
 
-        def hook(_m, inputs, _out):
-            captured.append(inputs[0][mask_now["mask"]].double())
-
-        handle = module.register_forward_hook(hook)
-        try:
-            for batch in batches:
-                inputs = _tensors(batch)
-                mask_now["mask"] = inputs["attention_mask"].bool()
-                target(**inputs)
-        finally:
-            handle.remove()
-        s = torch.cat(captured)
+    def fit(module: Any, captured: list[Any]) -> None:
+        """Fit `module` on its inputs `captured` (one padded tensor per batch), real tokens only."""
+        s = torch.cat([c[m].double() for c, m in zip(captured, masks)])
         z = (s - s.mean(1, keepdim=True)) / (s.var(1, unbiased=False, keepdim=True) + module.eps).sqrt()
-        y = stats["ln_targets"][key] @ projection
+        y = stats["ln_targets"][next(keys)] @ projection
         z_mean, y_mean = z.mean(0), y.mean(0)
         variance = (z - z_mean).pow(2).mean(0).clamp_min(1e-12)
         gamma = ((z - z_mean) * (y - y_mean)).mean(0) / variance
         module.weight.copy_(gamma.float())
         module.bias.copy_((y_mean - gamma * z_mean).float())
+
+    def inputs_of(module: Any, run: Any) -> list[Any]:
+        """What `module` receives when `run(i)` runs on batch i, the rest of that forward pass skipped."""
+        captured: list[Any] = []
+
+        def hook(_m, args):
+            captured.append(args[0])
+            raise _Stop
+
+        handle = module.register_forward_pre_hook(hook)
+        try:
+            for index in range(len(inputs)):
+                try:
+                    run(index)
+                except _Stop:
+                    pass
+        finally:
+            handle.remove()
+        return captured
+
+    embeddings = target.embeddings
+    sums = inputs_of(embeddings.LayerNorm, lambda i: embeddings(input_ids=inputs[i]["input_ids"],
+                                                                token_type_ids=inputs[i]["token_type_ids"]))
+    fit(embeddings.LayerNorm, sums)
+    stream = [embeddings.LayerNorm(x) for x in sums]
+    # How the encoder calls a layer (the attention mask in the form this attention implementation wants).
+    calls: list[tuple[tuple, dict]] = []
+
+    def record_call(_m, args, kwargs):
+        calls.append((args[1:], kwargs))
+        raise _Stop
+
+    handle = target.encoder.layer[0].register_forward_pre_hook(record_call, with_kwargs=True)
+    try:
+        for batch in inputs:
+            try:
+                target(**batch)
+            except _Stop:
+                pass
+    finally:
+        handle.remove()
+    for layer in target.encoder.layer:
+        attention_norm = layer.attention.output.LayerNorm
+        sums = inputs_of(attention_norm, lambda i: layer(stream[i], *calls[i][0], **calls[i][1]))
+        fit(attention_norm, sums)
+        attended = [attention_norm(x) for x in sums]
+        output_norm = layer.output.LayerNorm
+        sums = inputs_of(output_norm, lambda i: layer.output(layer.intermediate(attended[i]), attended[i]))
+        fit(output_norm, sums)
+        stream = [output_norm(x) for x in sums]
     return len(s_norms)
