@@ -203,6 +203,7 @@ def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, impor
                          "initialisation from the teacher supports absolute ones (BERT's)")
     check_importance_data(importance_data, t_config, tokenizer)
 
+    was_training = teacher.training
     teacher.eval()
     source = getattr(teacher, "bert", teacher)
     rows = _calibration_rows(importance_data, max_examples)
@@ -216,6 +217,7 @@ def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, impor
         target = getattr(student, "bert", student)
         kept = _copy_weights(source, target, teacher, student, stats, chosen, projection, shape)
         fitted = _fit_layer_norms(student, target, stats, batches, projection, exact=_is_identity(projection))
+    teacher.train(was_training)
     seconds = time.perf_counter() - started
     record = describe("from-teacher", shape_name or shape.name, hidden_method=hidden_method,
                       importance="activation", layers=chosen, heads=kept["heads"],
@@ -245,10 +247,10 @@ def _tensors(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: torch.as_tensor(batch[k]) for k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
-def _layer_norms(bert: Any, count: int | None = None) -> list[Any]:
+def _layer_norms(bert: Any) -> list[Any]:
     """The residual stream's LayerNorms in order: embeddings, then each layer's attention and output LayerNorm."""
     norms = [bert.embeddings.LayerNorm]
-    for layer in bert.encoder.layer[: count if count is not None else len(bert.encoder.layer)]:
+    for layer in bert.encoder.layer:
         norms += [layer.attention.output.LayerNorm, layer.output.LayerNorm]
     return norms
 
