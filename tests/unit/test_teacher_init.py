@@ -95,8 +95,10 @@ def _config_file(tmp_path, layers, hidden, heads, intermediate):
 
 def test_full_width_select_computes_the_teachers_function(tmp_path, importance, tok):
     teacher = _with_layer_norms_perturbed(tiny_bert.classifier(seed=3, **TEACHER))
+    # No method named: at the teacher's width that is "select", the exact one.
     student = build_student(f"from-teacher:{_config_file(tmp_path, 3, 48, 4, 96)}", teacher, importance_data=importance,
                             tokenizer=tok)
+    assert student.config.student_init["hidden_method"] == "select"
     inputs = _inputs(importance, range(32))
     with torch.no_grad():
         want = teacher(**inputs, output_hidden_states=True)
@@ -251,7 +253,7 @@ def test_distill_records_how_the_student_was_made(tmp_path, tok):
     summary = json.loads((tmp_path / "student" / "distill.json").read_text())
     saved = json.loads((tmp_path / "student" / "config.json").read_text())
     assert summary["student_init"]["name"] == saved["student_init"]["name"] == result.student_init["name"] \
-        == "2l-32h-4a-64i · from teacher (select)"
+        == "2l-32h-4a-64i · from teacher (pca)"  # narrower: PCA unless told otherwise
     assert summary["student_init"]["importance_examples"] == 48
 
 

@@ -8,8 +8,9 @@ Student specs (strings, so they fit a CLI flag and a TOML file):
 - "config:<path to config.json>": any BertConfig, randomly initialised;
 - "from-teacher:<preset or path to config.json>[@select|@pca]": that shape initialised from the teacher
   (tinybert_edge.distillation.teacher_init): the uniform layer map's layers, the most important heads, head
-  dimensions and FFN neurons on a sample of the training texts, and the width reduced by channel selection
-  ("@select", the default) or a PCA rotation ("@pca"), e.g. "from-teacher:tinybert-4l-312h";
+  dimensions and FFN neurons on a sample of the training texts, and the width reduced by a PCA rotation ("@pca",
+  the default for a narrower student) or channel selection ("@select", the default at the teacher's width, where
+  it is exact), e.g. "from-teacher:tinybert-4l-312h";
 - a folder path: a student saved earlier (for example one that went through general distillation).
 
 Every student carries `config.student_init`, the record of how it was made (`teacher_init.describe`: a `name` such
@@ -109,8 +110,9 @@ def _from_teacher(spec: str, teacher: Any, model_class: Any, labels: dict[str, A
     if not shape_spec or method not in HIDDEN_METHODS:
         if "@" in body and method not in HIDDEN_METHODS and not resolve_path(body).exists():
             raise ConfigError(f"student '{spec}': unknown width method '{method}'; use "
-                              f"{' or '.join('@' + m for m in HIDDEN_METHODS)} (or none: @select)")
-        shape_spec, method = body, "select"
+                              f"{' or '.join('@' + m for m in HIDDEN_METHODS)} (or none: PCA for a narrower "
+                              "student, the teacher's channels at full width)")
+        shape_spec, method = body, None
     if shape_spec in STUDENT_PRESETS:
         shape = StudentShape.from_config(STUDENT_PRESETS[shape_spec])
         name = shape_spec

@@ -17,10 +17,10 @@ importance, as Minitron does: no labels and no gradients needed, so a bare pre-t
 4. Width: one D x d matrix P with orthonormal columns maps the teacher's residual stream into the student's,
    x_S = x_T P, for every layer at once (the residual connection is an identity in both models, so one basis must
    serve them all). Weights that read the stream become W P, weights that write it P^T W, embeddings E P.
-   - "select" (default): P picks the d stream channels of largest energy E[x_c^2] over every LayerNorm output
-     of the chosen layers (Minitron's embedding-channel pruning). At full width P = I and the student is the
-     teacher, exactly.
-   - "pca": P spans 1/sqrt(D) and the top d - 1 principal directions of the channel-centred stream x C
+   - "select" (the default at the teacher's width): P picks the d stream channels of largest energy E[x_c^2] over
+     every LayerNorm output of the chosen layers (Minitron's embedding-channel pruning). At full width P = I and
+     the student is the teacher, exactly.
+   - "pca" (the default for a narrower student, as it measured better): P spans 1/sqrt(D) and the top d - 1 principal directions of the channel-centred stream x C
      (SliceGPT's PCA), rotated so that the student's all-ones direction is the teacher's; then a LayerNorm's
      centring commutes with P. SliceGPT folds LayerNorm into an exact rotation of a pre-LN decoder; BERT is
      post-LN: the residual stream *is* gamma * norm(s) + beta, and norm(s P) gamma' = norm(s) gamma P holds for a
@@ -33,8 +33,15 @@ importance, as Minitron does: no labels and no gradients needed, so a bare pre-t
    averages over d instead of D channels otherwise rescales every channel.
 
 The student is a plain `BertFor...`/`BertModel` of the teacher's class with a smaller config; nothing in it knows
-how it was made except `config.student_init`, the record `describe` writes. What was measured on SST-2 is in the
-README's sst2 section and in `benchmarks/suites/sst2.py`.
+how it was made except `config.student_init`, the record `describe` writes.
+
+Measured on SST-2 (the sst2 suite, budget `small`: all-MiniLM-L6-v2 fine-tuned on 5,000 train examples, dev 0.8257;
+students task-distilled on the same 2,000 examples; 512 importance texts), dev accuracy before any training / after:
+TinyBERT4 shape from random weights + general distillation on 4,000 sentences -> 0.509 after; from the teacher with
+"select" 0.766 / 0.794, with "pca" 0.781 / 0.803 (97.2% of the teacher); without the LayerNorm fit 0.737 ("select")
+and 0.678 ("pca") before training; the 3-layer teacher-layer student 0.755 / 0.797; 4 x 256 with "pca" 0.771 / 0.787.
+The initialisation takes 3-4 s for the 6-layer teacher on two cores (up to about a minute while other jobs load
+them).
 """
 
 from __future__ import annotations
@@ -175,13 +182,14 @@ class TeacherInit:
 
 
 def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, importance_data: Any,
-                      hidden_method: str = "select", tokenizer: Any = None, head_config: dict[str, Any] | None = None,
+                      hidden_method: str | None = None, tokenizer: Any = None, head_config: dict[str, Any] | None = None,
                       shape_name: str | None = None, layers: Sequence[int] | None = None,
                       max_examples: int = IMPORTANCE_EXAMPLES) -> TeacherInit:
     """Build a `model_class` student of `shape` from `teacher` (see the module docstring for the method).
 
-    `importance_data` is an EncodedData of the user's texts encoded with the teacher's tokenizer (the first
-    `max_examples` rows are used); `head_config` the task head's config keys (labels); `layers` the teacher layers
+    `hidden_method` is "pca" or "select"; None picks "pca" for a narrower student and "select" (exact) at the
+    teacher's width. `importance_data` is an EncodedData of the user's texts encoded with the teacher's tokenizer
+    (the first `max_examples` rows are used); `head_config` the task head's config keys (labels); `layers` the teacher layers
     (1-based) to keep, the uniform layer map when None. Raises ConfigError/ModelError before building anything.
     """
     import torch
@@ -190,11 +198,13 @@ def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, impor
 
     started = time.perf_counter()
     where = f"student '{shape_name or shape.name}' from the teacher"
-    if hidden_method not in HIDDEN_METHODS:
+    if hidden_method is not None and hidden_method not in HIDDEN_METHODS:
         raise ConfigError(f"{where}: unknown width method '{hidden_method}'; available: {', '.join(HIDDEN_METHODS)}")
     t_config = teacher.config
     t_shape = StudentShape.from_config(t_config)
     shape.check_fits(t_shape, where)
+    if hidden_method is None:
+        hidden_method = "pca" if shape.hidden < t_shape.hidden else "select"
     chosen = list(layers) if layers is not None else layer_map(shape.layers, t_shape.layers, "uniform")
     if len(chosen) != shape.layers or any(not 1 <= n <= t_shape.layers for n in chosen):
         raise ConfigError(f"{where}: layers {chosen} must be {shape.layers} teacher layers numbered 1..{t_shape.layers}")
