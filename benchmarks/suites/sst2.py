@@ -506,7 +506,8 @@ def shape_notes(report: dict[str, Any]) -> list[str]:
                 continue
             per = {r.name: latency_ms(r, 128) / flops[r.name] for r in (small, large)}
             notes.append(
-                f"shape, not size: {small.name} ({small.extra.get('shape', '?')}) has {flops[small.name]:.2f} GFLOPs @128, "
+                f"shape, not size: {small.name} ({small.extra.get('shape', '?')}) has "
+                f"{flops[small.name]:.2f} GFLOPs @128, "
                 f"{flops[small.name] / flops[large.name]:.0%} of {large.name}'s ({large.extra.get('shape', '?')}), "
                 f"but is not faster ({latency_ms(small, 128):.2f} vs {latency_ms(large, 128):.2f} ms p50 @128; "
                 f"{per[small.name]:.2f} vs {per[large.name]:.2f} ms per GFLOP)")

@@ -119,7 +119,8 @@ def _from_teacher(spec: str, teacher: Any, model_class: Any, labels: dict[str, A
     elif shape_spec:
         merged = {**teacher.config.to_dict(), **_read_config(resolve_path(shape_spec))}
         if merged.get("vocab_size") != teacher.config.vocab_size:
-            check_vocabulary(_student_config(teacher.config, {"vocab_size": merged.get("vocab_size")}, {}), teacher.config)
+            other = _student_config(teacher.config, {"vocab_size": merged.get("vocab_size")}, {})
+            check_vocabulary(other, teacher.config)
         shape = StudentShape.from_config(merged)
         name = shape.name
     else:

@@ -20,9 +20,9 @@ importance, as Minitron does: no labels and no gradients needed, so a bare pre-t
    - "select" (the default at the teacher's width): P picks the d stream channels of largest energy E[x_c^2] over
      every LayerNorm output of the chosen layers (Minitron's embedding-channel pruning). At full width P = I and
      the student is the teacher, exactly.
-   - "pca" (the default for a narrower student, as it measured better): P spans 1/sqrt(D) and the top d - 1 principal directions of the channel-centred stream x C
-     (SliceGPT's PCA), rotated so that the student's all-ones direction is the teacher's; then a LayerNorm's
-     centring commutes with P. SliceGPT folds LayerNorm into an exact rotation of a pre-LN decoder; BERT is
+   - "pca" (the default for a narrower student, as it measured better): P spans 1/sqrt(D) and the top d - 1
+     principal directions of the channel-centred stream x C (SliceGPT's PCA), rotated so that the student's
+     all-ones direction is the teacher's; then a LayerNorm's centring commutes with P. SliceGPT folds LayerNorm into an exact rotation of a pre-LN decoder; BERT is
      post-LN: the residual stream *is* gamma * norm(s) + beta, and norm(s P) gamma' = norm(s) gamma P holds for a
      diagonal gamma' only when P permutes channels or gamma is uniform. So "pca" is exact at full width only for
      uniform gamma (tested), and approximate otherwise.
@@ -182,15 +182,15 @@ class TeacherInit:
 
 
 def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, importance_data: Any,
-                      hidden_method: str | None = None, tokenizer: Any = None, head_config: dict[str, Any] | None = None,
-                      shape_name: str | None = None, layers: Sequence[int] | None = None,
+                      hidden_method: str | None = None, tokenizer: Any = None,
+                      head_config: dict[str, Any] | None = None, shape_name: str | None = None, layers: Sequence[int] | None = None,
                       max_examples: int = IMPORTANCE_EXAMPLES) -> TeacherInit:
     """Build a `model_class` student of `shape` from `teacher` (see the module docstring for the method).
 
     `hidden_method` is "pca" or "select"; None picks "pca" for a narrower student and "select" (exact) at the
     teacher's width. `importance_data` is an EncodedData of the user's texts encoded with the teacher's tokenizer
-    (the first `max_examples` rows are used); `head_config` the task head's config keys (labels); `layers` the teacher layers
-    (1-based) to keep, the uniform layer map when None. Raises ConfigError/ModelError before building anything.
+    (the first `max_examples` rows are used); `head_config` the task head's config keys (labels); `layers` the
+    teacher layers (1-based) to keep, the uniform layer map when None. Raises ConfigError/ModelError before building anything.
     """
     import torch
 
@@ -207,7 +207,8 @@ def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, impor
         hidden_method = "pca" if shape.hidden < t_shape.hidden else "select"
     chosen = list(layers) if layers is not None else layer_map(shape.layers, t_shape.layers, "uniform")
     if len(chosen) != shape.layers or any(not 1 <= n <= t_shape.layers for n in chosen):
-        raise ConfigError(f"{where}: layers {chosen} must be {shape.layers} teacher layers numbered 1..{t_shape.layers}")
+        raise ConfigError(f"{where}: layers {chosen} must be {shape.layers} teacher layers numbered "
+                          f"1..{t_shape.layers}")
     if getattr(t_config, "position_embedding_type", "absolute") != "absolute":
         raise ModelError(f"{where}: the teacher uses '{t_config.position_embedding_type}' position embeddings; "
                          "initialisation from the teacher supports absolute ones (BERT's)")
@@ -454,7 +455,8 @@ def _copy_weights(source: Any, target: Any, teacher: Any, student: Any, stats: d
         q_index, v_index = torch.cat(q_index), torch.cat(v_index)
         scale = math.sqrt(new_size / size)  # scores q.k / sqrt(d): keep the teacher's temperature
         t_self, s_self = t_layer.attention.self, s_layer.attention.self
-        set_linear(s_self.query, scale * t_self.query.weight.double()[q_index] @ p, scale * t_self.query.bias.double()[q_index])
+        set_linear(s_self.query, scale * t_self.query.weight.double()[q_index] @ p,
+                   scale * t_self.query.bias.double()[q_index])
         set_linear(s_self.key, t_self.key.weight.double()[q_index] @ p, t_self.key.bias.double()[q_index])
         set_linear(s_self.value, t_self.value.weight.double()[v_index] @ p, t_self.value.bias.double()[v_index])
         out = t_layer.attention.output.dense
