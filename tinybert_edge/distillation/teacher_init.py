@@ -22,9 +22,10 @@ importance, as Minitron does: no labels and no gradients needed, so a bare pre-t
      the student is the teacher, exactly.
    - "pca" (the default for a narrower student, as it measured better): P spans 1/sqrt(D) and the top d - 1
      principal directions of the channel-centred stream x C (SliceGPT's PCA), rotated so that the student's
-     all-ones direction is the teacher's; then a LayerNorm's centring commutes with P. SliceGPT folds LayerNorm into an exact rotation of a pre-LN decoder; BERT is
-     post-LN: the residual stream *is* gamma * norm(s) + beta, and norm(s P) gamma' = norm(s) gamma P holds for a
-     diagonal gamma' only when P permutes channels or gamma is uniform. So "pca" is exact at full width only for
+     all-ones direction is the teacher's; then a LayerNorm's centring commutes with P. SliceGPT folds LayerNorm
+     into an exact rotation of a pre-LN decoder; BERT is post-LN: the residual stream *is* gamma * norm(s) + beta,
+     and norm(s P) gamma' = norm(s) gamma P holds for a diagonal gamma' only when P permutes channels or gamma is
+     uniform. So "pca" is exact at full width only for
      uniform gamma (tested), and approximate otherwise.
    Every LayerNorm of the student (embeddings, and both of each layer) then gets its gamma', beta' by least squares,
    per channel c, of the teacher's output (LN_T(s_T) P)_c on the student's own normalised input norm(s_S)_c,
