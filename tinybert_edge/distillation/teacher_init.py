@@ -184,14 +184,15 @@ class TeacherInit:
 
 def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, importance_data: Any,
                       hidden_method: str | None = None, tokenizer: Any = None,
-                      head_config: dict[str, Any] | None = None, shape_name: str | None = None, layers: Sequence[int] | None = None,
-                      max_examples: int = IMPORTANCE_EXAMPLES) -> TeacherInit:
+                      head_config: dict[str, Any] | None = None, shape_name: str | None = None,
+                      layers: Sequence[int] | None = None, max_examples: int = IMPORTANCE_EXAMPLES) -> TeacherInit:
     """Build a `model_class` student of `shape` from `teacher` (see the module docstring for the method).
 
     `hidden_method` is "pca" or "select"; None picks "pca" for a narrower student and "select" (exact) at the
     teacher's width. `importance_data` is an EncodedData of the user's texts encoded with the teacher's tokenizer
     (the first `max_examples` rows are used); `head_config` the task head's config keys (labels); `layers` the
-    teacher layers (1-based) to keep, the uniform layer map when None. Raises ConfigError/ModelError before building anything.
+    teacher layers (1-based) to keep, the uniform layer map when None. Raises ConfigError/ModelError before
+    building anything.
     """
     import torch
 
