@@ -7,11 +7,11 @@ Rows: the teacher (all-MiniLM-L6-v2 fine-tuned on SST-2 train) in PyTorch fp32 a
 students of STUDENTS: the TinyBERT4 shape (4 layers, 312 wide, 12 heads of 26) randomly initialised and then
 general-distilled from the pre-trained encoder on SST-2 train sentences as unlabelled text (the paper's stage 0), the
 same shape initialised from the fine-tuned teacher with each width method (`from-teacher:...@select`, `@pca`), a
-subset of the teacher's layers (3 x 384), and a narrower edge shape (4 x 256, 8 heads of 32) initialised from the
-teacher; each task-distilled on the same budget (with and without data augmentation where the budget says so), each
-as fp32 PyTorch, int8 ONNX and int8 TFLite; and a latency-only pair with random weights (the BERT-base and TinyBERT4
-architectures) beside the paper's 9.4x. The table puts FLOPs beside latency and each model's shape (heads x head
-width), and a note says where shape, not size, sets the speed.
+subset of the teacher's layers (3 x 384), and narrower edge shapes (4 x 256 and 3 x 256, 8 heads of 32) initialised
+from the teacher; each task-distilled on the same budget (with and without data augmentation where the budget says
+so), each as fp32 PyTorch, int8 ONNX and int8 TFLite; and a latency-only pair with random weights (the BERT-base and
+TinyBERT4 architectures) beside the paper's 9.4x. The table puts FLOPs beside latency and each model's shape
+(heads x head width), and a note says where shape, not size, sets the speed.
 Selection uses dev only (the best dev checkpoint of stage 2); nothing is trained on dev. Every stage's output is
 kept under the run folder, so an interrupted run continues where it stopped (`--run` the same folder again).
 """
@@ -41,6 +41,7 @@ STUDENTS = {  # name -> (student spec, general-distilled first)
     "tinybert4-teacher-pca": ("from-teacher:tinybert-4l-312h@pca", False),
     "layers-2,4,6": ("teacher-layers:2,4,6", False),
     "edge-4l-256h-teacher": ("from-teacher:edge-4l-256h@pca", False),
+    "edge-3l-256h-teacher": ("from-teacher:edge-3l-256h@pca", False),
 }
 
 
