@@ -169,7 +169,7 @@ def test_narrower_student_is_a_plain_bert_of_the_task_with_its_record(tmp_path, 
     assert record["method"] == "from-teacher" and record["hidden_method"] == "pca"
     assert record["name"] == "2l-36h-4a-64i · from teacher (pca)"
     assert record["layers"] == [2, 3] and record["heads"] == [[0, 1, 2, 3]] * 2  # uniform map of 2 in 3 (rounded)
-    assert record["importance_examples"] == len(importance) and record["seconds"] >= 0
+    assert record["importance_examples"] == len(importance) and record["seconds"] >= 0 and record["cpu_seconds"] >= 0
     # It saves and loads as any BERT, the record in config.json.
     student.save_pretrained(tmp_path / "saved", safe_serialization=True)
     saved = json.loads((tmp_path / "saved" / "config.json").read_text())

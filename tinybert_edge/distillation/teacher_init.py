@@ -198,7 +198,7 @@ def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, impor
 
     from tinybert_edge.distillation.layer_map import layer_map
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     where = f"student '{shape_name or shape.name}' from the teacher"
     if hidden_method is not None and hidden_method not in HIDDEN_METHODS:
         raise ConfigError(f"{where}: unknown width method '{hidden_method}'; available: {', '.join(HIDDEN_METHODS)}")
@@ -231,13 +231,14 @@ def init_from_teacher(teacher: Any, shape: StudentShape, model_class: Any, impor
         kept = _copy_weights(source, target, teacher, student, stats, chosen, projection, shape)
         fitted = _fit_layer_norms(student, target, stats, batches, projection, exact=_is_identity(projection))
     teacher.train(was_training)
-    seconds = time.perf_counter() - started
+    # Wall time depends on what else the machine runs; CPU time (all threads of this process) much less.
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     record = describe("from-teacher", shape_name or shape.name, hidden_method=hidden_method,
                       importance="activation", layers=chosen, heads=kept["heads"],
                       importance_examples=len(rows), importance_tokens=stats["tokens"],
-                      layer_norms_fitted=fitted, seconds=round(seconds, 2))
-    log.info("student: %s from the teacher in %.1f s (layers %s, %d importance examples, %d tokens)",
-             record["name"], seconds, chosen, len(rows), stats["tokens"])
+                      layer_norms_fitted=fitted, seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2))
+    log.info("student: %s from the teacher in %.1f s (%.1f s CPU; layers %s, %d importance examples, %d tokens)",
+             record["name"], seconds, cpu_seconds, chosen, len(rows), stats["tokens"])
     return TeacherInit(student=student, projection=projection.float(), offset=offset.float(), record=record)
 
 
