@@ -41,8 +41,9 @@ students task-distilled on the same 2,000 examples; 512 importance texts), dev a
 TinyBERT4 shape from random weights + general distillation on 4,000 sentences -> 0.509 after; from the teacher with
 "select" 0.766 / 0.794, with "pca" 0.781 / 0.803 (97.2% of the teacher); without the LayerNorm fit 0.737 ("select")
 and 0.678 ("pca") before training; the 3-layer teacher-layer student 0.755 / 0.797; 4 x 256 with "pca" 0.771 / 0.787.
-The initialisation takes 3-4 s for the 6-layer teacher on two cores (up to about a minute while other jobs load
-them).
+The initialisation (512 texts, ~6,700 tokens) took 3.3-3.5 s for the 6-layer teacher on the two shared cores when
+they were nearly free (load ~3), 51 s at load ~6 and 190-230 s at load ~17 (37-44 s of CPU time, mostly threads
+waiting their turn), so `config.student_init` records both `seconds` and `cpu_seconds`.
 """
 
 from __future__ import annotations
