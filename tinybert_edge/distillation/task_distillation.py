@@ -33,6 +33,8 @@ class DistillResult:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     layer_map: list[int] = field(default_factory=list)
     parameters: int = 0
+    # How the student was made before distillation (config.student_init): its name, method and details.
+    student_init: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dev_score(self) -> float:
@@ -65,7 +67,8 @@ def distill(
 
     from tinybert_edge.distillation.distiller import IntermediateObjective
     from tinybert_edge.distillation.layer_map import layer_map
-    from tinybert_edge.distillation.student import build_student
+    from tinybert_edge.distillation.student import build_student, is_teacher_init
+    from tinybert_edge.distillation.teacher_init import IMPORTANCE_EXAMPLES
     from tinybert_edge.training.loop import LoopSpec, init_distributed, pick_device, run_loop
     from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.models import count_parameters, load_model, load_tokenizer, save_model
@@ -95,10 +98,14 @@ def distill(
     train, dev = task.align(train, teacher_model.config), task.align(dev, teacher_model.config)
     tokenizer = load_tokenizer(teacher)
     torch.manual_seed(config.seed)  # a randomly initialised student and the projections are part of the recipe
-    student = build_student(config.student, teacher_model, task=task)
+    # A student initialised from the teacher ranks the teacher's units on a sample of the training texts.
+    importance = (task.encode(tokenizer, sample(train, IMPORTANCE_EXAMPLES, config.seed), config.max_length)
+                  if is_teacher_init(config.student) else None)
+    student = build_student(config.student, teacher_model, task=task, importance_data=importance, tokenizer=tokenizer)
+    student_init = dict(student.config.student_init)
     mapping = layer_map(student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, config.layer_map)
-    log.info("distill: student %s (%d layers, width %d, %.1fM parameters), layer map %s, attention loss %s",
-             config.student, student.config.num_hidden_layers, student.config.hidden_size,
+    log.info("distill: student %s (%s; %d layers, width %d, %.1fM parameters), layer map %s, attention loss %s",
+             config.student, student_init["name"], student.config.num_hidden_layers, student.config.hidden_size,
              count_parameters(student) / 1e6, mapping, config.attention_loss)
 
     device = pick_device()
@@ -172,13 +179,15 @@ def distill(
     student.to("cpu").eval()
     metrics = dev_metrics()
     summary = DistillResult(student_dir=Path(out_dir), dev_metrics=metrics, primary_metric=task.primary_metric,
-                            stages=stages, layer_map=mapping, parameters=count_parameters(student))
+                            stages=stages, layer_map=mapping, parameters=count_parameters(student),
+                            student_init=student_init)
     if context.is_main:  # every process holds the same student; one writes it
         save_model(student, tokenizer, out_dir)
         write_json_atomic(Path(out_dir) / "distill.json", {
             "teacher": str(teacher), "task": task.name, "config": asdict(config), "layer_map": mapping,
             "dev_metrics": metrics, "primary_metric": task.primary_metric, "dev_accuracy": metrics.get("accuracy"),
             "train_examples": len(train), "stages": stages, "parameters": summary.parameters,
+            "student_init": student_init,
             "processes": context.world,
         })
         log.info("distill: student dev %s %.4f, saved to %s", task.primary_metric, summary.dev_score, out_dir)
