@@ -20,7 +20,7 @@ from tinybert_edge.config import DEFAULT_SEQUENCE_LENGTHS
 from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 from tinybert_edge.validation import check_bool, check_choice, check_number, freeze, int_tuple, invalid
 
-BACKENDS = ("torch", "torch-int8", "onnxruntime", "litert")
+BACKENDS = ("torch", "torch-int8", "onnxruntime", "litert", "executorch")
 ROLES = ("teacher", "student")
 DEVICES = ("cpu", "cuda")
 # The backends that can run on a CUDA device at all; the others only run on the CPU.

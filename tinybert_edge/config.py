@@ -259,7 +259,7 @@ class PipelineConfig:
     formats: tuple[str, ...] = ("onnx", "tflite")
 
     def __post_init__(self) -> None:
-        freeze(self, "formats", string_tuple("pipeline", "formats", self.formats, ("onnx", "tflite")))
+        freeze(self, "formats", string_tuple("pipeline", "formats", self.formats, ("onnx", "tflite", "executorch")))
         freeze(self, "sequence_lengths", int_tuple("pipeline", "sequence_lengths", self.sequence_lengths, minimum=8))
         for name in ("threads", "bench_min_seconds", "bench_min_iterations"):
             check_positive("pipeline", name, getattr(self, name))

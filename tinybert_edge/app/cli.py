@@ -139,7 +139,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sequence-lengths", "--seq-lengths", dest="seq_lengths", type=int, nargs="+", metavar="L",
                    help="sequence lengths to export and measure (default: "
                         f"{' '.join(map(str, d.sequence_lengths))}; config: sequence_lengths)")
-    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], help="artifact formats (default: "
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite", "executorch"], help="artifact formats (default: "
                    f"{' '.join(d.formats)}; config: formats)")
     p.add_argument("--threads", type=int, help=f"threads for inference and measurement (default: {d.threads}; "
                    "config: threads)")
@@ -235,8 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "export", "export a model folder to ONNX and TFLite with dynamic int8, verified")
     p.add_argument("model", help="fine-tuned model folder (teacher or student)")
     p.add_argument("output", help="folder for the artifacts")
-    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], default=["onnx", "tflite"],
-                   help="artifact formats (default: onnx tflite)")
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite", "executorch", "onnx-text", "mediapipe"],
+                   default=["onnx", "tflite"], help="artifact formats: ONNX, TFLite, ExecuTorch .pte, ONNX with the "
+                   "tokenizer in the graph (strings in), MediaPipe Text Classifier (one --seq-lengths value) "
+                   "(default: onnx tflite)")
+    p.add_argument("--min-tokenizer-agreement", type=float, default=1.0, help="onnx-text and mediapipe: the share of "
+                   "--data texts on which their own tokenizer must give Hugging Face's ids, or the export fails "
+                   "naming the strings (default: 1.0, every text)")
     p.add_argument("--no-quantize", action="store_true", help="fp32 only (default: fp32 and dynamic int8)")
     p.add_argument("--seq-lengths", type=int, nargs="+", default=list(DEFAULT_SEQUENCE_LENGTHS),
                    help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata (default: 64 128)")
@@ -271,9 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="bundle folder or .zip")
 
     p = _subcommand(sub, "evaluate", "accuracy of a model folder or artifact on labelled data")
-    p.add_argument("model", help="model folder, .onnx file/folder or .tflite file")
-    p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert"], default=None,
-                   help="default: from the path (.tflite: litert, .onnx: onnxruntime, else torch)")
+    p.add_argument("model", help="model folder, .onnx file/folder, .tflite or .pte file")
+    p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert", "executorch"], default=None,
+                   help="default: from the path (.tflite: litert, .onnx: onnxruntime, .pte: executorch, else torch)")
     _add_data_args(p, required=True, splits=False)
     _add_split_arg(p)
     p.add_argument("--model-folder", help="folder with the tokenizer and labels (default: beside the artifact, "
@@ -494,7 +499,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         _refuse_existing(Path(args.output), "artifact folder")
     config = ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths))
     qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32))
-    batches, described = None, ""
+    batches, described, texts = None, "", None
     if args.data:
         from tinybert_edge.artifacts import Artifact
         from tinybert_edge.converters.chain import parity_inputs
@@ -502,10 +507,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         model = Artifact.open(args.model)
         data = model.task.align(model.task.read(_data_spec(args)), model.config)
         batches, described = parity_inputs(args.model, data, max_length=max(config.sequence_buckets))
+        texts = list(data.texts)
+    from tinybert_edge.converters.tokenizer_gate import TokenizerGate
+
     artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
-                       config=config, qconfig=qconfig, parity_batches=batches, parity_description=described)
+                       config=config, qconfig=qconfig, parity_batches=batches, parity_description=described,
+                       texts=texts, texts_description=f"the {len(texts)} texts of {args.data}" if texts else "",
+                       tokenizer_gate=TokenizerGate(min_dev_agreement=args.min_tokenizer_agreement))
     for artifact in artifacts:
+        agreement = (artifact.metadata.get("tokenizer_agreement") or {}).get("dev")
+        if agreement:
+            print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}  its tokenizer gives Hugging Face's ids "
+                  f"on {agreement['agreeing']} of {agreement['n']} {agreement['texts']}", file=args.stdout)
         parity = artifact.metadata.get("parity") or {}
+        if not parity:
+            continue
         print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}  verified on {parity.get('inputs')}: "
               f"max |diff| {parity.get('max_abs_diff', float('nan')):.3g}, agreement "
               f"{parity.get('argmax_agreement', float('nan')):.4f}", file=args.stdout)
