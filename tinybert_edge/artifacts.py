@@ -241,9 +241,7 @@ class Artifact:
         names = self.metadata.get("label_names")
         if isinstance(names, list) and names:
             return [str(n) for n in names]
-        from tinybert_edge.tasks.classification import config_label_names
-
-        return config_label_names(self.config)
+        return self.task.label_names(self.config)
 
     @property
     def task(self) -> Any:
