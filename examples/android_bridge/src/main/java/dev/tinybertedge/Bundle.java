@@ -135,7 +135,7 @@ public final class Bundle {
             throw new BundleException(BundleException.Reason.MALFORMED, exc.getMessage(), exc);
         }
         Golden golden = Golden.parse(decode(kept.get(manifest.goldenFile), manifest.goldenFile),
-                manifest.goldenFile, manifest.labels.size());
+                manifest.goldenFile, manifest.outputWidth());
         return new Bundle(source, manifest, tokenizer, golden);
     }
 

@@ -85,6 +85,7 @@ public final class TinyBertClassifier implements AutoCloseable {
 
     /** Classify one text. Empty text is fine ([CLS] [SEP]); a long one is truncated to the manifest's max_length. */
     public Result classify(String text) {
+        requireTask(BundleManifest.TEXT_CLASSIFICATION, "score(text)");
         WordPieceTokenizer.Encoding encoding = bundle.encode(text, model);
         float[] logits = run(encoding);
         float[] probabilities = softmax(logits);
@@ -96,6 +97,22 @@ public final class TinyBertClassifier implements AutoCloseable {
         }
         return new Result(bundle.manifest().labels.get(best), best, probabilities, logits,
                 encoding.inputIds.length);
+    }
+
+    /**
+     * The score of one text for a regression bundle (task "regression": the model's one output, as the SDK's
+     * runtime returns it). A long text is truncated to the manifest's max_length.
+     */
+    public float score(String text) {
+        requireTask(BundleManifest.REGRESSION, "classify(text)");
+        return run(bundle.encode(text, model))[0];
+    }
+
+    private void requireTask(String task, String instead) {
+        if (!task.equals(bundle.manifest().task)) {
+            throw new IllegalStateException("this bundle is for the task \"" + bundle.manifest().task
+                    + "\"; use " + instead + " instead");
+        }
     }
 
     /** Classify several texts, one after another (the model's batch size is 1). */
@@ -139,7 +156,7 @@ public final class TinyBertClassifier implements AutoCloseable {
                 inputs.put(names[i], rows[i]);
             }
         }
-        float[][] logits = new float[1][bundle.manifest().labels.size()];
+        float[][] logits = new float[1][bundle.manifest().outputWidth()];
         Map<String, Object> outputs = new HashMap<>();
         outputs.put(model.outputName, logits);
         interpreter.runSignature(inputs, outputs, model.signatureFor(bucket));
