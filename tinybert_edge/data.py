@@ -343,9 +343,12 @@ def _choose_label_column(header: list[str], spec: DataSpec, path: Path,
     for name in guesses:
         if name in header:
             return name
+    scores = [name for name in SCORE_COLUMNS if name in header and name not in guesses]
     raise DataError(
         f"{path}: no label column (looked for {', '.join(guesses)}); the columns are {header}; "
         "name the label column with --label-column"
+        + (f", or, if '{scores[0]}' is the target (a regression score, as in GLUE's STS-B), {REGRESSION_FIX}"
+           if scores else "")
     )
 
 
@@ -406,6 +409,8 @@ def _as_number(label: str) -> float | None:
     return value if np.isfinite(value) else None
 
 
+# Columns that name a regression target (GLUE's STS-B: "score"); the regression task looks for them first.
+SCORE_COLUMNS = ("score", "similarity")
 # How a user picks the regression task, named by every error about scores given to a classifier.
 REGRESSION_FIX = "pass --task regression (or a GLUE preset that implies it, --task stsb; Python: load_data(..., task='regression'))"
 CLASSIFICATION_FIX = ("leave out --task regression (or pass a classification preset such as --task mrpc; Python: "

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.data import CLASSIFICATION_FIX, DataSpec, Examples, _as_number, encode, make_spec, read_examples
+from tinybert_edge.data import CLASSIFICATION_FIX, SCORE_COLUMNS, DataSpec, Examples, _as_number, encode, make_spec, read_examples
 from tinybert_edge.errors import DataError
 from tinybert_edge.tasks.classification import SequenceClassification
 
@@ -23,7 +23,7 @@ from tinybert_edge.tasks.classification import SequenceClassification
 # range the reference's scores span. See SequenceRegression.agreement.
 AGREEMENT_TOLERANCE = 0.05
 # Label columns tried, in order, when none is named (GLUE's STS-B calls it "score").
-SCORE_COLUMN_GUESSES = ("score", "label", "labels", "similarity", "target")
+SCORE_COLUMN_GUESSES = (*SCORE_COLUMNS, "label", "labels", "target")
 # Score strata of a split: quantile bins, so that train, dev and test keep the score distribution.
 SPLIT_BINS = 5
 
