@@ -81,6 +81,11 @@ def test_pipeline_task_stsb_end_to_end(tmp_path, capsys):
     assert entries["Spearman correlation (fp32 PyTorch)"] == pytest.approx(student_row["metrics"]["spearman"], abs=1e-4)
     assert "teacher" in card and "budget:" in card
 
+    # evaluate reads the data as the model's task (scores, not classes) and reports its primary metric.
+    assert main(["evaluate", str(run / "artifacts" / "onnx-int8"), "--data", str(dev)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("spearman ") and "on 18 examples (onnxruntime)" in line
+
     # The bundle and its torch-free runtime: a score per text pair.
     assert main(["package", str(run / "artifacts"), str(tmp_path / "bundle")]) == 0
     from tinybert_edge.runtime.bundle import load_bundle

@@ -329,3 +329,17 @@ def test_distill_selects_by_the_preset_metric_and_records_it(tmp_path):
     assert "best_dev_spearman" in saved["stages"]["prediction"]
     assert result.selection_metric == "spearman" and set(result.dev_metrics) == {"pearson", "spearman", "mse"}
     assert task_defaults("stsb")["metric"] == saved["config"]["metric"]
+
+
+def test_int8_parity_of_a_score_is_judged_on_the_score():
+    from tinybert_edge.converters.parity import ParityThresholds, compare_logits
+
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0, 5, size=(200, 1)).astype(np.float32)
+    close = reference + rng.normal(0, 0.02, size=reference.shape).astype(np.float32)  # int8-sized noise
+    assert compare_logits(reference, close, ParityThresholds.int8(), task="regression").passed
+    shifted = reference.copy()
+    shifted[:40] += 0.6  # a fifth of the scores off by more than a quarter point (5% of the 0-5 scale)
+    report = compare_logits(reference, shifted, ParityThresholds.int8(), task="regression")
+    assert not report.passed and report.argmax_agreement == pytest.approx(0.8)
+    assert "agreement here means a score within 5% of the reference's score scale" in report.failures[0]

@@ -42,6 +42,8 @@ class Task(abc.ABC):
     higher_is_better: ClassVar[bool] = True
     #: Whether the output array has a sequence axis after the batch axis (token classification, question answering).
     per_token: ClassVar[bool] = False
+    #: What `agreement` counts, in words for messages ("the same top label").
+    agreement_means: ClassVar[str] = "the same decision"
 
     # --- data --------------------------------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ class SequenceClassification(Task):
     export_task = "text-classification"
     output_names = ("logits",)
     primary_metric = "accuracy"
+    agreement_means = "the same top label"
 
     # --- data ----------------------------------------------------------------------------------------------------
 

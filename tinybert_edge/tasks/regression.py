@@ -131,6 +131,7 @@ class SequenceRegression(SequenceClassification):
     export_task = "text-classification"
     output_names = ("logits",)
     primary_metric = "spearman"
+    agreement_means = "a score within 5% of the reference's score scale"
 
     # --- data ----------------------------------------------------------------------------------------------------
 
