@@ -378,9 +378,11 @@ def glue_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
                 notes.append(f"missed: {name} = {drop:.2f} points (target {INT8_POINTS:g}); why: "
                              f"{_why_int8(column, agreement, student, int8)}")
     metrics = {name: m for name, m in metrics.items() if m is not None}
+    if report["budget"] not in ("cpu", "gpu"):  # a reduced budget's numbers say so in every name, not only below
+        metrics = {f"({report['budget']} budget) {name}": m for name, m in metrics.items()}
     means = averages(report)
     if means[VARIANTS[0]] and means[VARIANTS[1]] is not None:
-        name = f"average over {', '.join(c['title'] for c in report['columns'].values())}: best student retained"
+        name = ("" if report["budget"] in ("cpu", "gpu") else f"({report['budget']} budget) ") + f"average over {', '.join(c['title'] for c in report['columns'].values())}: best student retained"
         metrics[name] = Metric(means[VARIANTS[1]] / means[VARIANTS[0]], "fraction", target=AVERAGE_TARGET)
         if not metrics[name].met:
             notes.append(f"missed: {name} = {metrics[name].value:.3f} (target {AVERAGE_TARGET:g}); why: the tasks "
