@@ -167,6 +167,12 @@ public final class Bundle {
         return tokenizer.pad(ids, model.bucketFor(ids.length));
     }
 
+    /** Model inputs for a sentence pair (token types 0 then 1), padded to the smallest bucket that fits. */
+    public WordPieceTokenizer.Encoding encode(String text, String pair, BundleManifest.Model model) {
+        WordPieceTokenizer.Encoding encoding = tokenizer.encodePair(text, pair, manifest.maxLength);
+        return tokenizer.pad(encoding, model.bucketFor(encoding.length));
+    }
+
     /**
      * Token-level golden check: the ids this tokenizer gives each golden text against the ids recorded at packaging.
      * Returns one message per mismatching case (empty when all match).

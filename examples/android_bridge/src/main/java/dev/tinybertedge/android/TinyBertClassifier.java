@@ -108,6 +108,12 @@ public final class TinyBertClassifier implements AutoCloseable {
         return run(bundle.encode(text, model))[0];
     }
 
+    /** The score of a sentence pair (STS-B's similarity of {@code text} and {@code pair}) for a regression bundle. */
+    public float score(String text, String pair) {
+        requireTask(BundleManifest.REGRESSION, "classify(text)");
+        return run(bundle.encode(text, pair, model))[0];
+    }
+
     private void requireTask(String task, String instead) {
         if (!task.equals(bundle.manifest().task)) {
             throw new IllegalStateException("this bundle is for the task \"" + bundle.manifest().task
@@ -149,7 +155,7 @@ public final class TinyBertClassifier implements AutoCloseable {
     private float[] run(WordPieceTokenizer.Encoding encoding) {
         int bucket = encoding.inputIds.length;
         Map<String, Object> inputs = new HashMap<>();
-        int[][][] rows = {{encoding.inputIds}, {encoding.attentionMask}, {encoding.tokenTypeIds}};
+        int[][][] rows = {{encoding.inputIds}, {encoding.attentionMask}, {encoding.tokenTypeIds}};  // types: pairs
         String[] names = {"input_ids", "attention_mask", "token_type_ids"};
         for (int i = 0; i < names.length; i++) {
             if (model.inputNames.contains(names[i])) {
