@@ -160,7 +160,7 @@ def load_model(path: str | Path, task: Any = None, label_names: Sequence[str] | 
     """
     from transformers import AutoConfig
 
-    from tinybert_edge.tasks import get_task, task_of_config
+    from tinybert_edge.tasks import TASKS, get_task, task_of_config
     from tinybert_edge.tasks.base import read_model_config
 
     folder = check_model_folder(path, role)
@@ -172,6 +172,12 @@ def load_model(path: str | Path, task: Any = None, label_names: Sequence[str] | 
         if label_names is not None:
             task.check_labels(model.config, label_names, folder)
         return model
+    other = next((name for name in TASKS if name != task.name and get_task(name).matches(config)), None)
+    if other is not None:
+        raise ModelError(
+            f"{role} folder '{folder}' is a fine-tuned {other} model, but the data is for {task.name}; use a "
+            f"{task.name} model, or the bare encoder it was fine-tuned from (it gets a new {task.name} head)"
+        )
     head = task.head_config(label_names)
     if label_names is None and head is None:
         raise ModelError(
