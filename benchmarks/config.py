@@ -102,6 +102,10 @@ class Target:
     params: int | None = None
     device: str = "cpu"
     extra: dict = field(default_factory=dict, compare=False)
+    # Every task metric when known ({"spearman": 0.85, "pearson": 0.86}) and the one tables headline; `accuracy`
+    # alone is the classifier's short form.
+    metrics: dict = field(default_factory=dict, compare=False)
+    primary_metric: str = "accuracy"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():

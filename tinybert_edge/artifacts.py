@@ -253,9 +253,12 @@ class Artifact:
         names = self.metadata.get("label_names")
         if isinstance(names, list) and names:
             return [str(n) for n in names]
-        from tinybert_edge.tasks.classification import config_label_names
+        try:
+            return self.task.label_names(self.config)  # a regression model has none
+        except ModelError:  # a config.json that names no task's architecture (a graph exported elsewhere): its id2label
+            from tinybert_edge.tasks.classification import config_label_names
 
-        return config_label_names(self.config)
+            return config_label_names(self.config)
 
     @property
     def task(self) -> Any:

@@ -92,10 +92,36 @@ def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, spli
                         f"the GLUE pair's second column{key('text_pair_column')})")
     parser.add_argument("--label-column", help="label column (default: label, labels, sentiment, class, category, "
                         f"target, the first present{key('label_column')})")
+    parser.add_argument("--label-names", nargs="+", metavar="LABEL", help="every class label, in the order the "
+                        "model's outputs take; a row with another label is an error (default: the labels found, "
+                        f"sorted{key('label_names')})")
+    parser.add_argument("--no-header", dest="header", action="store_false", default=None,
+                        help="the TSV/CSV file has no header row (GLUE's CoLA): name columns by 0-based position, "
+                             f"e.g. --text-column 3 --label-column 1 (default: a header row{key('header')})")
     parser.add_argument("--encoding", help=f"file encoding (default: {defaults.encoding}{key('encoding')})")
     parser.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"],
                         help=f"what to do with undecodable bytes (default: {defaults.encoding_errors}; the embedded "
                              f"corpus: replace{key('encoding_errors')})")
+
+
+TASK_HELP = ("what the labels are: text-classification (classes), regression (scores, as STS-B's), or a GLUE preset "
+             "that implies the task and, where the command trains a student, applies the TinyBERT recipe's settings "
+             "for it (cola, sst2, mrpc, qqp, mnli, qnli, rte: classification; stsb: regression)")
+
+
+def _add_task_arg(parser: argparse.ArgumentParser, extra: str = "") -> None:
+    parser.add_argument("--task", help=f"{TASK_HELP} (default: text-classification{extra})")
+
+
+def _task_choice(value: str | None) -> tuple[str | None, str | None]:
+    """(data task, recipe preset) for a --task value: 'stsb' is (regression, stsb), 'regression' (regression,
+    None); an unknown name is an error listing the known ones."""
+    from tinybert_edge.config import is_preset
+    from tinybert_edge.tasks import task_name
+
+    if value is None:
+        return None, None
+    return task_name(value), (value if is_preset(value) else None)
 
 
 def _add_split_arg(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +152,11 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="where fine-tuned teachers are cached (default: $TINYBERT_EDGE_CACHE or "
                    "~/.cache/tinybert-edge; config: cache_dir)")
     _add_data_args(p, keys=True)
+    p.add_argument("--task", help=f"{TASK_HELP}; a preset's settings apply under the flags given here (default: "
+                   "text-classification, no preset; the task it implies is data.task; config: distill.task)")
+    p.add_argument("--metric", help="dev metric that selects the best student checkpoint: accuracy, mcc, f1, "
+                   "macro_f1, spearman, pearson (default: the preset's, else the task's primary metric; config: "
+                   "distill.metric)")
     p.add_argument("--finetune-max-train-examples", "--finetune-examples", dest="finetune_examples", type=int, metavar="N",
                    help="training examples for teacher fine-tuning, a seeded sample (default: "
                         f"{d.finetune.max_train_examples}; config: finetune.max_train_examples)")
@@ -171,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "finetune", "fine-tune a bare encoder into a task teacher (cached)")
     p.add_argument("encoder", help="Hugging Face encoder: a local folder, pkg:// path, or a model id in the local HF cache")
     _add_data_args(p, required=True)
+    _add_task_arg(p)
     p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
                    help="at most this many training examples, a seeded sample (default: all; FinetuneConfig."
                         "max_train_examples)")
@@ -187,8 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="student folder to write (checkpoints go to <output>.work)")
     _add_data_args(p, required=True)
     p.add_argument("--student", help=f"student spec (default: {dd.student})")
-    p.add_argument("--task", help="per-task preset of the TinyBERT recipe (sst2, cola, mrpc, qqp, mnli, qnli, rte); "
-                   "explicit flags override it (default: none)")
+    p.add_argument("--task", help=f"{TASK_HELP}; explicit flags override a preset's settings (default: "
+                   "text-classification, no preset)")
+    p.add_argument("--metric", help="dev metric that selects the best checkpoint: accuracy, mcc, f1, macro_f1, "
+                   "spearman, pearson (default: the preset's, else the task's primary metric)")
     p.add_argument("--config", help="TOML file with a [distill] table, any DistillConfig key (default: none)")
     p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
                    help="at most this many training examples, a seeded sample (default: all; DistillConfig."
@@ -220,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "augment", "TinyBERT data augmentation: N new sentences per example, label kept (cached)")
     p.add_argument("model", help="BERT folder giving the candidates: masked-LM head if it has one, else embedding neighbours")
     _add_data_args(p, required=True, splits=False)  # the training data; a pair's second text is kept as it is
+    _add_task_arg(p)
     p.add_argument("--out", required=True, help="JSONL file to write (originals and augmented copies; --data reads it)")
     p.add_argument("--n-augmented", type=int, help=f"new sentences per example, N_a (default: {ad.n_augmented})")
     p.add_argument("--p-t", type=float, help=f"probability of replacing each word, p_t (default: {ad.p_t:g})")
@@ -343,22 +378,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "encoding", "encoding_errors")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "label_names",
+            "header", "encoding", "encoding_errors")
+    values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if "label_names" in values:
+        values["label_names"] = tuple(values["label_names"])
+    return values
 
 
-def _data_spec(args: argparse.Namespace):
+def _data_spec(args: argparse.Namespace, task: str | None = None):
     from tinybert_edge.data import DataSpec
 
     values = _data_overrides(args)
-    return DataSpec(path=args.data, **{k: v for k, v in values.items() if k not in ("dev_path", "test_path")})
+    return DataSpec(path=args.data, task=task or _task_choice(getattr(args, "task", None))[0],
+                    **{k: v for k, v in values.items() if k not in ("dev_path", "test_path")})
 
 
-def _chosen_rows(args: argparse.Namespace):
-    """The rows of --data that --split names, and a plain description of them for the output line."""
+def _chosen_rows(args: argparse.Namespace, task: str | None = None):
+    """The rows of --data that --split names (read as `task`'s examples), and a plain description of them for the
+    output line."""
     from tinybert_edge.data import load_data, split_data
 
-    data = load_data(_data_spec(args))
+    data = load_data(_data_spec(args, task))
     name = Path(data.source).name
     if args.split == "all":
         return data, (f"every row of {name}, none held out (training rows included if the model was trained on "
@@ -386,8 +427,18 @@ def _pipeline_config(args: argparse.Namespace):
         config = dataclasses.replace(config, data=DataConfig(path=args.data, **_data_overrides(args)))
     elif _data_overrides(args):
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, **_data_overrides(args)))
+    data_task, preset = _task_choice(args.task)
+    if preset is not None:
+        # The preset's settings first; the distill flags below go on top of them.
+        from tinybert_edge.config import task_defaults
+
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, task=data_task),
+                                     distill=dataclasses.replace(config.distill, **task_defaults(preset), task=preset))
+    elif data_task is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, task=data_task))
     distill = {"student": args.student, "max_train_examples": args.distill_examples,
-               "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs}
+               "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
+               "metric": args.metric}
     config = dataclasses.replace(config, distill=dataclasses.replace(
         config.distill, **{k: v for k, v in distill.items() if v is not None}))
     if args.finetune_examples is not None:
@@ -413,7 +464,8 @@ def _splits(args: argparse.Namespace):
     from tinybert_edge.config import DataConfig
     from tinybert_edge.data import load_splits
 
-    return load_splits(DataConfig(path=args.data, **_data_overrides(args)))
+    return load_splits(DataConfig(path=args.data, task=_task_choice(getattr(args, "task", None))[0],
+                                  **_data_overrides(args)))
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -451,13 +503,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if not (args.overwrite or args.resume):
         _refuse_existing(output, "student folder", resume=True)
     train, dev, _ = _splits(args)
-    overrides = {"task": args.task, "student": args.student, "max_train_examples": args.examples,
+    overrides = {"task": _task_choice(args.task)[1], "student": args.student, "max_train_examples": args.examples,
                  "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
-                 "attention_loss": args.attention_loss}
+                 "attention_loss": args.attention_loss, "metric": args.metric}
     config = distill_config_from(args.config, {k: v for k, v in overrides.items() if v is not None})
     result = distill(args.teacher, train, dev, output, config, work_dir=output.with_name(output.name + ".work"),
                      resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
-    print(f"student written to {result.student_dir} (dev accuracy {result.dev_accuracy:.4f})", file=args.stdout)
+    print(f"student written to {result.student_dir} (dev {result.primary_metric} {result.dev_score:.4f})",
+          file=args.stdout)
     return 0
 
 
@@ -535,7 +588,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     artifact = Artifact.open(args.model)
     backend = args.backend or artifact.runtime
-    data, rows = _chosen_rows(args)
+    data, rows = _chosen_rows(args, artifact.task.name)  # the rows are read as the model's task's examples
     result = evaluate(args.model, data, backend=backend, max_length=args.max_length, threads=args.threads,
                       model_folder=args.model_folder)
     print(f"{result.primary_metric} {result.score:.4f} on {result.n} examples ({backend}): {rows}", file=args.stdout)
@@ -566,7 +619,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          **{k: (tuple(v) if isinstance(v, list) else v) for k, v in rules.items() if v is not None})
     from tinybert_edge.benchmarks.runner import bench
 
-    data, described = _chosen_rows(args)
+    from tinybert_edge.artifacts import Artifact
+
+    data, described = _chosen_rows(args, Artifact.open(args.teacher).task.name)  # read as the teacher's task
     rows = bench(args.targets, config=config, progress=not args.no_progress, teacher=args.teacher,
                  data=data, out=args.out, max_examples=args.max_examples)
     print(render_comparison_markdown(rows), file=args.stdout)

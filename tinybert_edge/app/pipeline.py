@@ -249,6 +249,9 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
         "rows": rows,
         "timings_s": timings,
     }
+    from tinybert_edge.app.model_card import write_model_card
+
+    report["model_card"] = str(write_model_card(report, student_dir))
     write_report(report, run_dir)
     return report
 
@@ -297,7 +300,8 @@ def evaluate_targets(targets: list[dict[str, Any]], encoded_test, threads: int, 
     for target in tqdm(targets, desc="evaluate", unit="model", disable=not progress):
         session = open_session(target["backend"], target["path"], threads)
         result = evaluate_session(session, encoded_test, batch_size=64)
-        entry = {"metrics": result.metrics, "n": result.n}
+        entry = {"metrics": result.metrics, "n": result.n, "primary_metric": result.primary_metric,
+                 **({"details": result.extra} if result.extra else {})}
         if target["name"] == "student · PyTorch fp32":
             student = result
         elif target["role"] == "student" and student is not None:
@@ -316,10 +320,11 @@ def measure_targets(config: PipelineConfig, targets, scores, encoded_test, param
     inputs = encoded_test.fixed_length(config.sequence_lengths, rows=256)
     bench_targets = [
         Target(name=t["name"], role=t["role"], backend=t["backend"], path=Path(t["path"]), precision=t["precision"],
-               accuracy=scores[t["name"]]["metrics"].get("accuracy"), params=params[t["role"]])
+               accuracy=scores[t["name"]]["metrics"].get("accuracy"), params=params[t["role"]],
+               metrics=scores[t["name"]]["metrics"], primary_metric=scores[t["name"]]["primary_metric"])
         for t in targets
     ]
     rows = bench(bench_targets, inputs, bench_config, progress=progress)
     for row in rows:
-        row.update({k: v for k, v in scores[row["name"]].items()})
+        row.update({k: v for k, v in scores[row["name"]].items() if k != "primary_metric"})
     return compare_to_teacher(rows, targets[0]["name"])

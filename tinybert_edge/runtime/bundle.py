@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.errors import BundleError, MissingDependencyError
+from tinybert_edge.errors import BundleError, DataError, MissingDependencyError
 from tinybert_edge.runtime.rust_tokenizer import make_tokenizer
 from tinybert_edge.runtime.wordpiece import Encoding, TokenizerSettings, UnicodeTables, parse_vocab
 from tinybert_edge.tasks.classification import Prediction, softmax
@@ -393,19 +393,25 @@ class BundleModel:
     def max_length(self) -> int:
         return self.tokenizer.settings.max_length
 
-    def encode(self, texts: Sequence[str | bytes]) -> list[Encoding]:
-        return self.tokenizer.encode_batch(texts)
+    def encode(self, texts: Sequence[str | bytes], pairs: Sequence[str | bytes] | None = None) -> list[Encoding]:
+        """Each text (with its second text, for sentence-pair models such as STS-B's) as [CLS] a [SEP] (b [SEP])."""
+        if pairs is None:
+            return self.tokenizer.encode_batch(texts)
+        if len(pairs) != len(texts):
+            raise DataError(f"{len(texts)} texts but {len(pairs)} second texts; give one second text per text")
+        return [self.tokenizer.encode(text, pair) for text, pair in zip(texts, pairs)]
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.task.output_width(self.manifest) or 0), dtype=np.float32)
 
-    def logits(self, texts: str | bytes | Sequence[str | bytes]) -> np.ndarray:
-        """The task's float32 output array for the texts (logits [n, labels] for a classifier); texts longer than
-        max_length tokens are truncated."""
-        batch = [texts] if isinstance(texts, (str, bytes, bytearray)) else list(texts)
+    def logits(self, texts: str | bytes | Sequence[str | bytes],
+               pairs: str | bytes | Sequence[str | bytes] | None = None) -> np.ndarray:
+        """The task's float32 output array for the texts, or text pairs (logits [n, labels] for a classifier, the
+        score [n, 1] for regression); texts longer than max_length tokens are truncated."""
+        batch, second = _batch(texts, pairs)
         if not batch:
             return self._empty()
-        return self.run_encodings(self.encode(batch))
+        return self.run_encodings(self.encode(batch, second))
 
     def run_encodings(self, encodings: Sequence[Encoding]) -> np.ndarray:
         outputs = self.runner.run(encodings)
@@ -416,15 +422,26 @@ class BundleModel:
                               f"{self.task.name} fields; repackage it")
         return outputs
 
-    def predict(self, texts: str | bytes | Sequence[str | bytes]) -> Any:
-        """The task's result for one text (a classifier's Prediction: label and probabilities) or a list of them
-        for a list of texts."""
+    def predict(self, texts: str | bytes | Sequence[str | bytes],
+                pairs: str | bytes | Sequence[str | bytes] | None = None) -> Any:
+        """The task's result for one text (a classifier's Prediction: label and probabilities; a regression's Score)
+        or a list of them for a list of texts. `pairs` gives sentence-pair models their second texts (one string
+        with one text, a list with a list)."""
         single = isinstance(texts, (str, bytes, bytearray))
-        batch = [texts] if single else list(texts)
-        encodings = self.encode(batch)
+        batch, second = _batch(texts, pairs)
+        encodings = self.encode(batch, second)
         outputs = self.run_encodings(encodings) if encodings else self._empty()
         out = self.task.postprocess(outputs, encodings, self.manifest)
         return out[0] if single else out
+
+
+def _batch(texts: Any, pairs: Any) -> tuple[list[Any], list[Any] | None]:
+    """Texts (and second texts) as lists: a single string is a batch of one."""
+    single = isinstance(texts, (str, bytes, bytearray))
+    batch = [texts] if single else list(texts)
+    if pairs is None:
+        return batch, None
+    return batch, ([pairs] if isinstance(pairs, (str, bytes, bytearray)) else list(pairs))
 
 
 def bundle_task(manifest: Mapping[str, Any], where: str) -> Any:

@@ -9,21 +9,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from tinybert_edge.errors import ModelError
+from tinybert_edge.errors import ConfigError, ModelError
 from tinybert_edge.registry import Registry
 from tinybert_edge.tasks.base import Task, read_model_config
 
 TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("text-classification", "tinybert_edge.tasks.classification:SequenceClassification")
+TASKS.register("regression", "tinybert_edge.tasks.regression:SequenceRegression")
 
 DEFAULT_TASK = "text-classification"
 
 
-def get_task(name: str | Task = DEFAULT_TASK) -> Task:
-    """The task registered under `name` (a Task instance is returned as it is)."""
+def task_name(name: str | None) -> str:
+    """The registered task a name stands for: a task name itself, or a GLUE preset name ("stsb" -> "regression",
+    "sst2" -> "text-classification"); None is the default task."""
+    from tinybert_edge.config import TASK_DEFAULTS, is_preset, preset_task
+
+    if name is None:
+        return DEFAULT_TASK
+    if name in TASKS:
+        return name
+    if is_preset(name):
+        return preset_task(name)
+    raise ConfigError(f"unknown task {name!r}; available: {', '.join(TASKS.names())}, or a GLUE preset name "
+                      f"({', '.join(TASK_DEFAULTS)})")
+
+
+def get_task(name: str | Task | None = DEFAULT_TASK) -> Task:
+    """The task registered under `name`, or the one a GLUE preset name implies (a Task instance is returned as it
+    is; None is the default task)."""
     if isinstance(name, Task):
         return name
-    return TASKS.get(name)()
+    return TASKS.get(task_name(name))()
 
 
 def task_of_config(config: Mapping[str, Any], where: str = "the model") -> Task:
@@ -48,4 +65,4 @@ def task_of(folder: str | Path) -> Task:
     return task_of_config(read_model_config(folder), f"the model folder '{folder}'")
 
 
-__all__ = ["DEFAULT_TASK", "TASKS", "Task", "get_task", "task_of", "task_of_config", "task_of_model"]
+__all__ = ["DEFAULT_TASK", "TASKS", "Task", "get_task", "task_name", "task_of", "task_of_config", "task_of_model"]
