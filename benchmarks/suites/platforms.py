@@ -72,8 +72,9 @@ def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int
 
 
 def paths(student: Path, made: dict[str, Any], bundle: Path, length: int, threads: int,
-          ) -> tuple[dict[str, Callable[[str], str]], dict[str, str], list[Any]]:
-    """{path name: text -> label}, {path name: what it runs}, and objects to close afterwards."""
+          margins: dict[str, float]) -> tuple[dict[str, Callable[[str], str]], dict[str, str], list[Any]]:
+    """{path name: text -> label}, {path name: what it runs}, and objects to close afterwards. The reference fills
+    `margins` with each text's PyTorch probability margin (top-1 minus top-2 softmax probability)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -90,7 +91,11 @@ def paths(student: Path, made: dict[str, Any], bundle: Path, length: int, thread
 
     def torch_label(text: str) -> str:
         encoded = hf(text, truncation=True, max_length=length, return_tensors="np")
-        return labels[int(np.argmax(reference.run({k: v.astype(np.int64) for k, v in encoded.items()})[0]))]
+        outputs = reference.run({k: v.astype(np.int64) for k, v in encoded.items()})
+        logits = np.asarray(outputs[0], np.float64).reshape(-1)  # batch 1: one row
+        probabilities = np.sort(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
+        margins[text] = float(probabilities[-1] - probabilities[-2]) if len(probabilities) > 1 else 1.0
+        return labels[int(np.argmax(logits))]
 
     run: dict[str, Callable[[str], str]] = {REFERENCE: torch_label}
     what = {REFERENCE: f"{type(hf).__name__} + torch {torch.__version__} fp32, {student}"}
@@ -176,7 +181,8 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
     started = time.perf_counter()
     made, bundle = build_artifacts(student, work, texts, length, threads, min_tokenizer_agreement)
     built_s = time.perf_counter() - started
-    calls, what, to_close = paths(student, made, bundle, length, threads)
+    margins: dict[str, float] = {}
+    calls, what, to_close = paths(student, made, bundle, length, threads, margins)
     try:
         labels, first_pass = {}, {}
         for name, call in calls.items():
@@ -198,6 +204,10 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
     reference = labels[REFERENCE]
     agreement = {name: float(np.mean([a == b for a, b in zip(got, reference)])) for name, got in labels.items()}
     disagreeing = {name: [t for t, a, b in zip(texts, got, reference) if a != b][:10] for name, got in labels.items()}
+    # Where the paths part from PyTorch: the reference's own probability margin on those texts, against all texts.
+    disagreeing_margins = {name: sorted(margins[t] for t, a, b in zip(texts, got, reference) if a != b)
+                           for name, got in labels.items() if name != REFERENCE}
+    margin_quantiles = {f"p{q}": float(np.percentile(list(margins.values()), q)) for q in (1, 5, 10, 50)}
     stats = {name: pooled_stats(r).summary() for name, r in by_round.items()}
     stats[REFERENCE] = pooled_stats([first_pass[REFERENCE]]).summary()
     p50 = {name: s["p50_ms"] for name, s in stats.items()}
@@ -235,6 +245,8 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
         "threads": threads, "load_average_1_5_15m_at_start": load_average, "rounds": rounds,
         "texts_per_round": texts_per_round, "warmup_calls": warmup,
         "paths": what, "agreement_with_pytorch": agreement, "disagreeing_texts": disagreeing,
+        "reference_margin_of_disagreeing_texts": disagreeing_margins,
+        "reference_margin_quantiles_all_texts": margin_quantiles,
         "latency_ms": stats, "p50_ms_per_round": {name: round_p50s(r) for name, r in by_round.items()},
         "first_pass_p50_ms": {name: float(np.median(v)) for name, v in first_pass.items()},
         "fastest_path": fastest, "speedup_ratio_interval": speedup_interval, "confidence": CONFIDENCE,
@@ -278,6 +290,20 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
               f"{tok['mediapipe-int8']['dev']['agreement']:.2%} of the dev texts, "
               f"{tok['mediapipe-int8']['corpus']['agreement']:.1%} of the corpus. Sizes (bytes): "
               + ", ".join(f"{k} {v:,}" for k, v in extra["size_bytes"].items()) + "."]
+    interval = extra["speedup_ratio_interval"]
+    if interval is not None:
+        lines += ["", f"Speedup of the fastest path ({extra['fastest_path']}) over the anchor: "
+                  f"{anchor / p50[extra['fastest_path']]:.2f}x, {extra['confidence']:.0%} interval over the rounds "
+                  f"{interval[0]:.2f}–{interval[1]:.2f}x."]
+    margins, quantiles = extra["reference_margin_of_disagreeing_texts"], extra["reference_margin_quantiles_all_texts"]
+    parted = {name: values for name, values in margins.items() if values}
+    if parted:
+        lines += ["", "Where a path's label differs from PyTorch's, PyTorch's own top-1 minus top-2 probability on "
+                  "that text (median / largest): " + "; ".join(
+                      f"{name} {np.median(values):.3f} / {max(values):.3f} ({len(values)} texts)"
+                      for name, values in parted.items())
+                  + f". Over all texts the margin's 5th percentile is {quantiles['p5']:.3f}, its median "
+                  f"{quantiles['p50']:.3f}."]
     return "\n".join(lines) + "\n"
 
 
