@@ -47,7 +47,10 @@ def test_every_path_side_by_side_in_one_results_file(student, tmp_path):
             "our runtime · TFLite int8 · rust tokenizer", "our runtime · TFLite int8 · python tokenizer"} <= paths
     assert set(extra["agreement_with_pytorch"]) == paths and extra["agreement_with_pytorch"][platforms.REFERENCE] == 1.0
     assert all(len(extra["p50_ms_per_round"][name]) == 2 for name in paths - {platforms.REFERENCE})
-    assert extra["fastest_path"] in paths - {platforms.REFERENCE, platforms.ANCHOR}
+    assert extra["fastest_path"] in paths - {platforms.REFERENCE, platforms.ANCHOR, platforms.FLOOR}
+    # The floor (the int8 ONNX file alone on cached ids) runs the file the anchor runs: the same labels.
+    assert extra["agreement_with_pytorch"][platforms.FLOOR] == extra["agreement_with_pytorch"][platforms.ANCHOR]
+    assert f"per-call p50, {platforms.FLOOR}" in metrics
     speedup = next(m for name, m in metrics.items() if name.startswith("speedup of the fastest path"))
     assert speedup["target"] == platforms.SPEEDUP_TARGET and speedup["met"] in (True, False)
     size = metrics["ExecuTorch int8 .pte size vs our int8 TFLite"]
