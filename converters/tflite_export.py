@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import logging
 import os
 import time
@@ -123,7 +124,11 @@ def quantize_tflite(flatbuffer: bytes, quantization: str) -> bytes:
             algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING,
         )
     try:
-        result = qt.quantize(enable_progress_bar=False, enable_progress_report=False)
+        # ai-edge-quantizer 0.10 does not pass enable_progress_bar on to its transformation step, whose tqdm bar
+        # then shows on stderr for any model of 100+ tensors: kept off the user's terminal unless DEBUG.
+        hidden = contextlib.nullcontext() if log.isEnabledFor(logging.DEBUG) else contextlib.redirect_stderr(io.StringIO())
+        with hidden:
+            result = qt.quantize(enable_progress_bar=False, enable_progress_report=False)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ExportError(f"ai-edge-quantizer could not apply {quantization}: {exc}") from exc
     return bytes(result.quantized_model)

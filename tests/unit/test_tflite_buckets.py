@@ -167,3 +167,22 @@ def test_conversion_steps_print_only_when_the_sdk_logs_at_debug(tiny_model, caps
     assert quiet.out == "" and "[START]" not in quiet.err
     assert "[START] LiteRT-Torch Convert" in verbose.out + verbose.err
     assert "LITERT_TORCH_SHOW_PROGRESS" not in os.environ
+
+
+def test_quantizer_progress_bar_stays_off_stderr_unless_debug(tiny_model, capsys, caplog):
+    """ai-edge-quantizer shows a tqdm bar for models of 100+ tensors even when told not to; it is hidden at the
+    default log level and shown at DEBUG."""
+    import logging
+
+    from tinybert_edge.converters.artifact import check_source
+
+    flatbuffer = convert_buckets(check_source(tiny_model, BUCKETS), ExportConfig(sequence_buckets=BUCKETS))
+    capsys.readouterr()
+    caplog.set_level(logging.INFO, logger="tinybert_edge")
+    quantize_tflite(flatbuffer, "dynamic_int8")
+    quiet = capsys.readouterr()
+    caplog.set_level(logging.DEBUG, logger="tinybert_edge")
+    quantize_tflite(flatbuffer, "dynamic_int8")
+    verbose = capsys.readouterr()
+    assert "Applying Transformations" not in quiet.err + quiet.out
+    assert "Applying Transformations" in verbose.err
