@@ -20,10 +20,13 @@ torch.export folds into a constant per length ([1, L, hidden] float32, 4*L*hidde
 from __future__ import annotations
 
 import collections
+import contextlib
+import io
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tinybert_edge.converters.artifact import (Artifact, SourceModel, base_metadata, check_output_path, check_source,
                                                write_metadata)
@@ -66,6 +69,22 @@ def task_module(source: SourceModel):
     return source.task.export_module(load_model(source.folder, source.task).eval())
 
 
+@contextlib.contextmanager
+def _conversion_steps_shown(shown: bool) -> Iterator[None]:
+    """litert-torch prints ~60 conversion steps to stdout unless its `show_progress` setting (the environment
+    variable LITERT_TORCH_SHOW_PROGRESS) is off. They are shown when the SDK logs at DEBUG (`--verbose`) or when the
+    user set that variable; otherwise off for this conversion only, the variable restored afterwards."""
+    name = "LITERT_TORCH_SHOW_PROGRESS"
+    before = os.environ.get(name)
+    if before is None:
+        os.environ[name] = "y" if shown else "n"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+
+
 def convert_buckets(source: SourceModel, config: ExportConfig) -> bytes:
     """fp32 flatbuffer with one `seq_<L>` signature per bucket."""
     litert_torch = require("litert_torch", package="litert-torch", extra="tflite", purpose="TFLite export")
@@ -83,10 +102,10 @@ def convert_buckets(source: SourceModel, config: ExportConfig) -> bytes:
         }
         converter.signature(signature_name(length), module, sample_kwargs=sample)
     try:
-        edge_model = converter.convert()
+        with _conversion_steps_shown(log.isEnabledFor(logging.DEBUG)):
+            return converter.convert().model_content()  # writing the bytes is a step it prints too
     except Exception as exc:  # litert-torch surfaces torch.export and MLIR failures as many untyped errors
         raise ExportError(f"litert-torch could not convert '{source.folder}' at lengths {config.sequence_buckets}: {exc}") from exc
-    return edge_model.model_content()
 
 
 def quantize_tflite(flatbuffer: bytes, quantization: str) -> bytes:
@@ -105,7 +124,11 @@ def quantize_tflite(flatbuffer: bytes, quantization: str) -> bytes:
             algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING,
         )
     try:
-        result = qt.quantize(enable_progress_bar=False, enable_progress_report=False)
+        # ai-edge-quantizer 0.10 does not pass enable_progress_bar on to its transformation step, whose tqdm bar
+        # then shows on stderr for any model of 100+ tensors: kept off the user's terminal unless DEBUG.
+        hidden = contextlib.nullcontext() if log.isEnabledFor(logging.DEBUG) else contextlib.redirect_stderr(io.StringIO())
+        with hidden:
+            result = qt.quantize(enable_progress_bar=False, enable_progress_report=False)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ExportError(f"ai-edge-quantizer could not apply {quantization}: {exc}") from exc
     return bytes(result.quantized_model)

@@ -146,3 +146,43 @@ def test_tensor_names_option_is_checked():
     assert ExportConfig().tflite_tensor_names is False
     with pytest.raises(ConfigError, match="tflite_tensor_names"):
         ExportConfig(tflite_tensor_names="yes")
+
+
+def test_conversion_steps_print_only_when_the_sdk_logs_at_debug(tiny_model, capsys, caplog, monkeypatch):
+    """A Python user's export prints nothing of litert-torch's ~60 conversion steps; `--verbose` (DEBUG) shows them;
+    the environment is left as it was."""
+    import logging
+    import os
+
+    from tinybert_edge.converters.artifact import check_source
+
+    monkeypatch.delenv("LITERT_TORCH_SHOW_PROGRESS", raising=False)
+    source = check_source(tiny_model, (16,))
+    caplog.set_level(logging.INFO, logger="tinybert_edge")
+    convert_buckets(source, ExportConfig(sequence_buckets=(16,)))
+    quiet = capsys.readouterr()
+    caplog.set_level(logging.DEBUG, logger="tinybert_edge")
+    convert_buckets(source, ExportConfig(sequence_buckets=(16,)))
+    verbose = capsys.readouterr()
+    assert quiet.out == "" and "[START]" not in quiet.err
+    assert "[START] LiteRT-Torch Convert" in verbose.out + verbose.err
+    assert "LITERT_TORCH_SHOW_PROGRESS" not in os.environ
+
+
+def test_quantizer_progress_bar_stays_off_stderr_unless_debug(tiny_model, capsys, caplog):
+    """ai-edge-quantizer shows a tqdm bar for models of 100+ tensors even when told not to; it is hidden at the
+    default log level and shown at DEBUG."""
+    import logging
+
+    from tinybert_edge.converters.artifact import check_source
+
+    flatbuffer = convert_buckets(check_source(tiny_model, BUCKETS), ExportConfig(sequence_buckets=BUCKETS))
+    capsys.readouterr()
+    caplog.set_level(logging.INFO, logger="tinybert_edge")
+    quantize_tflite(flatbuffer, "dynamic_int8")
+    quiet = capsys.readouterr()
+    caplog.set_level(logging.DEBUG, logger="tinybert_edge")
+    quantize_tflite(flatbuffer, "dynamic_int8")
+    verbose = capsys.readouterr()
+    assert "Applying Transformations" not in quiet.err + quiet.out
+    assert "Applying Transformations" in verbose.err
