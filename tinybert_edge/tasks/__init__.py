@@ -16,6 +16,7 @@ from tinybert_edge.tasks.base import Task, read_model_config
 TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("text-classification", "tinybert_edge.tasks.classification:SequenceClassification")
 TASKS.register("regression", "tinybert_edge.tasks.regression:SequenceRegression")
+TASKS.register("embedding", "tinybert_edge.tasks.embedding:EmbeddingTask")
 
 DEFAULT_TASK = "text-classification"
 

@@ -134,6 +134,12 @@ class Task(abc.ABC):
         """A torch module of positional (input_ids, attention_mask, token_type_ids) that returns the outputs named
         by `output_names` (a tensor, or a tuple in that order): what litert-torch converts."""
 
+    def finish_onnx_export(self, folder: Path, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Task-specific changes to a fresh ONNX export in `folder` (`config`: the source's config.json), made before
+        the graph is optimized and checked; returns what the export metadata records. Nothing by default (the
+        embedding task puts its pooling into the graph here)."""
+        return {}
+
     # --- runtime and bundle (torch-free) ------------------------------------------------------------------------
 
     @abc.abstractmethod
