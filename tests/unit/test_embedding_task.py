@@ -70,7 +70,7 @@ def test_a_folder_without_pooling_settings_is_refused_naming_the_flag(tmp_path):
     from tinybert_edge.models import load_model
 
     bare = encoder_folder(tmp_path / "bare", sentence_transformers=False)
-    with pytest.raises(ModelError, match="no pooling settings.*--pooling mean"):
+    with pytest.raises(ModelError, match="no pooling settings.*EmbeddingTask\\(pooling='mean'"):
         load_model(bare, "embedding", role="teacher")
     model = load_model(bare, EmbeddingTask(pooling="cls", normalize=False), role="teacher")
     assert model.config.sentence_embedding == {"pooling": "cls", "normalize": False}

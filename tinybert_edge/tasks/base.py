@@ -84,6 +84,12 @@ class Task(abc.ABC):
     def check_labels(self, model_config: Any, label_names: Sequence[str], where: Any) -> None:
         """Raise ModelError unless a model predicts `label_names` (tasks with labels override this)."""
 
+    def teacher_as_is(self, folder: Path, out_dir: Path) -> Path | None:
+        """For a task whose teacher is used as it is, never fine-tuned (embeddings): the teacher in `folder` saved
+        at `out_dir` as a model folder of this task (reused when already there), and that folder; None (the default)
+        for tasks whose teacher is fine-tuned when it is not yet a model of the task."""
+        return None
+
     # --- training ----------------------------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -5,7 +5,7 @@ The teacher is any sentence-transformers folder: `modules.json` lists its Transf
 and `1_Pooling/config.json` says how tokens are pooled (all-MiniLM-L6-v2: the mean over real tokens, then L2 norm).
 Those settings travel with the model as `config.json["sentence_embedding"]` ({"pooling": "mean", "normalize": true}),
 so a student and its exports pool as the teacher does. A folder without them is refused unless the settings are
-given (`EmbeddingTask(pooling="mean", normalize=True)`, the CLI's `--pooling mean --normalize`).
+given (`EmbeddingTask(pooling="mean", normalize=True)`).
 
 Data are plain texts: any text file (one per line) or a column of a TSV/CSV/JSONL file (`TextEmbeddingData`). No
 labels are needed to distil: the student learns the teacher's embeddings, attention and hidden states (stage 1, the
@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 CONFIG_KEY = "sentence_embedding"
 #: Pooling modes this SDK can put inside an exported graph.
 POOLING_MODES = ("mean", "cls")
-#: The flags that supply pooling settings for a folder that has none (named in the error).
-POOLING_FLAG = "--pooling mean|cls (with --normalize for L2-normalised vectors)"
+#: How to supply pooling settings for a folder that has none (named in the error).
+POOLING_FLAG = ("the pooling settings: EmbeddingTask(pooling='mean' or 'cls', normalize=True or False) in Python, or "
+                "sentence-transformers' modules.json and 1_Pooling/config.json (and 2_Normalize/) in the folder")
 #: Score columns tried, in order, for evaluation pairs (GLUE's STS-B: "score").
 SCORE_COLUMNS = ("score", "similarity", "label")
 #: Text columns tried, in order, when a table's text column is not named.
@@ -99,7 +100,7 @@ def read_pooling(folder: str | Path) -> Pooling | None:
         types = [(str(m["type"]).rsplit(".", 1)[-1], str(m.get("path", ""))) for m in modules]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{where}: {ST_MODULES} is not a readable sentence-transformers module list ({exc}); fix "
-                         f"it, or remove it and pass {POOLING_FLAG}") from exc
+                         f"it, or remove it and give {POOLING_FLAG}") from exc
     pooling_path = next((path for kind, path in types if kind == "Pooling"), None)
     others = [kind for kind, _ in types if kind not in ("Transformer", "Pooling", "Normalize")]
     if others:
@@ -111,7 +112,7 @@ def read_pooling(folder: str | Path) -> Pooling | None:
     try:
         settings = json.loads((folder / pooling_path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{where}: {pooling_path}/config.json cannot be read ({exc}); restore it, or pass "
+        raise ModelError(f"{where}: {pooling_path}/config.json cannot be read ({exc}); restore it, or give "
                          f"{POOLING_FLAG}") from exc
     chosen = [name for name, on in settings.items() if name.startswith("pooling_mode_") and on]
     modes = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
@@ -163,7 +164,7 @@ def model_pooling(model: Any) -> Pooling:
     values = getattr(model.config, CONFIG_KEY, None)
     if not isinstance(values, Mapping):
         raise ModelError(f"the model {type(model).__name__} carries no pooling settings (config.{CONFIG_KEY}); load "
-                         f"it with tinybert_edge.models.load_model(folder, 'embedding'), or pass {POOLING_FLAG}")
+                         f"it with tinybert_edge.models.load_model(folder, 'embedding'), or give {POOLING_FLAG}")
     return Pooling.from_dict(values, f"the model {type(model).__name__}")
 
 
@@ -179,7 +180,7 @@ class SentenceEncoder:
 
         if not isinstance(getattr(config, CONFIG_KEY, None), Mapping):
             if self.override is None:
-                raise ModelError(f"a new sentence encoder needs pooling settings; pass {POOLING_FLAG}")
+                raise ModelError(f"a new sentence encoder needs pooling settings; give {POOLING_FLAG}")
             setattr(config, CONFIG_KEY, self.override.to_dict())
         config.architectures = ["BertModel"]
         return BertModel(config, add_pooling_layer=False)
@@ -197,8 +198,7 @@ class SentenceEncoder:
         if pooling is None:
             raise ModelError(f"the model folder '{folder}' has no pooling settings (no sentence-transformers "
                              f"{ST_MODULES} with a Pooling module, no '{CONFIG_KEY}' in config.json), so its sentence "
-                             f"vector is undefined; pass {POOLING_FLAG} (Python: EmbeddingTask(pooling='mean', "
-                             "normalize=True))")
+                             f"vector is undefined; give {POOLING_FLAG}")
         model = BertModel.from_pretrained(folder, add_pooling_layer=False, **kwargs)
         setattr(model.config, CONFIG_KEY, pooling.to_dict())
         model.config.architectures = ["BertModel"]
@@ -426,6 +426,20 @@ class EmbeddingTask(Task):
     def head_config(self, label_names: Sequence[str] | None) -> dict[str, Any] | None:
         return {}
 
+    def teacher_as_is(self, folder: Path, out_dir: Path) -> Path:
+        """The teacher loaded with its pooling and saved as this SDK saves an embedding model (pooling in
+        config.json, sentence-transformers module files beside it), so every session and export can open it."""
+        from tinybert_edge.models import load_model, load_tokenizer, save_model
+
+        if self.matches(json.loads((Path(out_dir) / "config.json").read_text(encoding="utf-8"))
+                        if (Path(out_dir) / "config.json").is_file() else {}):
+            return Path(out_dir)
+        model = load_model(folder, self, role="teacher")
+        save_model(model, load_tokenizer(folder), out_dir)
+        write_sentence_transformers_files(Path(out_dir), model_pooling(model), model.config.hidden_size,
+                                          model.config.max_position_embeddings)
+        return Path(out_dir)
+
     # --- training ------------------------------------------------------------------------------------------------
 
     def forward(self, model: Any, batch: Mapping[str, Any]) -> Any:
@@ -457,7 +471,10 @@ class EmbeddingTask(Task):
         vectors = np.asarray(outputs, dtype=np.float64)
         pair_rows = getattr(encoded, "pair_rows", None)
         if pair_rows is None:
-            return {}
+            raise DataError("sentence embeddings are evaluated on pairs, and these texts have none: give dev/test data "
+                            "with a second-text column, scored (sentence1, sentence2, score, as GLUE's STS-B: "
+                            "Spearman of cosine) or not (a query and its relevant document: retrieval recall and MRR); "
+                            "--dev/--test, --text-pair-column, --label-column")
         queries = vectors[: encoded.queries]
         if encoded.scores is not None:
             return similarity_metrics(queries, vectors[pair_rows], encoded.scores)
@@ -472,9 +489,13 @@ class EmbeddingTask(Task):
         vectors = normalize_rows(outputs)
         if len(vectors) < 2:
             return np.zeros(len(vectors), dtype=np.int64)
-        similarities = vectors @ vectors.T
-        np.fill_diagonal(similarities, -np.inf)
-        return similarities.argmax(axis=1)
+        nearest = np.empty(len(vectors), dtype=np.int64)
+        for start in range(0, len(vectors), 1024):  # blocks of rows: memory stays linear in the set's size
+            similarities = vectors[start : start + 1024] @ vectors.T
+            rows = np.arange(len(similarities))
+            similarities[rows, start + rows] = -np.inf
+            nearest[start : start + len(similarities)] = similarities.argmax(axis=1)
+        return nearest
 
     def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
         if not len(reference):
