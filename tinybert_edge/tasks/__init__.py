@@ -57,7 +57,7 @@ def task_of_config(config: Mapping[str, Any], where: str = "the model") -> Task:
 
 def task_of_model(model: Any) -> Task:
     """The task of an in-memory transformers model (from its class and config, as its config.json would say)."""
-    config = {"architectures": [type(model).__name__], "problem_type": getattr(model.config, "problem_type", None)}
+    config = {**model.config.to_dict(), "architectures": [type(model).__name__]}
     return task_of_config(config, f"the model {type(model).__name__}")
 
 
