@@ -280,8 +280,8 @@ class DataConfig:
             raise invalid("data", "header", self.header, "true or false")
         if self.task is not None and not (is_preset(self.task) or self.task in ("text-classification", "regression",
                                                                                 "embedding")):
-            raise invalid("data", "task", self.task, "text-classification, regression, embedding, or a GLUE preset name "
-                          f"({', '.join(TASK_DEFAULTS)})")
+            raise invalid("data", "task", self.task, "text-classification, regression, embedding, or a GLUE preset "
+                          f"name ({', '.join(TASK_DEFAULTS)})")
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,11 @@ def test_agreement_is_the_same_nearest_neighbour():
     assert task.agreement(reference, reference + 0.01) == 1.0
     swapped = np.array([[1.0, 0.0], [0.1, 0.9], [0.0, 1.0], [0.9, 0.1]])
     assert task.agreement(reference, swapped) < 1.0
+    # a text present twice: either copy is the nearest neighbour of the third, and rounding noise picks one
+    twice = np.array([[1.0, 0.0], [1.0, 0.0], [0.9, 0.2], [0.0, 1.0]])
+    noisy = twice + np.array([[0, 0], [0, 1e-7], [0, 0], [0, 0]])
+    assert task.predictions(twice)[2] != task.predictions(noisy)[2]
+    assert task.agreement(twice, noisy) == 1.0
 
 
 # --- distillation ----------------------------------------------------------------------------------------------------

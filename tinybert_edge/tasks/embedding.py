@@ -50,6 +50,8 @@ PAIR_COLUMNS = ("sentence2", "context", "paragraph", "document", "positive")
 #: Retrieval cut-offs reported by `metrics`.
 RECALL_AT = (1, 10)
 MRR_AT = 10
+#: Cosine difference under which two neighbours count as tied in `EmbeddingTask.agreement`.
+NEIGHBOUR_TIE = 1e-4
 ST_MODULES = "modules.json"
 
 
@@ -498,9 +500,18 @@ class EmbeddingTask(Task):
         return nearest
 
     def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+        """Fraction of rows whose nearest neighbour under the candidate is, by the reference's own similarities, as
+        near as the reference's nearest (within NEIGHBOUR_TIE of cosine): a tie (a text present twice, or two
+        documents equally close) is no disagreement, whichever of them each model happens to pick."""
         if not len(reference):
             return float("nan")
-        return float(np.mean(self.predictions(reference) == self.predictions(candidate)))
+        vectors = normalize_rows(reference)
+        chosen, best = self.predictions(candidate), self.predictions(reference)
+        rows = np.arange(len(vectors))
+        chosen_similarity = np.sum(vectors * vectors[chosen], axis=1)
+        best_similarity = np.sum(vectors * vectors[best], axis=1)
+        tied = (chosen != rows) & (chosen_similarity >= best_similarity - NEIGHBOUR_TIE)
+        return float(np.mean((chosen == best) | tied))
 
     # --- export --------------------------------------------------------------------------------------------------
 
