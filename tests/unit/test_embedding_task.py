@@ -233,3 +233,29 @@ def test_a_student_narrower_than_the_teacher_is_refused_with_the_fix(tmp_path):
                            prediction_epochs=1.0)
     with pytest.raises(ConfigError, match="16 wide and the teacher's 32"):
         distill(teacher, TextEmbeddingData(texts), sts_pairs(8), tmp_path / "student", config, progress=False)
+
+
+# --- the pipeline ----------------------------------------------------------------------------------------------------
+
+def test_pipeline_task_embedding_distils_exports_and_reports(tmp_path):
+    from tinybert_edge.app.pipeline import pipeline
+    from tinybert_edge.config import DataConfig, DistillConfig, PipelineConfig
+
+    teacher = encoder_folder(tmp_path / "teacher", layers=2, hidden=32, heads=2)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(tiny_bert.sentences(40, seed=5)[0]) + "\n", encoding="utf-8")
+    pairs = sts_pairs(24, seed=9)
+    sts = tmp_path / "sts.tsv"
+    sts.write_text("sentence1\tsentence2\tscore\n" + "".join(
+        f"{a}\t{b}\t{y}\n" for a, b, y in zip(pairs.texts, pairs.text_pairs, pairs.scores)), encoding="utf-8")
+    config = PipelineConfig(
+        name="emb", runs_dir=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache"), teacher=str(teacher),
+        data=DataConfig(path=str(corpus), task="embedding", dev_path=str(sts), test_path=str(sts)),
+        distill=DistillConfig(student="teacher-layers:2", batch_size=16, max_length=32, eval_every=2),
+        formats=["onnx"], sequence_lengths=[32], threads=1, bench_min_seconds=0.01, bench_min_iterations=3)
+    report = pipeline(config, progress=False)
+    assert report["task"] == "embedding" and report["primary_metric"] == "spearman"
+    rows = {row["name"]: row for row in report["rows"]}
+    assert {"student · PyTorch fp32", "student · ONNX int8"} <= set(rows)
+    assert all("spearman" in row["metrics"] for row in rows.values())
+    assert json.loads((tmp_path / "runs" / "emb" / "teacher" / "config.json").read_text())["sentence_embedding"]
