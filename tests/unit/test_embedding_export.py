@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tiny_bert
 from test_embedding_task import encoder_folder
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
 

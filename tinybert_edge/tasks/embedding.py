@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -125,8 +125,9 @@ def read_pooling(folder: str | Path) -> Pooling | None:
 
 
 def sentence_transformers_files(pooling: Pooling, width: int, max_length: int) -> dict[str, str]:
-    """The files that make a folder with a BERT model a sentence-transformers model pooling as `pooling` (relative
-    path -> text; an empty 2_Normalize/ folder is marked by its own entry with text None-equivalent "")."""
+    """The files that make a folder holding a BERT model a sentence-transformers model that pools as `pooling`
+    (relative path -> text). A Normalize module also needs its (empty) 2_Normalize/ folder: see
+    write_sentence_transformers_files."""
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
     if pooling.normalize:
