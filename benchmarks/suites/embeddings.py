@@ -73,7 +73,8 @@ BUDGETS = {
 
 def _tsv_column(path: Path, column: str) -> list[str]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        return [row[column] for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if row.get(column)]
+        rows = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [row[column] for row in rows if row.get(column)]
 
 
 def write_corpus(data_root: Path, out: Path, n: int, seed: int = 0) -> dict[str, Any]:
@@ -132,7 +133,7 @@ class Encoder:
                               dtype=np.float32)
         from tinybert_edge.tasks.embedding import TextEmbeddingData, encode_texts
 
-        encoded = encode_texts(self.tokenizer, TextEmbeddingData(list(texts)), max_length)
+        encoded = encode_texts(self.tokenizer, TextEmbeddingData(list(texts), source=f"{self.name} inputs"), max_length)
         order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")
         out = np.zeros((len(texts), 0), dtype=np.float32)
         for start in range(0, len(order), batch_size):
