@@ -87,3 +87,22 @@ def test_the_onnx_folder_loads_in_sentence_transformers_with_the_same_vectors(ex
     theirs = model.encode(TEXTS, convert_to_numpy=True)
     ours = OnnxRuntimeSession(folder).run(_batch(student))
     np.testing.assert_allclose(theirs, ours, atol=1e-5)
+
+
+def test_tflite_int8_carries_the_pooled_vector(exported, tmp_path):
+    pytest.importorskip("litert_torch")
+    pytest.importorskip("ai_edge_litert")
+    from tinybert_edge.converters.chain import export
+    from tinybert_edge.converters.config import ExportConfig
+    from tinybert_edge.runtime.sessions import TorchSession, open_session
+
+    student, _ = exported
+    (artifact,) = export(student, tmp_path / "export", formats=("tflite",), quantize=True,
+                         config=ExportConfig(sequence_buckets=(32,)))
+    assert artifact.metadata["parity"]["passed"]
+    batch = {k: v for k, v in _batch(student).items() if k != "labels"}
+    padded = {k: np.pad(v, ((0, 0), (0, 32 - v.shape[1]))) for k, v in batch.items()}
+    reference = TorchSession(student).run(batch)
+    vectors = open_session("litert", artifact.path).run(padded)
+    cosines = np.sum(reference * vectors, axis=1) / np.linalg.norm(vectors, axis=1)
+    assert vectors.shape == reference.shape and cosines.min() > 0.9
