@@ -259,3 +259,24 @@ def test_pipeline_task_embedding_distils_exports_and_reports(tmp_path):
     assert {"student · PyTorch fp32", "student · ONNX int8"} <= set(rows)
     assert all("spearman" in row["metrics"] for row in rows.values())
     assert json.loads((tmp_path / "runs" / "emb" / "teacher" / "config.json").read_text())["sentence_embedding"]
+
+
+def test_distill_cli_names_and_takes_the_pooling_flag(tmp_path, capsys):
+    from tinybert_edge.app.cli import EXIT_USER_ERROR, main
+
+    bare = encoder_folder(tmp_path / "bare", layers=2, sentence_transformers=False)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(tiny_bert.sentences(24)[0]) + "\n", encoding="utf-8")
+    pairs = sts_pairs(12, seed=4)
+    sts = tmp_path / "sts.tsv"
+    sts.write_text("sentence1\tsentence2\tscore\n" + "".join(
+        f"{a}\t{b}\t{y}\n" for a, b, y in zip(pairs.texts, pairs.text_pairs, pairs.scores)), encoding="utf-8")
+    common = [str(bare), str(tmp_path / "student"), "--data", str(corpus), "--dev", str(sts), "--task", "embedding",
+              "--student", "teacher-layers:2", "--intermediate-epochs", "1", "--prediction-epochs", "1",
+              "--no-progress"]
+    assert main(["distill", *common]) == EXIT_USER_ERROR
+    error = capsys.readouterr().err
+    assert "no pooling settings" in error and "--pooling mean|cls" in error
+    assert main(["distill", *common, "--pooling", "cls", "--no-normalize"]) == 0
+    saved = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert saved["sentence_embedding"] == {"pooling": "cls", "normalize": False}

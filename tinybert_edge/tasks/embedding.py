@@ -40,7 +40,8 @@ CONFIG_KEY = "sentence_embedding"
 #: Pooling modes this SDK can put inside an exported graph.
 POOLING_MODES = ("mean", "cls")
 #: How to supply pooling settings for a folder that has none (named in the error).
-POOLING_FLAG = ("the pooling settings: EmbeddingTask(pooling='mean' or 'cls', normalize=True or False) in Python, or "
+POOLING_FLAG = ("the pooling settings: --pooling mean|cls (tinybert-edge distill, with --no-normalize for vectors "
+                "without L2 norm), EmbeddingTask(pooling='mean' or 'cls', normalize=True or False) in Python, or "
                 "sentence-transformers' modules.json and 1_Pooling/config.json (and 2_Normalize/) in the folder")
 #: Score columns tried, in order, for evaluation pairs (GLUE's STS-B: "score").
 SCORE_COLUMNS = ("score", "similarity", "label")
