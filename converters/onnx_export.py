@@ -116,6 +116,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, config: ExportConfig
         metadata.update({"model_file": ONNX_FILE, "opset": config.opset, "optimized": config.optimize,
                          "quantization": None, "input_names": ["input_ids", "attention_mask", "token_type_ids"],
                          "output_names": list(source.task.output_names)})
+        metadata.update(source.task.finish_onnx_export(tmp, source.config))
         if config.optimize:
             metadata.update(optimize_bert_graph(tmp / ONNX_FILE, source))
         metadata["op_types"] = op_type_counts(tmp / ONNX_FILE)

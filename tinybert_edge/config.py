@@ -278,9 +278,10 @@ class DataConfig:
             freeze(self, "label_names", string_tuple("data", "label_names", self.label_names))
         if not isinstance(self.header, bool):
             raise invalid("data", "header", self.header, "true or false")
-        if self.task is not None and not (is_preset(self.task) or self.task in ("text-classification", "regression")):
-            raise invalid("data", "task", self.task, "text-classification, regression, or a GLUE preset name "
-                          f"({', '.join(TASK_DEFAULTS)})")
+        if self.task is not None and not (is_preset(self.task) or self.task in ("text-classification", "regression",
+                                                                                "embedding")):
+            raise invalid("data", "task", self.task, "text-classification, regression, embedding, or a GLUE preset "
+                          f"name ({', '.join(TASK_DEFAULTS)})")
 
 
 @dataclass(frozen=True)

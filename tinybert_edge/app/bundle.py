@@ -128,7 +128,7 @@ def _model_entry(artifact: Artifact) -> tuple[str, dict[str, Any]]:
         }
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(artifact.model_file), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(_onnx_bytes(artifact), providers=["CPUExecutionProvider"])
     outputs = session.get_outputs()
     if len(outputs) != 1:
         raise ModelError(f"'{artifact.model_file}' has {len(outputs)} outputs; a bundle model (schema 1) has one "
@@ -139,6 +139,20 @@ def _model_entry(artifact: Artifact) -> tuple[str, dict[str, Any]]:
         "output_name": outputs[0].name, "output_dtype": "float32", "batch_size": 0, "sequence_buckets": [],
         "signatures": [], "quantization": meta.get("quantization") or {},
     }
+
+
+def _onnx_bytes(artifact: Artifact) -> bytes:
+    """The ONNX graph a bundle ships: the artifact's, less outputs its task does not name (an embedding export also
+    carries last_hidden_state, for sentence-transformers' ONNX backend; a device needs only the sentence vector)."""
+    import onnx
+
+    model = onnx.load(str(artifact.model_file))
+    wanted = [o for o in model.graph.output if o.name in artifact.task.output_names]
+    if len(model.graph.output) > 1 and wanted:
+        del model.graph.output[:]
+        model.graph.output.extend(wanted)
+        return model.SerializeToString()
+    return artifact.model_file.read_bytes()
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -195,7 +209,10 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
         models = []
         for artifact in artifacts:
             name, entry = _model_entry(artifact)
-            shutil.copyfile(artifact.model_file, staging / name)
+            if artifact.format == "onnx":
+                (staging / name).write_bytes(_onnx_bytes(artifact))
+            else:
+                shutil.copyfile(artifact.model_file, staging / name)
             models.append(entry)
         shutil.copyfile(token_dir / "vocab.txt", staging / "vocab.txt")
         shutil.copyfile(TABLES_FILE, staging / "unicode_tables.txt")

@@ -232,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-loss", choices=["scores", "relation"],
                    help="TinyBERT attention-score MSE (equal head counts) or MiniLM relations (any head count) "
                         f"(default: {dd.attention_loss})")
+    p.add_argument("--pooling", choices=["mean", "cls"],
+                   help="--task embedding: how a teacher without sentence-transformers pooling files pools its tokens "
+                        "(default: read from the teacher folder's modules.json and 1_Pooling/)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="with --pooling: no L2 normalisation of the sentence vectors (default: normalised)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in <output>.work (default: "
                    "start over)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder (default: refuse)")
@@ -503,6 +508,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if not (args.overwrite or args.resume):
         _refuse_existing(output, "student folder", resume=True)
     train, dev, _ = _splits(args)
+    if args.pooling or args.no_normalize:
+        from tinybert_edge.errors import ConfigError
+        from tinybert_edge.tasks.embedding import EmbeddingTask, TextEmbeddingData
+
+        if not args.pooling or not isinstance(train, TextEmbeddingData):
+            raise ConfigError("--pooling (with --no-normalize) sets a sentence encoder's pooling: use it with "
+                              "--task embedding, and give --pooling mean or cls")
+        task = EmbeddingTask(pooling=args.pooling, normalize=not args.no_normalize)
+        train, dev = (dataclasses.replace(data, task=task) for data in (train, dev))
     overrides = {"task": _task_choice(args.task)[1], "student": args.student, "max_train_examples": args.examples,
                  "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
                  "attention_loss": args.attention_loss, "metric": args.metric}

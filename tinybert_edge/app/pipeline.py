@@ -181,6 +181,8 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
     if task.matches(read_model_config(teacher_folder)):
         teacher_dir = teacher_folder
         load_model(teacher_dir, task, label_names=getattr(train, "label_names", None), role="teacher")
+    elif task.teacher_as_is(teacher_folder, run_dir / "teacher") is not None:  # used as it is (embeddings)
+        teacher_dir = run_dir / "teacher"
     else:
         from tinybert_edge.training.finetune import finetune
 

@@ -190,7 +190,9 @@ def _layer_subset(spec: str, teacher: Any, model_class: Any) -> Any:
         target.encoder.layer[position].load_state_dict(source.encoder.layer[layer - 1].state_dict())
     if source.pooler is not None and target.pooler is not None:
         target.pooler.load_state_dict(source.pooler.state_dict())
-    for name, head in teacher.named_children():  # the task head (classifier, qa_outputs, ...) comes along too
+    # The task head (classifier, qa_outputs, ...) comes along too; a bare encoder (a sentence encoder) has none, and
+    # its children are the encoder itself, already copied layer by layer.
+    for name, head in (teacher.named_children() if source is not teacher else ()):
         if name != "bert" and isinstance(getattr(student, name, None), type(head)):
             getattr(student, name).load_state_dict(head.state_dict())
     from tinybert_edge.distillation.teacher_init import StudentShape, describe

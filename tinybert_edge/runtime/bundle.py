@@ -435,6 +435,31 @@ class BundleModel:
         return out[0] if single else out
 
 
+    def embed(self, texts: str | bytes | Sequence[str | bytes], return_truncated: bool = False) -> Any:
+        """The sentence vectors [n, width] (float32) of an embedding bundle's model for the texts. A text longer
+        than max_length tokens is truncated (kept: [CLS], its first tokens, [SEP]) and counted in the log; with
+        `return_truncated`, also the indices of those texts. An empty or whitespace-only text is embedded as
+        "[CLS] [SEP]": the same defined vector for each."""
+        if self.task.name != "embedding":
+            raise BundleError(f"the bundle '{self.where}' is a {self.task.name} bundle, not an embedding one; use "
+                              "predict() for its results")
+        batch, _ = _batch(texts, None)
+        limit = self.max_length
+        encodings = self.tokenizer.encode_batch(batch, max_length=limit + 1)  # one token past: is it longer?
+        truncated = [i for i, encoding in enumerate(encodings) if len(encoding) > limit]
+        for i in truncated:
+            encodings[i] = self.tokenizer.encode(batch[i], max_length=limit)
+        if truncated:
+            log.info("embed: %d of %d texts are longer than %d tokens and were truncated", len(truncated), len(batch),
+                     limit)
+        if encodings:
+            vectors = self.run_encodings(encodings)
+        else:
+            width = len(next(iter(self.golden["cases"][0]["logits"].values()))) if self.golden.get("cases") else 0
+            vectors = np.zeros((0, width), dtype=np.float32)
+        return (vectors, truncated) if return_truncated else vectors
+
+
 def _batch(texts: Any, pairs: Any) -> tuple[list[Any], list[Any] | None]:
     """Texts (and second texts) as lists: a single string is a batch of one."""
     single = isinstance(texts, (str, bytes, bytearray))

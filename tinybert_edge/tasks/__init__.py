@@ -16,6 +16,7 @@ from tinybert_edge.tasks.base import Task, read_model_config
 TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("text-classification", "tinybert_edge.tasks.classification:SequenceClassification")
 TASKS.register("regression", "tinybert_edge.tasks.regression:SequenceRegression")
+TASKS.register("embedding", "tinybert_edge.tasks.embedding:EmbeddingTask")
 
 DEFAULT_TASK = "text-classification"
 
@@ -56,7 +57,7 @@ def task_of_config(config: Mapping[str, Any], where: str = "the model") -> Task:
 
 def task_of_model(model: Any) -> Task:
     """The task of an in-memory transformers model (from its class and config, as its config.json would say)."""
-    config = {"architectures": [type(model).__name__], "problem_type": getattr(model.config, "problem_type", None)}
+    config = {**model.config.to_dict(), "architectures": [type(model).__name__]}
     return task_of_config(config, f"the model {type(model).__name__}")
 
 

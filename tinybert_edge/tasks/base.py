@@ -84,6 +84,12 @@ class Task(abc.ABC):
     def check_labels(self, model_config: Any, label_names: Sequence[str], where: Any) -> None:
         """Raise ModelError unless a model predicts `label_names` (tasks with labels override this)."""
 
+    def teacher_as_is(self, folder: Path, out_dir: Path) -> Path | None:
+        """For a task whose teacher is used as it is, never fine-tuned (embeddings): the teacher in `folder` saved
+        at `out_dir` as a model folder of this task (reused when already there), and that folder; None (the default)
+        for tasks whose teacher is fine-tuned when it is not yet a model of the task."""
+        return None
+
     # --- training ----------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -133,6 +139,12 @@ class Task(abc.ABC):
     def export_module(self, model: Any) -> Any:
         """A torch module of positional (input_ids, attention_mask, token_type_ids) that returns the outputs named
         by `output_names` (a tensor, or a tuple in that order): what litert-torch converts."""
+
+    def finish_onnx_export(self, folder: Path, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Task-specific changes to a fresh ONNX export in `folder` (`config`: the source's config.json), made before
+        the graph is optimized and checked; returns what the export metadata records. Nothing by default (the
+        embedding task puts its pooling into the graph here)."""
+        return {}
 
     # --- runtime and bundle (torch-free) ------------------------------------------------------------------------
 
