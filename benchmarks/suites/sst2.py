@@ -249,11 +249,16 @@ def _latency_pair(run: Path) -> list[tuple[str, Path]]:
 
 
 def _made(student_dir: Path) -> dict[str, Any]:
-    """How a student was made, as its distill.json recorded it (config.student_init): its name, and for a student
-    initialised from the teacher the wall and CPU seconds the initialisation took."""
-    summary = json.loads((Path(student_dir) / "distill.json").read_text(encoding="utf-8"))
+    """How a student was made, as its distill.json recorded it (config.student_init): its name, when it was trained
+    (the file's time: a resumed run reuses the students its folder already holds, and the table says so), and for a
+    student initialised from the teacher the wall and CPU seconds the initialisation took."""
+    from datetime import datetime, timezone
+
+    path = Path(student_dir) / "distill.json"
+    summary = json.loads(path.read_text(encoding="utf-8"))
     record = summary.get("student_init") or {}
-    made: dict[str, Any] = {"made": record.get("name") or "—"}
+    trained = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    made: dict[str, Any] = {"made": record.get("name") or "—", "trained": trained}
     if record.get("method") == "from-teacher":
         made.update(init_seconds=record.get("seconds"), init_cpu_seconds=record.get("cpu_seconds"))
     return made
@@ -630,7 +635,8 @@ def render_table(report: dict[str, Any]) -> str:
                  f"{row.score / teacher.score:.1%}", f"{latency_ms(row, 64):.2f}", f"{p50:.2f}",
                  f"{latency_ms(teacher, 128) / p50:.2f}x", f"{latency_ms(twin, 128) / p50:.2f}x" if twin else "—",
                  f"{peak_rss_mb(row):.0f}" if peak_rss_mb(row) else "—",
-                 row.extra.get("shape", "—"), row.extra.get("made", "—")]
+                 row.extra.get("shape", "—"),
+                 row.extra.get("made", "—") + (f" · trained {row.extra['trained']}" if row.extra.get("trained") else "")]
         lines.append("| " + " | ".join(cells) + " |")
     pair = [as_row(r) for r in report.get("latency_pair") or []]
     if pair:

@@ -219,3 +219,19 @@ def test_a_reduced_budget_writes_its_own_results_file(tmp_path, init_report):
     written = load_suite_results(results / "sst2-small.json")
     assert written["suite"] == "sst2-small" and written["command"].endswith("--budget small")
     assert written["extra"]["report_markdown"].startswith("# SST-2 reproduction, budget `small`")
+
+
+def test_a_student_says_when_it_was_trained_so_a_reused_one_shows(tmp_path, report):
+    import os
+
+    from tinybert_edge.benchmarks.suites.sst2 import _made
+
+    (tmp_path / "distill.json").write_text(json.dumps({"student_init": {
+        "name": "edge-4l-256h · from teacher (pca)", "method": "from-teacher", "seconds": 51.1, "cpu_seconds": 40.0}}))
+    os.utime(tmp_path / "distill.json", (1_795_000_000, 1_795_000_000))
+    made = _made(tmp_path)
+    assert made == {"made": "edge-4l-256h · from teacher (pca)", "trained": "2026-11-18 11:06 UTC",
+                    "init_seconds": 51.1, "init_cpu_seconds": 40.0}
+    report["rows"][2].update(made, shape="4x256, 8x32")
+    line = next(l for l in render_table(report).splitlines() if l.startswith("| s · PyTorch fp32 |"))
+    assert line.endswith("| edge-4l-256h · from teacher (pca) · trained 2026-11-18 11:06 UTC |")
