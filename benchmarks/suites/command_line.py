@@ -35,6 +35,9 @@ class SuiteOutcome:
     exit_code: int = 0
     # Rewrite the README's benchmark table from every results file afterwards.
     update_readme: bool = False
+    # The results file to write when it is not the suite's own (a reduced budget writes `<suite>-<budget>.json`,
+    # so it never replaces the numbers of the budget the README reports).
+    suite: str | None = None
 
 
 def suite_command(suite: str, argv: Sequence[str]) -> str:
@@ -56,7 +59,7 @@ def suite_main(suite: str, parser: argparse.ArgumentParser,
                measure: Callable[[argparse.Namespace, str], SuiteOutcome], argv: Sequence[str] | None = None,
                *, passthrough: bool = False) -> int:
     """Run `suite` as a program: parse `argv` (default sys.argv[1:]), set up logging, call `measure(args, command)`,
-    write `<results-dir>/<suite>.json`, print each metric, and return the outcome's exit code.
+    write `<results-dir>/<suite>.json` (or the outcome's own `suite` name), print each metric, and return the outcome's exit code.
 
     passthrough: arguments the parser does not know are left in `args.passthrough` (the pipeline suite hands them
     to `tinybert-edge pipeline`, the reliability suite to pytest) instead of being refused."""
@@ -77,7 +80,7 @@ def suite_main(suite: str, parser: argparse.ArgumentParser,
     except TinyBertEdgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    path = write_suite_results(suite, outcome.metrics, outcome.command or command, extra=outcome.extra,
+    path = write_suite_results(outcome.suite or suite, outcome.metrics, outcome.command or command, extra=outcome.extra,
                                results_dir=args.results_dir)
     for name, metric in outcome.metrics.items():
         print(metric_line(name, metric))

@@ -286,6 +286,7 @@ def test_general_distilled_record_names_its_start():
     ((2, 36, 4, 0), r"FFN size must be a positive integer, got 0"),
     ((2, 36, 0, 64), r"attention heads must be a positive integer, got 0"),
     ((0, 36, 4, 64), r"layers must be a positive integer, got 0"),
+    ((2, 0, 4, 64), r"hidden width must be a positive integer, got 0"),
 ])
 def test_a_shape_the_teacher_cannot_give_is_a_config_error(tmp_path, importance, tok, shape, message):
     teacher = tiny_bert.classifier(seed=3, **TEACHER)
