@@ -54,7 +54,8 @@ def check_inputs_by_length(inputs_by_length: Mapping[int, Mapping[str, np.ndarra
 
 
 def _row(target: Target, latency: dict[int, dict], sweep: list[dict], error: str | None) -> Row:
-    metrics = {} if target.accuracy is None else {"accuracy": target.accuracy}
+    # Every metric the task measured (entity F1, SQuAD F1, ...), else the accuracy the caller knows.
+    metrics = dict(target.extra.get("metrics") or {}) or ({} if target.accuracy is None else {"accuracy": target.accuracy})
     return Row(
         name=target.name,
         role=target.role,
@@ -65,6 +66,7 @@ def _row(target: Target, latency: dict[int, dict], sweep: list[dict], error: str
         size_bytes=model_size_bytes(target.path) if target.path.exists() else None,
         params=target.params,
         metrics=metrics,
+        primary_metric=target.extra.get("primary_metric") or "accuracy",
         metrics_n=target.extra.get("accuracy_n"),
         metrics_error=target.extra.get("accuracy_error"),
         latency={str(n): m for n, m in latency.items()},
@@ -143,7 +145,8 @@ def target_accuracy(target: Target, data: Any, max_length: int, threads: int, fa
         del session
         gc.collect()
     log.info("%s: %s %.4f on %d examples", target.name, result.primary_metric, result.score, result.n)
-    return {"accuracy": result.metrics.get("accuracy"), "metrics": result.metrics, "n": result.n}
+    return {"accuracy": result.metrics.get("accuracy"), "metrics": result.metrics, "n": result.n,
+            "primary_metric": result.primary_metric}
 
 
 # --- the measurement loop -------------------------------------------------------------------------------------------
@@ -241,7 +244,8 @@ def bench(
         measured = []
         for target in targets:
             result = target_accuracy(target, labelled, max(config.sequence_lengths), config.threads, fallback)
-            extra = {**target.extra, "accuracy_n": result.get("n")}
+            extra = {**target.extra, "accuracy_n": result.get("n"), "metrics": result.get("metrics"),
+                     "primary_metric": result.get("primary_metric")}
             if "error" in result:
                 extra["accuracy_error"] = result["error"]
                 log.warning("accuracy: %s: %s", target.name, result["error"])

@@ -98,6 +98,19 @@ def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, spli
                              f"corpus: replace{key('encoding_errors')})")
 
 
+def _add_task_args(parser: argparse.ArgumentParser, keys: bool = False) -> None:
+    """--task (which Task reads the data and what the teacher learns) and the token-classification reading option."""
+    key = (lambda name: f"; config: data.{name}") if keys else (lambda name: "")
+    parser.add_argument("--task", dest="data_task", metavar="TASK",
+                        help="text-classification, ner (token-classification: CoNLL columns, JSON(L) tokens and tags) "
+                             f"or qa (question-answering: SQuAD JSON) (default: text-classification{key('task')})")
+    parser.add_argument("--label-all-subtokens", action="store_true", default=None,
+                        help="ner: every sub-token of a word carries its tag, not the first only (default: first"
+                             f"{key('label_all_subtokens')})")
+    parser.add_argument("--doc-stride", type=int, help="qa: tokens shared by consecutive windows over a long context, "
+                        f"at most a third of the sequence length (default: 128{key('doc_stride')})")
+
+
 def _add_split_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=SPLITS, default="all",
                         help="which rows of --data to score: all (default), or one part of the same seeded 80/10/10 "
@@ -126,6 +139,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="where fine-tuned teachers are cached (default: $TINYBERT_EDGE_CACHE or "
                    "~/.cache/tinybert-edge; config: cache_dir)")
     _add_data_args(p, keys=True)
+    _add_task_args(p, keys=True)
     p.add_argument("--finetune-max-train-examples", "--finetune-examples", dest="finetune_examples", type=int, metavar="N",
                    help="training examples for teacher fine-tuning, a seeded sample (default: "
                         f"{d.finetune.max_train_examples}; config: finetune.max_train_examples)")
@@ -171,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "finetune", "fine-tune a bare encoder into a task teacher (cached)")
     p.add_argument("encoder", help="Hugging Face encoder: a local folder, pkg:// path, or a model id in the local HF cache")
     _add_data_args(p, required=True)
+    _add_task_args(p)
     p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
                    help="at most this many training examples, a seeded sample (default: all; FinetuneConfig."
                         "max_train_examples)")
@@ -337,28 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "encoding", "encoding_errors")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "encoding",
+            "encoding_errors", "label_all_subtokens", "doc_stride")
+    values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if getattr(args, "data_task", None) is not None:
+        values["task"] = args.data_task
+    return values
 
 
 def _data_spec(args: argparse.Namespace):
     from tinybert_edge.data import DataSpec
 
     values = _data_overrides(args)
-    return DataSpec(path=args.data, **{k: v for k, v in values.items() if k not in ("dev_path", "test_path")})
+    extra = {key: values.pop(key) for key in ("label_all_subtokens", "doc_stride") if key in values}
+    return DataSpec(path=args.data, extra=extra,
+                    **{k: v for k, v in values.items() if k not in ("dev_path", "test_path", "task")})
 
 
-def _chosen_rows(args: argparse.Namespace):
-    """The rows of --data that --split names, and a plain description of them for the output line."""
-    from tinybert_edge.data import load_data, split_data
+def _chosen_rows(args: argparse.Namespace, task: Any = None):
+    """The rows of --data that --split names, read by `task` (the model's; text classification when None), and a
+    plain description of them for the output line."""
+    from tinybert_edge.tasks import get_task
 
-    data = load_data(_data_spec(args))
+    task = get_task(task) if task is not None else get_task()
+    data = task.read(_data_spec(args))
     name = Path(data.source).name
     if args.split == "all":
         return data, (f"every row of {name}, none held out (training rows included if the model was trained on "
                       "this file; --split test scores only the rows pipeline, finetune and distill held out)")
     defaults = _data_defaults()
-    part = dict(zip(("train", "dev", "test"), split_data(data, defaults.split, defaults.seed)))[args.split]
+    part = dict(zip(("train", "dev", "test"), task.split(data, defaults.split, defaults.seed)))[args.split]
     return part, f"the {args.split} part of {name}'s seeded 80/10/10 split, the one pipeline, finetune and distill use"
 
 
@@ -403,11 +426,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _splits(args: argparse.Namespace):
+def _splits(args: argparse.Namespace, task: str | None = None):
+    """Train, dev and test of --data as pipeline splits them, read by --task (or `task`, a model's)."""
     from tinybert_edge.config import DataConfig
     from tinybert_edge.data import load_splits
 
-    return load_splits(DataConfig(path=args.data, **_data_overrides(args)))
+    overrides = _data_overrides(args)
+    if task is not None and "task" not in overrides:
+        overrides["task"] = task
+    return load_splits(DataConfig(path=args.data, **overrides))
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -437,6 +464,19 @@ def _refuse_existing(path: Path, what: str, resume: bool = False) -> None:
                                 "another output folder")
 
 
+def _model_task(model: str) -> str | None:
+    """The task a fine-tuned model folder serves (what reads the data given with it); None when the folder cannot
+    say (missing, or a bare encoder): the command's own checks then name the problem."""
+    from tinybert_edge.errors import TinyBertEdgeError
+    from tinybert_edge.models import resolve_model_path
+    from tinybert_edge.tasks import task_of
+
+    try:
+        return task_of(resolve_model_path(model, "teacher")).name
+    except TinyBertEdgeError:
+        return None
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     from tinybert_edge.config import distill_config_from
     from tinybert_edge.distillation.task_distillation import distill
@@ -444,14 +484,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if not (args.overwrite or args.resume):
         _refuse_existing(output, "student folder", resume=True)
-    train, dev, _ = _splits(args)
+    train, dev, _ = _splits(args, _model_task(args.teacher))
     overrides = {"task": args.task, "student": args.student, "max_train_examples": args.examples,
                  "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
                  "attention_loss": args.attention_loss}
     config = distill_config_from(args.config, {k: v for k, v in overrides.items() if v is not None})
     result = distill(args.teacher, train, dev, output, config, work_dir=output.with_name(output.name + ".work"),
                      resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
-    print(f"student written to {result.student_dir} (dev accuracy {result.dev_accuracy:.4f})", file=args.stdout)
+    print(f"student written to {result.student_dir} (dev {result.primary_metric} {result.dev_score:.4f})",
+          file=args.stdout)
     return 0
 
 
@@ -494,16 +535,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         _refuse_existing(Path(args.output), "artifact folder")
     config = ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths))
     qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32))
-    batches, described = None, ""
+    encoded, described = None, ""
     if args.data:
         from tinybert_edge.artifacts import Artifact
-        from tinybert_edge.converters.chain import parity_inputs
+        from tinybert_edge.converters.chain import parity_examples
 
         model = Artifact.open(args.model)
         data = model.task.align(model.task.read(_data_spec(args)), model.config)
-        batches, described = parity_inputs(args.model, data, max_length=max(config.sequence_buckets))
+        encoded, described, _ = parity_examples(args.model, data, max_length=max(config.sequence_buckets))
     artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
-                       config=config, qconfig=qconfig, parity_batches=batches, parity_description=described)
+                       config=config, qconfig=qconfig, parity_encoded=encoded, parity_description=described)
     for artifact in artifacts:
         parity = artifact.metadata.get("parity") or {}
         print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}  verified on {parity.get('inputs')}: "
@@ -518,7 +559,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     artifact = Artifact.open(args.model)
     backend = args.backend or artifact.runtime
-    data, rows = _chosen_rows(args)
+    data, rows = _chosen_rows(args, artifact.task)
     result = evaluate(args.model, data, backend=backend, max_length=args.max_length, threads=args.threads,
                       model_folder=args.model_folder)
     print(f"{result.primary_metric} {result.score:.4f} on {result.n} examples ({backend}): {rows}", file=args.stdout)
@@ -549,7 +590,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          **{k: (tuple(v) if isinstance(v, list) else v) for k, v in rules.items() if v is not None})
     from tinybert_edge.benchmarks.runner import bench
 
-    data, described = _chosen_rows(args)
+    data, described = _chosen_rows(args, _model_task(args.teacher))
     rows = bench(args.targets, config=config, progress=not args.no_progress, teacher=args.teacher,
                  data=data, out=args.out, max_examples=args.max_examples)
     print(render_comparison_markdown(rows), file=args.stdout)

@@ -220,7 +220,7 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
     t0 = time.perf_counter()
     params = {"teacher": count_parameters_of(teacher_dir), "student": distill_summary["parameters"]}
     with contextlib.redirect_stdout(sys.stderr):  # the measurement's progress bar prints to stdout, which is the caller's
-        rows = measure_targets(config, targets, scores, encoded_test, params, progress)
+        rows = measure_targets(config, targets, scores, encoded_test, params, progress, task.primary_metric)
     timings["bench_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
@@ -238,7 +238,9 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
                  "test": len(test), "dev_file": config.data.dev_path,
                  # With --dev and no --test, the "test" rows are the dev file's: the report must say so.
                  "test_file": config.data.test_path or config.data.dev_path,
-                 "test_is_dev": bool(config.data.dev_path and not config.data.test_path)},
+                 "test_is_dev": bool(config.data.dev_path and not config.data.test_path),
+                 **({"iob_repairs": train.iob_repairs + dev.iob_repairs + test.iob_repairs}
+                    if hasattr(train, "iob_repairs") else {})},
         "teacher": {"path": str(teacher_dir), "source": config.teacher,
                     "fine_tuned": json.loads((Path(teacher_dir) / "finetune.json").read_text())
                     if (Path(teacher_dir) / "finetune.json").is_file() else None},
@@ -264,11 +266,10 @@ def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, e
     student on the first test examples; on `resume`, artifacts already exported from this student are kept."""
     from tinybert_edge.converters import ExportConfig, export
 
-    batches = list(encoded_test.batches(32, order=range(min(PARITY_EXAMPLES, len(encoded_test)))))
+    first = encoded_test.select(range(min(PARITY_EXAMPLES, len(encoded_test))))
     return export(student_dir, out_dir, formats=tuple(config.formats),
-                  config=ExportConfig(sequence_buckets=tuple(config.sequence_lengths)), parity_batches=batches,
-                  parity_description=f"the first {min(PARITY_EXAMPLES, len(encoded_test))} test examples",
-                  reuse=resume, threads=config.threads)
+                  config=ExportConfig(sequence_buckets=tuple(config.sequence_lengths)), parity_encoded=first,
+                  parity_description=f"the first {len(first)} test examples", reuse=resume, threads=config.threads)
 
 
 def _targets(teacher_dir: Path, student_dir: Path, artifacts: list) -> list[dict[str, Any]]:
@@ -308,7 +309,8 @@ def evaluate_targets(targets: list[dict[str, Any]], encoded_test, threads: int, 
     return results
 
 
-def measure_targets(config: PipelineConfig, targets, scores, encoded_test, params: dict[str, int], progress: bool):
+def measure_targets(config: PipelineConfig, targets, scores, encoded_test, params: dict[str, int], progress: bool,
+                    primary_metric: str = "accuracy"):
     from tinybert_edge.benchmarks import BenchConfig, Target, bench, compare_to_teacher
 
     bench_config = BenchConfig(sequence_lengths=tuple(config.sequence_lengths), batch_size=1, threads=config.threads,
@@ -322,4 +324,6 @@ def measure_targets(config: PipelineConfig, targets, scores, encoded_test, param
     rows = bench(bench_targets, inputs, bench_config, progress=progress)
     for row in rows:
         row.update({k: v for k, v in scores[row["name"]].items()})
+        if primary_metric != "accuracy":  # the row reads (and compares with the teacher) the task's own metric
+            row.update({"primary_metric": primary_metric, primary_metric: row["metrics"].get(primary_metric)})
     return compare_to_teacher(rows, targets[0]["name"])

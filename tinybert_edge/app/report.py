@@ -19,20 +19,30 @@ def _teacher_line(report: dict[str, Any]) -> str:
     if not tuned:
         return f"- teacher: `{source}` (a fine-tuned classifier, used as given)"
     examples = tuned.get("train_examples")
-    accuracy = tuned.get("dev_accuracy")
+    metric = report.get("primary_metric") or "accuracy"
+    accuracy = tuned.get("dev_accuracy") if metric == "accuracy" else (tuned.get("dev_metrics") or {}).get(metric)
     return (f"- teacher: `{source}` fine-tuned on {examples if examples is not None else '?'} train examples of "
             f"`{tuned.get('data') or report['data']['source']}`"
-            + (f" (dev accuracy {100 * accuracy:.1f}%)" if isinstance(accuracy, (int, float)) else "")
+            + (f" (dev {_metric_label(report)} {100 * accuracy:.1f}%)" if isinstance(accuracy, (int, float)) else "")
             + f"; cached in `{teacher['path']}`")
 
 
-def _evaluated_on(data: dict[str, Any]) -> str:
-    """Which rows the accuracy column scores, said plainly: a 'test' split that is the dev file is called so."""
+def _labels(data: dict[str, Any]) -> str:
+    return f"labels {', '.join(data['labels'])}; " if data.get("labels") else ""
+
+
+def _metric_label(report: dict[str, Any]) -> str:
+    """The task's primary metric as a column names it ("accuracy", "entity f1")."""
+    return str(report.get("primary_metric") or "accuracy").replace("_", " ")
+
+
+def _evaluated_on(data: dict[str, Any], metric: str = "accuracy") -> str:
+    """Which rows the metric column scores, said plainly: a 'test' split that is the dev file is called so."""
     if data.get("test_is_dev"):
-        return f"accuracy below is on the dev file `{data.get('test_file')}` ({data['test']} examples; no separate test file was given)"
+        return f"{metric} below is on the dev file `{data.get('test_file')}` ({data['test']} examples; no separate test file was given)"
     if data.get("test_file"):
-        return f"accuracy below is on the test file `{data['test_file']}` ({data['test']} examples)"
-    return f"accuracy below is on the held-out test split ({data['test']} examples)"
+        return f"{metric} below is on the test file `{data['test_file']}` ({data['test']} examples)"
+    return f"{metric} below is on the held-out test split ({data['test']} examples)"
 
 
 def _headline_table(report: dict[str, Any]) -> str:
@@ -42,10 +52,10 @@ def _headline_table(report: dict[str, Any]) -> str:
     from tinybert_edge.benchmarks.rows import latency_ms, peak_rss_mb
 
     length = max(report["config"]["sequence_lengths"])
-    lines = [f"| model | accuracy | size MB | p50 ms @ {length} | speedup | peak RSS MB | memory × |",
+    lines = [f"| model | {_metric_label(report)} | size MB | p50 ms @ {length} | speedup | peak RSS MB | memory × |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for row in report["rows"]:
-        accuracy = row.get("accuracy")
+        accuracy = row.get(report.get("primary_metric") or "accuracy")
         size = row.get("size_bytes")
         speedup = (row.get("speedup") or {}).get(str(length))
         memory = row.get("memory_reduction")
@@ -87,8 +97,10 @@ def render_report_markdown(report: dict[str, Any]) -> str:
         f"# tinybert-edge pipeline report: {run_dir.name}",
         "",
         _headline_table(report),
-        f"- data: `{data['source']}`, labels {', '.join(data['labels'])}; {data['train']} train / {data['dev']} dev / "
-        f"{data['test']} test examples ({_evaluated_on(data)})",
+        f"- data: `{data['source']}`, {_labels(data)}{data['train']} train / {data['dev']} dev / "
+        f"{data['test']} test examples ({_evaluated_on(data, _metric_label(report))})"
+        + (f"; {data['iob_repairs']} entities start with I- (read as beginnings, as conlleval does)"
+           if data.get("iob_repairs") else ""),
         _teacher_line(report),
         f"- student: `{student['config']['student']}`, {student['parameters'] / 1e6:.1f}M parameters, layer map "
         f"{student['layer_map']}, distilled on {student['train_examples']} of the {data['train']} train examples",

@@ -15,15 +15,26 @@ from tinybert_edge.tasks.base import Task, read_model_config
 
 TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("text-classification", "tinybert_edge.tasks.classification:SequenceClassification")
+TASKS.register("token-classification", "tinybert_edge.tasks.token_classification:TokenClassification")
+TASKS.register("question-answering", "tinybert_edge.tasks.question_answering:QuestionAnswering")
 
 DEFAULT_TASK = "text-classification"
+# Short names a user may type (`--task ner`); records always carry the registered name.
+TASK_ALIASES = {"ner": "token-classification", "qa": "question-answering"}
+
+
+def task_name(name: str) -> str:
+    """The registered name of `name` (an alias such as "ner" resolved); ConfigError for an unknown name."""
+    resolved = TASK_ALIASES.get(name, name)
+    TASKS.get(resolved)  # raises "unknown task 'x'; available: ..."
+    return resolved
 
 
 def get_task(name: str | Task = DEFAULT_TASK) -> Task:
-    """The task registered under `name` (a Task instance is returned as it is)."""
+    """The task registered under `name` or its alias (a Task instance is returned as it is)."""
     if isinstance(name, Task):
         return name
-    return TASKS.get(name)()
+    return TASKS.get(TASK_ALIASES.get(name, name))()
 
 
 def task_of_config(config: Mapping[str, Any], where: str = "the model") -> Task:
@@ -48,4 +59,5 @@ def task_of(folder: str | Path) -> Task:
     return task_of_config(read_model_config(folder), f"the model folder '{folder}'")
 
 
-__all__ = ["DEFAULT_TASK", "TASKS", "Task", "get_task", "task_of", "task_of_config", "task_of_model"]
+__all__ = ["DEFAULT_TASK", "TASKS", "TASK_ALIASES", "Task", "get_task", "task_name", "task_of", "task_of_config",
+           "task_of_model"]
