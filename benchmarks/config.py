@@ -20,7 +20,7 @@ from tinybert_edge.config import DEFAULT_SEQUENCE_LENGTHS
 from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 from tinybert_edge.validation import check_bool, check_choice, check_number, freeze, int_tuple, invalid
 
-BACKENDS = ("torch", "torch-int8", "onnxruntime", "litert")
+BACKENDS = ("torch", "torch-int8", "onnxruntime", "litert", "executorch")
 ROLES = ("teacher", "student")
 DEVICES = ("cpu", "cuda")
 # The backends that can run on a CUDA device at all; the others only run on the CPU.
@@ -102,6 +102,10 @@ class Target:
     params: int | None = None
     device: str = "cpu"
     extra: dict = field(default_factory=dict, compare=False)
+    # Every task metric when known ({"spearman": 0.85, "pearson": 0.86}) and the one tables headline; `accuracy`
+    # alone is the classifier's short form.
+    metrics: dict = field(default_factory=dict, compare=False)
+    primary_metric: str = "accuracy"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():

@@ -47,6 +47,10 @@ RUNTIME_DISTRIBUTIONS = (
     "ai-edge-quantizer",
     "litert-torch",
     "tflite-runtime",
+    "executorch",
+    "onnxruntime-extensions",
+    "mediapipe",
+    "tokenizers",
 )
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")

@@ -44,6 +44,14 @@ RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
         "tinybert_edge.runtime.litert",
         "ai_edge_litert.interpreter|tflite_runtime.interpreter",
     ),
+    "executorch": (
+        "numpy",
+        "tinybert_edge.runtime.sessions",
+        "tinybert_edge.runtime.executorch_session",
+        "torch",
+        "executorch.runtime",
+        "executorch.kernels.quantized",
+    ),
 }
 
 

@@ -113,3 +113,30 @@ def plot_latency_vs_sequence_length(rows: Sequence[Row | Mapping[str, Any]], png
     axes.set_title("Latency against sequence length")
     axes.grid(True, alpha=0.3)
     return save_png(canvas, png_path)
+
+
+def plot_confusion_matrices(matrices: Sequence[tuple[str, Sequence[Sequence[int]]]], labels: Sequence[str],
+                            png_path: str | os.PathLike[str]) -> Path:
+    """One panel per (model name, confusion matrix): rows the true label, columns the predicted one, each cell its
+    count, shaded by the fraction of its row (so a small class's errors show as clearly as a large one's)."""
+    import numpy as np
+
+    count = max(1, len(matrices))
+    canvas = figure(width=3.6 * count, height=3.6)
+    for index, (name, matrix) in enumerate(matrices, start=1):
+        values = np.asarray(matrix, dtype=np.int64)
+        shown = list(labels) if len(labels) == len(values) else [str(i) for i in range(len(values))]
+        rows = values.sum(axis=1, keepdims=True)
+        fractions = values / np.where(rows == 0, 1, rows)
+        axes = canvas.add_subplot(1, count, index)
+        axes.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
+        for i in range(len(values)):
+            for j in range(len(values)):
+                axes.text(j, i, str(values[i, j]), ha="center", va="center", fontsize=8,
+                          color="white" if fractions[i, j] > 0.5 else "black")
+        axes.set_xticks(range(len(shown)), shown, rotation=45, ha="right", fontsize=7)
+        axes.set_yticks(range(len(shown)), shown, fontsize=7)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
+        axes.set_title(name, fontsize=8)
+    return save_png(canvas, png_path)

@@ -157,7 +157,8 @@ def bench_report(
                    "ORT intra_op_num_threads (inter_op 1), LiteRT num_threads; each sweep entry records its threads",
         },
         "gemm_peaks": {str(t): dict(p) for t, p in (gemm_peaks or {}).items()},
-        "data": None if data is None else {"source": data.source, "n": len(data), "labels": list(data.label_names)},
+        "data": None if data is None else {"source": data.source, "n": len(data),
+                                           "labels": list(getattr(data, "label_names", None) or [])},
         "teacher": teacher,
         "rows": [row.to_dict() for row in rows],
     }

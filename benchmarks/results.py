@@ -27,7 +27,7 @@ from tinybert_edge.errors import ConfigError
 from tinybert_edge.io import write_json_atomic
 
 SCHEMA_VERSION = 1
-SUITES = ("pipeline", "distill", "converters", "harness", "bundle", "sst2", "reliability", "ner", "qa")
+SUITES = ("pipeline", "distill", "converters", "harness", "bundle", "sst2", "glue", "reliability", "ner", "qa")
 DIRECTIONS = ("higher_is_better", "lower_is_better")
 DEFAULT_RESULTS_DIR = Path("benchmarks/results")
 

@@ -54,8 +54,7 @@ def check_inputs_by_length(inputs_by_length: Mapping[int, Mapping[str, np.ndarra
 
 
 def _row(target: Target, latency: dict[int, dict], sweep: list[dict], error: str | None) -> Row:
-    # Every metric the task measured (entity F1, SQuAD F1, ...), else the accuracy the caller knows.
-    metrics = dict(target.extra.get("metrics") or {}) or ({} if target.accuracy is None else {"accuracy": target.accuracy})
+    metrics = dict(target.metrics) or ({} if target.accuracy is None else {"accuracy": target.accuracy})
     return Row(
         name=target.name,
         role=target.role,
@@ -66,7 +65,7 @@ def _row(target: Target, latency: dict[int, dict], sweep: list[dict], error: str
         size_bytes=model_size_bytes(target.path) if target.path.exists() else None,
         params=target.params,
         metrics=metrics,
-        primary_metric=target.extra.get("primary_metric") or "accuracy",
+        primary_metric=target.primary_metric,
         metrics_n=target.extra.get("accuracy_n"),
         metrics_error=target.extra.get("accuracy_error"),
         latency={str(n): m for n, m in latency.items()},
@@ -146,7 +145,7 @@ def target_accuracy(target: Target, data: Any, max_length: int, threads: int, fa
         gc.collect()
     log.info("%s: %s %.4f on %d examples", target.name, result.primary_metric, result.score, result.n)
     return {"accuracy": result.metrics.get("accuracy"), "metrics": result.metrics, "n": result.n,
-            "primary_metric": result.primary_metric}
+            "primary_metric": result.primary_metric, "details": result.extra}
 
 
 # --- the measurement loop -------------------------------------------------------------------------------------------
@@ -244,12 +243,13 @@ def bench(
         measured = []
         for target in targets:
             result = target_accuracy(target, labelled, max(config.sequence_lengths), config.threads, fallback)
-            extra = {**target.extra, "accuracy_n": result.get("n"), "metrics": result.get("metrics"),
-                     "primary_metric": result.get("primary_metric")}
+            extra = {**target.extra, "accuracy_n": result.get("n")}
             if "error" in result:
                 extra["accuracy_error"] = result["error"]
                 log.warning("accuracy: %s: %s", target.name, result["error"])
-            measured.append(dataclasses.replace(target, accuracy=result.get("accuracy"), extra=extra))
+            measured.append(dataclasses.replace(target, accuracy=result.get("accuracy"), extra=extra,
+                                                metrics=result.get("metrics") or {},
+                                                primary_metric=result.get("primary_metric", target.primary_metric)))
         targets = measured
     if inputs_by_length is None:
         raise ConfigError("bench needs inputs_by_length or data (a labelled file to tokenize real inputs from)")

@@ -23,6 +23,8 @@ __all__ = ["Artifact", "SourceModel", "base_metadata", "check_output_path", "che
 
 log = logging.getLogger(__name__)
 
+MODEL_CARD = "README.md"
+
 @dataclass(frozen=True)
 class SourceModel:
     """A checked source folder: a fine-tuned BERT model of some task with config, weights and (ideally) a
@@ -65,7 +67,9 @@ def check_source(model_dir: str | Path, sequence_buckets: tuple[int, ...]) -> So
         )
     if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
         log.warning("'%s' has no tokenizer files; the exported artifacts will not carry one", folder)
-    return SourceModel(folder=folder, config=config, sha256=sha256_tree(folder), task=task)
+    # The model card (README.md, written by the pipeline after the artifacts are measured) is documentation: it
+    # must not make the artifacts exported before it look stale.
+    return SourceModel(folder=folder, config=config, sha256=sha256_tree(folder, exclude=(MODEL_CARD,)), task=task)
 
 
 def check_output_path(path: str | Path, kind: str) -> Path:

@@ -1,6 +1,6 @@
-"""`tinybert_edge.export`: the one export entry point. fp32 ONNX, int8 ONNX and int8 (or fp32) TFLite from one
-model folder, in the one on-disk layout of `tinybert_edge.artifacts` (onnx-fp32/, onnx-int8/, tflite-int8/model.tflite),
-each verified against the PyTorch model when parity batches are given. The CLI, the pipeline, every benchmark suite
+"""`tinybert_edge.export`: the one export entry point. fp32 ONNX, int8 ONNX, int8 (or fp32) TFLite and, when asked,
+int8 (or fp32) ExecuTorch from one model folder, in the one on-disk layout of `tinybert_edge.artifacts` (onnx-fp32/,
+onnx-int8/, tflite-int8/model.tflite, executorch-int8/model.pte), each verified against the PyTorch model when parity batches are given. The CLI, the pipeline, every benchmark suite
 and `package` go through here."""
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from tinybert_edge.artifacts import Artifact, export_path, metadata_path
 from tinybert_edge.converters.artifact import SourceModel, check_output_path, check_source
 from tinybert_edge.converters.config import ExportConfig, QuantizationConfig
 from tinybert_edge.converters.parity import ParityCheck, ParityThresholds
+from tinybert_edge.converters.tokenizer_gate import TokenizerGate
 from tinybert_edge.errors import ConfigError, TinyBertEdgeError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite")  # what an export makes unless told
+# What it can make: also ExecuTorch, ONNX with the tokenizer in the graph (built from the ONNX export of the same
+# precision) and a MediaPipe Text Classifier (one sequence length, batch 1).
+ALL_FORMATS = (*FORMATS, "executorch", "onnx-text", "mediapipe")
 PARITY_EXAMPLES = 256
 GENERATED = "generated sentences"
 
@@ -77,12 +81,18 @@ def planned(formats: Sequence[str], quantize: bool) -> list[tuple[str, str]]:
     """The (format, precision) artifacts an export of `formats` makes, in the order they are made (the int8 ONNX
     is quantized from the fp32 one)."""
     plan = []
-    if "onnx" in formats:
+    if "onnx" in formats or "onnx-text" in formats:
         plan.append(("onnx", "fp32"))
         if quantize:
             plan.append(("onnx", "int8"))
     if "tflite" in formats:
         plan.append(("tflite", "int8" if quantize else "fp32"))
+    if "executorch" in formats:
+        plan.append(("executorch", "int8" if quantize else "fp32"))
+    if "onnx-text" in formats:
+        plan.append(("onnx-text", "int8" if quantize else "fp32"))
+    if "mediapipe" in formats:
+        plan.append(("mediapipe", "int8" if quantize else "fp32"))
     return plan
 
 
@@ -99,6 +109,10 @@ def _reusable(path: Path, source: SourceModel, config: ExportConfig) -> Artifact
     # ONNX has dynamic axes: any length runs. TFLite has fixed buckets: reuse only when they cover every length.
     if artifact.format == "tflite" and not set(config.sequence_buckets) <= set(artifact.sequence_buckets):
         return None
+    # ExecuTorch takes any length up to the one it was exported for.
+    if artifact.format == "executorch" and max(config.sequence_buckets) > int(artifact.metadata.get(
+            "max_sequence_length") or 0):
+        return None
     return artifact
 
 
@@ -108,9 +122,12 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
            thresholds: Mapping[str, ParityThresholds] | ParityThresholds | None = None, *,
            verify: bool = True, parity_description: str = "", reuse: bool = False,
            reuse_from: Sequence[str | Path] = (), threads: int | None = None,
-           errors: MutableMapping[str, str] | None = None, parity_encoded: Any = None) -> list[Artifact]:
+           errors: MutableMapping[str, str] | None = None, parity_encoded: Any = None,
+           texts: Sequence[str] | None = None, texts_description: str = "",
+           tokenizer_gate: TokenizerGate | None = None) -> list[Artifact]:
     """Export `model_dir` into `out_dir`: onnx-fp32/, onnx-int8/ (dynamic int8) and tflite-int8/model.tflite
-    (tflite-fp32/model.tflite when quantize=False).
+    (tflite-fp32/model.tflite when quantize=False); with "executorch" in `formats`, executorch-int8/model.pte
+    (executorch-fp32/ when quantize=False).
 
     Every artifact is checked against the PyTorch model before it is kept: on `parity_batches` (described in the
     metadata by `parity_description`) when given, else, unless `verify=False`, on generated sentences (see
@@ -118,16 +135,25 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
     ParityThresholds for every artifact or a mapping by precision ("fp32", "int8"); missing precisions use
     ParityThresholds.for_precision. `parity_encoded` (a tinybert_edge.data.EncodedData of the task's own examples)
     may stand for `parity_batches`: its rows are batched in order, and each report then also carries the task's
-    agreement measures (entity F1, answer F1; Task.parity_metrics). With `reuse`, an artifact already in `out_dir` (or in an export
-    folder of `reuse_from`) that was exported from this very model and covers every sequence bucket is kept instead
-    of made again. With `errors` (a dict), an artifact that cannot be made is recorded there under
+    agreement measures (entity F1, answer F1; Task.parity_metrics). With `reuse`, an artifact already in
+    `out_dir` (or in an export folder of `reuse_from`) that was exported from this very model and covers every
+    sequence bucket is kept instead of made again. With `errors` (a dict), an artifact that cannot be made is recorded there under
     "<format>-<precision>" with the reason, and the others are still made; without it the first failure raises.
+
+    "onnx-text" and "mediapipe" carry their own tokenizer: its ids are compared with the model's Hugging Face
+    tokenizer on `texts` (the user's dev texts, described by `texts_description`; else generated sentences) and on
+    the SDK's tokenizer corpus, gated by `tokenizer_gate` (default: 100% on the texts). A MediaPipe export takes one
+    sequence length (`config.sequence_buckets` of one length) at batch 1.
     """
     formats = (formats,) if isinstance(formats, str) else tuple(formats)
-    unknown = [f for f in formats if f not in FORMATS]
+    unknown = [f for f in formats if f not in ALL_FORMATS]
     if not formats or unknown:
-        raise ConfigError(f"formats={formats!r} is not allowed; allowed: a non-empty subset of {', '.join(FORMATS)}")
+        raise ConfigError(f"formats={formats!r} is not allowed; allowed: a non-empty subset of {', '.join(ALL_FORMATS)}")
     config = config or ExportConfig()
+    if "mediapipe" in formats:
+        from tinybert_edge.converters.mediapipe_export import check_mediapipe_config
+
+        check_mediapipe_config(config)
     source = check_source(model_dir, config.sequence_buckets)  # fail before any slow work
     out = check_output_path(out_dir, "folder")
 
@@ -153,6 +179,20 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
         else:
             chosen = (thresholds or {}).get(precision) or _thresholds_for(described, precision)
         return ParityCheck(reference, batches, chosen, described, parity_encoded)
+
+    gate_texts: tuple[list[str], str] | None = None
+
+    def user_texts() -> tuple[list[str], str]:
+        nonlocal gate_texts
+        if gate_texts is None:
+            if texts is not None:
+                gate_texts = (list(texts), texts_description or f"{len(texts)} texts given")
+            else:
+                from tinybert_edge.models import load_tokenizer
+
+                generated = generated_texts(load_tokenizer(source.folder))
+                gate_texts = (generated, f"{len(generated)} {GENERATED} (seed 0)")
+        return gate_texts
 
     made: dict[tuple[str, str], Artifact] = {}
     for fmt, precision in planned(formats, quantize):
@@ -181,6 +221,27 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
                 made[fmt, precision] = quantize_onnx(made["onnx", "fp32"], target,
                                                      qconfig or QuantizationConfig.for_this_cpu(),
                                                      parity=check(precision))
+            elif fmt == "onnx-text":
+                from tinybert_edge.converters.onnx_text_export import export_onnx_text
+
+                if ("onnx", precision) not in made:
+                    raise TinyBertEdgeError(f"onnx-text-{precision} is built from onnx-{precision}, which failed: "
+                                            f"{(errors or {}).get(f'onnx-{precision}')}")
+                gate_inputs, gate_described = user_texts()
+                made[fmt, precision] = export_onnx_text(made["onnx", precision], target, gate_inputs, gate_described,
+                                                        gate=tokenizer_gate)
+            elif fmt == "mediapipe":
+                from tinybert_edge.converters.mediapipe_export import export_mediapipe
+
+                gate_inputs, gate_described = user_texts()
+                made[fmt, precision] = export_mediapipe(source.folder, target, config, quantize=precision == "int8",
+                                                        parity=check(precision), texts=gate_inputs,
+                                                        texts_description=gate_described, gate=tokenizer_gate)
+            elif fmt == "executorch":
+                from tinybert_edge.converters.executorch_export import export_executorch
+
+                made[fmt, precision] = export_executorch(source.folder, target, config, quantize=precision == "int8",
+                                                         parity=check(precision))
             else:
                 from tinybert_edge.converters.tflite_export import export_tflite
 

@@ -192,7 +192,8 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
     if not agreement >= thresholds.min_argmax_agreement:
         failures.append(
             f"argmax_agreement {agreement:.4f} < {thresholds.min_argmax_agreement} "
-            f"(short by {thresholds.min_argmax_agreement - agreement:.3g})"
+            f"(short by {thresholds.min_argmax_agreement - agreement:.3g}; agreement here means "
+            f"{task.agreement_means})"
         )
     return ParityReport(
         max_abs_diff=max_abs,

@@ -31,11 +31,19 @@ _API = {
     "AugmentConfig": "tinybert_edge.config:AugmentConfig",
 }
 
+# Names that need the training stack (torch, transformers): without it they raise MissingDependencyError naming the
+# extra, instead of an ImportError deep inside; the bundle runtime (load_bundle, verify) never needs it.
+_TRAINING = ("pipeline", "finetune", "distill", "general_distill", "augment", "export", "evaluate", "bench")
+
 __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module 'tinybert_edge' has no attribute '{name}'")
+    if name in _TRAINING:
+        from tinybert_edge.errors import require_training_stack
+
+        require_training_stack(f"tinybert_edge.{name}")
     module, _, attribute = _API[name].partition(":")
     return getattr(importlib.import_module(module), attribute)

@@ -7,6 +7,9 @@ suite and `package`:
     <out>/onnx-int8/                 model_quantized.onnx, config.json, tokenizer files, metadata.json
     <out>/tflite-int8/model.tflite   one `seq_<L>` signature per sequence bucket, metadata in model.tflite.json
     <out>/tflite-fp32/model.tflite   (fp32 exports; fp16 likewise)
+    <out>/executorch-int8/model.pte  ExecuTorch program (XNNPACK), metadata in model.pte.json (executorch-fp32 likewise)
+    <out>/onnx-text-int8/            model.onnx with the tokenizer in its graph (strings in), config.json, metadata.json
+    <out>/mediapipe-int8/model.tflite  MediaPipe Text Classifier (vocab and labels inside), metadata in model.tflite.json
 
 `Artifact.open(path)` answers, for an exported artifact or a PyTorch model folder alike: which file the runtime
 loads, which runtime that is, where the tokenizer is, which labels the outputs stand for, which model folder it was
@@ -24,12 +27,19 @@ from tinybert_edge.errors import ModelError
 from tinybert_edge.io import folder_size_bytes
 
 METADATA_FILE = "metadata.json"
-EXPORT_FORMATS = ("onnx", "tflite")
+EXPORT_FORMATS = ("onnx", "tflite", "executorch", "onnx-text", "mediapipe")
 FORMATS = ("pytorch", *EXPORT_FORMATS)
 PRECISIONS = ("fp32", "int8", "fp16")
 # The runtime (inference session backend) that runs each format.
-RUNTIME_OF = {"pytorch": "torch", "onnx": "onnxruntime", "tflite": "litert"}
-FORMAT_LABEL = {"pytorch": "PyTorch", "onnx": "ONNX", "tflite": "TFLite"}
+# onnx-text (ONNX with the tokenizer in its graph) and mediapipe (a MediaPipe Text Classifier .tflite) take strings,
+# not token ids: their runtimes are not inference sessions of SESSIONS (runtime/onnx_text.py, runtime/mediapipe_text.py).
+RUNTIME_OF = {"pytorch": "torch", "onnx": "onnxruntime", "tflite": "litert", "executorch": "executorch",
+              "onnx-text": "onnxruntime-extensions", "mediapipe": "mediapipe"}
+FORMAT_LABEL = {"pytorch": "PyTorch", "onnx": "ONNX", "tflite": "TFLite", "executorch": "ExecuTorch",
+                "onnx-text": "ONNX with tokenizer", "mediapipe": "MediaPipe"}
+# The model file of each format whose artifact is one file (its metadata in `<file>.json`); ONNX is a folder.
+FILE_OF = {"tflite": "model.tflite", "executorch": "model.pte", "mediapipe": "model.tflite"}
+SUFFIX_OF = {"onnx": ".onnx", "tflite": ".tflite", "executorch": ".pte", "onnx-text": ".onnx", "mediapipe": ".tflite"}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 # Operators that exist only in an integer-quantized ONNX graph: their presence is what "this ONNX model is int8"
 # means (dynamic int8 writes the first five, static QDQ/QOperator graphs the others).
@@ -44,7 +54,7 @@ def export_path(out_dir: str | Path, fmt: str, precision: str) -> Path:
         raise ModelError(f"no layout for format {fmt!r} and precision {precision!r}; formats: "
                          f"{', '.join(EXPORT_FORMATS)}, precisions: {', '.join(PRECISIONS)}")
     folder = Path(out_dir) / f"{fmt}-{precision}"
-    return folder / "model.tflite" if fmt == "tflite" else folder
+    return folder / FILE_OF[fmt] if fmt in FILE_OF else folder
 
 
 def metadata_path(path: str | Path) -> Path:
@@ -139,13 +149,15 @@ class Artifact:
             return cls.load(path.parent)
         if path.is_dir() and (path / "config.json").is_file():
             return cls(path, "pytorch", "fp32", {})
-        if path.suffix in (".onnx", ".tflite") and path.is_file():
-            return cls(path, path.suffix[1:], "unknown", {})  # a file exported elsewhere: no metadata to read
-        if path.is_dir() and (any(path.glob("*.onnx")) or any(path.glob("*.tflite"))):
-            fmt = "onnx" if any(path.glob("*.onnx")) else "tflite"
-            return cls(path, fmt, "unknown", {})
+        by_suffix = {".onnx": "onnx", ".tflite": "tflite", ".pte": "executorch"}  # a bare file's likeliest format
+        if path.suffix in by_suffix and path.is_file():
+            return cls(path, by_suffix[path.suffix], "unknown", {})  # a file exported elsewhere: no metadata to read
+        if path.is_dir():
+            for suffix, fmt in by_suffix.items():
+                if any(path.glob(f"*{suffix}")):
+                    return cls(path, fmt, "unknown", {})
         raise ModelError(f"'{path}' is neither a model folder (config.json and weights) nor an artifact exported by "
-                         "tinybert-edge (an ONNX folder or a .tflite file with its metadata); pass one of those")
+                         "tinybert-edge (an ONNX folder, or a .tflite or .pte file with its metadata); pass one of those")
 
     # --- the model file and its runtime ------------------------------------------------------------------------
 
@@ -162,7 +174,7 @@ class Artifact:
             named = self.metadata.get("model_file")
             if named:
                 return self.path / named
-            return onnx_file(self.path) if self.format == "onnx" else tflite_file(self.path)
+            return model_file(self.path, SUFFIX_OF[self.format])
         return self.path
 
     @property
@@ -241,9 +253,12 @@ class Artifact:
         names = self.metadata.get("label_names")
         if isinstance(names, list) and names:
             return [str(n) for n in names]
-        from tinybert_edge.tasks.classification import config_label_names
+        try:
+            return self.task.label_names(self.config)  # a regression model has none
+        except ModelError:  # a config.json that names no task's architecture (a graph exported elsewhere): its id2label
+            from tinybert_edge.tasks.classification import config_label_names
 
-        return config_label_names(self.config)
+            return config_label_names(self.config)
 
     @property
     def task(self) -> Any:

@@ -31,10 +31,12 @@ TEXT_COLUMN_GUESSES: tuple[tuple[str, str | None], ...] = (
     ("question1", "question2"),
     ("question", "sentence"),
     ("premise", "hypothesis"),
+    ("#1 String", "#2 String"),  # GLUE's MRPC
     ("sentence", None),
     ("text", None),
 )
-LABEL_COLUMN_GUESSES: tuple[str, ...] = ("label", "labels", "sentiment", "class", "category", "target")
+LABEL_COLUMN_GUESSES: tuple[str, ...] = ("label", "labels", "sentiment", "class", "category", "target",
+                                         "Quality")  # GLUE's MRPC
 # The label of a token that no loss or metric counts (padding, continuation sub-tokens): PyTorch's ignore_index.
 IGNORE_INDEX = -100
 
@@ -74,6 +76,23 @@ class TextClassificationData:
             source=self.source + source_suffix,
         )
 
+    def label_of(self, index: int) -> str:
+        """Example `index`'s label as the data writes it (its class name): what digests, augmentation and JSONL
+        keep."""
+        return self.label_names[self.labels[index]]
+
+    def with_examples(self, texts: Sequence[str], labels: Sequence[str], text_pairs: Sequence[str] | None,
+                      source: str) -> "TextClassificationData":
+        """New examples of this data's kind, labels given as `label_of` gives them (class names of this data)."""
+        position = {name: i for i, name in enumerate(self.label_names)}
+        return TextClassificationData(texts=list(texts), labels=[position[label] for label in labels],
+                                      label_names=list(self.label_names),
+                                      text_pairs=None if text_pairs is None else list(text_pairs), source=source)
+
+    def strata(self) -> np.ndarray:
+        """The group of each example that a split keeps in proportion: its class."""
+        return np.asarray(self.labels, dtype=np.int64)
+
     def with_label_names(self, label_names: Sequence[str]) -> "TextClassificationData":
         """Re-index the labels to follow `label_names` (a model's id2label order). Every data label must be in it."""
         names = list(label_names)
@@ -107,6 +126,12 @@ class DataSpec:
     encoding_errors: str = "strict"
     split: str = "train"
     extra: dict = field(default_factory=dict)
+    # False for a TSV/CSV file without a header row (GLUE's CoLA): columns are then named by 0-based position, "0",
+    # "1", ..., and text and label columns must be named.
+    header: bool = True
+    # The tinybert_edge.tasks name (or a GLUE preset name such as "stsb") whose examples these rows are; None is
+    # text classification.
+    task: str | None = None
 
 
 Reader = Callable[[Path, DataSpec], tuple[list[str], list[dict]]]
@@ -126,7 +151,15 @@ class Rows(list):
 
 
 def _open_text(path: Path, spec: DataSpec):
-    return open(path, encoding=spec.encoding, errors=spec.encoding_errors, newline="")
+    # UTF-8 files may start with a byte-order mark (GLUE's MRPC does); utf-8-sig drops it, so the first column is
+    # named "Quality", not "\ufeffQuality", and reads files without one the same way.
+    encoding = "utf-8-sig" if codecs.lookup(spec.encoding).name == "utf-8" else spec.encoding
+    return open(path, encoding=encoding, errors=spec.encoding_errors, newline="")
+
+
+def positional_header(width: int) -> list[str]:
+    """Column names of a file without a header row: each column's 0-based position ("0", "1", ...)."""
+    return [str(i) for i in range(width)]
 
 
 def _decode_error(path: Path, spec: DataSpec, exc: UnicodeDecodeError) -> DataError:
@@ -139,46 +172,74 @@ def _decode_error(path: Path, spec: DataSpec, exc: UnicodeDecodeError) -> DataEr
 
 @READERS.register("tsv")
 def read_tsv(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
-    """GLUE TSV: a header row, tab-separated, no quoting (GLUE sentences contain bare quotes)."""
+    """GLUE TSV: a header row (unless `spec.header` is False), tab-separated, no quoting (GLUE sentences contain bare
+    quotes)."""
     try:
         with _open_text(path, spec) as handle:
             reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-            header = next(reader, None)
-            if header is None:
-                return [], []
+            first_line = 1
+            if spec.header:
+                header = next(reader, None)
+                if header is None:
+                    return [], []
+                first_line = 2
+            else:
+                header = None
             rows = Rows()
-            for line_number, values in enumerate(reader, start=2):
+            for line_number, values in enumerate(reader, start=first_line):
                 if not values:
                     continue
+                if header is None:
+                    header = positional_header(len(values))
                 if len(values) != len(header):
                     raise DataError(
-                        f"{path}:{line_number}: {len(values)} tab-separated fields but the header has {len(header)}; "
-                        "fix the row or convert the file to CSV with quoting"
+                        f"{path}:{line_number}: {len(values)} tab-separated fields but the "
+                        f"{'header' if spec.header else 'first row'} has {len(header)}; "
+                        + (_QUOTE_HINT if any('"' in value for value in values) else "")
+                        + "fix the row or convert the file to CSV with quoting"
                     )
                 rows.append(dict(zip(header, values)))
                 rows.lines.append(line_number)
     except UnicodeDecodeError as exc:
         raise _decode_error(path, spec, exc) from exc
-    return header, rows
+    return header or [], rows
+
+
+# Why a TSV row with a quote character can have the wrong number of fields.
+_QUOTE_HINT = ("the row holds a '\"', and TSV fields are read as written, without quoting (GLUE's convention, "
+               "csv.QUOTE_NONE), so a quoted field with a tab or line break inside splits the row; ")
 
 
 @READERS.register("csv")
 def read_csv(path: Path, spec: DataSpec) -> tuple[list[str], list[dict]]:
     try:
         with _open_text(path, spec) as handle:
-            reader = csv.DictReader(handle)
+            if spec.header:
+                reader = csv.DictReader(handle)
+                source = reader.reader
+            else:
+                source = csv.reader(handle)
+                reader = None
             rows = Rows()
-            start = 2  # the header is line 1; a quoted field may span lines, so a row starts after the previous one
-            for row in reader:
-                rows.append(row)
+            header: list[str] | None = None
+            start = 2 if spec.header else 1  # a quoted field may span lines, so a row starts after the previous one
+            for values in (reader if reader is not None else source):
+                if reader is None:
+                    if not values:
+                        start = source.line_num + 1
+                        continue
+                    header = header or positional_header(len(values))
+                    values = dict(zip(header, values))
+                rows.append(values)
                 rows.lines.append(start)
-                start = reader.line_num + 1
-            header = list(reader.fieldnames or [])
+                start = source.line_num + 1
+            if reader is not None:
+                header = list(reader.fieldnames or [])
     except UnicodeDecodeError as exc:
         raise _decode_error(path, spec, exc) from exc
     except csv.Error as exc:
         raise DataError(f"{path}: not readable as CSV ({exc}); check the delimiter and quoting") from exc
-    return header, rows
+    return header or [], rows
 
 
 @READERS.register("jsonl")
@@ -256,6 +317,10 @@ def _choose_columns(header: list[str], spec: DataSpec, path: Path) -> tuple[str,
             if column and column not in header:
                 raise DataError(f"{path}: no column '{column}'; the columns are {header}; pass --text-column")
         return spec.text_column, spec.text_pair_column
+    if not spec.header:
+        raise DataError(f"{path}: the file has no header (--no-header), so name its text column by 0-based position, "
+                        f"e.g. --text-column {len(header) - 1} (Python: text_column='{len(header) - 1}'); it has "
+                        f"{len(header)} columns")
     if spec.text_pair_column and spec.text_pair_column not in header:
         raise DataError(f"{path}: no column '{spec.text_pair_column}'; the columns are {header}; pass --text-column")
     for first, second in TEXT_COLUMN_GUESSES:
@@ -265,7 +330,8 @@ def _choose_columns(header: list[str], spec: DataSpec, path: Path) -> tuple[str,
     raise DataError(f"{path}: cannot find the text column among {header}; name it with --text-column")
 
 
-def _choose_label_column(header: list[str], spec: DataSpec, path: Path) -> str:
+def _choose_label_column(header: list[str], spec: DataSpec, path: Path,
+                         guesses: Sequence[str] = LABEL_COLUMN_GUESSES) -> str:
     if spec.label_column:
         if spec.label_column not in header:
             raise DataError(
@@ -273,13 +339,46 @@ def _choose_label_column(header: list[str], spec: DataSpec, path: Path) -> str:
                 "name the label column with --label-column"
             )
         return spec.label_column
-    for name in LABEL_COLUMN_GUESSES:
+    if not spec.header:
+        raise DataError(f"{path}: the file has no header (--no-header), so name its label column by 0-based position, "
+                        f"e.g. --label-column 1 (Python: label_column='1'); it has {len(header)} columns")
+    for name in guesses:
         if name in header:
             return name
+    scores = [name for name in SCORE_COLUMNS if name in header and name not in guesses]
     raise DataError(
-        f"{path}: no label column (looked for {', '.join(LABEL_COLUMN_GUESSES)}); the columns are {header}; "
+        f"{path}: no label column (looked for {', '.join(guesses)}); the columns are {header}; "
         "name the label column with --label-column"
+        + (f", or, if '{scores[0]}' is the target (a regression score, as in GLUE's STS-B), {REGRESSION_FIX}"
+           if scores else "")
     )
+
+
+def _header_looks_like_data(header: Sequence[str]) -> bool:
+    """Whether a first row read as a header is more likely a row of data: an empty or numeric cell, or a cell that
+    reads as a sentence (GLUE's CoLA has no header: its first line is 'gj04, 1, , Our friends won't ...')."""
+    return any(not str(cell).strip() or _as_number(str(cell)) is not None or len(str(cell).split()) >= 4
+               for cell in header)
+
+
+def _choose_all_columns(header: list[str], spec: DataSpec, path: Path, fmt: str,
+                        label_guesses: Sequence[str]) -> tuple[str, str | None, str]:
+    """(text, second text or None, label) columns; a missing column in a file whose first row looks like data is
+    the header error, with the --no-header fix."""
+    try:
+        label_column = _choose_label_column(header, spec, path, label_guesses)
+        text_column, pair_column = _choose_columns(header, spec, path)
+    except DataError as exc:
+        if spec.header and fmt in ("tsv", "csv") and _header_looks_like_data(header):
+            shown = ", ".join(repr(cell[:30]) for cell in header[:6])
+            raise DataError(
+                f"{path}:1: the first line is read as the header, but it looks like data ({shown}); if the file has "
+                "no header row (as GLUE's CoLA), pass --no-header and name the columns by 0-based position, e.g. "
+                f"--no-header --text-column {len(header) - 1} --label-column 1 (Python: header=False, "
+                f"text_column='{len(header) - 1}', label_column='1')"
+            ) from exc
+        raise
+    return text_column, pair_column, label_column
 
 
 def _missing_path_error(path: Path) -> DataError:
@@ -312,6 +411,14 @@ def _as_number(label: str) -> float | None:
     return value if np.isfinite(value) else None
 
 
+# Columns that name a regression target (GLUE's STS-B: "score"); the regression task looks for them first.
+SCORE_COLUMNS = ("score", "similarity")
+# How a user picks the regression task, named by every error about scores given to a classifier.
+REGRESSION_FIX = "pass --task regression (or a GLUE preset that implies it, --task stsb; Python: load_data(..., task='regression'))"
+CLASSIFICATION_FIX = ("leave out --task regression (or pass a classification preset such as --task mrpc; Python: "
+                      "load_data(...) without task='regression')")
+
+
 def check_label_values(path: Path, raw_labels: Sequence[str], rows: Sequence[dict], kept: Sequence[int],
                        label_column: str) -> None:
     """Refuse label columns that cannot be class names as written: non-integer numbers (a regression target such
@@ -327,9 +434,8 @@ def check_label_values(path: Path, raw_labels: Sequence[str], rows: Sequence[dic
         raise DataError(
             f"{_where(path, rows, kept[first])}: the label column '{label_column}' holds non-integer numbers "
             f"({', '.join(fractional[:5])}{', ...' if len(fractional) > 5 else ''}; {len(numbers)} distinct values), "
-            "which looks like a regression target (such as STS-B's similarity score), not class labels; "
-            "tinybert-edge trains classifiers only (regression is tracked in the GLUE-tasks issue), so give a "
-            "column of class labels with --label-column or convert the scores into classes"
+            "which looks like a regression target (such as STS-B's similarity score), not class labels; to train on "
+            f"the scores {REGRESSION_FIX}, or give a column of class labels with --label-column"
         )
     spellings: dict[float, list[str]] = {}
     for label, value in numbers.items():
@@ -357,31 +463,40 @@ def check_classes(data: TextClassificationData, purpose: str = "training") -> No
         )
 
 
-def load_data(
-    spec: DataSpec | str | os.PathLike[str],
-    *,
-    format: str | None = None,
-    text_column: str | None = None,
-    text_pair_column: str | None = None,
-    label_column: str | None = None,
-    label_names: Sequence[str] | None = None,
-    encoding: str | None = None,
-    encoding_errors: str | None = None,
-    split: str | None = None,
-) -> TextClassificationData:
-    """Read labelled text from a file or saved dataset. Rows with an empty text are dropped (and counted in the log).
+@dataclass(frozen=True)
+class Examples:
+    """What the generic reader found in a file, before a task turns labels into its own kind: the texts, second
+    texts and labels as written of every kept row, and where each row is (for errors that name the line)."""
 
-    `spec` is a path (with the reading options as keywords, named like the CLI's flags: `text_column` is
-    `--text-column`) or a DataSpec; keywords given with a DataSpec override its fields.
-    """
-    options = {"format": format, "text_column": text_column, "text_pair_column": text_pair_column,
-               "label_column": label_column, "label_names": tuple(label_names) if label_names is not None else None,
-               "encoding": encoding, "encoding_errors": encoding_errors, "split": split}
-    options = {k: v for k, v in options.items() if v is not None}
+    path: Path
+    spec: DataSpec
+    texts: list[str]
+    text_pairs: list[str] | None
+    raw_labels: list[str]
+    label_column: str
+    pair_column: str | None
+    rows: Sequence[dict]
+    kept: list[int]  # each example's row index in `rows`
+
+    def where(self, example: int) -> str:
+        """'file:line' (or 'file: row N') of example `example`."""
+        return _where(self.path, self.rows, self.kept[example])
+
+
+def make_spec(spec: DataSpec | str | os.PathLike[str], **options: Any) -> DataSpec:
+    """A DataSpec from a path or a DataSpec, with the options that are not None on top (named like its fields)."""
+    options = {k: (tuple(v) if k == "label_names" else v) for k, v in options.items() if v is not None}
     if isinstance(spec, DataSpec):
-        spec = dataclasses.replace(spec, **options)
-    else:
-        spec = DataSpec(path=os.fspath(spec), **options)
+        return dataclasses.replace(spec, **options)
+    return DataSpec(path=os.fspath(spec), **options)
+
+
+def read_examples(spec: DataSpec, label_guesses: Sequence[str] = LABEL_COLUMN_GUESSES) -> Examples:
+    """The rows of a file or saved dataset as texts, optional second texts and labels as written, for any task:
+    the format from the extension (or `spec.format`), the columns as named or guessed (GLUE's headers first; the
+    label column among `label_guesses`, which a task chooses).
+    Rows with an empty text are dropped (and counted in the log); an empty label or an empty second text is an
+    error that names the line."""
     path = resolve_path(spec.path)
     if not path.exists():
         raise _missing_path_error(path)
@@ -400,10 +515,9 @@ def load_data(
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its permissions") from exc
     if not rows:
         raise DataError(f"{path}: the dataset is empty (no data rows); point --data at a file with examples")
-    label_column = _choose_label_column(header, spec, path)
-    text_column, pair_column = _choose_columns(header, spec, path)
+    text_column, pair_column, label_column = _choose_all_columns(header, spec, path, fmt, label_guesses)
     texts, pairs, raw_labels = [], [] if pair_column else None, []
-    kept: list[int] = []  # each example's row index, for errors that name the line
+    kept: list[int] = []
     dropped = 0
     for index, row in enumerate(rows):
         text = row.get(text_column)
@@ -414,46 +528,96 @@ def load_data(
         if text is None or not str(text).strip():
             dropped += 1
             continue
-        texts.append(str(text))
         if pairs is not None:
-            pairs.append(str(row.get(pair_column) or ""))
+            second = row.get(pair_column)
+            if second is None or not str(second).strip():
+                raise DataError(
+                    f"{_where(path, rows, index)}: the second text (column '{pair_column}') is "
+                    f"{'missing' if second is None else 'empty'} in a sentence-pair file: {row!r:.200}; every row "
+                    "needs both texts, so fill it in or remove the row (or, for single texts, name no "
+                    "--text-pair-column)"
+                )
+            pairs.append(str(second))
+        texts.append(str(text))
         raw_labels.append(str(label).strip())
         kept.append(index)
     if dropped:
         log.info("%s: dropped %d rows with an empty text", path, dropped)
     if not texts:
         raise DataError(f"{path}: every row has an empty text; check --text-column")
+    return Examples(path=path, spec=spec, texts=texts, text_pairs=pairs, raw_labels=raw_labels,
+                    label_column=label_column, pair_column=pair_column, rows=rows, kept=kept)
+
+
+def classification_data(examples: Examples) -> TextClassificationData:
+    """Text-classification examples: labels are class names, in `spec.label_names` order when declared (a label
+    outside it is an error), else sorted (numbers by value)."""
+    spec, raw_labels = examples.spec, examples.raw_labels
     if spec.label_names is not None:
         names = list(spec.label_names)
         unknown = sorted(set(raw_labels) - set(names))
         if unknown:
             first = next(i for i, label in enumerate(raw_labels) if label in unknown)
-            raise DataError(f"{_where(path, rows, kept[first])}: unknown labels {unknown[:10]}; the allowed labels "
-                            f"are {names}")
+            raise DataError(f"{examples.where(first)}: unknown labels {unknown[:10]}; the allowed labels "
+                            f"are {names}; fix those rows, or declare every label (--label-names)")
     else:
-        check_label_values(path, raw_labels, rows, kept, label_column)
+        check_label_values(examples.path, raw_labels, examples.rows, examples.kept, examples.label_column)
         names = sorted(set(raw_labels), key=_label_sort_key)
     index = {name: i for i, name in enumerate(names)}
     return TextClassificationData(
-        texts=texts,
+        texts=examples.texts,
         labels=[index[y] for y in raw_labels],
         label_names=names,
-        text_pairs=pairs,
-        source=str(path),
+        text_pairs=examples.text_pairs,
+        source=str(examples.path),
     )
 
 
-def split_data(
-    data: TextClassificationData, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> tuple[TextClassificationData, TextClassificationData, TextClassificationData]:
-    """Deterministic stratified train/dev/test split: the same data and seed always give the same three parts."""
+def read_classification(spec: DataSpec) -> TextClassificationData:
+    """Text-classification data from the file `spec` describes (what the text-classification task's `read` does)."""
+    return classification_data(read_examples(spec))
+
+
+def load_data(
+    spec: DataSpec | str | os.PathLike[str],
+    *,
+    task: str | None = None,
+    format: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    label_names: Sequence[str] | None = None,
+    encoding: str | None = None,
+    encoding_errors: str | None = None,
+    split: str | None = None,
+    header: bool | None = None,
+) -> Any:
+    """Read labelled text from a file or saved dataset, as the examples of `task`. Rows with an empty text are
+    dropped (and counted in the log).
+
+    `task` is a tinybert_edge.tasks name ("text-classification", the default, or "regression") or a GLUE preset
+    name that implies one ("stsb" is regression, "mrpc" classification). `spec` is a path (with the reading options
+    as keywords, named like the CLI's flags: `text_column` is `--text-column`, `header=False` is `--no-header`) or
+    a DataSpec; keywords given with a DataSpec override its fields.
+    """
+    from tinybert_edge.tasks import get_task
+
+    spec = make_spec(spec, task=task, format=format, text_column=text_column, text_pair_column=text_pair_column,
+                     label_column=label_column, label_names=label_names, encoding=encoding,
+                     encoding_errors=encoding_errors, split=split, header=header)
+    return get_task(spec.task).read(spec)
+
+
+def split_data(data: Any, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> tuple[Any, Any, Any]:
+    """Deterministic stratified train/dev/test split (by class, or by score range for regression; see the data
+    type's `strata`): the same data and seed always give the same three parts."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise DataError(f"split fractions {list(fractions)} must be three non-negative numbers that sum to 1")
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[], [], []]
-    labels = np.asarray(data.labels)
-    for label in range(data.num_labels):
-        members = np.flatnonzero(labels == label)
+    strata = data.strata()
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
         rng.shuffle(members)
         n_train = int(round(fractions[0] * len(members)))
         n_dev = int(round(fractions[1] * len(members)))
@@ -467,17 +631,20 @@ def split_data(
 
 
 def load_splits(config: Any) -> tuple[Any, Any, Any]:
-    """Train, dev and test for a `tinybert_edge.config.DataConfig`, read by its task (`config.task`): separate
-    dev/test files when given (test defaults to dev), otherwise the task's split of the one file (stratified for
-    classification); dev and test capped by max_*_examples."""
+    """Train, dev and test for a `tinybert_edge.config.DataConfig`, read by its task (`config.task`, None for text
+    classification): separate dev/test files when given (test defaults to dev), otherwise the task's split of the
+    one file (stratified for classification and regression, by article for question answering); dev and test capped
+    by max_*_examples."""
     from tinybert_edge.tasks import get_task
 
-    task = get_task(getattr(config, "task", None) or TextClassificationData.task)
-    spec = DataSpec(path=config.path, format=config.format, text_column=config.text_column,
-                    text_pair_column=config.text_pair_column, label_column=config.label_column,
-                    encoding=config.encoding, encoding_errors=config.encoding_errors,
-                    extra={"label_all_subtokens": getattr(config, "label_all_subtokens", False),
-                           "doc_stride": getattr(config, "doc_stride", 128)})
+    spec = make_spec(config.path, format=config.format, text_column=config.text_column,
+                     text_pair_column=config.text_pair_column, label_column=config.label_column,
+                     label_names=getattr(config, "label_names", None), encoding=config.encoding,
+                     encoding_errors=config.encoding_errors, header=getattr(config, "header", True),
+                     task=getattr(config, "task", None),
+                     extra={"label_all_subtokens": getattr(config, "label_all_subtokens", False),
+                            "doc_stride": getattr(config, "doc_stride", 128)})
+    task = get_task(spec.task)
     full = task.read(spec)
     if config.dev_path:
         train = full
@@ -488,7 +655,7 @@ def load_splits(config: Any) -> tuple[Any, Any, Any]:
     return train, sample(dev, config.max_dev_examples, config.seed), sample(test, config.max_test_examples, config.seed)
 
 
-def sample(data: TextClassificationData, max_examples: int | None, seed: int = 0) -> TextClassificationData:
+def sample(data: Any, max_examples: int | None, seed: int = 0) -> Any:
     """At most `max_examples` rows, drawn without replacement with a fixed seed (all rows when None)."""
     if max_examples is None or len(data) <= max_examples:
         return data
@@ -574,8 +741,9 @@ class EncodedData:
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": labels}
 
 
-def encode(tokenizer, data: TextClassificationData, max_length: int) -> EncodedData:
-    """Tokenize with truncation to `max_length` and no padding (batches pad themselves)."""
+def encode(tokenizer, data: Any, max_length: int, label_dtype: Any = np.int64) -> EncodedData:
+    """Tokenize texts (and pairs) with truncation to `max_length` and no padding (batches pad themselves); labels as
+    `label_dtype` (class ids; float32 for regression scores)."""
     encoded = tokenizer(
         data.texts,
         data.text_pairs,
@@ -587,5 +755,5 @@ def encode(tokenizer, data: TextClassificationData, max_length: int) -> EncodedD
     return EncodedData(
         input_ids=[list(x) for x in encoded["input_ids"]],
         token_type_ids=[list(x) for x in encoded["token_type_ids"]],
-        labels=np.asarray(data.labels, dtype=np.int64),
+        labels=np.asarray(data.labels, dtype=label_dtype),
     )

@@ -61,5 +61,15 @@ def require(module: str, *, package: str, extra: str, purpose: str):
         raise MissingDependencyError(package, extra, purpose) from exc
 
 
+def require_training_stack(purpose: str) -> None:
+    """Raise MissingDependencyError unless torch and transformers are installed (a device-side install of the
+    bundle runtime has neither: `pip install tinybert-edge[runtime-onnx]`)."""
+    import importlib.util
+
+    for module in ("torch", "transformers"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(module, "train", purpose)
+
+
 class BundleError(TinyBertEdgeError):
     """An on-device bundle is missing, truncated, tampered, unsafe (zip paths, symlinks) or of an unknown schema."""

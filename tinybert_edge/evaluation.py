@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalResult:
-    """Every metric of the task, the number of examples, each example's decision and its output array."""
+    """Every metric of the task, the number of examples, each example's decision and its output array; `extra`
+    holds the task's non-scalar results (a classifier's confusion matrix, see Task.details)."""
 
     metrics: dict[str, float]
     n: int
@@ -69,7 +70,8 @@ def evaluate_session(session: InferenceSession, encoded: Any, batch_size: int = 
     task = get_task(task if task is not None else session.task)
     outputs = session_outputs(session, encoded, batch_size, task)
     return EvalResult(metrics=task.metrics(outputs, encoded), n=len(encoded), predictions=task.predictions(outputs),
-                      outputs=outputs, primary_metric=task.primary_metric, task=task.name)
+                      outputs=outputs, primary_metric=task.primary_metric, task=task.name,
+                      extra=task.details(outputs, encoded))
 
 
 def evaluate(model: str | Path, data: Any, backend: str | None = None, max_length: int = 128,

@@ -163,11 +163,14 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def sha256_tree(folder: str | os.PathLike[str], patterns: tuple[str, ...] = ("*",)) -> str:
-    """One digest over the relative names and contents of the files under `folder` that match `patterns`."""
+def sha256_tree(folder: str | os.PathLike[str], patterns: tuple[str, ...] = ("*",),
+                exclude: tuple[str, ...] = ()) -> str:
+    """One digest over the relative names and contents of the files under `folder` that match `patterns`, except
+    those whose path relative to `folder` is in `exclude`."""
     root = Path(folder)
     digest = hashlib.sha256()
-    files = sorted({p for pattern in patterns for p in root.rglob(pattern) if p.is_file()})
+    files = sorted({p for pattern in patterns for p in root.rglob(pattern)
+                    if p.is_file() and str(p.relative_to(root)) not in exclude})
     for file in files:
         digest.update(str(file.relative_to(root)).encode())
         digest.update(sha256_file(file).encode())

@@ -49,15 +49,14 @@ def trim_vocabulary(model_dir: str | Path, texts: Sequence[str], out_dir: str | 
     """Write a copy of the classifier in `model_dir` whose vocabulary holds only what `texts` need (see module doc)."""
     from transformers import BertTokenizerFast
 
-    from tinybert_edge.data import TextClassificationData
     from tinybert_edge.io import atomic_path, write_json_atomic
-    from tinybert_edge.models import count_parameters, load_classifier, load_tokenizer
+    from tinybert_edge.models import count_parameters, load_model, load_tokenizer
 
-    if isinstance(texts, TextClassificationData):
+    if hasattr(texts, "texts"):  # a task's data (classification or regression): its texts and second texts
         texts = texts.texts + (texts.text_pairs or [])
     if not texts:
         raise ModelError("vocabulary trimming needs the task's texts (the training set); got none")
-    model = load_classifier(model_dir)
+    model = load_model(model_dir)  # the task (classifier, regression) from its config.json
     tokenizer = load_tokenizer(model_dir)
     before = count_parameters(model)
     kept = _kept_ids(tokenizer, texts, max_length)

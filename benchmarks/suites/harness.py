@@ -64,7 +64,10 @@ VARIANTS = (
     ("ONNX fp32", "onnxruntime", "fp32", "onnx-fp32"),
     ("ONNX int8", "onnxruntime", "int8", "onnx-int8"),
     ("TFLite int8", "litert", "int8", "tflite-int8"),
+    ("ExecuTorch int8", "executorch", "int8", "executorch-int8"),
 )
+# The export formats measured unless `--formats` asks for more (ExecuTorch: `--formats onnx tflite executorch`).
+DEFAULT_FORMATS = ("onnx", "tflite")
 
 
 def target_name(role: str, variant: str) -> str:
@@ -122,7 +125,8 @@ def load_run(run_dir: str | Path) -> RunSources:
 
 
 def export_variants(model: Path, out: Path, lengths: Sequence[int], parity_batches: list,
-                    reuse_from: Sequence[Path] = ()) -> tuple[dict[str, Path], dict[str, str]]:
+                    reuse_from: Sequence[Path] = (), formats: Sequence[str] = DEFAULT_FORMATS,
+                    ) -> tuple[dict[str, Path], dict[str, str]]:
     """The ONNX fp32, ONNX int8 and TFLite int8 artifacts of `model` through the one export chain, each
     parity-checked against PyTorch; one already in `out` or in an export folder of `reuse_from` (the pipeline run's)
     is reused when it was exported from this model and covers `lengths`. Returns ({key: path}, {key: why it could
@@ -130,19 +134,21 @@ def export_variants(model: Path, out: Path, lengths: Sequence[int], parity_batch
     from tinybert_edge.converters import ExportConfig, export
 
     errors: dict[str, str] = {}
-    artifacts = export(model, out, config=ExportConfig(sequence_buckets=tuple(lengths)), parity_batches=parity_batches,
-                       reuse=True, reuse_from=reuse_from, threads=2, errors=errors)
+    artifacts = export(model, out, formats=tuple(formats), config=ExportConfig(sequence_buckets=tuple(lengths)),
+                       parity_batches=parity_batches, reuse=True, reuse_from=reuse_from, threads=2, errors=errors)
     return {f"{a.format}-{a.precision}": a.path for a in artifacts}, errors
 
 
 def variant_targets(role: str, model: Path, artifacts: Mapping[str, Path], errors: Mapping[str, str],
-                    params: int | None = None) -> tuple[list, dict[str, str]]:
+                    params: int | None = None, formats: Sequence[str] = DEFAULT_FORMATS) -> tuple[list, dict[str, str]]:
     """One Target per variant of `model` (the teacher's PyTorch fp32 row excepted: `bench` adds it); returns
     (targets, {target name: why it is missing}) for variants whose artifact could not be made."""
     from tinybert_edge.benchmarks.config import Target
 
     targets, missing = [], {}
     for variant, backend, precision, key in VARIANTS:
+        if key is not None and key.split("-")[0] not in formats:
+            continue
         name = target_name(role, variant)
         if role == "teacher" and key is None and backend == "torch":
             continue
@@ -438,7 +444,8 @@ def harness_config(min_seconds: float = 0.5, min_iterations: int = 10, warmup: i
 
 def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_DIR, config: Any = None,
         max_examples: int = 500, arm: bool = True, rootfs: str | Path | None = None, progress: bool = True,
-        report_dir: str | Path | None = DEFAULT_REPORT_DIR) -> tuple[dict[str, Metric], dict[str, Any]]:
+        report_dir: str | Path | None = DEFAULT_REPORT_DIR, formats: Sequence[str] = DEFAULT_FORMATS,
+        ) -> tuple[dict[str, Metric], dict[str, Any]]:
     """Build what is missing, measure everything, write the reports; return (metrics, report)."""
     from tinybert_edge.benchmarks.runner import bench
     from tinybert_edge.benchmarks.arm import DEFAULT_ROOTFS, RunnerSettings
@@ -459,14 +466,17 @@ def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_D
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     teacher_paths, teacher_errors = export_variants(sources.teacher, work / "teacher-artifacts", config.sequence_lengths,
-                                                    parity_batches)
+                                                    parity_batches, formats=formats)
     # The run's student artifacts are reused; its TFLite is re-exported only when its buckets miss a length.
     student_paths, student_errors = export_variants(sources.student, work / "student-artifacts", config.sequence_lengths,
-                                                    parity_batches, reuse_from=[sources.run_dir / "artifacts"])
+                                                    parity_batches, reuse_from=[sources.run_dir / "artifacts"],
+                                                    formats=formats)
     timings["exports_s"] = time.perf_counter() - t0
 
-    teacher_targets, missing = variant_targets("teacher", sources.teacher, teacher_paths, teacher_errors)
-    student_targets, student_missing = variant_targets("student", sources.student, student_paths, student_errors)
+    teacher_targets, missing = variant_targets("teacher", sources.teacher, teacher_paths, teacher_errors,
+                                               formats=formats)
+    student_targets, student_missing = variant_targets("student", sources.student, student_paths, student_errors,
+                                                       formats=formats)
     missing.update(student_missing)
     targets = teacher_targets + student_targets
     cuda = cuda_status()
@@ -533,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rootfs", default=None, help="arm64 root filesystem (default: .arm64-rootfs)")
     parser.add_argument("--report-dir", default=None, help="report.md, report.json and plots (default: RESULTS_DIR/harness)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--formats", nargs="+", choices=["onnx", "tflite", "executorch"], default=list(DEFAULT_FORMATS),
+                        help="export formats measured beside PyTorch (default: onnx tflite)")
     return parser
 
 
@@ -540,7 +552,8 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     config = harness_config(args.min_seconds, args.min_iterations, args.warmup)
     report_dir = Path(args.report_dir) if args.report_dir else Path(args.results_dir) / "harness"
     metrics, report = run(args.run, args.work_dir, config, max_examples=args.max_examples, arm=not args.no_arm,
-                          rootfs=args.rootfs, progress=not args.no_progress, report_dir=report_dir)
+                          rootfs=args.rootfs, progress=not args.no_progress, report_dir=report_dir,
+                          formats=args.formats)
     extra = {"report_dir": str(report_dir), "work_dir": report["work_dir"], "run_dir": report["run_dir"],
              "headline_point": report["headline_point"], "cuda": report["cuda"],
              "arm": {k: v for k, v in report["arm"].items() if k != "rows"},

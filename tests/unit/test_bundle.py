@@ -272,3 +272,16 @@ def test_a_zip_declaring_more_than_the_bundle_limit_is_refused_before_inflating(
     monkeypatch.setattr(rt, "MAX_BUNDLE_BYTES", 100_000)
     with pytest.raises(BundleError, match="declares"):
         rt.load_bundle(path)
+
+
+def test_the_rust_and_python_tokenizers_give_the_same_predictions(bundle_dir):
+    pytest.importorskip("tokenizers")
+    from tinybert_edge.runtime.bundle import load_bundle, verify
+
+    texts = ["a gripping, funny film", "ΟΔΟΣ Σοφίας", "", "[CLS] typed [SEP]", "word " * 300]
+    rust = load_bundle(bundle_dir, tokenizer="rust")
+    python = load_bundle(bundle_dir, tokenizer="python")
+    assert (rust.tokenizer.kind, python.tokenizer.kind) == ("rust", "python")
+    assert rust.encode(texts) == python.encode(texts)
+    assert rust.predict(texts) == python.predict(texts)
+    assert verify(bundle_dir, tokenizer="python")["passed"] and verify(bundle_dir, tokenizer="rust")["passed"]

@@ -37,6 +37,16 @@ def test_every_variant_of_both_roles_and_a_failed_export_is_named(tmp_path):
     assert not failed.path.exists()  # bench turns it into a row with an error, the harness then says why
 
 
+
+def test_executorch_rows_appear_only_when_the_format_is_asked_for(tmp_path):
+    student = tmp_path / "student"
+    built = {"executorch-int8": tmp_path / "model.pte"}
+    default, _ = harness.variant_targets("student", student, built, {})
+    asked, _ = harness.variant_targets("student", student, built, {}, formats=("onnx", "tflite", "executorch"))
+    assert "student · ExecuTorch int8" not in [t.name for t in default]
+    row = next(t for t in asked if t.name == "student · ExecuTorch int8")
+    assert (row.backend, row.precision, row.path) == ("executorch", "int8", tmp_path / "model.pte")
+
 def test_grid_is_batch_by_length_by_threads_with_a_headline_inside():
     config = harness.harness_config(min_seconds=0.0, min_iterations=1, warmup=0)
     assert len(config.grid()) == 2 * 3 * 2

@@ -25,6 +25,12 @@ SUBSTITUTIONS = {
     '"corpus.txt"': "CORPUS",
     "GeneralDistillConfig(max_steps=20_000)": "GeneralDistillConfig(max_steps=2)",
     "AugmentConfig(n_augmented=20, p_t=0.4, top_k=15)": "AugmentConfig(n_augmented=1, p_t=0.4, top_k=15)",
+    '"../shared/data/glue/STS-B/train.tsv"': "STSB_TSV",
+    '"../shared/data/glue/STS-B/dev.tsv"': "STSB_TSV",
+    '"../shared/data/glue/CoLA/train.tsv"': "COLA_TSV",
+    '"../shared/data/glue/MRPC/train.tsv"': "MRPC_TSV",
+    'DistillConfig.for_task("stsb", max_train_examples=2000)':
+        'DistillConfig.for_task("stsb", max_train_examples=32, intermediate_epochs=1, prediction_epochs=1)',
 }
 
 
@@ -76,7 +82,18 @@ def tiny_world(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tinybert_edge.config, "PipelineConfig",
                         tiny_pipeline_config(tmp_path / "runs", tmp_path / "cache", encoder, train_tsv))
-    return {"ENCODER": str(encoder), "TRAIN_TSV": str(train_tsv), "CORPUS": str(corpus)}
+    # GLUE-shaped files: STS-B's scored pairs, CoLA without a header, MRPC with its BOM and headers.
+    seconds = tiny_bert.sentences(48, seed=2)[0]
+    stsb = tmp_path / "stsb.tsv"
+    stsb.write_text("sentence1\tsentence2\tscore\n" + "".join(f"{a}\t{b}\t{i % 5 + 0.5 * (y == 1):.2f}\n" for i, (a, b, y)
+                                                          in enumerate(zip(texts, seconds, labels))), encoding="utf-8")
+    cola = tmp_path / "cola.tsv"
+    cola.write_text("".join(f"src\t{y}\t\t{t}\n" for t, y in zip(texts, labels)), encoding="utf-8")
+    mrpc = tmp_path / "mrpc.tsv"
+    mrpc.write_text("\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+                    + "".join(f"{y}\t1\t2\t{a}\t{b}\n" for a, b, y in zip(texts, seconds, labels)), encoding="utf-8")
+    return {"ENCODER": str(encoder), "TRAIN_TSV": str(train_tsv), "CORPUS": str(corpus), "STSB_TSV": str(stsb),
+            "COLA_TSV": str(cola), "MRPC_TSV": str(mrpc)}
 
 
 def test_every_substitution_matches_the_readme():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tinybert_edge.benchmarks.rows import TEACHER_NAME as TEACHER
@@ -81,3 +83,34 @@ def test_rounds_pool_every_timed_call_and_a_failure_in_any_round_stays():
     assert measurement["round_p50_ms"] == [1.0, 5.0] and measurement["peak_rss_mb"] == 50.0
     failed = pool_rounds([{"a": row([1.0])}, {"a": row([2.0], error="worker killed by SIGKILL")}])
     assert failed["a"]["latency"]["64"]["error"] == "worker killed by SIGKILL"
+
+
+def test_shape_notes_name_the_smaller_model_that_is_not_faster(tmp_path):
+    from tinybert_edge.benchmarks.suites.sst2 import shape_notes
+
+    def folder(name, layers, hidden, heads, intermediate):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "config.json").write_text(json.dumps({
+            "model_type": "bert", "num_hidden_layers": layers, "hidden_size": hidden, "num_attention_heads": heads,
+            "intermediate_size": intermediate, "vocab_size": 30522, "num_labels": 2}))
+        return path
+
+    def row(name, path, p50_128, shape):
+        return {**_row(name, name, "student", "onnxruntime", "int8", 0.85, p50_128, 15.0, 80.0), "path": str(path),
+                "shape": shape}
+
+    tinybert4 = row("tinybert4 · ONNX int8", folder("t4", 4, 312, 12, 1200), 11.0, "4x312, 12x26")
+    layers = row("layers-2,4,6 · ONNX int8", folder("l3", 3, 384, 12, 1536), 10.0, "3x384, 12x32")
+    edge = row("edge · ONNX int8", folder("e", 4, 256, 8, 1024), 6.0, "4x256, 8x32")
+    notes = shape_notes({"rows": [tinybert4, layers, edge]})
+    assert len(notes) == 1  # the edge student is smaller and faster: size explains it
+    assert notes[0].startswith("shape, not size: tinybert4 · ONNX int8 (4x312, 12x26) has 1.25 GFLOPs @128")
+    assert "layers-2,4,6 · ONNX int8's (3x384, 12x32)" in notes[0] and "11.00 vs 10.00 ms p50 @128" in notes[0]
+
+
+def test_table_shows_each_models_shape_and_how_it_was_made(report):
+    report["rows"][2]["made"] = "tinybert-4l-312h · from teacher (select)"
+    report["rows"][2]["shape"] = "4x312, 12x26"
+    line = next(l for l in render_table(report).splitlines() if l.startswith("| s · PyTorch fp32 |"))
+    assert line.endswith("| 4x312, 12x26 | tinybert-4l-312h · from teacher (select) |")

@@ -124,7 +124,8 @@ def _model_entry(artifact: Artifact) -> tuple[str, dict[str, Any]]:
     return "model.onnx", {
         "file": "model.onnx", "runtime": "onnxruntime", "precision": artifact.precision,
         "input_names": [i.name for i in session.get_inputs()], "input_dtype": "int64",
-        "output_name": names[0], **({"output_names": names} if len(names) > 1 else {}), "output_dtype": "float32", "batch_size": 0, "sequence_buckets": [],
+        "output_name": names[0], **({"output_names": names} if len(names) > 1 else {}), "output_dtype": "float32",
+        "batch_size": 0, "sequence_buckets": [],
         "signatures": [], "quantization": meta.get("quantization") or {},
     }
 

@@ -92,23 +92,48 @@ def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, spli
                         f"the GLUE pair's second column{key('text_pair_column')})")
     parser.add_argument("--label-column", help="label column (default: label, labels, sentiment, class, category, "
                         f"target, the first present{key('label_column')})")
+    parser.add_argument("--label-names", nargs="+", metavar="LABEL", help="every class label, in the order the "
+                        "model's outputs take; a row with another label is an error (default: the labels found, "
+                        f"sorted{key('label_names')})")
+    parser.add_argument("--no-header", dest="header", action="store_false", default=None,
+                        help="the TSV/CSV file has no header row (GLUE's CoLA): name columns by 0-based position, "
+                             f"e.g. --text-column 3 --label-column 1 (default: a header row{key('header')})")
     parser.add_argument("--encoding", help=f"file encoding (default: {defaults.encoding}{key('encoding')})")
     parser.add_argument("--encoding-errors", choices=["strict", "replace", "ignore"],
                         help=f"what to do with undecodable bytes (default: {defaults.encoding_errors}; the embedded "
                              f"corpus: replace{key('encoding_errors')})")
 
 
-def _add_task_args(parser: argparse.ArgumentParser, keys: bool = False) -> None:
-    """--task (which Task reads the data and what the teacher learns) and the token-classification reading option."""
+TASK_HELP = ("what the data and labels are: text-classification (classes), regression (scores, as STS-B's), ner "
+             "(token-classification: IOB2 tags per word, from CoNLL columns or JSON(L)/saved datasets of tokens and "
+             "tags), qa (question-answering: SQuAD JSON, answers as character spans), or a GLUE preset that implies "
+             "the task and, where the command trains a student, applies the TinyBERT recipe's settings for it (cola, "
+             "sst2, mrpc, qqp, mnli, qnli, rte: classification; stsb: regression)")
+
+
+def _add_task_arg(parser: argparse.ArgumentParser, extra: str = "") -> None:
+    parser.add_argument("--task", help=f"{TASK_HELP} (default: text-classification{extra})")
+
+
+def _add_reading_args(parser: argparse.ArgumentParser, keys: bool = False) -> None:
+    """How per-token tasks read and encode their data: the tagging of sub-tokens (ner) and the window stride (qa)."""
     key = (lambda name: f"; config: data.{name}") if keys else (lambda name: "")
-    parser.add_argument("--task", dest="data_task", metavar="TASK",
-                        help="text-classification, ner (token-classification: CoNLL columns, JSON(L) tokens and tags) "
-                             f"or qa (question-answering: SQuAD JSON) (default: text-classification{key('task')})")
     parser.add_argument("--label-all-subtokens", action="store_true", default=None,
                         help="ner: every sub-token of a word carries its tag, not the first only (default: first"
                              f"{key('label_all_subtokens')})")
     parser.add_argument("--doc-stride", type=int, help="qa: tokens shared by consecutive windows over a long context, "
                         f"at most a third of the sequence length (default: 128{key('doc_stride')})")
+
+
+def _task_choice(value: str | None) -> tuple[str | None, str | None]:
+    """(data task, recipe preset) for a --task value: 'stsb' is (regression, stsb), 'regression' (regression,
+    None), 'ner' (token-classification, None); an unknown name is an error listing the known ones."""
+    from tinybert_edge.config import is_preset
+    from tinybert_edge.tasks import task_name
+
+    if value is None:
+        return None, None
+    return task_name(value), (value if is_preset(value) else None)
 
 
 def _add_split_arg(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +164,12 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="where fine-tuned teachers are cached (default: $TINYBERT_EDGE_CACHE or "
                    "~/.cache/tinybert-edge; config: cache_dir)")
     _add_data_args(p, keys=True)
-    _add_task_args(p, keys=True)
+    p.add_argument("--task", help=f"{TASK_HELP}; a preset's settings apply under the flags given here (default: "
+                   "text-classification, no preset; the task it implies is data.task; config: distill.task)")
+    p.add_argument("--metric", help="dev metric that selects the best student checkpoint: accuracy, mcc, f1, "
+                   "macro_f1, spearman, pearson, entity_f1 (ner), exact_match (qa) (default: the preset's, else the "
+                   "task's primary metric; config: distill.metric)")
+    _add_reading_args(p, keys=True)
     p.add_argument("--finetune-max-train-examples", "--finetune-examples", dest="finetune_examples", type=int, metavar="N",
                    help="training examples for teacher fine-tuning, a seeded sample (default: "
                         f"{d.finetune.max_train_examples}; config: finetune.max_train_examples)")
@@ -153,7 +183,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sequence-lengths", "--seq-lengths", dest="seq_lengths", type=int, nargs="+", metavar="L",
                    help="sequence lengths to export and measure (default: "
                         f"{' '.join(map(str, d.sequence_lengths))}; config: sequence_lengths)")
-    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], help="artifact formats (default: "
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite", "executorch"], help="artifact formats (default: "
                    f"{' '.join(d.formats)}; config: formats)")
     p.add_argument("--threads", type=int, help=f"threads for inference and measurement (default: {d.threads}; "
                    "config: threads)")
@@ -185,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "finetune", "fine-tune a bare encoder into a task teacher (cached)")
     p.add_argument("encoder", help="Hugging Face encoder: a local folder, pkg:// path, or a model id in the local HF cache")
     _add_data_args(p, required=True)
-    _add_task_args(p)
+    _add_task_arg(p)
+    _add_reading_args(p)
     p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
                    help="at most this many training examples, a seeded sample (default: all; FinetuneConfig."
                         "max_train_examples)")
@@ -202,8 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="student folder to write (checkpoints go to <output>.work)")
     _add_data_args(p, required=True)
     p.add_argument("--student", help=f"student spec (default: {dd.student})")
-    p.add_argument("--task", help="per-task preset of the TinyBERT recipe (sst2, cola, mrpc, qqp, mnli, qnli, rte); "
-                   "explicit flags override it (default: none)")
+    p.add_argument("--task", help=f"{TASK_HELP}; explicit flags override a preset's settings (default: "
+                   "text-classification, no preset)")
+    p.add_argument("--metric", help="dev metric that selects the best checkpoint: accuracy, mcc, f1, macro_f1, "
+                   "spearman, pearson, entity_f1 (ner), exact_match (qa) (default: the preset's, else the task's "
+                   "primary metric)")
+    _add_reading_args(p)
     p.add_argument("--config", help="TOML file with a [distill] table, any DistillConfig key (default: none)")
     p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
                    help="at most this many training examples, a seeded sample (default: all; DistillConfig."
@@ -235,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "augment", "TinyBERT data augmentation: N new sentences per example, label kept (cached)")
     p.add_argument("model", help="BERT folder giving the candidates: masked-LM head if it has one, else embedding neighbours")
     _add_data_args(p, required=True, splits=False)  # the training data; a pair's second text is kept as it is
+    _add_task_arg(p)
     p.add_argument("--out", required=True, help="JSONL file to write (originals and augmented copies; --data reads it)")
     p.add_argument("--n-augmented", type=int, help=f"new sentences per example, N_a (default: {ad.n_augmented})")
     p.add_argument("--p-t", type=float, help=f"probability of replacing each word, p_t (default: {ad.p_t:g})")
@@ -250,8 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "export", "export a model folder to ONNX and TFLite with dynamic int8, verified")
     p.add_argument("model", help="fine-tuned model folder (teacher or student)")
     p.add_argument("output", help="folder for the artifacts")
-    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite"], default=["onnx", "tflite"],
-                   help="artifact formats (default: onnx tflite)")
+    p.add_argument("--formats", nargs="+", choices=["onnx", "tflite", "executorch", "onnx-text", "mediapipe"],
+                   default=["onnx", "tflite"], help="artifact formats: ONNX, TFLite, ExecuTorch .pte, ONNX with the "
+                   "tokenizer in the graph (strings in), MediaPipe Text Classifier (one --seq-lengths value) "
+                   "(default: onnx tflite)")
+    p.add_argument("--min-tokenizer-agreement", type=float, default=1.0, help="onnx-text and mediapipe: the share of "
+                   "--data texts on which their own tokenizer must give Hugging Face's ids, or the export fails "
+                   "naming the strings (default: 1.0, every text)")
     p.add_argument("--no-quantize", action="store_true", help="fp32 only (default: fp32 and dynamic int8)")
     p.add_argument("--seq-lengths", type=int, nargs="+", default=list(DEFAULT_SEQUENCE_LENGTHS),
                    help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata (default: 64 128)")
@@ -286,9 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="bundle folder or .zip")
 
     p = _subcommand(sub, "evaluate", "accuracy of a model folder or artifact on labelled data")
-    p.add_argument("model", help="model folder, .onnx file/folder or .tflite file")
-    p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert"], default=None,
-                   help="default: from the path (.tflite: litert, .onnx: onnxruntime, else torch)")
+    p.add_argument("model", help="model folder, .onnx file/folder, .tflite or .pte file")
+    p.add_argument("--backend", choices=["torch", "torch-int8", "onnxruntime", "litert", "executorch"], default=None,
+                   help="default: from the path (.tflite: litert, .onnx: onnxruntime, .pte: executorch, else torch)")
     _add_data_args(p, required=True, splits=False)
     _add_split_arg(p)
     p.add_argument("--model-folder", help="folder with the tokenizer and labels (default: beside the artifact, "
@@ -352,36 +393,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "encoding",
-            "encoding_errors", "label_all_subtokens", "doc_stride")
+    keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "label_names",
+            "header", "encoding", "encoding_errors", "label_all_subtokens", "doc_stride")
     values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-    if getattr(args, "data_task", None) is not None:
-        values["task"] = args.data_task
+    if "label_names" in values:
+        values["label_names"] = tuple(values["label_names"])
     return values
 
 
-def _data_spec(args: argparse.Namespace):
+def _data_spec(args: argparse.Namespace, task: str | None = None):
     from tinybert_edge.data import DataSpec
 
     values = _data_overrides(args)
     extra = {key: values.pop(key) for key in ("label_all_subtokens", "doc_stride") if key in values}
-    return DataSpec(path=args.data, extra=extra,
-                    **{k: v for k, v in values.items() if k not in ("dev_path", "test_path", "task")})
+    return DataSpec(path=args.data, task=task or _task_choice(getattr(args, "task", None))[0], extra=extra,
+                    **{k: v for k, v in values.items() if k not in ("dev_path", "test_path")})
 
 
-def _chosen_rows(args: argparse.Namespace, task: Any = None):
-    """The rows of --data that --split names, read by `task` (the model's; text classification when None), and a
-    plain description of them for the output line."""
+def _chosen_rows(args: argparse.Namespace, task: str | None = None):
+    """The rows of --data that --split names (read as `task`'s examples, else --task's), and a plain description of
+    them for the output line."""
     from tinybert_edge.tasks import get_task
 
-    task = get_task(task) if task is not None else get_task()
-    data = task.read(_data_spec(args))
+    spec = _data_spec(args, task)
+    reader = get_task(spec.task)
+    data = reader.read(spec)
     name = Path(data.source).name
     if args.split == "all":
         return data, (f"every row of {name}, none held out (training rows included if the model was trained on "
                       "this file; --split test scores only the rows pipeline, finetune and distill held out)")
     defaults = _data_defaults()
-    part = dict(zip(("train", "dev", "test"), task.split(data, defaults.split, defaults.seed)))[args.split]
+    part = dict(zip(("train", "dev", "test"), reader.split(data, defaults.split, defaults.seed)))[args.split]
     return part, f"the {args.split} part of {name}'s seeded 80/10/10 split, the one pipeline, finetune and distill use"
 
 
@@ -403,8 +445,18 @@ def _pipeline_config(args: argparse.Namespace):
         config = dataclasses.replace(config, data=DataConfig(path=args.data, **_data_overrides(args)))
     elif _data_overrides(args):
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, **_data_overrides(args)))
+    data_task, preset = _task_choice(args.task)
+    if preset is not None:
+        # The preset's settings first; the distill flags below go on top of them.
+        from tinybert_edge.config import task_defaults
+
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, task=data_task),
+                                     distill=dataclasses.replace(config.distill, **task_defaults(preset), task=preset))
+    elif data_task is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, task=data_task))
     distill = {"student": args.student, "max_train_examples": args.distill_examples,
-               "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs}
+               "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
+               "metric": args.metric}
     config = dataclasses.replace(config, distill=dataclasses.replace(
         config.distill, **{k: v for k, v in distill.items() if v is not None}))
     if args.finetune_examples is not None:
@@ -431,10 +483,8 @@ def _splits(args: argparse.Namespace, task: str | None = None):
     from tinybert_edge.config import DataConfig
     from tinybert_edge.data import load_splits
 
-    overrides = _data_overrides(args)
-    if task is not None and "task" not in overrides:
-        overrides["task"] = task
-    return load_splits(DataConfig(path=args.data, **overrides))
+    return load_splits(DataConfig(path=args.data, task=_task_choice(getattr(args, "task", None))[0] or task,
+                                  **_data_overrides(args)))
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -484,10 +534,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if not (args.overwrite or args.resume):
         _refuse_existing(output, "student folder", resume=True)
-    train, dev, _ = _splits(args, _model_task(args.teacher))
-    overrides = {"task": args.task, "student": args.student, "max_train_examples": args.examples,
+    train, dev, _ = _splits(args, _model_task(args.teacher))  # --task, else the teacher's task reads the data
+    overrides = {"task": _task_choice(args.task)[1], "student": args.student, "max_train_examples": args.examples,
                  "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
-                 "attention_loss": args.attention_loss}
+                 "attention_loss": args.attention_loss, "metric": args.metric}
     config = distill_config_from(args.config, {k: v for k, v in overrides.items() if v is not None})
     result = distill(args.teacher, train, dev, output, config, work_dir=output.with_name(output.name + ".work"),
                      resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
@@ -535,18 +585,30 @@ def cmd_export(args: argparse.Namespace) -> int:
         _refuse_existing(Path(args.output), "artifact folder")
     config = ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths))
     qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32))
-    encoded, described = None, ""
+    encoded, described, texts = None, "", None
     if args.data:
         from tinybert_edge.artifacts import Artifact
         from tinybert_edge.converters.chain import parity_examples
 
         model = Artifact.open(args.model)
-        data = model.task.align(model.task.read(_data_spec(args)), model.config)
+        data = model.task.align(model.task.read(_data_spec(args, model.task.name)), model.config)
         encoded, described, _ = parity_examples(args.model, data, max_length=max(config.sequence_buckets))
+        # Texts for the tokenizer gate of the formats that carry their own tokenizer (text tasks only).
+        texts = list(data.texts) if model.task.text_inputs else None
+    from tinybert_edge.converters.tokenizer_gate import TokenizerGate
+
     artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
-                       config=config, qconfig=qconfig, parity_encoded=encoded, parity_description=described)
+                       config=config, qconfig=qconfig, parity_encoded=encoded, parity_description=described,
+                       texts=texts, texts_description=f"the {len(texts)} texts of {args.data}" if texts else "",
+                       tokenizer_gate=TokenizerGate(min_dev_agreement=args.min_tokenizer_agreement))
     for artifact in artifacts:
+        agreement = (artifact.metadata.get("tokenizer_agreement") or {}).get("dev")
+        if agreement:
+            print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}  its tokenizer gives Hugging Face's ids "
+                  f"on {agreement['agreeing']} of {agreement['n']} {agreement['texts']}", file=args.stdout)
         parity = artifact.metadata.get("parity") or {}
+        if not parity:
+            continue
         print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}  verified on {parity.get('inputs')}: "
               f"max |diff| {parity.get('max_abs_diff', float('nan')):.3g}, agreement "
               f"{parity.get('argmax_agreement', float('nan')):.4f}", file=args.stdout)
@@ -559,7 +621,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     artifact = Artifact.open(args.model)
     backend = args.backend or artifact.runtime
-    data, rows = _chosen_rows(args, artifact.task)
+    data, rows = _chosen_rows(args, artifact.task.name)  # the rows are read as the model's task's examples
     result = evaluate(args.model, data, backend=backend, max_length=args.max_length, threads=args.threads,
                       model_folder=args.model_folder)
     print(f"{result.primary_metric} {result.score:.4f} on {result.n} examples ({backend}): {rows}", file=args.stdout)
@@ -590,7 +652,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          **{k: (tuple(v) if isinstance(v, list) else v) for k, v in rules.items() if v is not None})
     from tinybert_edge.benchmarks.runner import bench
 
-    data, described = _chosen_rows(args, _model_task(args.teacher))
+    from tinybert_edge.artifacts import Artifact
+
+    data, described = _chosen_rows(args, Artifact.open(args.teacher).task.name)  # read as the teacher's task
     rows = bench(args.targets, config=config, progress=not args.no_progress, teacher=args.teacher,
                  data=data, out=args.out, max_examples=args.max_examples)
     print(render_comparison_markdown(rows), file=args.stdout)
@@ -655,6 +719,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 COMMANDS = {"augment": cmd_augment, "bench": cmd_bench, "cache": cmd_cache, "pipeline": cmd_pipeline,
             "finetune": cmd_finetune, "distill": cmd_distill, "general-distill": cmd_general_distill,
             "export": cmd_export, "evaluate": cmd_evaluate, "package": cmd_package, "verify": cmd_verify}
+# Commands that need the training stack (torch, transformers); `verify`, `package` and `cache` run without it.
+TRAINING_COMMANDS = ("augment", "bench", "pipeline", "finetune", "distill", "general-distill", "export", "evaluate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -671,6 +737,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(quiet=args.quiet, verbose=args.verbose)
         args.stdout = stdout
         try:
+            if args.command in TRAINING_COMMANDS:
+                from tinybert_edge.errors import require_training_stack
+
+                require_training_stack(f"`tinybert-edge {args.command}`")
             return COMMANDS[args.command](args)
         except TinyBertEdgeError as exc:
             if args.debug:

@@ -220,7 +220,7 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
     t0 = time.perf_counter()
     params = {"teacher": count_parameters_of(teacher_dir), "student": distill_summary["parameters"]}
     with contextlib.redirect_stdout(sys.stderr):  # the measurement's progress bar prints to stdout, which is the caller's
-        rows = measure_targets(config, targets, scores, encoded_test, params, progress, task.primary_metric)
+        rows = measure_targets(config, targets, scores, encoded_test, params, progress)
     timings["bench_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
@@ -251,6 +251,9 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
         "rows": rows,
         "timings_s": timings,
     }
+    from tinybert_edge.app.model_card import write_model_card
+
+    report["model_card"] = str(write_model_card(report, student_dir))
     write_report(report, run_dir)
     return report
 
@@ -298,7 +301,8 @@ def evaluate_targets(targets: list[dict[str, Any]], encoded_test, threads: int, 
     for target in tqdm(targets, desc="evaluate", unit="model", disable=not progress):
         session = open_session(target["backend"], target["path"], threads)
         result = evaluate_session(session, encoded_test, batch_size=64)
-        entry = {"metrics": result.metrics, "n": result.n}
+        entry = {"metrics": result.metrics, "n": result.n, "primary_metric": result.primary_metric,
+                 **({"details": result.extra} if result.extra else {})}
         if target["name"] == "student · PyTorch fp32":
             student = result
         elif target["role"] == "student" and student is not None:
@@ -309,8 +313,7 @@ def evaluate_targets(targets: list[dict[str, Any]], encoded_test, threads: int, 
     return results
 
 
-def measure_targets(config: PipelineConfig, targets, scores, encoded_test, params: dict[str, int], progress: bool,
-                    primary_metric: str = "accuracy"):
+def measure_targets(config: PipelineConfig, targets, scores, encoded_test, params: dict[str, int], progress: bool):
     from tinybert_edge.benchmarks import BenchConfig, Target, bench, compare_to_teacher
 
     bench_config = BenchConfig(sequence_lengths=tuple(config.sequence_lengths), batch_size=1, threads=config.threads,
@@ -318,12 +321,11 @@ def measure_targets(config: PipelineConfig, targets, scores, encoded_test, param
     inputs = encoded_test.fixed_length(config.sequence_lengths, rows=256)
     bench_targets = [
         Target(name=t["name"], role=t["role"], backend=t["backend"], path=Path(t["path"]), precision=t["precision"],
-               accuracy=scores[t["name"]]["metrics"].get("accuracy"), params=params[t["role"]])
+               accuracy=scores[t["name"]]["metrics"].get("accuracy"), params=params[t["role"]],
+               metrics=scores[t["name"]]["metrics"], primary_metric=scores[t["name"]]["primary_metric"])
         for t in targets
     ]
     rows = bench(bench_targets, inputs, bench_config, progress=progress)
     for row in rows:
-        row.update({k: v for k, v in scores[row["name"]].items()})
-        if primary_metric != "accuracy":  # the row reads (and compares with the teacher) the task's own metric
-            row.update({"primary_metric": primary_metric, primary_metric: row["metrics"].get(primary_metric)})
+        row.update({k: v for k, v in scores[row["name"]].items() if k != "primary_metric"})
     return compare_to_teacher(rows, targets[0]["name"])

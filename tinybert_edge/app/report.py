@@ -20,29 +20,30 @@ def _teacher_line(report: dict[str, Any]) -> str:
         return f"- teacher: `{source}` (a fine-tuned classifier, used as given)"
     examples = tuned.get("train_examples")
     metric = report.get("primary_metric") or "accuracy"
-    accuracy = tuned.get("dev_accuracy") if metric == "accuracy" else (tuned.get("dev_metrics") or {}).get(metric)
+    score = (tuned.get("dev_metrics") or {}).get(metric, tuned.get("dev_accuracy") if metric == "accuracy" else None)
     return (f"- teacher: `{source}` fine-tuned on {examples if examples is not None else '?'} train examples of "
             f"`{tuned.get('data') or report['data']['source']}`"
-            + (f" (dev {_metric_label(report)} {100 * accuracy:.1f}%)" if isinstance(accuracy, (int, float)) else "")
+            + (f" (dev {metric} {100 * score:.1f}%)" if isinstance(score, (int, float)) else "")
             + f"; cached in `{teacher['path']}`")
 
 
-def _labels(data: dict[str, Any]) -> str:
-    return f"labels {', '.join(data['labels'])}; " if data.get("labels") else ""
-
-
-def _metric_label(report: dict[str, Any]) -> str:
-    """The task's primary metric as a column names it ("accuracy", "entity f1")."""
-    return str(report.get("primary_metric") or "accuracy").replace("_", " ")
-
-
 def _evaluated_on(data: dict[str, Any], metric: str = "accuracy") -> str:
-    """Which rows the metric column scores, said plainly: a 'test' split that is the dev file is called so."""
+    """Which rows the metric columns score, said plainly: a 'test' split that is the dev file is called so."""
     if data.get("test_is_dev"):
         return f"{metric} below is on the dev file `{data.get('test_file')}` ({data['test']} examples; no separate test file was given)"
     if data.get("test_file"):
         return f"{metric} below is on the test file `{data['test_file']}` ({data['test']} examples)"
     return f"{metric} below is on the held-out test split ({data['test']} examples)"
+
+
+def _labels(data: dict[str, Any], task: str | None = None) -> str:
+    if data.get("labels"):
+        return f"labels {', '.join(data['labels'])}"
+    return "answer spans" if task == "question-answering" else "scores (regression)"
+
+
+def _primary(report: dict[str, Any]) -> str:
+    return report.get("primary_metric") or "accuracy"
 
 
 def _headline_table(report: dict[str, Any]) -> str:
@@ -52,10 +53,11 @@ def _headline_table(report: dict[str, Any]) -> str:
     from tinybert_edge.benchmarks.rows import latency_ms, peak_rss_mb
 
     length = max(report["config"]["sequence_lengths"])
-    lines = [f"| model | {_metric_label(report)} | size MB | p50 ms @ {length} | speedup | peak RSS MB | memory × |",
+    metric = _primary(report)
+    lines = [f"| model | {metric} | size MB | p50 ms @ {length} | speedup | peak RSS MB | memory × |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for row in report["rows"]:
-        accuracy = row.get(report.get("primary_metric") or "accuracy")
+        accuracy = row.get(metric)
         size = row.get("size_bytes")
         speedup = (row.get("speedup") or {}).get(str(length))
         memory = row.get("memory_reduction")
@@ -97,13 +99,15 @@ def render_report_markdown(report: dict[str, Any]) -> str:
         f"# tinybert-edge pipeline report: {run_dir.name}",
         "",
         _headline_table(report),
-        f"- data: `{data['source']}`, {_labels(data)}{data['train']} train / {data['dev']} dev / "
-        f"{data['test']} test examples ({_evaluated_on(data, _metric_label(report))})"
+        f"- data: `{data['source']}`, {_labels(data, report.get('task'))} ({report.get('task', 'text-classification')}); "
+        f"{data['train']} train / {data['dev']} dev / {data['test']} test examples "
+        f"({_evaluated_on(data, _primary(report))})"
         + (f"; {data['iob_repairs']} entities start with I- (read as beginnings, as conlleval does)"
            if data.get("iob_repairs") else ""),
         _teacher_line(report),
         f"- student: `{student['config']['student']}`, {student['parameters'] / 1e6:.1f}M parameters, layer map "
-        f"{student['layer_map']}, distilled on {student['train_examples']} of the {data['train']} train examples",
+        f"{student['layer_map']}, distilled on {student['train_examples']} of the {data['train']} train examples"
+        + (f"; checkpoint selected by dev {student['selection_metric']}" if student.get("selection_metric") else ""),
         f"- latency: batch 1, {report['config']['threads']} threads, p50/p90/p99 in ms; speedup, size and memory "
         "ratios are against the teacher in PyTorch fp32, measured in this run",
         *_environment_lines(report),
@@ -115,11 +119,45 @@ def render_report_markdown(report: dict[str, Any]) -> str:
         "",
         "![accuracy against latency](accuracy_vs_latency.png)",
         "",
+        *_metrics_section(report, run_dir),
         *(["![loss terms per step](loss_curves.png)", ""] if (run_dir / "loss_curves.png").is_file() else []),
         "Stage times (s): " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in timings.items()),
         "",
     ]
     return "\n".join(lines)
+
+
+def _metrics_section(report: dict[str, Any], run_dir: Path) -> list[str]:
+    """Every task metric of every model (macro precision, recall and F1, Matthews correlation beside accuracy for a
+    classifier; Pearson, Spearman and MSE for regression), and each classifier's confusion matrix."""
+    from tinybert_edge.benchmarks.readme import format_number, markdown_cell
+
+    rows = [row for row in report["rows"] if row.get("metrics")]
+    if not rows:
+        return []
+    names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))
+    lines = ["## Task metrics", "", "| model | " + " | ".join(names) + " | agreement with the student |",
+             "|---|" + "---:|" * (len(names) + 1)]
+    for row in rows:
+        agreement = row.get("agreement_with_student")
+        lines.append("| " + " | ".join([markdown_cell(row["name"])]
+                                         + [format_number(row["metrics"].get(name), 4) for name in names]
+                                         + ["—" if agreement is None else f"{100 * agreement:.1f}%"]) + " |")
+    lines.append("")
+    labels = report["data"].get("labels") or []
+    matrices = [(row["name"], row["details"]["confusion_matrix"]) for row in rows
+                if (row.get("details") or {}).get("confusion_matrix")]
+    for name, matrix in matrices:
+        shown = labels if len(labels) == len(matrix) else [str(i) for i in range(len(matrix))]
+        lines += [f"Confusion matrix of {markdown_cell(name)} (rows: true label, columns: predicted):", "",
+                  "| true \\ predicted | " + " | ".join(map(markdown_cell, shown)) + " |",
+                  "|---|" + "---:|" * len(shown)]
+        lines += ["| " + " | ".join([markdown_cell(label)] + [str(v) for v in counts]) + " |"
+                  for label, counts in zip(shown, matrix)]
+        lines.append("")
+    if matrices and (run_dir / "confusion_matrix.png").is_file():
+        lines += ["![confusion matrices](confusion_matrix.png)", ""]
+    return lines
 
 
 def write_report(report: dict[str, Any], run_dir: Path) -> None:
@@ -128,6 +166,12 @@ def write_report(report: dict[str, Any], run_dir: Path) -> None:
 
     try:
         plot_accuracy_vs_latency(report["rows"], run_dir / "accuracy_vs_latency.png", seq_len=max(report["config"]["sequence_lengths"]))
+        matrices = [(row["name"], row["details"]["confusion_matrix"]) for row in report["rows"]
+                    if (row.get("details") or {}).get("confusion_matrix")]
+        if matrices:
+            from tinybert_edge.benchmarks.plots import plot_confusion_matrices
+
+            plot_confusion_matrices(matrices, report["data"].get("labels") or [], run_dir / "confusion_matrix.png")
         logs = sorted((run_dir / "work").glob("*.jsonl"))
         if logs:
             plot_loss_curves(logs, run_dir / "loss_curves.png")

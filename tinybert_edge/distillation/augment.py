@@ -24,7 +24,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import numpy as np
 
 from tinybert_edge.config import AugmentConfig
-from tinybert_edge.data import TextClassificationData, sample
+from tinybert_edge.data import sample
 from tinybert_edge.errors import DataError, ModelError
 from tinybert_edge.io import atomic_path, sha256_tree, write_json_atomic
 
@@ -318,7 +318,7 @@ def new_sentences(sentence: Sentence, candidates: dict[int, list[str]], config: 
     return copies
 
 
-def cache_key(folder: Path, data: TextClassificationData, config: AugmentConfig) -> str:
+def cache_key(folder: Path, data: Any, config: AugmentConfig) -> str:
     from tinybert_edge.training.finetune import data_digest
 
     return hashlib.sha256(json.dumps({
@@ -333,13 +333,13 @@ def _chunk_path(cache: Path, index: int) -> Path:
     return cache / f"chunk-{index:05d}.jsonl"
 
 
-def _rows(data: TextClassificationData, index: int, texts: Sequence[str]) -> list[dict[str, Any]]:
+def _rows(data: Any, index: int, texts: Sequence[str]) -> list[dict[str, Any]]:
     """JSONL rows of one example: the original first, then its augmented copies (same label, same second text)."""
     rows = []
     for copy_number, text in enumerate(texts):
         row: dict[str, Any] = {"text": text} if data.text_pairs is None else {
             "sentence1": text, "sentence2": data.text_pairs[index]}
-        row.update({"label": data.label_names[data.labels[index]], "source_index": index, "augmented": copy_number > 0})
+        row.update({"label": data.label_of(index), "source_index": index, "augmented": copy_number > 0})
         rows.append(row)
     return rows
 
@@ -356,26 +356,22 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _assemble(data: TextClassificationData, rows: list[dict[str, Any]], source: str) -> TextClassificationData:
-    position = {name: i for i, name in enumerate(data.label_names)}
+def _assemble(data: Any, rows: list[dict[str, Any]], source: str) -> Any:
     pairs = data.text_pairs is not None
-    return TextClassificationData(
-        texts=[row["sentence1" if pairs else "text"] for row in rows],
-        labels=[position[row["label"]] for row in rows],
-        label_names=list(data.label_names),
-        text_pairs=[row["sentence2"] for row in rows] if pairs else None,
-        source=source,
-    )
+    return data.with_examples(texts=[row["sentence1" if pairs else "text"] for row in rows],
+                              labels=[row["label"] for row in rows],
+                              text_pairs=[row["sentence2"] for row in rows] if pairs else None, source=source)
 
 
 def augment(
     model_folder: str | Path,
-    data: TextClassificationData,
+    data: Any,
     config: AugmentConfig = AugmentConfig(),
     cache_dir: str | Path | None = None,
     progress: bool = True,
-) -> TextClassificationData:
-    """Return `data`'s examples, each followed by `config.n_augmented` augmented copies with the same label.
+) -> Any:
+    """Return `data`'s examples, each followed by `config.n_augmented` augmented copies with the same label (class
+    or score: any task's data with `label_of` and `with_examples`).
 
     Candidates come from `model_folder` (a BERT folder; with a masked-LM head both generators run, without one the
     embedding neighbours alone). For sentence pairs the first text is augmented and the second kept. The result is
@@ -445,13 +441,13 @@ def augment(
     return _assemble(data, [row for i in range(n_chunks) for row in _read_rows(_chunk_path(cache, i))], source)
 
 
-def write_jsonl(data: TextClassificationData, path: str | Path) -> Path:
+def write_jsonl(data: Any, path: str | Path) -> Path:
     """Write `data` as JSONL that `load_data` reads back (text/label, or sentence1/sentence2/label), atomically."""
     rows = []
     for i, text in enumerate(data.texts):
         row: dict[str, Any] = {"text": text} if data.text_pairs is None else {
             "sentence1": text, "sentence2": data.text_pairs[i]}
-        row["label"] = data.label_names[data.labels[i]]
+        row["label"] = data.label_of(i)
         rows.append(row)
     _write_chunk(Path(path), rows)
     return Path(path)

@@ -2,7 +2,8 @@
 
 The attention term is TinyBERT's score MSE (equal head counts, one student layer per mapped teacher layer) or, with
 attention_loss = "relation", MiniLM's self-attention relation KL on the last mapped layer pair, which needs no equal
-head count or width.
+head count or width. A student initialised from the teacher (`from-teacher:`) brings its stream projection P, at
+whose transpose W_e and W_h start, and, when it kept fewer heads, which teacher head each of its heads is.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ class Distiller(nn.Module):
     """Holds the student and its projections, and turns teacher/student features into the named loss terms."""
 
     def __init__(self, student: Any, teacher_config: Any, teacher_layers: list[int], shared_projection: bool = False,
-                 attention: bool = True, attention_loss: str = "scores", relation_heads: int = 12):
+                 attention: bool = True, attention_loss: str = "scores", relation_heads: int = 12,
+                 initial_projection: tuple[torch.Tensor, torch.Tensor] | None = None):
         super().__init__()
         self.student = student
         self.teacher_layers = teacher_layers
@@ -30,7 +32,15 @@ class Distiller(nn.Module):
         self.attention_loss = attention_loss
         self.relation_heads = relation_heads
         s_cfg, t_cfg = student.config, teacher_config
-        if attention and attention_loss == "scores" and s_cfg.num_attention_heads != t_cfg.num_attention_heads:
+        # A student initialised from the teacher with fewer heads knows which teacher head each of its heads is:
+        # the score loss then compares those pairs (only when it maps to the layers it was initialised from).
+        self.head_map: list[list[int]] | None = None
+        record = getattr(s_cfg, "student_init", None)
+        if (isinstance(record, dict) and record.get("method") == "from-teacher"
+                and list(record.get("layers") or []) == list(teacher_layers) and record.get("heads")):
+            self.head_map = [list(map(int, heads)) for heads in record["heads"]]
+        if (attention and attention_loss == "scores" and s_cfg.num_attention_heads != t_cfg.num_attention_heads
+                and self.head_map is None):
             raise ConfigError(
                 f"the attention loss compares heads one to one, but the student has {s_cfg.num_attention_heads} heads "
                 f"and the teacher {t_cfg.num_attention_heads}; give the student {t_cfg.num_attention_heads} heads, "
@@ -55,6 +65,20 @@ class Distiller(nn.Module):
             else:
                 self.embedding_projection = nn.Linear(width_s, width_t)
                 self.hidden_projections = nn.ModuleList(nn.Linear(width_s, width_t) for _ in teacher_layers)
+            if initial_projection is not None:
+                self._start_at(*initial_projection)
+
+    def _start_at(self, projection: torch.Tensor, offset: torch.Tensor) -> None:
+        """W = P^T, b = offset: for a student made with x_S = x_T P, x_S W ≈ x_T, so the hidden and embedding terms
+        start near zero instead of asking the student's states to fit a random projection."""
+        if tuple(projection.shape) != (self.embedding_projection.out_features, self.embedding_projection.in_features):
+            raise ConfigError(f"initial projection of shape {tuple(projection.shape)} does not map the student's width "
+                              f"{self.embedding_projection.in_features} to the teacher's "
+                              f"{self.embedding_projection.out_features}")
+        with torch.no_grad():
+            for linear in {id(m): m for m in [self.embedding_projection, *self.hidden_projections]}.values():
+                linear.weight.copy_(projection)
+                linear.bias.copy_(offset)
 
     def _hidden_projection(self, index: int) -> nn.Module | None:
         return self.hidden_projections[index] if len(self.hidden_projections) else None
@@ -67,9 +91,10 @@ class Distiller(nn.Module):
         attention = hidden = 0.0
         for m, n in enumerate(self.teacher_layers):
             if self.attention and self.attention_loss == "scores":
-                attention = attention + losses.attention_loss(
-                    student.attention_scores[m], teacher.attention_scores[n - 1], attention_mask
-                )
+                scores = teacher.attention_scores[n - 1]
+                if self.head_map is not None:
+                    scores = scores[:, self.head_map[m]]
+                attention = attention + losses.attention_loss(student.attention_scores[m], scores, attention_mask)
             hidden = hidden + losses.hidden_loss(
                 student.hidden_states[m + 1], teacher.hidden_states[n], self._hidden_projection(m)
             )
@@ -103,9 +128,12 @@ class IntermediateObjective:
         from tinybert_edge.distillation.features import ScoreRecorder
 
         self.student, self.teacher, self.config = student, teacher, config
+        from tinybert_edge.distillation.student import stream_projection
+
         self.distiller = Distiller(student, teacher.config, teacher_layers, config.shared_projection,
                                    attention=config.attention_weight > 0, attention_loss=config.attention_loss,
-                                   relation_heads=config.relation_heads).to(device)
+                                   relation_heads=config.relation_heads,
+                                   initial_projection=stream_projection(student)).to(device)
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)

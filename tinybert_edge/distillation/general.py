@@ -7,6 +7,7 @@ The result is a student folder that task distillation takes as its starting poin
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import random
@@ -118,7 +119,8 @@ def general_distill(
 
     from tinybert_edge.distillation.distiller import IntermediateObjective
     from tinybert_edge.distillation.layer_map import layer_map
-    from tinybert_edge.distillation.student import build_student
+    from tinybert_edge.distillation.student import build_student, is_teacher_init
+    from tinybert_edge.distillation.teacher_init import IMPORTANCE_EXAMPLES, StudentShape, describe, encode_texts
     from tinybert_edge.training.loop import LoopSpec, init_distributed, pick_device, run_loop
     from tinybert_edge.io import sha256_tree
     from tinybert_edge.models import check_model_folder, count_parameters, load_tokenizer, save_model
@@ -135,7 +137,12 @@ def general_distill(
     stream = TextStream(corpus, tokenizer, config.max_length, config.shuffle_buffer)
     lines = len(stream)  # one streaming pass; an empty corpus fails here, before any model is built
     torch.manual_seed(config.seed)
-    student = build_student(config.student, teacher_model, head=False)
+    importance = None
+    if is_teacher_init(config.student):  # the corpus's first lines rank the teacher's units
+        texts = list(itertools.islice(stream._lines(), IMPORTANCE_EXAMPLES))
+        importance = encode_texts(tokenizer, texts, config.max_length)
+    student = build_student(config.student, teacher_model, head=False, importance_data=importance, tokenizer=tokenizer)
+    start = dict(student.config.student_init)
     mapping = layer_map(student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, config.layer_map)
     log.info("general distillation: %s -> student %s (%d layers, width %d, %.1fM parameters), layer map %s, "
              "corpus %s (%d lines, streamed)", folder, config.student, student.config.num_hidden_layers,
@@ -164,9 +171,12 @@ def general_distill(
     summary = GeneralDistillResult(student_dir=Path(out_dir), steps=result.steps, seconds=round(result.seconds, 2),
                                    examples_per_second=round(result.examples_per_second, 2), layer_map=mapping,
                                    final_loss=final_loss)
+    student.config.student_init = describe("general-distilled", start.get("shape") or StudentShape.from_config(
+        student.config).name, start=start, steps=result.steps, corpus_lines=lines)
     if context.is_main:
         save_model(student, tokenizer, out_dir)
         write_json_atomic(Path(out_dir) / "general_distill.json", {
+            "student_init": student.config.student_init,
             "teacher": str(folder), "corpus": str(stream.path), "corpus_lines": lines, "config": asdict(config),
             "layer_map": mapping, "steps": result.steps, "examples": result.examples, "seconds": summary.seconds,
             "examples_per_second": summary.examples_per_second, "final_loss": final_loss,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tinybert_edge.config import DistillConfig, task_defaults
-from tinybert_edge.data import TextClassificationData, sample
-from tinybert_edge.errors import DistillationError, RunDirExistsError
+from tinybert_edge.data import sample
+from tinybert_edge.errors import ConfigError, DistillationError, RunDirExistsError
 from tinybert_edge.io import write_json_atomic
 
 # Beside the checkpoints in the work folder: the settings they were written with, so that a resume with other
@@ -31,8 +31,12 @@ class DistillResult:
     dev_metrics: dict[str, float]
     primary_metric: str = "accuracy"
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The dev metric that selected the checkpoint (DistillConfig.metric, else the primary metric).
+    selection_metric: str | None = None
     layer_map: list[int] = field(default_factory=list)
     parameters: int = 0
+    # How the student was made before distillation (config.student_init): its name, method and details.
+    student_init: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dev_score(self) -> float:
@@ -46,8 +50,8 @@ class DistillResult:
 
 def distill(
     teacher: str | Path,
-    train: TextClassificationData,
-    dev: TextClassificationData,
+    train: Any,
+    dev: Any,
     out_dir: str | Path,
     config: DistillConfig = DistillConfig(),
     work_dir: str | Path | None = None,
@@ -57,6 +61,9 @@ def distill(
 ) -> DistillResult:
     """Distil the fine-tuned model in `teacher` (of the data's task) into a student saved at `out_dir`.
 
+    The best stage-2 checkpoint on `dev` is kept, by `config.metric` (a task preset sets it: Matthews correlation
+    for CoLA, F1 for MRPC, Spearman for STS-B) or else the task's primary metric; distill.json records which.
+
     `work_dir` holds checkpoints and the loss log (JSONL, one line per logged step and term); with `resume`, each
     stage continues from its last checkpoint, which must come from the same configuration. An existing `out_dir`
     is replaced only with `overwrite` (or `resume`, which finishes what a previous call started there).
@@ -65,7 +72,8 @@ def distill(
 
     from tinybert_edge.distillation.distiller import IntermediateObjective
     from tinybert_edge.distillation.layer_map import layer_map
-    from tinybert_edge.distillation.student import build_student
+    from tinybert_edge.distillation.student import build_student, is_teacher_init
+    from tinybert_edge.distillation.teacher_init import IMPORTANCE_EXAMPLES
     from tinybert_edge.training.loop import LoopSpec, init_distributed, pick_device, run_loop
     from tinybert_edge.evaluation import evaluate_session
     from tinybert_edge.models import count_parameters, load_model, load_tokenizer, save_model
@@ -88,6 +96,11 @@ def distill(
     if work_dir:
         check_output_location(work_dir, "work folder")
     task.check_training_data(train, "training")
+    selection = config.metric or task.primary_metric
+    allowed = task.selection_metrics(train)
+    if selection not in allowed:
+        raise ConfigError(f"distill.metric = {selection!r} cannot select checkpoints of this {task.name} data; "
+                          f"allowed: {', '.join(allowed)}; set metric= (--metric) to one of them")
     from tinybert_edge.models import resolve_model_path
 
     teacher = resolve_model_path(teacher, "teacher")  # one folder for loading and for the checkpoint digest
@@ -95,10 +108,14 @@ def distill(
     train, dev = task.align(train, teacher_model.config), task.align(dev, teacher_model.config)
     tokenizer = load_tokenizer(teacher)
     torch.manual_seed(config.seed)  # a randomly initialised student and the projections are part of the recipe
-    student = build_student(config.student, teacher_model, task=task)
+    # A student initialised from the teacher ranks the teacher's units on a sample of the training texts.
+    importance = (task.encode(tokenizer, sample(train, IMPORTANCE_EXAMPLES, config.seed), config.max_length)
+                  if is_teacher_init(config.student) else None)
+    student = build_student(config.student, teacher_model, task=task, importance_data=importance, tokenizer=tokenizer)
+    student_init = dict(student.config.student_init)
     mapping = layer_map(student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, config.layer_map)
-    log.info("distill: student %s (%d layers, width %d, %.1fM parameters), layer map %s, attention loss %s",
-             config.student, student.config.num_hidden_layers, student.config.hidden_size,
+    log.info("distill: student %s (%s; %d layers, width %d, %.1fM parameters), layer map %s, attention loss %s",
+             config.student, student_init["name"], student.config.num_hidden_layers, student.config.hidden_size,
              count_parameters(student) / 1e6, mapping, config.attention_loss)
 
     device = pick_device()
@@ -145,7 +162,7 @@ def distill(
             student.to(where)
 
     def dev_score() -> float:
-        return dev_metrics()[task.primary_metric]
+        return dev_metrics()[selection]
 
     stages: dict[str, dict[str, Any]] = {}
     common = dict(batch_size=config.batch_size, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
@@ -155,7 +172,7 @@ def distill(
         spec = LoopSpec(name="intermediate", epochs=config.intermediate_epochs, learning_rate=config.learning_rate, **common)
         result = run_loop(spec, intermediate.distiller, intermediate, encoded_train, device=device, work_dir=work,
                           resume=resume, digest=digest, progress=progress)
-        stages["intermediate"] = _stage_summary(result, task.primary_metric)
+        stages["intermediate"] = _stage_summary(result, selection)
     intermediate.remove()
     if config.prediction_epochs > 0:
         cache_seconds = 0.0
@@ -168,17 +185,20 @@ def distill(
                         learning_rate=config.prediction_learning_rate or config.learning_rate, **common)
         result = run_loop(spec, student, prediction, encoded_train, device=device, work_dir=work,
                           evaluate=dev_score, resume=resume, digest=digest, progress=progress)
-        stages["prediction"] = {**_stage_summary(result, task.primary_metric), "teacher_logits_seconds": round(cache_seconds, 2)}
+        stages["prediction"] = {**_stage_summary(result, selection), "teacher_logits_seconds": round(cache_seconds, 2)}
     student.to("cpu").eval()
     metrics = dev_metrics()
     summary = DistillResult(student_dir=Path(out_dir), dev_metrics=metrics, primary_metric=task.primary_metric,
-                            stages=stages, layer_map=mapping, parameters=count_parameters(student))
+                            stages=stages, selection_metric=selection, layer_map=mapping,
+                            parameters=count_parameters(student), student_init=student_init)
     if context.is_main:  # every process holds the same student; one writes it
         save_model(student, tokenizer, out_dir)
         write_json_atomic(Path(out_dir) / "distill.json", {
             "teacher": str(teacher), "task": task.name, "config": asdict(config), "layer_map": mapping,
-            "dev_metrics": metrics, "primary_metric": task.primary_metric, "dev_accuracy": metrics.get("accuracy"),
+            "dev_metrics": metrics, "primary_metric": task.primary_metric, "selection_metric": selection,
+            "dev_accuracy": metrics.get("accuracy"),
             "train_examples": len(train), "stages": stages, "parameters": summary.parameters,
+            "student_init": student_init,
             "processes": context.world,
         })
         log.info("distill: student dev %s %.4f, saved to %s", task.primary_metric, summary.dev_score, out_dir)

@@ -19,8 +19,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.errors import BundleError, MissingDependencyError
-from tinybert_edge.runtime.wordpiece import Encoding, TokenizerSettings, UnicodeTables, WordPieceTokenizer, parse_vocab
+from tinybert_edge.errors import BundleError, DataError, MissingDependencyError
+from tinybert_edge.runtime.rust_tokenizer import make_tokenizer
+from tinybert_edge.runtime.wordpiece import Encoding, TokenizerSettings, UnicodeTables, parse_vocab
 from tinybert_edge.tasks.base import stack_rows
 from tinybert_edge.tasks.classification import Prediction, softmax
 
@@ -335,7 +336,7 @@ class BundleModel:
     (labels), and one model in its runtime."""
 
     def __init__(self, where: str, manifest: dict[str, Any], files: Mapping[str, bytes], model: Mapping[str, Any],
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, tokenizer: str = "auto") -> None:
         self.where = where
         self.manifest = manifest
         self.model = dict(model)
@@ -344,8 +345,8 @@ class BundleModel:
         settings = tokenizer_settings(manifest)
         tables = UnicodeTables(files[manifest["tokenizer"]["unicode_tables_file"]].decode("ascii"),
                                f"{where}/{manifest['tokenizer']['unicode_tables_file']}")
-        self.tokenizer = WordPieceTokenizer(parse_vocab(files[manifest["tokenizer"]["vocab_file"]], where), settings,
-                                            tables)
+        self.tokenizer = make_tokenizer(parse_vocab(files[manifest["tokenizer"]["vocab_file"]], where), settings,
+                                        tables, tokenizer)
         self.runner = open_runner(files[model["file"]], model, threads)
         if self.runner.buckets and settings.max_length > self.runner.buckets[-1]:
             raise BundleError(f"the bundle's tokenizer max_length ({settings.max_length}) exceeds the largest bucket "
@@ -369,25 +370,38 @@ class BundleModel:
     def max_length(self) -> int:
         return self.tokenizer.settings.max_length
 
-    def encode(self, texts: Sequence[str | bytes]) -> list[Encoding]:
-        return [self.tokenizer.encode(text) for text in texts]
+    def encode(self, texts: Sequence[str | bytes], pairs: Sequence[str | bytes] | None = None) -> list[Encoding]:
+        """Each text (with its second text, for sentence-pair models such as STS-B's) as [CLS] a [SEP] (b [SEP])."""
+        if pairs is None:
+            return self.tokenizer.encode_batch(texts)
+        if len(pairs) != len(texts):
+            raise DataError(f"{len(texts)} texts but {len(pairs)} second texts; give one second text per text")
+        return [self.tokenizer.encode(text, pair) for text, pair in zip(texts, pairs)]
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.task.output_width(self.manifest) or 0), dtype=np.float32)
 
-    def encode_inputs(self, inputs: Sequence[Any]) -> list[Any]:
-        """The encodings of each input as the task encodes them on a device (see Task.runtime_encode), in order;
-        an input may give several (each carries its `input_index`)."""
+    def encode_inputs(self, inputs: Sequence[Any], pairs: Sequence[Any] | None = None) -> list[Any]:
+        """The encodings of each input as the task encodes them on a device, in order: texts (with `pairs`, their
+        second texts) through the tokenizer's batch encoder for text tasks; otherwise through Task.runtime_encode,
+        where an input may give several encodings (question answering's windows, each with its `input_index`)."""
+        if self.task.text_inputs:
+            return self.encode(inputs, pairs)
+        if pairs is not None:
+            raise DataError(f"pairs are second texts of sentence-pair classifiers and regressions; a "
+                            f"{self.task.name} model takes its inputs whole ({self.task.input_description}); call "
+                            "predict(inputs) without pairs")
         return [encoding for index, item in enumerate(inputs)
                 for encoding in self.task.runtime_encode(self.tokenizer, item, index, self.manifest)]
 
-    def logits(self, texts: str | bytes | Sequence[str | bytes]) -> np.ndarray:
-        """The task's float32 output array for the texts (logits [n, labels] for a classifier); texts longer than
-        max_length tokens are truncated."""
-        batch = [texts] if isinstance(texts, (str, bytes, bytearray)) else list(texts)
+    def logits(self, texts: str | bytes | Sequence[str | bytes],
+               pairs: str | bytes | Sequence[str | bytes] | None = None) -> np.ndarray:
+        """The task's float32 output array for the texts, or text pairs (logits [n, labels] for a classifier, the
+        score [n, 1] for regression); texts longer than max_length tokens are truncated."""
+        batch, second = _batch(texts, pairs)
         if not batch:
             return self._empty()
-        return self.run_encodings(self.encode(batch))
+        return self.run_encodings(self.encode(batch, second))
 
     def run_encodings(self, encodings: Sequence[Encoding]) -> np.ndarray:
         """The task's output array for these encodings (per-token rows padded with NaN past each encoding's
@@ -402,15 +416,27 @@ class BundleModel:
                               f"{self.task.name} fields; repackage it")
         return outputs
 
-    def predict(self, inputs: Any) -> Any:
-        """The task's result for one input or a list of them: a classifier's Prediction (label and
-        probabilities) per text, a tagger's TaggedText (entities with character offsets) per text, a question
-        answerer's Answer per (question, context) pair."""
+    def predict(self, inputs: Any, pairs: str | bytes | Sequence[str | bytes] | None = None) -> Any:
+        """The task's result for one input or a list of them: a classifier's Prediction (label and probabilities)
+        or a regression's Score per text (`pairs` gives sentence-pair models their second texts: one string with
+        one text, a list with a list), a tagger's TaggedText (entities with character offsets) per text, a question
+        answerer's Answer (text, character span, score) per (question, context) pair."""
         single = self.task.is_single_input(inputs)
         batch = [inputs] if single else list(inputs)
-        encodings = self.encode_inputs(batch)
-        out = self.task.postprocess(self.run_encodings(encodings), encodings, self.manifest)
+        second = None if pairs is None else _batch(inputs, pairs)[1]
+        encodings = self.encode_inputs(batch, second)
+        outputs = self.run_encodings(encodings) if encodings else self._empty()
+        out = self.task.postprocess(outputs, encodings, self.manifest)
         return out[0] if single else out
+
+
+def _batch(texts: Any, pairs: Any) -> tuple[list[Any], list[Any] | None]:
+    """Texts (and second texts) as lists: a single string is a batch of one."""
+    single = isinstance(texts, (str, bytes, bytearray))
+    batch = [texts] if single else list(texts)
+    if pairs is None:
+        return batch, None
+    return batch, ([pairs] if isinstance(pairs, (str, bytes, bytearray)) else list(pairs))
 
 
 def bundle_task(manifest: Mapping[str, Any], where: str) -> Any:
@@ -448,17 +474,20 @@ def _pick_model(manifest: Mapping[str, Any], model: str | None, where: str) -> M
                                  "tflite" if first["runtime"] == "litert" else "onnx", f"Running the bundle '{where}'")
 
 
-def load_bundle(path: str | Path, model: str | None = None, threads: int | None = None) -> BundleModel:
+def load_bundle(path: str | Path, model: str | None = None, threads: int | None = None,
+                tokenizer: str = "auto") -> BundleModel:
     """Open a bundle folder or .zip. `model` picks a model by file name or runtime ("litert", "onnxruntime");
-    by default the first listed whose runtime is installed. Raises BundleError for anything wrong with the bundle."""
+    by default the first listed whose runtime is installed. `tokenizer` is "auto" (Hugging Face's Rust
+    `tokenizers` when installed, else the pure-Python WordPiece), "rust" or "python"; both give the same ids.
+    Raises BundleError for anything wrong with the bundle."""
     where = str(path)
     files = read_bundle_files(path)
     manifest = parse_manifest(files, where)
     check_files(files, manifest, where)
-    return BundleModel(where, manifest, files, _pick_model(manifest, model, where), threads)
+    return BundleModel(where, manifest, files, _pick_model(manifest, model, where), threads, tokenizer)
 
 
-def verify(bundle: str | Path, threads: int | None = None) -> dict[str, Any]:
+def verify(bundle: str | Path, threads: int | None = None, tokenizer: str = "auto") -> dict[str, Any]:
     """Check a bundle: every checksum, then every golden case on every model whose runtime is installed (the
     tokenizer must reproduce the ids exactly; logits within the tolerance; same argmax unless the expected top two
     are closer than `argmax_margin`). Gathers every failure, then raises BundleError once. Returns a summary."""
@@ -470,7 +499,7 @@ def verify(bundle: str | Path, threads: int | None = None) -> dict[str, Any]:
     failures: list[str] = []
     for entry in manifest["models"]:
         try:
-            model = BundleModel(where, manifest, files, entry, threads)
+            model = BundleModel(where, manifest, files, entry, threads, tokenizer)
         except ImportError as exc:  # MissingDependencyError: a runtime this machine lacks is skipped, not failed
             summary["models"][entry["file"]] = {"skipped": str(exc)}
             continue

@@ -151,6 +151,7 @@ class OnnxRuntimeSession(InferenceSession):
 
 
 SESSIONS.register("litert", "tinybert_edge.runtime.litert:LiteRtSession")
+SESSIONS.register("executorch", "tinybert_edge.runtime.executorch_session:ExecuTorchSession")
 
 
 def open_session(backend: str, path: str | os.PathLike[str], threads: int | None = None, **kwargs: Any) -> InferenceSession:

@@ -259,6 +259,8 @@ def check_text(text: str | bytes, what: str = "text") -> str:
 class WordPieceTokenizer:
     """BERT WordPiece over a vocabulary (`{token: id}`), matching Hugging Face's fast tokenizer."""
 
+    kind = "python"
+
     def __init__(self, vocab: Mapping[str, int], settings: TokenizerSettings | None = None,
                  tables: UnicodeTables | None = None) -> None:
         self.vocab = dict(vocab)

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from tinybert_edge.errors import ModelError
+from tinybert_edge.errors import ConfigError, ModelError
 from tinybert_edge.registry import Registry
 from tinybert_edge.tasks.base import Task, read_model_config
 
 TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("text-classification", "tinybert_edge.tasks.classification:SequenceClassification")
+TASKS.register("regression", "tinybert_edge.tasks.regression:SequenceRegression")
 TASKS.register("token-classification", "tinybert_edge.tasks.token_classification:TokenClassification")
 TASKS.register("question-answering", "tinybert_edge.tasks.question_answering:QuestionAnswering")
 
@@ -23,18 +24,30 @@ DEFAULT_TASK = "text-classification"
 TASK_ALIASES = {"ner": "token-classification", "qa": "question-answering"}
 
 
-def task_name(name: str) -> str:
-    """The registered name of `name` (an alias such as "ner" resolved); ConfigError for an unknown name."""
-    resolved = TASK_ALIASES.get(name, name)
-    TASKS.get(resolved)  # raises "unknown task 'x'; available: ..."
-    return resolved
+def task_name(name: str | None) -> str:
+    """The registered task a name stands for: a task name itself, an alias ("ner" -> "token-classification", "qa" ->
+    "question-answering") or a GLUE preset name ("stsb" -> "regression", "sst2" -> "text-classification"); None is
+    the default task. ConfigError for any other name, listing what is accepted."""
+    from tinybert_edge.config import TASK_DEFAULTS, is_preset, preset_task
+
+    if name is None:
+        return DEFAULT_TASK
+    if name in TASKS:
+        return name
+    if name in TASK_ALIASES:
+        return TASK_ALIASES[name]
+    if is_preset(name):
+        return preset_task(name)
+    raise ConfigError(f"unknown task {name!r}; available: {', '.join(TASKS.names())}, the aliases "
+                      f"{', '.join(TASK_ALIASES)}, or a GLUE preset name ({', '.join(TASK_DEFAULTS)})")
 
 
-def get_task(name: str | Task = DEFAULT_TASK) -> Task:
-    """The task registered under `name` or its alias (a Task instance is returned as it is)."""
+def get_task(name: str | Task | None = DEFAULT_TASK) -> Task:
+    """The task registered under `name`, its alias, or the one a GLUE preset name implies (a Task instance is
+    returned as it is; None is the default task)."""
     if isinstance(name, Task):
         return name
-    return TASKS.get(TASK_ALIASES.get(name, name))()
+    return TASKS.get(task_name(name))()
 
 
 def task_of_config(config: Mapping[str, Any], where: str = "the model") -> Task:

@@ -42,6 +42,13 @@ class Task(abc.ABC):
     higher_is_better: ClassVar[bool] = True
     #: Whether the output array has a sequence axis after the batch axis (token classification, question answering).
     per_token: ClassVar[bool] = False
+    #: What `agreement` counts, in words for messages ("the same top label").
+    agreement_means: ClassVar[str] = "the same decision"
+    #: Whether the runtime's inputs are plain texts (with optional second texts) that the tokenizer's batch encoder
+    #: encodes; tasks with other inputs or encodings (offsets, windows) set False and implement `runtime_encode`.
+    text_inputs: ClassVar[bool] = True
+    #: What one runtime input is, in words for messages.
+    input_description: ClassVar[str] = "a text"
 
     # --- data --------------------------------------------------------------------------------------------------
 
@@ -120,6 +127,15 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def metrics(self, outputs: np.ndarray, encoded: Any) -> dict[str, float]:
         """Every metric of the task for output arrays of all examples of `encoded`; includes `primary_metric`."""
+
+    def selection_metrics(self, data: Any) -> tuple[str, ...]:
+        """The metrics of `metrics` that can select checkpoints for `data` (higher is better for each); a
+        DistillConfig.metric outside them is refused before training."""
+        return (self.primary_metric,)
+
+    def details(self, outputs: np.ndarray, encoded: Any) -> dict[str, Any]:
+        """Results beyond the scalar metrics, as plain JSON data (a classifier's confusion matrix); {} by default."""
+        return {}
 
     @abc.abstractmethod
     def predictions(self, outputs: np.ndarray) -> np.ndarray:

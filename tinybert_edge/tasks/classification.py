@@ -4,6 +4,10 @@ Examples are `TextClassificationData` (texts, optional second texts, integer lab
 is BertForSequenceClassification; fine-tuning uses cross-entropy and the prediction layer is distilled with soft
 cross-entropy at temperature T (TinyBERT eq. 10), plus an optional hard-label term; the output array is the logits
 [batch, labels]; the runtime turns them into the top label and every label's probability.
+
+Metrics (scikit-learn): accuracy; Matthews correlation (`mcc`, CoLA's official metric); macro precision, recall and
+F1 over the classes; and for two classes the F1 of the second class (`f1`, MRPC's and QQP's official metric: GLUE's
+positive class is label 1, the second in sorted order). `details` adds the confusion matrix.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.data import TextClassificationData, check_classes, encode, load_data, split_data
-from tinybert_edge.errors import BundleError, ModelError
+from tinybert_edge.data import TextClassificationData, check_classes, encode, read_classification, split_data
+from tinybert_edge.errors import BundleError, ConfigError, ModelError
 from tinybert_edge.tasks.base import Task
 
 
@@ -54,11 +58,14 @@ class SequenceClassification(Task):
     export_task = "text-classification"
     output_names = ("logits",)
     primary_metric = "accuracy"
+    agreement_means = "the same top label"
 
     # --- data ----------------------------------------------------------------------------------------------------
 
     def read(self, spec: Any) -> TextClassificationData:
-        return load_data(spec)
+        from tinybert_edge.data import make_spec
+
+        return read_classification(make_spec(spec))
 
     def encode(self, tokenizer: Any, data: TextClassificationData, max_length: int) -> Any:
         return encode(tokenizer, data, max_length)
@@ -129,9 +136,23 @@ class SequenceClassification(Task):
         return np.asarray(outputs).argmax(axis=-1)
 
     def metrics(self, outputs: np.ndarray, encoded: Any) -> dict[str, float]:
+        return classification_metrics(np.asarray(encoded.labels), self.predictions(outputs),
+                                      np.asarray(outputs).shape[-1] if np.asarray(outputs).ndim == 2 else None)
+
+    def selection_metrics(self, data: Any) -> tuple[str, ...]:
+        binary = len(getattr(data, "label_names", ()) or ()) == 2
+        return ("accuracy", "mcc", "macro_f1", "macro_precision", "macro_recall") + (("f1",) if binary else ())
+
+    def details(self, outputs: np.ndarray, encoded: Any) -> dict[str, Any]:
+        """The confusion matrix: row i counts the examples whose label is class i, column j those predicted j."""
+        from sklearn.metrics import confusion_matrix
+
         labels = np.asarray(encoded.labels)
-        accuracy = float((self.predictions(outputs) == labels).mean()) if len(labels) else float("nan")
-        return {"accuracy": accuracy}
+        if not len(labels):
+            return {}
+        width = int(np.asarray(outputs).shape[-1])
+        matrix = confusion_matrix(labels, self.predictions(outputs), labels=list(range(width)))
+        return {"confusion_matrix": matrix.tolist()}
 
     def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
         return float(np.mean(self.predictions(reference) == self.predictions(candidate)))
@@ -180,3 +201,21 @@ class SequenceClassification(Task):
             results.append(Prediction(labels[best], best, {label: float(p) for label, p in zip(labels, probs)},
                                       [float(v) for v in row], len(encoding)))
         return results
+
+
+def classification_metrics(labels: np.ndarray, predicted: np.ndarray, num_classes: int | None = None) -> dict[str, float]:
+    """Accuracy, Matthews correlation, macro precision/recall/F1 and, with two classes, the F1 of class 1 (scikit-learn;
+    a class that is never predicted has precision 0, not a warning). NaN for every metric of an empty set."""
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, precision_recall_fscore_support
+
+    names = ("accuracy", "mcc", "macro_precision", "macro_recall", "macro_f1")
+    if not len(labels):
+        return {name: float("nan") for name in names}
+    classes = list(range(num_classes)) if num_classes else sorted(set(labels.tolist()) | set(predicted.tolist()))
+    precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, labels=classes, average="macro",
+                                                               zero_division=0)
+    result = {"accuracy": float(accuracy_score(labels, predicted)), "mcc": float(matthews_corrcoef(labels, predicted)),
+              "macro_precision": float(precision), "macro_recall": float(recall), "macro_f1": float(f1)}
+    if len(classes) == 2:
+        result["f1"] = float(f1_score(labels, predicted, pos_label=classes[1], labels=classes, zero_division=0))
+    return result

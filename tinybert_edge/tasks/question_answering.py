@@ -307,6 +307,9 @@ class QuestionAnswering(Task):
     output_names = ("start_logits", "end_logits")
     primary_metric = "f1"
     per_token = True
+    agreement_means = "the same answer start and end token"
+    text_inputs = False  # (question, context) pairs, windowed over long contexts, with offsets
+    input_description = "a (question, context) pair or a {'question', 'context'} mapping"
     n_best = N_BEST
     max_answer_length = MAX_ANSWER_LENGTH
 
@@ -425,6 +428,9 @@ class QuestionAnswering(Task):
         examples, answers = self.answers(outputs, encoded)
         references = [[a["text"] for a in encoded.examples.answers[e]] for e in examples]
         return squad_scores([a.text for a in answers], references)
+
+    def selection_metrics(self, data: Any) -> tuple[str, ...]:
+        return ("f1", "exact_match")
 
     def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
         """Fraction of features whose start and end tokens are both the reference's."""

@@ -348,6 +348,9 @@ class TokenClassification(Task):
     output_names = ("logits",)
     primary_metric = "entity_f1"
     per_token = True
+    agreement_means = "the same tag on each real token"
+    text_inputs = False  # the runtime encodes with character offsets and word ids (entities in the original text)
+    input_description = "one text, its entities returned with character offsets"
 
     # --- data ----------------------------------------------------------------------------------------------------
 
@@ -473,6 +476,9 @@ class TokenClassification(Task):
         scores = entity_scores(truth, predicted)
         scores["truncated_words"] = float(cut)
         return scores
+
+    def selection_metrics(self, data: Any) -> tuple[str, ...]:
+        return ("entity_f1", "entity_precision", "entity_recall")
 
     def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
         """Token-level argmax agreement over real tokens (positions where the reference is not NaN)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tinybert_edge.config import FinetuneConfig
-from tinybert_edge.data import TextClassificationData, sample
+from tinybert_edge.data import sample
 from tinybert_edge.errors import RunDirExistsError, TinyBertEdgeError
 from tinybert_edge.io import atomic_path, check_output_location, folder_size_bytes, sha256_tree, write_json_atomic
 
@@ -23,8 +23,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("TINYBERT_EDGE_CACHE", Path.home() / ".cache" / "tinybert-edge"))
 
 
-def data_digest(data: TextClassificationData) -> str:
-    """sha256 of what the examples say (a data class of another task brings its own `digest()`)."""
+def data_digest(data: Any) -> str:
+    """sha256 of the examples: texts, second texts and labels as the data writes them (class names, scores); a data
+    class of another task (token tags, questions and answers) brings its own `digest()`."""
     if hasattr(data, "digest"):
         return data.digest()
     digest = hashlib.sha256()
@@ -32,14 +33,14 @@ def data_digest(data: TextClassificationData) -> str:
         digest.update(text.encode("utf-8", "surrogatepass"))
         if data.text_pairs is not None:
             digest.update(b"\x1f" + data.text_pairs[i].encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1e" + data.label_names[data.labels[i]].encode())
+        digest.update(b"\x1e" + str(data.label_of(i)).encode())
     return digest.hexdigest()
 
 
 def finetune(
     encoder: str | Path,
-    train: TextClassificationData,
-    dev: TextClassificationData,
+    train: Any,
+    dev: Any,
     config: FinetuneConfig = FinetuneConfig(),
     cache_dir: str | Path | None = None,
     progress: bool = True,

@@ -135,7 +135,7 @@ public final class Bundle {
             throw new BundleException(BundleException.Reason.MALFORMED, exc.getMessage(), exc);
         }
         Golden golden = Golden.parse(decode(kept.get(manifest.goldenFile), manifest.goldenFile),
-                manifest.goldenFile, manifest.labels.size());
+                manifest.goldenFile, manifest.outputWidth());
         return new Bundle(source, manifest, tokenizer, golden);
     }
 
@@ -165,6 +165,12 @@ public final class Bundle {
     public WordPieceTokenizer.Encoding encode(String text, BundleManifest.Model model) {
         int[] ids = tokenizer.encode(text, manifest.maxLength);
         return tokenizer.pad(ids, model.bucketFor(ids.length));
+    }
+
+    /** Model inputs for a sentence pair (token types 0 then 1), padded to the smallest bucket that fits. */
+    public WordPieceTokenizer.Encoding encode(String text, String pair, BundleManifest.Model model) {
+        WordPieceTokenizer.Encoding encoding = tokenizer.encodePair(text, pair, manifest.maxLength);
+        return tokenizer.pad(encoding, model.bucketFor(encoding.length));
     }
 
     /**

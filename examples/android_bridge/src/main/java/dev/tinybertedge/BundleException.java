@@ -14,6 +14,8 @@ public final class BundleException extends IOException {
         TAMPERED,
         /** The manifest's format or schema_version is not one this reader knows. */
         UNSUPPORTED_SCHEMA,
+        /** The manifest's task (what the model's outputs mean) is not one this reader implements. */
+        UNSUPPORTED_TASK,
         /** The manifest, golden.json, vocab.txt or unicode_tables.txt is malformed or inconsistent. */
         MALFORMED,
         /** A file name that could escape the bundle folder, or a symbolic link. */

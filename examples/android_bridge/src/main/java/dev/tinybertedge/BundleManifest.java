@@ -16,6 +16,12 @@ public final class BundleManifest {
     public static final String FORMAT = "tinybert-edge-bundle";
     public static final long SCHEMA_VERSION = 1;
     public static final String FILE_NAME = "manifest.json";
+    /** The task of a manifest without a "task" field (every bundle written before tasks existed). */
+    public static final String TEXT_CLASSIFICATION = "text-classification";
+    /** One score per text or pair (GLUE's STS-B): the model returns one value, the manifest has no labels. */
+    public static final String REGRESSION = "regression";
+    /** The tasks whose outputs this reader knows how to turn into results. */
+    public static final List<String> KNOWN_TASKS = List.of(TEXT_CLASSIFICATION, REGRESSION);
 
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
     private static final Pattern SIGNATURE = Pattern.compile("seq_([1-9][0-9]*)");
@@ -95,13 +101,16 @@ public final class BundleManifest {
     public final String unicodeTablesFile;
     /** The ids the manifest states (if it does) for [UNK], [CLS], [SEP], [PAD]; {@link Bundle} checks them. */
     public final Map<String, Integer> specialIds;
+    /** What the outputs mean: {@link #TEXT_CLASSIFICATION} (one logit per label) or {@link #REGRESSION} (one score). */
+    public final String task;
+    /** The labels in output order; empty for regression. */
     public final List<String> labels;
     public final String goldenFile;
     public final Map<String, FileEntry> files;
 
     private BundleManifest(String sdkVersion, String created, List<Model> models,
                            WordPieceTokenizer.Settings tokenizerSettings, int maxLength, String vocabFile,
-                           String unicodeTablesFile, Map<String, Integer> specialIds, List<String> labels,
+                           String unicodeTablesFile, Map<String, Integer> specialIds, String task, List<String> labels,
                            String goldenFile, Map<String, FileEntry> files) {
         this.sdkVersion = sdkVersion;
         this.created = created;
@@ -111,9 +120,15 @@ public final class BundleManifest {
         this.vocabFile = vocabFile;
         this.unicodeTablesFile = unicodeTablesFile;
         this.specialIds = specialIds;
+        this.task = task;
         this.labels = labels;
         this.goldenFile = goldenFile;
         this.files = files;
+    }
+
+    /** How many values the model returns per text: one per label for a classifier, one score for regression. */
+    public int outputWidth() {
+        return REGRESSION.equals(task) ? 1 : labels.size();
     }
 
     /** The preferred model of a runtime ("litert" or "onnxruntime"), or null when the bundle has none. */
@@ -142,6 +157,15 @@ public final class BundleManifest {
                 throw new BundleException(BundleException.Reason.UNSUPPORTED_SCHEMA, where + ": schema_version is "
                         + describe(version) + "; this reader knows only " + SCHEMA_VERSION
                         + ": re-package the bundle with a matching SDK or update the app");
+            }
+            // The task next: a bundle of a task this reader does not implement is refused before anything else is
+            // read, with the reason, rather than misread as a classifier.
+            String task = root.containsKey("task") ? Json.string(root, "task", where) : TEXT_CLASSIFICATION;
+            if (!KNOWN_TASKS.contains(task)) {
+                throw new BundleException(BundleException.Reason.UNSUPPORTED_TASK, where + ": the bundle is for the "
+                        + "task \"" + task + "\", which this reader does not implement (it knows "
+                        + String.join(", ", KNOWN_TASKS) + "); update the app's tinybert-edge bridge to a version "
+                        + "that implements it");
             }
             String sdkVersion = Json.string(root, "sdk_version", where);
             String created = Json.string(root, "created", where);
@@ -201,12 +225,16 @@ public final class BundleManifest {
             }
 
             List<String> labels = Json.stringArray(Json.field(root, "labels", where), where + ".labels");
-            if (labels.isEmpty()) {
+            if (labels.isEmpty() && TEXT_CLASSIFICATION.equals(task)) {
                 throw malformed(where + ".labels is empty");
+            }
+            if (!labels.isEmpty() && REGRESSION.equals(task)) {
+                throw malformed(where + ".labels lists " + labels.size() + " labels, but a regression bundle has "
+                        + "none (its model returns one score)");
             }
             String goldenFile = listedFile(Json.string(root, "golden_file", where), where + ".golden_file", files);
             return new BundleManifest(sdkVersion, created, Collections.unmodifiableList(models), settings, maxLength,
-                    vocabFile, tablesFile, Collections.unmodifiableMap(specialIds),
+                    vocabFile, tablesFile, Collections.unmodifiableMap(specialIds), task,
                     Collections.unmodifiableList(new ArrayList<>(labels)), goldenFile,
                     Collections.unmodifiableMap(files));
         } catch (Json.JsonException exc) {

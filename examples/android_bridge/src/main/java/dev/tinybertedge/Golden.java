@@ -70,7 +70,7 @@ public final class Golden {
                     List<Object> values = Json.array(e.getValue(), at + ".logits[\"" + e.getKey() + "\"]");
                     if (values.size() != labelCount) {
                         throw malformed(at + ".logits[\"" + e.getKey() + "\"] has " + values.size()
-                                + " values for " + labelCount + " labels");
+                                + " values, but the model returns " + labelCount + " per text");
                     }
                     double[] row = new double[values.size()];
                     for (int k = 0; k < row.length; k++) {

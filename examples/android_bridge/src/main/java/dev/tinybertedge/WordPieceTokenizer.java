@@ -20,8 +20,8 @@ import java.util.Map;
  * {@link UnicodeTables}: the bundle's {@code unicode_tables.txt} on a device.
  *
  * <p>Plain JVM code (java.base only). Everything works on Unicode code points, never on UTF-16 chars: a character
- * outside the BMP (an emoji, a CJK extension ideograph) is one character, as in Python and Rust. Only single texts
- * are encoded (a classifier's input); text pairs are not implemented.
+ * outside the BMP (an emoji, a CJK extension ideograph) is one character, as in Python and Rust. Single texts
+ * ({@link #encode}) and sentence pairs ({@link #encodePair}, truncated longest first, as the SDK does) are encoded.
  */
 public final class WordPieceTokenizer {
     /** Tokenizer settings, as the bundle manifest records them. */
@@ -344,6 +344,71 @@ public final class WordPieceTokenizer {
         }
         ids[kept + 1] = sepId;
         return ids;
+    }
+
+    /**
+     * [CLS] text [SEP] pair [SEP] for a sentence-pair model (GLUE's MRPC, RTE, STS-B), with token type 0 for the
+     * first part and 1 for the second, truncated to {@code maxLength} ids the way Hugging Face's fast tokenizer
+     * truncates a pair (longest first) and the SDK's runtime does. An empty pair is no pair, as there.
+     */
+    public Encoding encodePair(String text, String pair, int maxLength) {
+        if (pair == null || pair.isEmpty()) {
+            int[] ids = encode(text, maxLength);
+            return pad(ids, ids.length);
+        }
+        if (maxLength < 3) {
+            throw new IllegalArgumentException("maxLength = " + maxLength
+                    + " is not allowed for a pair; allowed: at least 3 ([CLS] and two [SEP])");
+        }
+        List<String> first = tokenize(text);
+        List<String> second = tokenize(pair);
+        int[] kept = longestFirst(first.size(), second.size(), maxLength - 3);
+        int length = kept[0] + kept[1] + 3;
+        int[] ids = new int[length];
+        int[] types = new int[length];
+        int at = 0;
+        ids[at++] = clsId;
+        for (int i = 0; i < kept[0]; i++) {
+            ids[at++] = tokenToId(first.get(i));
+        }
+        ids[at++] = sepId;
+        for (int i = 0; i < kept[1]; i++) {
+            types[at] = 1;
+            ids[at++] = tokenToId(second.get(i));
+        }
+        types[at] = 1;
+        ids[at] = sepId;
+        int[] mask = new int[length];
+        Arrays.fill(mask, 1);
+        return new Encoding(ids, mask, types, length);
+    }
+
+    /** Token counts kept from a pair of n1 and n2 tokens under {@code budget}: tokenizers' LongestFirst strategy. */
+    static int[] longestFirst(int n1, int n2, int budget) {
+        if (n1 + n2 <= budget) {
+            return new int[] {n1, n2};
+        }
+        boolean swap = n1 > n2;
+        int shorter = swap ? n2 : n1;
+        int longer = shorter > budget ? shorter : Math.max(shorter, budget - shorter);
+        if (shorter + longer > budget) {
+            shorter = budget / 2;
+            longer = shorter + budget % 2;
+        }
+        return swap ? new int[] {longer, shorter} : new int[] {shorter, longer};
+    }
+
+    /** An encoding (of a text or a pair) padded with [PAD] to exactly {@code length} positions. */
+    public Encoding pad(Encoding encoding, int length) {
+        if (encoding.length > length) {
+            throw new IllegalArgumentException(encoding.length + " ids do not fit in " + length + " positions");
+        }
+        int[] inputIds = Arrays.copyOf(Arrays.copyOf(encoding.inputIds, encoding.length), length);
+        Arrays.fill(inputIds, encoding.length, length, padId);
+        int[] mask = new int[length];
+        Arrays.fill(mask, 0, encoding.length, 1);
+        int[] types = Arrays.copyOf(Arrays.copyOf(encoding.tokenTypeIds, encoding.length), length);
+        return new Encoding(inputIds, mask, types, encoding.length);
     }
 
     /** {@link #encode} padded with [PAD] to exactly {@code length} positions, with its attention mask. */

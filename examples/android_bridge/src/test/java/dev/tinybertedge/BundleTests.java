@@ -52,6 +52,22 @@ final class BundleTests {
             Check.isTrue(bundle.readFile("model.tflite").length > 0, "model bytes");
         });
         runTamperTests(dir, work.resolve("synthetic-damaged"));
+
+        Path regression = Files.createDirectories(work.resolve("synthetic-regression"));
+        writeSyntheticBundle(regression, unicodeTables, true);
+        Check.test("synthetic regression bundle opens: no labels, one score per text", () -> {
+            Bundle bundle = Bundle.open(regression);
+            Check.equal(BundleManifest.REGRESSION, bundle.manifest().task, "task");
+            Check.equal(1, bundle.manifest().outputWidth(), "output width");
+            Check.equal(List.of(), bundle.manifest().labels, "labels");
+            Check.equal(null, bundle.golden().compareLogits(new double[] {3.25}, new float[] {3.26f}),
+                    "a score within tolerance");
+        });
+        damage("a regression bundle that lists labels is refused", regression, work.resolve("regression-damaged"),
+                BundleException.Reason.MALFORMED, "regression bundle has none",
+                copy -> editManifest(copy, "\"labels\": []", "\"labels\": [\"score\"]"));
+        Check.test("a classifier bundle says it is one (no task field: a bundle written before tasks existed)", () ->
+                Check.equal(BundleManifest.TEXT_CLASSIFICATION, Bundle.open(dir).manifest().task, "task"));
     }
 
     static void runReal(Path bundleDir, Path work) throws IOException {
@@ -104,6 +120,17 @@ final class BundleTests {
                 "missing", dir -> Files.delete(dir.resolve("manifest.json")));
         damage("an unknown schema_version is refused", good, scratch, BundleException.Reason.UNSUPPORTED_SCHEMA,
                 "schema_version is 2", dir -> editManifest(dir, "\"schema_version\": 1", "\"schema_version\": 2"));
+        damage("a bundle of a task this reader does not implement is refused, naming the task", good, scratch,
+                BundleException.Reason.UNSUPPORTED_TASK, "task \"question-answering\", which this reader does not "
+                        + "implement", dir -> {
+                    String manifest = Files.readString(dir.resolve("manifest.json"));
+                    Matcher m = Pattern.compile("\"task\": \"[^\"]*\"").matcher(manifest);
+                    if (m.find()) {
+                        editManifest(dir, m.group(0), "\"task\": \"question-answering\"");
+                    } else {  // a bundle written before tasks existed: add the field
+                        editManifest(dir, "\"labels\":", "\"task\": \"question-answering\",\n  \"labels\":");
+                    }
+                });
         damage("another format is refused", good, scratch, BundleException.Reason.UNSUPPORTED_SCHEMA,
                 "not a tinybert-edge bundle", dir -> editManifest(dir, "\"tinybert-edge-bundle\"", "\"other\""));
         damage("a path escaping the folder is refused", good, scratch, BundleException.Reason.UNSAFE_PATH,
@@ -188,6 +215,11 @@ final class BundleTests {
 
     /** A small but complete bundle: tiny vocab, the given Unicode tables, a stand-in model file, golden ids. */
     static void writeSyntheticBundle(Path dir, Path unicodeTables) throws Exception {
+        writeSyntheticBundle(dir, unicodeTables, false);
+    }
+
+    /** The synthetic bundle of a classifier (three labels), or of a regression model (task "regression", one score). */
+    static void writeSyntheticBundle(Path dir, Path unicodeTables, boolean regression) throws Exception {
         StringBuilder vocab = new StringBuilder();
         for (String token : TokenizerTests.VOCAB) {
             vocab.append(token).append('\n');
@@ -206,7 +238,8 @@ final class BundleTests {
             golden.append("    {\"text\": ").append(Json.quote(texts[i])).append(", \"input_ids\": ")
                     .append(ints(ids, -1)).append(", \"attention_mask\": ").append(ints(ids, 1))
                     .append(", \"token_type_ids\": ").append(ints(ids, 0))
-                    .append(", \"logits\": {\"model.tflite\": [0.5, -0.25, 1e-3]}, \"torch_logits\": []}")
+                    .append(", \"logits\": {\"model.tflite\": ").append(regression ? "[3.25]" : "[0.5, -0.25, 1e-3]")
+                    .append("}, \"torch_logits\": []}")
                     .append(i + 1 < texts.length ? ",\n" : "\n");
         }
         golden.append("  ]\n}\n");
@@ -232,7 +265,9 @@ final class BundleTests {
                 + " \"cls_token\": \"[CLS]\", \"sep_token\": \"[SEP]\", \"pad_token\": \"[PAD]\","
                 + " \"mask_token\": \"[MASK]\", \"unk_id\": 1, \"cls_id\": 2, \"sep_id\": 3, \"pad_id\": 0,"
                 + " \"special_tokens\": [\"[PAD]\", \"[UNK]\", \"[CLS]\", \"[SEP]\", \"[MASK]\"]},\n"
-                + "  \"labels\": [\"negative\", \"neutral\", \"positive\"],\n  \"golden_file\": \"golden.json\",\n"
+                + (regression ? "  \"task\": \"regression\",\n  \"labels\": [],\n"
+                              : "  \"labels\": [\"negative\", \"neutral\", \"positive\"],\n")
+                + "  \"golden_file\": \"golden.json\",\n"
                 + "  \"files\": {\n" + files + "  }\n}\n";
         Files.writeString(dir.resolve("manifest.json"), manifest, StandardCharsets.UTF_8);
     }

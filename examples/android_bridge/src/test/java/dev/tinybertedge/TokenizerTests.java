@@ -13,6 +13,14 @@ final class TokenizerTests {
             "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", ",", "!", "[", "]", "mask", "un", "##aff",
             "##able", "cafe", "中", "文", "σ", "##σ", "i", "a", "##a", "\uD83D\uDE00", "##\uD83D\uDE00", "x", "##x");
 
+    static List<Integer> boxed(int[] values) {
+        List<Integer> out = new java.util.ArrayList<>();
+        for (int v : values) {
+            out.add(v);
+        }
+        return out;
+    }
+
     static Map<String, Integer> vocab() {
         Map<String, Integer> vocab = new HashMap<>();
         for (String token : VOCAB) {
@@ -25,6 +33,26 @@ final class TokenizerTests {
         String tag = " [" + unicode.describe() + "]";
         WordPieceTokenizer tok = new WordPieceTokenizer(vocab(), WordPieceTokenizer.Settings.uncased(), unicode);
 
+        Check.test("a sentence pair: [CLS] a [SEP] b [SEP], token types 0 then 1" + tag, () -> {
+            WordPieceTokenizer.Encoding e = tok.encodePair("hello world", "unaffable!", 32);
+            Check.equal(List.of(2, 5, 6, 3, 12, 13, 14, 8, 3), boxed(e.inputIds), "ids");
+            Check.equal(List.of(0, 0, 0, 0, 1, 1, 1, 1, 1), boxed(e.tokenTypeIds), "token types");
+            Check.equal(9, e.length, "length");
+            WordPieceTokenizer.Encoding padded = tok.pad(e, 12);
+            Check.equal(List.of(0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0), boxed(padded.tokenTypeIds), "padded types");
+            Check.equal(List.of(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0), boxed(padded.attentionMask), "padded mask");
+            Check.equal(List.of(2, 5, 3), boxed(tok.encodePair("hello", "", 32).inputIds), "an empty pair is no pair");
+        });
+        Check.test("a pair is truncated longest first, as Hugging Face's fast tokenizer does" + tag, () -> {
+            // 4 + 2 tokens under a budget of 5: the longer text loses tokens first. The expected counts are what the
+            // SDK's runtime (tinybert_edge.runtime.wordpiece._longest_first, checked against Hugging Face) gives.
+            WordPieceTokenizer.Encoding e = tok.encodePair("hello world hello world", "x x", 8);
+            Check.equal(List.of(2, 5, 6, 5, 3, 25, 25, 3), boxed(e.inputIds), "longer truncated");
+            Check.equal(List.of(2, 3), boxed(WordPieceTokenizer.longestFirst(3, 4, 5)), "budget 5: 2 + 3");
+            Check.equal(List.of(2, 3), boxed(WordPieceTokenizer.longestFirst(10, 10, 5)), "budget 5: 2 + 3");
+            Check.equal(List.of(2, 3), boxed(WordPieceTokenizer.longestFirst(2, 10, 5)), "budget 5: 2 + 3");
+            Check.equal(List.of(4, 1), boxed(WordPieceTokenizer.longestFirst(9, 1, 5)), "budget 5: 4 + 1");
+        });
         Check.test("punctuation and lower-casing" + tag, () ->
                 Check.equal(List.of("hello", ",", "world", "!"), tok.tokenize("Hello, WORLD!"), "tokens"));
         Check.test("word pieces, longest match first" + tag, () ->

@@ -85,6 +85,7 @@ public final class TinyBertClassifier implements AutoCloseable {
 
     /** Classify one text. Empty text is fine ([CLS] [SEP]); a long one is truncated to the manifest's max_length. */
     public Result classify(String text) {
+        requireTask(BundleManifest.TEXT_CLASSIFICATION, "score(text)");
         WordPieceTokenizer.Encoding encoding = bundle.encode(text, model);
         float[] logits = run(encoding);
         float[] probabilities = softmax(logits);
@@ -96,6 +97,28 @@ public final class TinyBertClassifier implements AutoCloseable {
         }
         return new Result(bundle.manifest().labels.get(best), best, probabilities, logits,
                 encoding.inputIds.length);
+    }
+
+    /**
+     * The score of one text for a regression bundle (task "regression": the model's one output, as the SDK's
+     * runtime returns it). A long text is truncated to the manifest's max_length.
+     */
+    public float score(String text) {
+        requireTask(BundleManifest.REGRESSION, "classify(text)");
+        return run(bundle.encode(text, model))[0];
+    }
+
+    /** The score of a sentence pair (STS-B's similarity of {@code text} and {@code pair}) for a regression bundle. */
+    public float score(String text, String pair) {
+        requireTask(BundleManifest.REGRESSION, "classify(text)");
+        return run(bundle.encode(text, pair, model))[0];
+    }
+
+    private void requireTask(String task, String instead) {
+        if (!task.equals(bundle.manifest().task)) {
+            throw new IllegalStateException("this bundle is for the task \"" + bundle.manifest().task
+                    + "\"; use " + instead + " instead");
+        }
     }
 
     /** Classify several texts, one after another (the model's batch size is 1). */
@@ -132,14 +155,14 @@ public final class TinyBertClassifier implements AutoCloseable {
     private float[] run(WordPieceTokenizer.Encoding encoding) {
         int bucket = encoding.inputIds.length;
         Map<String, Object> inputs = new HashMap<>();
-        int[][][] rows = {{encoding.inputIds}, {encoding.attentionMask}, {encoding.tokenTypeIds}};
+        int[][][] rows = {{encoding.inputIds}, {encoding.attentionMask}, {encoding.tokenTypeIds}};  // types: pairs
         String[] names = {"input_ids", "attention_mask", "token_type_ids"};
         for (int i = 0; i < names.length; i++) {
             if (model.inputNames.contains(names[i])) {
                 inputs.put(names[i], rows[i]);
             }
         }
-        float[][] logits = new float[1][bundle.manifest().labels.size()];
+        float[][] logits = new float[1][bundle.manifest().outputWidth()];
         Map<String, Object> outputs = new HashMap<>();
         outputs.put(model.outputName, logits);
         interpreter.runSignature(inputs, outputs, model.signatureFor(bucket));

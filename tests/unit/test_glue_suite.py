@@ -1,0 +1,111 @@
+"""The glue suite's table, targets and caption, computed from a report shaped like the one run_suite writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tinybert_edge.benchmarks.readme import render_markdown_table
+from tinybert_edge.benchmarks.suites.glue import (BUDGETS, GLUE_TASKS, VARIANTS, averages, caption, glue_metrics,
+                                                  render_table)
+
+METRICS = {"sst2": "accuracy", "cola": "mcc", "mrpc": "f1", "rte": "accuracy", "stsb": "spearman"}
+SECOND = {"mrpc": "accuracy", "stsb": "pearson"}
+
+
+def _column(task, scores, dev=400, agreement=0.99, error=None):
+    variants = {}
+    for variant, score in zip(VARIANTS, scores):
+        metrics = {METRICS[task]: score}
+        if task in SECOND:
+            metrics[SECOND[task]] = score - 0.01
+        variants[variant] = {"metrics": metrics, "n": dev}
+        if variant.endswith("int8"):
+            variants[variant]["agreement_with_fp32"] = agreement
+    if error:
+        variants[VARIANTS[3]] = {"error": error}
+    return {"task": task, "title": GLUE_TASKS[task].title, "metric": METRICS[task], "also": SECOND.get(task),
+            "train_examples": 5000, "dev_examples": dev, "teacher_train_examples": 5000, "student": "layers-2,4,6+aug",
+            "variants": variants, "recorded_training_seconds": {"teacher fine-tuning": 600.0}}
+
+
+@pytest.fixture()
+def report():
+    columns = {
+        "sst2": _column("sst2", [0.90, 0.89, 0.888, 0.887], dev=872),
+        "cola": _column("cola", [0.40, 0.35, 0.34, 0.349], dev=1043, agreement=0.97),  # 87.5% kept: missed
+        "mrpc": _column("mrpc", [0.88, 0.875, 0.874, 0.873], dev=408),
+        "rte": _column("rte", [0.60, 0.59, 0.58, 0.589], dev=277, agreement=0.95),  # int8 ONNX drops 1 point
+        "stsb": _column("stsb", [0.85, 0.84, 0.839, 0.0], dev=1500, error="ParityError: agreement 0.5 < 0.97"),
+    }
+    latency = {VARIANTS[0]: {"p50_ms_128": 30.0, "size_bytes": 90e6, "params": 22.7e6},
+               VARIANTS[1]: {"p50_ms_128": 15.0, "size_bytes": 70e6, "params": 17.4e6},
+               VARIANTS[2]: {"p50_ms_128": 8.0, "size_bytes": 17.5e6, "params": 17.4e6},
+               VARIANTS[3]: {"p50_ms_128": 9.0, "size_bytes": 18.1e6, "params": 17.4e6},
+               "_measured_on": {"task": "sst2", "inputs": "SST-2 dev rows at 128 tokens"}}
+    from dataclasses import asdict
+
+    return {"budget": "cpu", "settings": asdict(BUDGETS["cpu"]), "tasks": list(columns), "columns": columns,
+            "latency": latency, "total_seconds": 3600.0}
+
+
+def test_the_table_has_the_papers_shape(report):
+    table = render_table(report)
+    lines = table.splitlines()
+    assert lines[0] == ("| model | SST-2 (accuracy) | CoLA (mcc) | MRPC (f1 / accuracy) | RTE (accuracy) | "
+                        "STS-B (spearman / pearson) | average | share of teacher | params | size MB | p50 @128 ms |")
+    assert [line.split(" | ")[0][2:] for line in lines[2:]] == list(VARIANTS)
+    teacher = lines[2].split(" | ")
+    assert teacher[1:6] == ["90.0", "40.0", "88.0 / 87.0", "60.0", "85.0 / 84.0"]
+    assert teacher[6] == f"{100 * (0.90 + 0.40 + 0.88 + 0.60 + 0.85) / 5:.1f}" and teacher[7] == "100.0%"
+    assert teacher[8:] == ["22.7M", "90.0", "30.00 |"]
+    assert lines[5].split(" | ")[5] == "error"  # STS-B's TFLite int8 failed its parity check
+
+
+def test_targets_per_task_and_on_average_and_why_a_miss_was_missed(report):
+    metrics, notes = glue_metrics(report)
+    cola = metrics["CoLA best student (layers-2,4,6+aug) dev mcc retained"]
+    assert cola.value == pytest.approx(0.35 / 0.40) and cola.met is False
+    assert metrics["SST-2 best student (layers-2,4,6+aug) dev accuracy retained"].met is True
+    rte_onnx = metrics["RTE ONNX int8 accuracy drop vs its fp32 student"]
+    assert rte_onnx.value == pytest.approx(1.0) and rte_onnx.met is False
+    assert metrics["RTE TFLite int8 accuracy drop vs its fp32 student"].met is True
+    average = metrics["average over SST-2, CoLA, MRPC, RTE, STS-B: best student retained"]
+    means = averages(report)
+    assert average.value == pytest.approx(means[VARIANTS[1]] / means[VARIANTS[0]]) and average.met is False
+    (cola_note,) = [n for n in notes if n.startswith("missed: CoLA best student")]
+    assert "the `cpu` budget fine-tunes the teacher on 5000 examples and distils on 4000" in cola_note
+    (rte_note,) = [n for n in notes if n.startswith("missed: RTE ONNX int8")]
+    assert "int8 changed the decision on 14 of the 277 dev examples" in rte_note
+    assert "steps of 0.36 points" in rte_note
+    assert any(n.startswith("STS-B student · TFLite int8: not measured (ParityError") for n in notes)
+    assert not any("STS-B TFLite" in name for name in metrics)  # a failed artifact has no drop to report
+
+
+def test_a_reduced_budget_says_so_and_tasks_not_run_are_dashes(report):
+    from dataclasses import asdict
+
+    report["budget"], report["settings"] = "smoke", asdict(BUDGETS["smoke"])
+    for task in ("sst2", "cola", "rte"):
+        del report["columns"][task]
+    text = caption(report)
+    assert text.startswith("**Budget `smoke`: a reduced budget that proves the suite end to end, not the CPU budget")
+    assert "not run: SST-2, CoLA, RTE (—)" in text and "dev capped at 200 examples" in text
+    teacher = render_table(report).splitlines()[2].split(" | ")
+    assert teacher[1] == "—" and teacher[2] == "—" and teacher[3] == "88.0 / 87.0"
+    metrics, _ = glue_metrics(report)
+    assert "(smoke budget) average over MRPC, STS-B: best student retained" in metrics
+    assert all(name.startswith("(smoke budget) ") for name in metrics)  # no row of the README reads as the real one
+
+
+def test_the_suite_results_render_into_the_readme(report):
+    from tinybert_edge.benchmarks.results import Metric, SUITES
+
+    assert "glue" in SUITES
+    metrics, notes = glue_metrics(report)
+    document = {"suite": "glue", "command": "python -m tinybert_edge.benchmarks.suites.glue --budget cpu",
+                "timestamp": "2026-11-29T00:00:00+00:00", "git": None,
+                "metrics": {name: metric.to_dict() for name, metric in metrics.items() if isinstance(metric, Metric)},
+                "extra": {"report_markdown": "# GLUE\n\n" + caption(report) + "\n\n" + render_table(report)}}
+    markdown = render_markdown_table([document])
+    assert "#### glue: the run behind these numbers" in markdown
+    assert "| student · ONNX int8 |" in markdown and "Budget `cpu`." in markdown
