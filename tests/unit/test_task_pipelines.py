@@ -31,7 +31,7 @@ def _squad(path: Path, data) -> Path:
 def test_pipeline_runs_a_task_from_the_command_line(tmp_path, capsys, task):
     from tinybert_edge.app.cli import main
 
-    encoder = tiny_bert.save_classifier(tmp_path / "encoder")
+    encoder = tiny_bert.save_encoder(tmp_path / "encoder")
     if task == "ner":
         files = ["--data", str(write_conll(tmp_path / "train.txt", ner_synthetic(120, 0))),
                  "--dev", str(write_conll(tmp_path / "dev.txt", ner_synthetic(30, 1))),
@@ -43,8 +43,9 @@ def test_pipeline_runs_a_task_from_the_command_line(tmp_path, capsys, task):
                  "--finetune-max-train-examples", "100", "--distill-max-train-examples", "100",
                  "--runs-dir", str(tmp_path / "runs"), "--name", task, "--cache-dir", str(tmp_path / "cache"),
                  "--no-progress", "--quiet"])
-    out = capsys.readouterr().out
-    assert code == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, captured.err[-3000:]
     report = json.loads((tmp_path / "runs" / task / "report.json").read_text())
     expected = {"ner": ("token-classification", "entity_f1"), "qa": ("question-answering", "f1")}[task]
     assert (report["task"], report["primary_metric"]) == expected
