@@ -224,7 +224,7 @@ def answerer(tmp_path_factory) -> Path:
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("qa")
-    encoder = tiny_bert.save_classifier(root / "encoder")
+    encoder = tiny_bert.save_encoder(root / "encoder")
     train, dev = synthetic(240, 0), synthetic(40, 1)
     teacher = finetune(encoder, train, dev, FinetuneConfig(epochs=12, max_length=32, learning_rate=3e-3),
                        cache_dir=root / "cache", progress=False)
@@ -284,5 +284,9 @@ def test_export_parity_and_a_bundle_that_answers_like_pytorch(answerer):
         assert len(task.runtime_encode(model.tokenizer, pairs[-1], 0, manifest)) > 1
         single = model.predict({"question": pairs[0][0], "context": pairs[0][1]})
         assert single.text == answers[0].text and single.text in tiny_bert.POSITIVE
+    # Windows and offsets from the Rust tokenizer (default when installed) and the Python reference: same answers.
+    rust, python = load_bundle(bundle, tokenizer="rust"), load_bundle(bundle, tokenizer="python")
+    assert [(a.text, a.start, a.end) for a in rust.predict(pairs)] == \
+        [(a.text, a.start, a.end) for a in python.predict(pairs)]
     with pytest.raises(DataError, match="shorten the question"):
         load_bundle(bundle).predict((" ".join(["the"] * 40), "great film"))

@@ -301,7 +301,7 @@ def tagger(tmp_path_factory) -> Path:
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("ner")
-    encoder = tiny_bert.save_classifier(root / "encoder")
+    encoder = tiny_bert.save_encoder(root / "encoder")
     train, dev = synthetic(240, 0), synthetic(40, 1)
     teacher = finetune(encoder, train, dev, FinetuneConfig(epochs=12, max_length=32, learning_rate=3e-3),
                        cache_dir=root / "cache", progress=False)
@@ -374,4 +374,9 @@ def test_export_parity_by_the_task_and_a_bundle_that_finds_the_same_entities(tag
                 [(e.type, e.start, e.end) for e in expected.entities]
             for entity in result.entities:
                 assert text[entity.start:entity.end] == entity.text
-    assert load_bundle(bundle).predict("") .entities == []
+    assert load_bundle(bundle).predict("").entities == []
+    # The Rust tokenizer (default when installed) and the Python reference give the same entities and words.
+    rust, python = load_bundle(bundle, tokenizer="rust"), load_bundle(bundle, tokenizer="python")
+    assert rust.predict(texts) == python.predict(texts)
+    with pytest.raises(DataError, match="without pairs"):
+        rust.predict(texts[0], pairs="a second text")
