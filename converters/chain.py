@@ -137,8 +137,9 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
     may stand for `parity_batches`: its rows are batched in order, and each report then also carries the task's
     agreement measures (entity F1, answer F1; Task.parity_metrics). With `reuse`, an artifact already in
     `out_dir` (or in an export folder of `reuse_from`) that was exported from this very model and covers every
-    sequence bucket is kept instead of made again. With `errors` (a dict), an artifact that cannot be made is recorded there under
-    "<format>-<precision>" with the reason, and the others are still made; without it the first failure raises.
+    sequence bucket is kept instead of made again. With `errors` (a dict), an artifact that cannot be made is
+    recorded there under "<format>-<precision>" with the reason, and the others are still made; without it the
+    first failure raises.
 
     "onnx-text" and "mediapipe" carry their own tokenizer: its ids are compared with the model's Hugging Face
     tokenizer on `texts` (the user's dev texts, described by `texts_description`; else generated sentences) and on
