@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Mapping, MutableMapping, Sequence
+from typing import Any, Mapping, MutableMapping, Sequence
 
 import numpy as np
 
@@ -39,10 +39,11 @@ def generated_texts(tokenizer, n: int = PARITY_EXAMPLES, seed: int = 0) -> list[
     return [" ".join(rng.choice(words) for _ in range(rng.randint(4, 40))) for _ in range(n)]
 
 
-def parity_inputs(model_dir: str | Path, data=None, max_length: int = 128, n: int = PARITY_EXAMPLES,
-                  batch_size: int = 32) -> tuple[list[dict[str, np.ndarray]], str]:
-    """Parity batches for `model_dir` and what they are: the first `n` examples of `data` (the task's loaded
-    examples, encoded with the model's tokenizer), else `n` generated sentences (see `generated_texts`)."""
+def parity_examples(model_dir: str | Path, data=None, max_length: int = 128,
+                    n: int = PARITY_EXAMPLES) -> tuple[Any, str, bool]:
+    """Encoded parity examples for `model_dir`, what they are, and whether they are the task's own data: the first
+    `n` examples of `data` (the task's loaded examples, encoded with the model's tokenizer), else `n` generated
+    sentences (see `generated_texts`)."""
     from tinybert_edge.models import load_tokenizer
     from tinybert_edge.tasks import get_task
 
@@ -53,10 +54,18 @@ def parity_inputs(model_dir: str | Path, data=None, max_length: int = 128, n: in
         texts = generated_texts(tokenizer, n)
         data = TextClassificationData(texts=texts, labels=[0] * len(texts), label_names=["-"], source=GENERATED)
         described = f"{len(texts)} {GENERATED} (seed 0)"
+        own = False
     else:
         data = data.subset(range(min(n, len(data))))
         described = f"the first {len(data)} examples of {data.source}"
-    encoded = get_task(data.task).encode(tokenizer, data, max_length)
+        own = True
+    return get_task(data.task).encode(tokenizer, data, max_length), described, own
+
+
+def parity_inputs(model_dir: str | Path, data=None, max_length: int = 128, n: int = PARITY_EXAMPLES,
+                  batch_size: int = 32) -> tuple[list[dict[str, np.ndarray]], str]:
+    """Parity batches for `model_dir` and what they are (see `parity_examples`)."""
+    encoded, described, _ = parity_examples(model_dir, data, max_length, n)
     return list(encoded.batches(batch_size)), described
 
 
@@ -113,8 +122,9 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
            thresholds: Mapping[str, ParityThresholds] | ParityThresholds | None = None, *,
            verify: bool = True, parity_description: str = "", reuse: bool = False,
            reuse_from: Sequence[str | Path] = (), threads: int | None = None,
-           errors: MutableMapping[str, str] | None = None, texts: Sequence[str] | None = None,
-           texts_description: str = "", tokenizer_gate: TokenizerGate | None = None) -> list[Artifact]:
+           errors: MutableMapping[str, str] | None = None, parity_encoded: Any = None,
+           texts: Sequence[str] | None = None, texts_description: str = "",
+           tokenizer_gate: TokenizerGate | None = None) -> list[Artifact]:
     """Export `model_dir` into `out_dir`: onnx-fp32/, onnx-int8/ (dynamic int8) and tflite-int8/model.tflite
     (tflite-fp32/model.tflite when quantize=False); with "executorch" in `formats`, executorch-int8/model.pte
     (executorch-fp32/ when quantize=False).
@@ -123,10 +133,13 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
     metadata by `parity_description`) when given, else, unless `verify=False`, on generated sentences (see
     `parity_inputs`; pass batches of the user's own data to gate label agreement too). `thresholds` is one
     ParityThresholds for every artifact or a mapping by precision ("fp32", "int8"); missing precisions use
-    ParityThresholds.for_precision. With `reuse`, an artifact already in `out_dir` (or in an export
-    folder of `reuse_from`) that was exported from this very model and covers every sequence bucket is kept instead
-    of made again. With `errors` (a dict), an artifact that cannot be made is recorded there under
-    "<format>-<precision>" with the reason, and the others are still made; without it the first failure raises.
+    ParityThresholds.for_precision. `parity_encoded` (a tinybert_edge.data.EncodedData of the task's own examples)
+    may stand for `parity_batches`: its rows are batched in order, and each report then also carries the task's
+    agreement measures (entity F1, answer F1; Task.parity_metrics). With `reuse`, an artifact already in
+    `out_dir` (or in an export folder of `reuse_from`) that was exported from this very model and covers every
+    sequence bucket is kept instead of made again. With `errors` (a dict), an artifact that cannot be made is
+    recorded there under "<format>-<precision>" with the reason, and the others are still made; without it the
+    first failure raises.
 
     "onnx-text" and "mediapipe" carry their own tokenizer: its ids are compared with the model's Hugging Face
     tokenizer on `texts` (the user's dev texts, described by `texts_description`; else generated sentences) and on
@@ -148,6 +161,9 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
     reference = None
     batches, described = (list(parity_batches), parity_description or "the batches given") \
         if parity_batches is not None else (None, "")
+    if parity_encoded is not None:
+        batches = list(parity_encoded.batches(32))
+        described = parity_description or f"{len(parity_encoded)} encoded examples"
 
     def check(precision: str) -> ParityCheck | None:
         nonlocal reference, batches, described
@@ -163,7 +179,7 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
             chosen = thresholds
         else:
             chosen = (thresholds or {}).get(precision) or _thresholds_for(described, precision)
-        return ParityCheck(reference, batches, chosen, described)
+        return ParityCheck(reference, batches, chosen, described, parity_encoded)
 
     gate_texts: tuple[list[str], str] | None = None
 

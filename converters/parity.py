@@ -75,6 +75,9 @@ class ParityReport:
     candidate_backend: str = ""
     failures: tuple[str, ...] = field(default=())
     inputs: str = ""  # what the examples were: the user's data, a dev split, or generated sentences
+    # The task's own agreement measures (entity F1, answer F1 against the reference's decisions; see
+    # Task.parity_metrics), recorded beside the gated numbers when the examples are the task's data.
+    task_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -101,6 +104,9 @@ class ParityCheck:
     batches: Sequence[Mapping[str, np.ndarray]]
     thresholds: ParityThresholds
     inputs: str = ""
+    # The encoded examples the batches hold, in order (tinybert_edge.data.EncodedData), when they are the task's
+    # own data: then the report also carries the task's metrics of agreement (Task.parity_metrics).
+    encoded: Any = None
 
     def __post_init__(self) -> None:
         self.batches = list(self.batches)
@@ -113,10 +119,12 @@ class ParityCheck:
                 )
 
     def with_thresholds(self, thresholds: ParityThresholds) -> "ParityCheck":
-        return ParityCheck(self.reference, self.batches, thresholds, self.inputs)
+        return ParityCheck(self.reference, self.batches, thresholds, self.inputs, self.encoded)
 
     def run(self, candidate: InferenceSession) -> ParityReport:
-        report = verify_parity(self.reference, candidate, self.batches, self.thresholds)
+        if candidate._task is None:  # an artifact exported from the reference serves its task (its metadata
+            candidate._task = self.reference.task  # may not be written yet)
+        report = verify_parity(self.reference, candidate, self.batches, self.thresholds, self.encoded)
         return dataclasses.replace(report, inputs=self.inputs)
 
 
@@ -164,7 +172,13 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
     if reference.shape != candidate.shape:
         raise ParityError(f"output shapes differ: reference {reference.shape}, candidate {candidate.shape}")
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
-    flat_ref, flat_cand = reference.reshape(len(reference), -1), candidate.reshape(len(candidate), -1)
+    # Per-token outputs are NaN where a batch had no token (Task.concatenate): those positions are not compared.
+    # A NaN the candidate returns where the reference has a number still fails every limit.
+    padding = np.isnan(reference) if task.per_token else np.zeros(reference.shape, dtype=bool)
+    diff[padding] = 0.0
+    real = diff[~padding]
+    flat_ref = np.where(padding, 0.0, reference).reshape(len(reference), -1)
+    flat_cand = np.where(padding, 0.0, candidate).reshape(len(candidate), -1)
     per_row = row_cosine(flat_ref, flat_cand)
     cosine = _set_cosine(task.parity_view(reference), task.parity_view(candidate))
     agreement = task.agreement(reference, candidate)
@@ -183,7 +197,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
         )
     return ParityReport(
         max_abs_diff=max_abs,
-        mean_abs_diff=float(diff.mean()),
+        mean_abs_diff=float(real.mean()) if real.size else 0.0,
         cosine=cosine,
         min_cosine=float(per_row.min()),
         mean_cosine=float(per_row.mean()),
@@ -197,18 +211,26 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
 
 
 def verify_parity(reference: InferenceSession, candidate: InferenceSession,
-                  batches: Sequence[Mapping[str, np.ndarray]], thresholds: ParityThresholds) -> ParityReport:
-    """Run both sessions on every batch, compare logits, and raise one ParityError listing every failed metric."""
+                  batches: Sequence[Mapping[str, np.ndarray]], thresholds: ParityThresholds,
+                  encoded: Any = None) -> ParityReport:
+    """Run both sessions on every batch, compare outputs, and raise one ParityError listing every failed metric.
+    With `encoded` (the examples the batches hold, in order), the report also carries the task's own agreement
+    measures (Task.parity_metrics)."""
     feeds = [_model_inputs(batch) for batch in batches]
     if not feeds:
         raise ConfigError("verify_parity got no batches; give at least one batch of encoded examples")
-    ref = np.concatenate([reference.run(feed) for feed in feeds], axis=0)
-    cand = np.concatenate([candidate.run(feed) for feed in feeds], axis=0)
-    report = compare_logits(ref, cand, thresholds, reference.backend, candidate.backend, reference.task)
+    task = reference.task
+    masks = [feed["attention_mask"] for feed in feeds]
+    ref = task.concatenate([reference.run(feed) for feed in feeds], masks)
+    cand = task.concatenate([candidate.run(feed) for feed in feeds], masks)
+    report = compare_logits(ref, cand, thresholds, reference.backend, candidate.backend, task)
+    if encoded is not None:
+        report = dataclasses.replace(report, task_metrics=task.parity_metrics(ref, cand, encoded))
     log.info(
         "parity %s vs %s on %d examples: max|diff| %.3g, cosine %.6f (per example: min %.6f, mean %.6f), "
-        "argmax agreement %.4f", candidate.backend, reference.backend, report.n_examples, report.max_abs_diff,
+        "argmax agreement %.4f%s", candidate.backend, reference.backend, report.n_examples, report.max_abs_diff,
         report.cosine, report.min_cosine, report.mean_cosine, report.argmax_agreement,
+        "".join(f", {name} {value:.4f}" for name, value in report.task_metrics.items()),
     )
     if report.failures:
         error = ParityError(

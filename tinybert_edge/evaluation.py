@@ -45,11 +45,19 @@ class EvalResult:
         return {**self.metrics, "n": self.n}
 
 
-def session_outputs(session: InferenceSession, encoded: Any, batch_size: int = 64) -> np.ndarray:
-    """Output arrays for every example, batches padded to their longest member, in the data's order."""
+def session_outputs(session: InferenceSession, encoded: Any, batch_size: int = 64, task: Any = None) -> np.ndarray:
+    """Output arrays for every example, batches padded to their longest member, in the data's order. Per-token
+    outputs come padded to the longest example, NaN where there is no token (see Task.concatenate)."""
+    from tinybert_edge.tasks import get_task
+
+    task = get_task(task if task is not None else session.task)
     # Sorting by length keeps padding small; the result is put back in the original order.
     order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")
-    outputs = session.predict(encoded.batches(batch_size, order=order.tolist()))
+    arrays, masks = [], []
+    for batch in encoded.batches(batch_size, order=order.tolist()):
+        arrays.append(session.run(batch))
+        masks.append(batch["attention_mask"])
+    outputs = task.concatenate(arrays, masks)
     result = np.empty_like(outputs)
     result[order] = outputs
     return result
@@ -60,7 +68,7 @@ def evaluate_session(session: InferenceSession, encoded: Any, batch_size: int = 
     from tinybert_edge.tasks import get_task
 
     task = get_task(task if task is not None else session.task)
-    outputs = session_outputs(session, encoded, batch_size)
+    outputs = session_outputs(session, encoded, batch_size, task)
     return EvalResult(metrics=task.metrics(outputs, encoded), n=len(encoded), predictions=task.predictions(outputs),
                       outputs=outputs, primary_metric=task.primary_metric, task=task.name,
                       extra=task.details(outputs, encoded))

@@ -188,7 +188,10 @@ def load_model(path: str | Path, task: Any = None, label_names: Sequence[str] | 
     for key, value in (head or {}).items():
         setattr(hf_config, key, value)
     hf_config.architectures = [task.architecture]
-    return _from_pretrained(task.model_class(), folder, role, config=hf_config, **kwargs)
+    # A folder fine-tuned for another task may hold a head under the same name (classifier.*) with another shape;
+    # the new head starts from scratch whatever the folder holds there.
+    return _from_pretrained(task.model_class(), folder, role, config=hf_config, ignore_mismatched_sizes=True,
+                            **kwargs)
 
 
 def load_classifier(path: str | Path, label_names: Sequence[str] | None = None, role: str = "model"):

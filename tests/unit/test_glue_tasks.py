@@ -123,8 +123,9 @@ def test_a_regression_folder_is_told_from_a_classifier():
     assert task_of_config(regression).name == "regression"
     assert get_task("stsb").name == "regression" and get_task("STS-B").name == "regression"
     assert get_task("mrpc").name == "text-classification"
-    with pytest.raises(ConfigError, match="unknown task 'ner'.*regression.*stsb"):
-        get_task("ner")
+    with pytest.raises(ConfigError, match="unknown task 'summarization'.*regression.*ner, qa.*stsb"):
+        get_task("summarization")
+    assert get_task("ner").name == "token-classification" and get_task("qa").name == "question-answering"
 
 
 def test_losses_are_mse_and_results_are_scores(tmp_path):
@@ -292,7 +293,10 @@ def test_a_preset_implies_its_data_task_and_a_contradiction_is_refused():
     with pytest.raises(ConfigError, match="data.task = 'text-classification' but distill.task = 'stsb'"):
         PipelineConfig(data=DataConfig(task="text-classification"), distill=DistillConfig.for_task("stsb"))
     with pytest.raises(ConfigError, match="data.task"):
-        DataConfig(task="ner")
+        DataConfig(task="summarization")
+    assert DataConfig(task="ner").task == "token-classification"  # an alias is stored as the registered name
+    with pytest.raises(ConfigError, match="data.task = 'token-classification' but distill.task = 'stsb'"):
+        PipelineConfig(data=DataConfig(task="ner"), distill=DistillConfig.for_task("stsb"))
 
 
 def _regression_world(tmp_path: Path, n: int = 48):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tinybert_edge.errors import DataError
 from tinybert_edge.runtime import rust_tokenizer
 from tinybert_edge.runtime.rust_tokenizer import RustWordPiece, make_tokenizer
 from tinybert_edge.runtime.tokenizer_corpus import generate_corpus
@@ -74,3 +75,40 @@ def test_bad_input_is_refused_as_the_reference_does(vocab):
         rust.encode("a", max_length=1)
     with pytest.raises(ConfigError):
         make_tokenizer(vocab, TokenizerSettings(), kind="sentencepiece")
+
+
+def _plain_sentences(vocab, n: int, seed: int) -> list[str]:
+    """Sentences of whole vocabulary words, punctuation and accented Latin: the text NER and QA read (the Python
+    tokenizer's offsets follow Hugging Face's on such text; see test_wordpiece for the exotic cases)."""
+    import random
+
+    rng = random.Random(seed)
+    words = sorted(w for w in vocab if w.isalpha() and not w.startswith("[")) + ["Café", "naïve", "U.S.", "3.5%"]
+    return [" ".join(rng.choice(words) + rng.choice(["", "", ",", ".", "'s"]) for _ in range(rng.randint(3, 60)))
+            for _ in range(n)]
+
+
+def test_offsets_word_ids_and_windows_match_the_reference(vocab):
+    """NER's encodings with offsets and QA's windows over a long context (only-second truncation, stride) from
+    `tokenizers` equal the Python reference's, so a bundle's entities and answers do not depend on which runs."""
+    settings = TokenizerSettings(max_length=48)
+    reference, rust = WordPieceTokenizer(vocab, settings), RustWordPiece(vocab, settings)
+    texts = _plain_sentences(vocab, 300, seed=7)
+    for text in texts:
+        assert rust.encode(text, offsets=True) == reference.encode(text, offsets=True)
+    windows = 0
+    for question, context in zip(texts[::2], texts[1::2]):
+        question = " ".join(question.split()[:8])
+        expected = reference.encode_windows(question, context, 48, 8, input_index=3)
+        assert rust.encode_windows(question, context, 48, 8, input_index=3) == expected
+        windows += len(expected) > 1
+    assert windows > 20  # long contexts are windowed
+    # A plain encode after windows truncates as before (the windows' truncation does not leak).
+    assert rust.encode(texts[0]) == reference.encode(texts[0])
+
+
+def test_a_question_too_long_for_its_windows_is_refused_by_both(vocab):
+    settings = TokenizerSettings(max_length=24)
+    for tokenizer in (WordPieceTokenizer(vocab, settings), RustWordPiece(vocab, settings)):
+        with pytest.raises(DataError, match="document stride"):
+            tokenizer.encode_windows("word " * 12, "a short context", 24, 8)

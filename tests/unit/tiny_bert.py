@@ -79,6 +79,18 @@ def save_classifier(folder: Path, seed: int = 0, **config_kwargs: Any) -> Path:
     return folder
 
 
+def save_encoder(folder: Path, seed: int = 0, **config_kwargs: Any) -> Path:
+    """A tiny random bare encoder (BertModel, no task head) with its tokenizer: what fine-tuning for any task
+    starts from (a classifier folder is refused as the start of another task's teacher)."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(seed)
+    BertModel(bert_config(**config_kwargs)).eval().save_pretrained(folder, safe_serialization=True)
+    tokenizer(folder).save_pretrained(folder)
+    return folder
+
+
 def sentences(n: int, seed: int = 0) -> tuple[list[str], list[int]]:
     """Texts whose label (0 negative, 1 positive) is decided by which word list they draw from."""
     rng = random.Random(seed)

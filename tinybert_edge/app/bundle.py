@@ -28,6 +28,7 @@ from tinybert_edge.version import __version__
 from tinybert_edge.io import atomic_path, check_output_location
 from tinybert_edge.runtime import bundle as rt
 from tinybert_edge.runtime.tokenizer_corpus import settings_dict
+from tinybert_edge.tasks.base import stack_rows
 from tinybert_edge.runtime.wordpiece import TABLES_FILE, TokenizerSettings, WordPieceTokenizer, load_vocab
 
 log = logging.getLogger(__name__)
@@ -104,16 +105,15 @@ def _model_entry(artifact: Artifact) -> tuple[str, dict[str, Any]]:
         signatures = sorted(interpreter.get_signature_list(), key=lambda k: int(k.split("_")[-1]))
         runner = interpreter.get_signature_runner(signatures[0])
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
-        if len(outputs) != 1:
-            raise ModelError(f"'{artifact.model_file}' has outputs {sorted(outputs)}; a bundle model (schema 1) has "
-                             "one output")
+        names = _output_order(artifact, sorted(outputs))
         buckets = [int(runner_details["shape"][1]) for key in signatures
                    for runner_details in [interpreter.get_signature_runner(key).get_input_details()["input_ids"]]]
         return "model.tflite", {
             "file": "model.tflite", "runtime": "litert", "precision": artifact.precision,
             "input_names": [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in inputs],
-            "input_dtype": np.dtype(inputs["input_ids"]["dtype"]).name, "output_name": next(iter(outputs)),
-            "output_dtype": np.dtype(outputs[next(iter(outputs))]["dtype"]).name,
+            "input_dtype": np.dtype(inputs["input_ids"]["dtype"]).name, "output_name": names[0],
+            **({"output_names": names} if len(names) > 1 else {}),
+            "output_dtype": np.dtype(outputs[names[0]]["dtype"]).name,
             "batch_size": int(inputs["input_ids"]["shape"][0]), "sequence_buckets": buckets,
             "signatures": signatures, "quantization": meta.get("quantization") or {},
         }
@@ -129,14 +129,12 @@ def _model_entry(artifact: Artifact) -> tuple[str, dict[str, Any]]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(_onnx_bytes(artifact), providers=["CPUExecutionProvider"])
-    outputs = session.get_outputs()
-    if len(outputs) != 1:
-        raise ModelError(f"'{artifact.model_file}' has {len(outputs)} outputs; a bundle model (schema 1) has one "
-                         "output")
+    names = _output_order(artifact, [o.name for o in session.get_outputs()])
     return "model.onnx", {
         "file": "model.onnx", "runtime": "onnxruntime", "precision": artifact.precision,
         "input_names": [i.name for i in session.get_inputs()], "input_dtype": "int64",
-        "output_name": outputs[0].name, "output_dtype": "float32", "batch_size": 0, "sequence_buckets": [],
+        "output_name": names[0], **({"output_names": names} if len(names) > 1 else {}), "output_dtype": "float32",
+        "batch_size": 0, "sequence_buckets": [],
         "signatures": [], "quantization": meta.get("quantization") or {},
     }
 
@@ -153,6 +151,18 @@ def _onnx_bytes(artifact: Artifact) -> bytes:
         model.graph.output.extend(wanted)
         return model.SerializeToString()
     return artifact.model_file.read_bytes()
+
+
+def _output_order(artifact: Artifact, names: Sequence[str]) -> list[str]:
+    """A model's output names in the order its task stacks them (Task.output_names; a TFLite signature's
+    output_0, output_1, ... are in that order already). Outputs the task does not expect are refused."""
+    expected = artifact.task.output_names
+    if set(names) == set(expected):
+        return list(expected)
+    if len(names) != len(expected):
+        raise ModelError(f"'{artifact.model_file}' has outputs {list(names)} but a {artifact.task.name} model has "
+                         f"{len(expected)} ({', '.join(expected)}); export it again with `tinybert-edge export`")
+    return sorted(names)
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -216,7 +226,7 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
             models.append(entry)
         shutil.copyfile(token_dir / "vocab.txt", staging / "vocab.txt")
         shutil.copyfile(TABLES_FILE, staging / "unicode_tables.txt")
-        _write_json(staging / "golden.json", _golden(staging, models, settings, texts,
+        _write_json(staging / "golden.json", _golden(staging, models, settings, artifacts[0].task.golden_inputs(texts),
                                                      _student_folder(artifacts, student)))
         manifest = {
             "format": rt.FORMAT_NAME, "schema_version": rt.SCHEMA_VERSION, "sdk_version": __version__,
@@ -251,24 +261,30 @@ def _golden(folder: Path, models: Sequence[dict[str, Any]], settings: TokenizerS
             student: Path | None) -> dict[str, Any]:
     """Token ids of each text and the logits every model returns for them through the bundle runtime."""
     tokenizer = WordPieceTokenizer(load_vocab(folder / "vocab.txt"), settings)
-    encodings = [tokenizer.encode(text) for text in texts]
+    inputs = [(text, None) if isinstance(text, str) else tuple(text) for text in texts]
+    encodings = [tokenizer.encode(text, pair) for text, pair in inputs]
     logits = {}
     for model in models:
         runner = rt.open_runner((folder / model["file"]).read_bytes(), model)
         logits[model["file"]] = runner.run(encodings)
     torch_logits = _torch_logits(student, encodings)
+
+    def values(outputs: np.ndarray, index: int) -> Any:
+        row = np.asarray(outputs[index], dtype=np.float64)
+        return (row[: len(encodings[index])] if row.ndim >= 2 else row).tolist()  # per-token rows: real tokens only
+
     cases = []
-    for index, (text, encoding) in enumerate(zip(texts, encodings)):
+    for index, ((text, pair), encoding) in enumerate(zip(inputs, encodings)):
         cases.append({
-            "text": text, "input_ids": encoding.input_ids, "attention_mask": encoding.attention_mask,
-            "token_type_ids": encoding.token_type_ids,
-            "logits": {name: [float(v) for v in values[index]] for name, values in logits.items()},
-            "torch_logits": [float(v) for v in torch_logits[index]] if torch_logits is not None else [],
+            "text": text, **({"text_pair": pair} if pair is not None else {}), "input_ids": encoding.input_ids,
+            "attention_mask": encoding.attention_mask, "token_type_ids": encoding.token_type_ids,
+            "logits": {name: values(outputs, index) for name, outputs in logits.items()},
+            "torch_logits": values(torch_logits, index) if torch_logits is not None else [],
         })
     if torch_logits is not None:
-        for name, values in logits.items():
+        for name, outputs in logits.items():
             log.info("golden: %s vs the PyTorch student: max |logit diff| %.4f", name,
-                     float(np.abs(values - torch_logits).max()))
+                     float(np.nanmax(np.abs(outputs - torch_logits))))
     return {"tolerance": dict(TOLERANCE), "cases": cases}
 
 
@@ -284,7 +300,7 @@ def _torch_logits(student: Path | None, encodings: Sequence[Any]) -> np.ndarray 
         return None
     rows = [session.run({"input_ids": np.array([e.input_ids]), "attention_mask": np.array([e.attention_mask]),
                          "token_type_ids": np.array([e.token_type_ids])})[0] for e in encodings]
-    return np.stack(rows)
+    return stack_rows(rows)
 
 
 def _max_positions(token_dir: Path, artifacts: Sequence[Any]) -> int | None:

@@ -104,18 +104,30 @@ def _add_data_args(parser: argparse.ArgumentParser, required: bool = False, spli
                              f"corpus: replace{key('encoding_errors')})")
 
 
-TASK_HELP = ("what the labels are: text-classification (classes), regression (scores, as STS-B's), or a GLUE preset "
-             "that implies the task and, where the command trains a student, applies the TinyBERT recipe's settings "
-             "for it (cola, sst2, mrpc, qqp, mnli, qnli, rte: classification; stsb: regression)")
+TASK_HELP = ("what the data and labels are: text-classification (classes), regression (scores, as STS-B's), ner "
+             "(token-classification: IOB2 tags per word, from CoNLL columns or JSON(L)/saved datasets of tokens and "
+             "tags), qa (question-answering: SQuAD JSON, answers as character spans), or a GLUE preset that implies "
+             "the task and, where the command trains a student, applies the TinyBERT recipe's settings for it (cola, "
+             "sst2, mrpc, qqp, mnli, qnli, rte: classification; stsb: regression)")
 
 
 def _add_task_arg(parser: argparse.ArgumentParser, extra: str = "") -> None:
     parser.add_argument("--task", help=f"{TASK_HELP} (default: text-classification{extra})")
 
 
+def _add_reading_args(parser: argparse.ArgumentParser, keys: bool = False) -> None:
+    """How per-token tasks read and encode their data: the tagging of sub-tokens (ner) and the window stride (qa)."""
+    key = (lambda name: f"; config: data.{name}") if keys else (lambda name: "")
+    parser.add_argument("--label-all-subtokens", action="store_true", default=None,
+                        help="ner: every sub-token of a word carries its tag, not the first only (default: first"
+                             f"{key('label_all_subtokens')})")
+    parser.add_argument("--doc-stride", type=int, help="qa: tokens shared by consecutive windows over a long context, "
+                        f"at most a third of the sequence length (default: 128{key('doc_stride')})")
+
+
 def _task_choice(value: str | None) -> tuple[str | None, str | None]:
     """(data task, recipe preset) for a --task value: 'stsb' is (regression, stsb), 'regression' (regression,
-    None); an unknown name is an error listing the known ones."""
+    None), 'ner' (token-classification, None); an unknown name is an error listing the known ones."""
     from tinybert_edge.config import is_preset
     from tinybert_edge.tasks import task_name
 
@@ -155,8 +167,9 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", help=f"{TASK_HELP}; a preset's settings apply under the flags given here (default: "
                    "text-classification, no preset; the task it implies is data.task; config: distill.task)")
     p.add_argument("--metric", help="dev metric that selects the best student checkpoint: accuracy, mcc, f1, "
-                   "macro_f1, spearman, pearson (default: the preset's, else the task's primary metric; config: "
-                   "distill.metric)")
+                   "macro_f1, spearman, pearson, entity_f1 (ner), exact_match (qa) (default: the preset's, else the "
+                   "task's primary metric; config: distill.metric)")
+    _add_reading_args(p, keys=True)
     p.add_argument("--finetune-max-train-examples", "--finetune-examples", dest="finetune_examples", type=int, metavar="N",
                    help="training examples for teacher fine-tuning, a seeded sample (default: "
                         f"{d.finetune.max_train_examples}; config: finetune.max_train_examples)")
@@ -203,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("encoder", help="Hugging Face encoder: a local folder, pkg:// path, or a model id in the local HF cache")
     _add_data_args(p, required=True)
     _add_task_arg(p)
+    _add_reading_args(p)
     p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
                    help="at most this many training examples, a seeded sample (default: all; FinetuneConfig."
                         "max_train_examples)")
@@ -222,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help=f"{TASK_HELP}; explicit flags override a preset's settings (default: "
                    "text-classification, no preset)")
     p.add_argument("--metric", help="dev metric that selects the best checkpoint: accuracy, mcc, f1, macro_f1, "
-                   "spearman, pearson (default: the preset's, else the task's primary metric)")
+                   "spearman, pearson, entity_f1 (ner), exact_match (qa) (default: the preset's, else the task's "
+                   "primary metric)")
+    _add_reading_args(p)
     p.add_argument("--config", help="TOML file with a [distill] table, any DistillConfig key (default: none)")
     p.add_argument("--max-train-examples", "--examples", dest="examples", type=int, metavar="N",
                    help="at most this many training examples, a seeded sample (default: all; DistillConfig."
@@ -384,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "label_names",
-            "header", "encoding", "encoding_errors")
+            "header", "encoding", "encoding_errors", "label_all_subtokens", "doc_stride")
     values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if "label_names" in values:
         values["label_names"] = tuple(values["label_names"])
@@ -395,22 +411,25 @@ def _data_spec(args: argparse.Namespace, task: str | None = None):
     from tinybert_edge.data import DataSpec
 
     values = _data_overrides(args)
-    return DataSpec(path=args.data, task=task or _task_choice(getattr(args, "task", None))[0],
+    extra = {key: values.pop(key) for key in ("label_all_subtokens", "doc_stride") if key in values}
+    return DataSpec(path=args.data, task=task or _task_choice(getattr(args, "task", None))[0], extra=extra,
                     **{k: v for k, v in values.items() if k not in ("dev_path", "test_path")})
 
 
 def _chosen_rows(args: argparse.Namespace, task: str | None = None):
-    """The rows of --data that --split names (read as `task`'s examples), and a plain description of them for the
-    output line."""
-    from tinybert_edge.data import load_data, split_data
+    """The rows of --data that --split names (read as `task`'s examples, else --task's), and a plain description of
+    them for the output line."""
+    from tinybert_edge.tasks import get_task
 
-    data = load_data(_data_spec(args, task))
+    spec = _data_spec(args, task)
+    reader = get_task(spec.task)
+    data = reader.read(spec)
     name = Path(data.source).name
     if args.split == "all":
         return data, (f"every row of {name}, none held out (training rows included if the model was trained on "
                       "this file; --split test scores only the rows pipeline, finetune and distill held out)")
     defaults = _data_defaults()
-    part = dict(zip(("train", "dev", "test"), split_data(data, defaults.split, defaults.seed)))[args.split]
+    part = dict(zip(("train", "dev", "test"), reader.split(data, defaults.split, defaults.seed)))[args.split]
     return part, f"the {args.split} part of {name}'s seeded 80/10/10 split, the one pipeline, finetune and distill use"
 
 
@@ -465,11 +484,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _splits(args: argparse.Namespace):
+def _splits(args: argparse.Namespace, task: str | None = None):
+    """Train, dev and test of --data as pipeline splits them, read by --task (or `task`, a model's)."""
     from tinybert_edge.config import DataConfig
     from tinybert_edge.data import load_splits
 
-    return load_splits(DataConfig(path=args.data, task=_task_choice(getattr(args, "task", None))[0],
+    return load_splits(DataConfig(path=args.data, task=_task_choice(getattr(args, "task", None))[0] or task,
                                   **_data_overrides(args)))
 
 
@@ -500,6 +520,19 @@ def _refuse_existing(path: Path, what: str, resume: bool = False) -> None:
                                 "another output folder")
 
 
+def _model_task(model: str) -> str | None:
+    """The task a fine-tuned model folder serves (what reads the data given with it); None when the folder cannot
+    say (missing, or a bare encoder): the command's own checks then name the problem."""
+    from tinybert_edge.errors import TinyBertEdgeError
+    from tinybert_edge.models import resolve_model_path
+    from tinybert_edge.tasks import task_of
+
+    try:
+        return task_of(resolve_model_path(model, "teacher")).name
+    except TinyBertEdgeError:
+        return None
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     from tinybert_edge.config import distill_config_from
     from tinybert_edge.distillation.task_distillation import distill
@@ -507,7 +540,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if not (args.overwrite or args.resume):
         _refuse_existing(output, "student folder", resume=True)
-    train, dev, _ = _splits(args)
+    train, dev, _ = _splits(args, _model_task(args.teacher))  # --task, else the teacher's task reads the data
     if args.pooling or args.no_normalize:
         from tinybert_edge.errors import ConfigError
         from tinybert_edge.tasks.embedding import EmbeddingTask, TextEmbeddingData
@@ -567,19 +600,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         _refuse_existing(Path(args.output), "artifact folder")
     config = ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths))
     qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32))
-    batches, described, texts = None, "", None
+    encoded, described, texts = None, "", None
     if args.data:
         from tinybert_edge.artifacts import Artifact
-        from tinybert_edge.converters.chain import parity_inputs
+        from tinybert_edge.converters.chain import parity_examples
 
         model = Artifact.open(args.model)
-        data = model.task.align(model.task.read(_data_spec(args)), model.config)
-        batches, described = parity_inputs(args.model, data, max_length=max(config.sequence_buckets))
-        texts = list(data.texts)
+        data = model.task.align(model.task.read(_data_spec(args, model.task.name)), model.config)
+        encoded, described, _ = parity_examples(args.model, data, max_length=max(config.sequence_buckets))
+        # Texts for the tokenizer gate of the formats that carry their own tokenizer (text tasks only).
+        texts = list(data.texts) if model.task.text_inputs else None
     from tinybert_edge.converters.tokenizer_gate import TokenizerGate
 
     artifacts = export(args.model, args.output, formats=tuple(args.formats), quantize=not args.no_quantize,
-                       config=config, qconfig=qconfig, parity_batches=batches, parity_description=described,
+                       config=config, qconfig=qconfig, parity_encoded=encoded, parity_description=described,
                        texts=texts, texts_description=f"the {len(texts)} texts of {args.data}" if texts else "",
                        tokenizer_gate=TokenizerGate(min_dev_agreement=args.min_tokenizer_agreement))
     for artifact in artifacts:

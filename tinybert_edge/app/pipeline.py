@@ -240,7 +240,9 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
                  "test": len(test), "dev_file": config.data.dev_path,
                  # With --dev and no --test, the "test" rows are the dev file's: the report must say so.
                  "test_file": config.data.test_path or config.data.dev_path,
-                 "test_is_dev": bool(config.data.dev_path and not config.data.test_path)},
+                 "test_is_dev": bool(config.data.dev_path and not config.data.test_path),
+                 **({"iob_repairs": train.iob_repairs + dev.iob_repairs + test.iob_repairs}
+                    if hasattr(train, "iob_repairs") else {})},
         "teacher": {"path": str(teacher_dir), "source": config.teacher,
                     "fine_tuned": json.loads((Path(teacher_dir) / "finetune.json").read_text())
                     if (Path(teacher_dir) / "finetune.json").is_file() else None},
@@ -269,11 +271,10 @@ def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, e
     student on the first test examples; on `resume`, artifacts already exported from this student are kept."""
     from tinybert_edge.converters import ExportConfig, export
 
-    batches = list(encoded_test.batches(32, order=range(min(PARITY_EXAMPLES, len(encoded_test)))))
+    first = encoded_test.select(range(min(PARITY_EXAMPLES, len(encoded_test))))
     return export(student_dir, out_dir, formats=tuple(config.formats),
-                  config=ExportConfig(sequence_buckets=tuple(config.sequence_lengths)), parity_batches=batches,
-                  parity_description=f"the first {min(PARITY_EXAMPLES, len(encoded_test))} test examples",
-                  reuse=resume, threads=config.threads)
+                  config=ExportConfig(sequence_buckets=tuple(config.sequence_lengths)), parity_encoded=first,
+                  parity_description=f"the first {len(first)} test examples", reuse=resume, threads=config.threads)
 
 
 def _targets(teacher_dir: Path, student_dir: Path, artifacts: list) -> list[dict[str, Any]]:

@@ -36,8 +36,10 @@ def _evaluated_on(data: dict[str, Any], metric: str = "accuracy") -> str:
     return f"{metric} below is on the held-out test split ({data['test']} examples)"
 
 
-def _labels(data: dict[str, Any]) -> str:
-    return f"labels {', '.join(data['labels'])}" if data.get("labels") else "scores (regression)"
+def _labels(data: dict[str, Any], task: str | None = None) -> str:
+    if data.get("labels"):
+        return f"labels {', '.join(data['labels'])}"
+    return "answer spans" if task == "question-answering" else "scores (regression)"
 
 
 def _primary(report: dict[str, Any]) -> str:
@@ -97,9 +99,11 @@ def render_report_markdown(report: dict[str, Any]) -> str:
         f"# tinybert-edge pipeline report: {run_dir.name}",
         "",
         _headline_table(report),
-        f"- data: `{data['source']}`, {_labels(data)} ({report.get('task', 'text-classification')}); "
+        f"- data: `{data['source']}`, {_labels(data, report.get('task'))} ({report.get('task', 'text-classification')}); "
         f"{data['train']} train / {data['dev']} dev / {data['test']} test examples "
-        f"({_evaluated_on(data, _primary(report))})",
+        f"({_evaluated_on(data, _primary(report))})"
+        + (f"; {data['iob_repairs']} entities start with I- (read as beginnings, as conlleval does)"
+           if data.get("iob_repairs") else ""),
         _teacher_line(report),
         f"- student: `{student['config']['student']}`, {student['parameters'] / 1e6:.1f}M parameters, layer map "
         f"{student['layer_map']}, distilled on {student['train_examples']} of the {data['train']} train examples"

@@ -111,6 +111,8 @@ class LiteRtSession(InferenceSession):
             if short:  # the last rows of a batch that does not divide into the signature's batch
                 chunk = {name: np.pad(array, ((0, short), (0, 0))) for name, array in chunk.items()}
             out = runner(**chunk)
-            named = {name: out[name][: signature_batch - short] for name in output_names}
+            # A per-token output has the bucket's length; the batch's own tokens are its first `length`.
+            named = {name: out[name][: signature_batch - short, :length] if self.task.per_token
+                     else out[name][: signature_batch - short] for name in output_names}
             logits.append(named[output_names[0]] if len(output_names) == 1 else self.task.stack_outputs(named))
         return np.concatenate(logits, axis=0).astype(np.float32, copy=False)

@@ -62,9 +62,11 @@ class RustWordPiece:
             self._tokenizer.enable_truncation(limit, strategy="longest_first")
             self._limit = limit
 
-    def encode(self, text: str | bytes, pair: str | bytes | None = None, max_length: int | None = None) -> Encoding:
+    def encode(self, text: str | bytes, pair: str | bytes | None = None, max_length: int | None = None,
+               offsets: bool = False) -> Encoding:
         """[CLS] text [SEP] (pair [SEP]), truncated to `max_length` (default: the settings') longest first; an empty
-        `pair` is no pair, as in Hugging Face."""
+        `pair` is no pair, as in Hugging Face. With `offsets`, the encoding also carries each token's character
+        span, sequence and word (see runtime.wordpiece.Encoding), as `tokenizers` computes them."""
         limit = max_length if max_length is not None else self.settings.max_length
         text = check_text(text)
         if pair is not None and not isinstance(pair, (str, bytes, bytearray)):
@@ -75,7 +77,28 @@ class RustWordPiece:
                               f"{3 if second else 2}")
         self._truncate_at(limit)
         encoded = self._tokenizer.encode(text, second) if second else self._tokenizer.encode(text)
+        if offsets:
+            return _with_offsets(encoded, (text, second) if second else (text,))
         return Encoding(list(encoded.ids), list(encoded.type_ids))
+
+    def encode_windows(self, question: str | bytes, context: str | bytes, max_length: int | None = None,
+                       stride: int = 128, input_index: int = 0) -> list[Encoding]:
+        """[CLS] question [SEP] window [SEP] for each window over `context`, with offsets: `tokenizers`' own
+        truncation="only_second" with `stride` and its overflowing encodings, as Hugging Face's fast tokenizer gives
+        them (see WordPieceTokenizer.encode_windows, which this matches); DataError when the question leaves no more
+        than `stride` tokens for the context."""
+        limit = max_length if max_length is not None else self.settings.max_length
+        question, context = check_text(question, "question"), check_text(context, "context")
+        n_question = len(self._tokenizer.encode(question, add_special_tokens=False).ids)
+        room = limit - n_question - 3
+        if room <= stride:
+            raise DataError(f"the question has {n_question} tokens, which leaves {max(room, 0)} of the {limit} for "
+                            f"the context, not more than the document stride ({stride}); shorten the question or "
+                            "raise max_length")
+        self._tokenizer.enable_truncation(limit, stride=stride, strategy="only_second")
+        self._limit = None  # the next plain encode sets its own truncation again
+        first = self._tokenizer.encode(question, context)
+        return [_with_offsets(window, (question, context), input_index) for window in (first, *first.overflowing)]
 
     def encode_batch(self, texts: Iterable[str | bytes], max_length: int | None = None) -> list[Encoding]:
         limit = max_length if max_length is not None else self.settings.max_length
@@ -84,6 +107,12 @@ class RustWordPiece:
         self._truncate_at(limit)
         batch = [check_text(text) for text in texts]
         return [Encoding(list(e.ids), list(e.type_ids)) for e in self._tokenizer.encode_batch(batch)]
+
+
+def _with_offsets(encoded: Any, texts: tuple[str, ...], input_index: int = 0) -> Encoding:
+    """A runtime Encoding from a `tokenizers` encoding, with its offsets, sequence ids and word ids."""
+    return Encoding(list(encoded.ids), list(encoded.type_ids), [tuple(o) for o in encoded.offsets],
+                    list(encoded.sequence_ids), list(encoded.word_ids), texts, input_index)
 
 
 def make_tokenizer(vocab: Mapping[str, int], settings: TokenizerSettings, tables: UnicodeTables | None = None,

