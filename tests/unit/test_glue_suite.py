@@ -109,3 +109,32 @@ def test_the_suite_results_render_into_the_readme(report):
     markdown = render_markdown_table([document])
     assert "#### glue: the run behind these numbers" in markdown
     assert "| student · ONNX int8 |" in markdown and "Budget `cpu`." in markdown
+
+
+def test_the_short_cpu_budget_says_what_it_cut_in_its_caption_and_metric_names(report):
+    from dataclasses import asdict
+
+    report["budget"], report["settings"] = "cpu-short", asdict(BUDGETS["cpu-short"])
+    report["stage_seconds"] = 5400.0
+    text = caption(report)
+    assert text.startswith("**Budget `cpu-short`: a reduced CPU budget that fits about 1.5 h of two shared cores, "
+                           "not the `cpu` budget")
+    assert "fine-tuned per task on 800 train examples for 2 epoch(s)" in text
+    assert "on 400 train examples with x1 augmentation" in text and "dev capped at 500 examples" in text
+    assert "resumed runs included): 90 min; its last invocation: 60 min" in text
+    metrics, _ = glue_metrics(report)
+    assert all(name.startswith("(cpu-short budget) ") for name in metrics)
+
+
+def test_each_classification_task_gets_a_confusion_matrix_png(report, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tinybert_edge.benchmarks.suites.glue import write_confusion_plots
+
+    for task, column in report["columns"].items():
+        if task != "stsb":
+            column["label_names"] = ["a", "b"]
+            for entry in column["variants"].values():
+                entry["details"] = {"confusion_matrix": [[5, 1], [2, 7]]}
+    written = write_confusion_plots(report, tmp_path)
+    assert written == {task: f"confusion_{task}.png" for task in ("sst2", "cola", "mrpc", "rte")}
+    assert all((tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in written.values())
