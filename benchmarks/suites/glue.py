@@ -96,12 +96,12 @@ BUDGETS = {
     "cpu": Budget(teacher_examples=20_000, teacher_epochs=1.0, distill_examples=4_000, n_augmented=4,
                   intermediate_epochs=1.0, prediction_epochs=1.0,
                   students=(Student("layers-2,4,6+aug", LAYERS, True),)),
-    # The `cpu` budget takes many hours of two shared cores; this one fits about 1.5 h: a teacher fine-tuned on 800
-    # examples (2 epochs), a student distilled on 400 (x1 augmentation), dev sets capped at 500 examples.
-    "cpu-short": Budget(teacher_examples=800, teacher_epochs=2.0, distill_examples=400, n_augmented=1,
-                        intermediate_epochs=1.0, prediction_epochs=1.0, dev_examples=500,
+    # The `cpu` budget takes many hours of two shared cores; this one is meant for about 1.5 h: a teacher fine-tuned
+    # on 600 examples (2 epochs), a student distilled on 300 (x1 augmentation), dev sets capped at 400 examples.
+    "cpu-short": Budget(teacher_examples=600, teacher_epochs=2.0, distill_examples=300, n_augmented=1,
+                        intermediate_epochs=1.0, prediction_epochs=1.0, dev_examples=400,
                         students=(Student("layers-2,4,6+aug", LAYERS, True),),
-                        reduced="a reduced CPU budget that fits about 1.5 h of two shared cores, not the `cpu` "
+                        reduced="a reduced CPU budget meant for about 1.5 h of two shared cores, not the `cpu` "
                                 "budget: real dev-set measurements, but of a teacher and a student trained on a few "
                                 "hundred examples, far below what `cpu` or the paper's budget reach"),
     "gpu": Budget(teacher_examples=None, teacher_epochs=3.0, distill_examples=None, n_augmented=20,

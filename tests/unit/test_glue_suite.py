@@ -117,10 +117,10 @@ def test_the_short_cpu_budget_says_what_it_cut_in_its_caption_and_metric_names(r
     report["budget"], report["settings"] = "cpu-short", asdict(BUDGETS["cpu-short"])
     report["stage_seconds"] = 5400.0
     text = caption(report)
-    assert text.startswith("**Budget `cpu-short`: a reduced CPU budget that fits about 1.5 h of two shared cores, "
+    assert text.startswith("**Budget `cpu-short`: a reduced CPU budget meant for about 1.5 h of two shared cores, "
                            "not the `cpu` budget")
-    assert "fine-tuned per task on 800 train examples for 2 epoch(s)" in text
-    assert "on 400 train examples with x1 augmentation" in text and "dev capped at 500 examples" in text
+    assert "fine-tuned per task on 600 train examples for 2 epoch(s)" in text
+    assert "on 300 train examples with x1 augmentation" in text and "dev capped at 400 examples" in text
     assert "resumed runs included): 90 min; its last invocation: 60 min" in text
     metrics, _ = glue_metrics(report)
     assert all(name.startswith("(cpu-short budget) ") for name in metrics)
