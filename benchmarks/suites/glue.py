@@ -575,9 +575,11 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
 
         write_json_atomic(run / "report.json", report)
     metrics, notes = glue_metrics(report)
-    plots = write_confusion_plots(report, Path(args.results_dir) / "glue")
+    folder = Path(args.results_dir) / "glue"
+    plots = write_confusion_plots(report, folder)
+    # Linked by the path from the checkout's root, where the README that quotes this text lives.
     figures = [f"Dev confusion matrices of {report['columns'][task]['title']} (teacher, student, int8): "
-               f"[glue/{name}](glue/{name})" for task, name in plots.items()]
+               f"[{(folder / name).as_posix()}]({(folder / name).as_posix()})" for task, name in plots.items()]
     details = "\n".join(["# GLUE", "", caption(report), "", render_table(report), "", *[f"- {n}" for n in notes],
                          *([""] + [f"- {f}" for f in figures] if figures else [])])
     return SuiteOutcome(metrics, {"report_markdown": details, "notes": notes, "budget": report["budget"],
