@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -318,6 +319,8 @@ def measure_latency(column: dict[str, Any], data_root: Path, budget: Budget, run
                      "params": row.get("params"), "error": row.get("error")} for name, row in pooled.items()}
     result["_measured_on"] = {"task": column["task"], "inputs": f"{column['title']} dev rows at 128 tokens"}
     result["_seconds"] = round(time.perf_counter() - started, 1)
+    # Latency on a shared machine means little without how busy it was (1, 5, 15-minute load averages).
+    result["_load_average"] = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
     write_json_atomic(done, result)
     return result
 
@@ -491,6 +494,7 @@ def caption(report: dict[str, Any]) -> str:
     ran = ", ".join(c["title"] for c in columns.values())
     skipped = [spec.title for task, spec in GLUE_TASKS.items() if task not in columns]
     latency_task = (report.get("latency") or {}).get("_measured_on") or {}
+    load = (report.get("latency") or {}).get("_load_average")
     trained = sum(v or 0.0 for c in columns.values() for v in c["recorded_training_seconds"].values())
     reduced = report["budget"] not in ("cpu", "gpu")
     dev_sizes = ", ".join(f"{c['title']} {c['dev_examples']}" for c in columns.values())
@@ -510,8 +514,9 @@ def caption(report: dict[str, Any]) -> str:
         + ". Scores x 100: the metric each task selects checkpoints by, the second metric after a slash; average over "
         "the selected metrics. Params, size (model file) and p50 (batch 1, 2 threads, "
         f"{budget.get('latency_rounds', 1)} rotated round(s)) measured once on the {latency_task.get('task', '?')} "
-        f"models. Training as recorded: {trained / 60:.0f} min; the suite's stages in all (teacher, distillation, "
-        f"export, evaluation, latency; resumed runs included): "
+        "models" + (f" at a load average of {load[0]:g} on the machine" if load else "")
+        + f". Training as recorded: {trained / 60:.0f} min; the suite's stages in all (teacher, distillation, "
+        "export, evaluation, latency; resumed runs included): "
         f"{report.get('stage_seconds', report['total_seconds']) / 60:.0f} min; its last invocation: "
         f"{report['total_seconds'] / 60:.0f} min."
     )

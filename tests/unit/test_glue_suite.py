@@ -116,7 +116,9 @@ def test_the_short_cpu_budget_says_what_it_cut_in_its_caption_and_metric_names(r
 
     report["budget"], report["settings"] = "cpu-short", asdict(BUDGETS["cpu-short"])
     report["stage_seconds"] = 5400.0
+    report["latency"]["_load_average"] = [13.89, 14.81, 12.8]
     text = caption(report)
+    assert "measured once on the sst2 models at a load average of 13.89 on the machine." in text
     assert text.startswith("**Budget `cpu-short`: a reduced CPU budget meant for about 1.5 h of two shared cores, "
                            "not the `cpu` budget")
     assert "fine-tuned per task on 600 train examples for 2 epoch(s)" in text
