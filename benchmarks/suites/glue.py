@@ -380,15 +380,21 @@ def glue_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
     artifact is within 0.5 points of its fp32 student on each task's metric. And why a missed one was missed."""
     metrics: dict[str, Metric] = {}
     notes: list[str] = []
+    at_chance: list[str] = []
     budget = report["settings"]
     for task, column in report["columns"].items():
         metric = column["metric"]
         teacher, student = _score(column, VARIANTS[0]), _score(column, VARIANTS[1])
         metrics[f"{column['title']} teacher dev {metric}"] = Metric(teacher, "fraction") if teacher is not None else None
+        chance = teacher_at_chance(column)
+        if chance:
+            at_chance.append(column["title"])
+            notes.append(f"not judged: {column['title']} retention, because the teacher is at chance ({chance}); a "
+                         "share of a chance-level score says nothing about distillation")
         if teacher and student is not None:
             name = f"{column['title']} best student ({column['student']}) dev {metric} retained"
-            metrics[name] = Metric(student / teacher, "fraction", target=RETAINED_TARGET)
-            if not metrics[name].met:
+            metrics[name] = Metric(student / teacher, "fraction", target=None if chance else RETAINED_TARGET)
+            if metrics[name].met is False:
                 notes.append(f"missed: {name} = {student / teacher:.3f} (target {RETAINED_TARGET:g}); "
                              f"{_why_retained(column, budget, report['budget'])}")
         for variant in INT8_VARIANTS:
@@ -412,11 +418,44 @@ def glue_metrics(report: dict[str, Any]) -> tuple[dict[str, Metric], list[str]]:
     means = averages(report)
     if means[VARIANTS[0]] and means[VARIANTS[1]] is not None:
         name = ("" if report["budget"] in ("cpu", "gpu") else f"({report['budget']} budget) ") + f"average over {', '.join(c['title'] for c in report['columns'].values())}: best student retained"
-        metrics[name] = Metric(means[VARIANTS[1]] / means[VARIANTS[0]], "fraction", target=AVERAGE_TARGET)
-        if not metrics[name].met:
+        metrics[name] = Metric(means[VARIANTS[1]] / means[VARIANTS[0]], "fraction",
+                               target=None if at_chance else AVERAGE_TARGET)
+        if at_chance:
+            notes.append(f"not judged: the average's retention, because it includes {', '.join(at_chance)}, whose "
+                         "teacher is at chance")
+        elif not metrics[name].met:
             notes.append(f"missed: {name} = {metrics[name].value:.3f} (target {AVERAGE_TARGET:g}); why: the tasks "
                          "above that missed their own target pull the average down")
     return metrics, notes
+
+
+def teacher_at_chance(column: dict[str, Any]) -> str | None:
+    """Why the teacher's dev score is no better than a constant prediction, or None when it is (or cannot be told).
+    Accuracy against the majority class's share, F1 against always predicting the positive class, Matthews
+    correlation against 0, a correlation against zero by its t statistic (|t| < 1.96: not significant at 5%)."""
+    import math
+
+    entry = column["variants"].get(VARIANTS[0]) or {}
+    score = _score(column, VARIANTS[0])
+    if score is None:
+        return None
+    metric, n = column["metric"], column["dev_examples"]
+    matrix = (entry.get("details") or {}).get("confusion_matrix")
+    if metric == "mcc":
+        return f"Matthews correlation {score:.3f} <= 0" if score <= 0 else None
+    if metric in ("spearman", "pearson") and n > 2 and abs(score) < 1:
+        t = score * math.sqrt((n - 2) / (1 - score * score))
+        return f"{metric} {score:.3f} on {n} pairs, t = {t:.2f}, not significant" if abs(t) < 1.96 else None
+    if matrix:
+        rows = [sum(row) for row in matrix]
+        total = sum(rows)
+        if metric == "accuracy" and total and score <= max(rows) / total:
+            return f"accuracy {score:.3f} <= the majority class's share {max(rows) / total:.3f}"
+        if metric == "f1" and total and len(rows) == 2:
+            p = rows[1] / total
+            if score <= 2 * p / (1 + p):
+                return f"F1 {score:.3f} <= always predicting the positive class ({2 * p / (1 + p):.3f})"
+    return None
 
 
 def _why_retained(column: dict[str, Any], budget: dict[str, Any], budget_name: str) -> str:

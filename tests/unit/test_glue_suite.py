@@ -140,3 +140,21 @@ def test_each_classification_task_gets_a_confusion_matrix_png(report, tmp_path):
     written = write_confusion_plots(report, tmp_path)
     assert written == {task: f"confusion_{task}.png" for task in ("sst2", "cola", "mrpc", "rte")}
     assert all((tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in written.values())
+
+
+def test_retention_is_not_judged_where_the_teacher_is_at_chance(report):
+    report["columns"]["cola"]["variants"][VARIANTS[0]]["metrics"]["mcc"] = 0.0
+    report["columns"]["rte"]["variants"][VARIANTS[0]]["details"] = {"confusion_matrix": [[140, 0], [137, 0]]}
+    report["columns"]["rte"]["variants"][VARIANTS[0]]["metrics"]["accuracy"] = 0.50
+    metrics, notes = glue_metrics(report)
+    assert metrics["RTE best student (layers-2,4,6+aug) dev accuracy retained"].met is None
+    assert metrics["average over SST-2, CoLA, MRPC, RTE, STS-B: best student retained"].met is None
+    assert metrics["SST-2 best student (layers-2,4,6+aug) dev accuracy retained"].met is True
+    assert any(n.startswith("not judged: CoLA retention, because the teacher is at chance (Matthews") for n in notes)
+    assert any("majority class's share 0.505" in n for n in notes)
+    from tinybert_edge.benchmarks.suites.glue import teacher_at_chance
+
+    report["columns"]["stsb"]["variants"][VARIANTS[0]]["metrics"]["spearman"] = 0.079
+    assert "not significant" in teacher_at_chance(report["columns"]["stsb"] | {"dev_examples": 400})
+    report["columns"]["stsb"]["variants"][VARIANTS[0]]["metrics"]["spearman"] = 0.5
+    assert teacher_at_chance(report["columns"]["stsb"]) is None
