@@ -109,3 +109,52 @@ def test_the_suite_results_render_into_the_readme(report):
     markdown = render_markdown_table([document])
     assert "#### glue: the run behind these numbers" in markdown
     assert "| student · ONNX int8 |" in markdown and "Budget `cpu`." in markdown
+
+
+def test_the_short_cpu_budget_says_what_it_cut_in_its_caption_and_metric_names(report):
+    from dataclasses import asdict
+
+    report["budget"], report["settings"] = "cpu-short", asdict(BUDGETS["cpu-short"])
+    report["stage_seconds"] = 5400.0
+    report["latency"]["_load_average"] = [13.89, 14.81, 12.8]
+    text = caption(report)
+    assert "measured once on the sst2 models at a load average of 13.89 on the machine." in text
+    assert text.startswith("**Budget `cpu-short`: a reduced CPU budget meant for about 1.5 h of two shared cores, "
+                           "not the `cpu` budget")
+    assert "fine-tuned per task on 600 train examples for 2 epoch(s)" in text
+    assert "on 300 train examples with x1 augmentation" in text and "dev capped at 400 examples" in text
+    assert "resumed runs included): 90 min; its last invocation: 60 min" in text
+    metrics, _ = glue_metrics(report)
+    assert all(name.startswith("(cpu-short budget) ") for name in metrics)
+
+
+def test_each_classification_task_gets_a_confusion_matrix_png(report, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tinybert_edge.benchmarks.suites.glue import write_confusion_plots
+
+    for task, column in report["columns"].items():
+        if task != "stsb":
+            column["label_names"] = ["a", "b"]
+            for entry in column["variants"].values():
+                entry["details"] = {"confusion_matrix": [[5, 1], [2, 7]]}
+    written = write_confusion_plots(report, tmp_path)
+    assert written == {task: f"confusion_{task}.png" for task in ("sst2", "cola", "mrpc", "rte")}
+    assert all((tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in written.values())
+
+
+def test_retention_is_not_judged_where_the_teacher_is_at_chance(report):
+    report["columns"]["cola"]["variants"][VARIANTS[0]]["metrics"]["mcc"] = 0.0
+    report["columns"]["rte"]["variants"][VARIANTS[0]]["details"] = {"confusion_matrix": [[140, 0], [137, 0]]}
+    report["columns"]["rte"]["variants"][VARIANTS[0]]["metrics"]["accuracy"] = 0.50
+    metrics, notes = glue_metrics(report)
+    assert metrics["RTE best student (layers-2,4,6+aug) dev accuracy retained"].met is None
+    assert metrics["average over SST-2, CoLA, MRPC, RTE, STS-B: best student retained"].met is None
+    assert metrics["SST-2 best student (layers-2,4,6+aug) dev accuracy retained"].met is True
+    assert any(n.startswith("not judged: CoLA retention, because the teacher is at chance (Matthews") for n in notes)
+    assert any("majority class's share 0.505" in n for n in notes)
+    from tinybert_edge.benchmarks.suites.glue import teacher_at_chance
+
+    report["columns"]["stsb"]["variants"][VARIANTS[0]]["metrics"]["spearman"] = 0.079
+    assert "not significant" in teacher_at_chance(report["columns"]["stsb"] | {"dev_examples": 400})
+    report["columns"]["stsb"]["variants"][VARIANTS[0]]["metrics"]["spearman"] = 0.5
+    assert teacher_at_chance(report["columns"]["stsb"]) is None
