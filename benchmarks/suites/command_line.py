@@ -10,6 +10,7 @@ code 2, as on the `tinybert-edge` command line.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -92,3 +93,25 @@ def suite_main(suite: str, parser: argparse.ArgumentParser,
 
         update_readme("README.md", args.results_dir)
     return outcome.exit_code
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, suite: str, cache_help: str,
+                      threads_help: str = "torch threads for training (default: torch's choice)") -> None:
+    """The options of a suite that trains in a resumable run folder (sst2, glue, ner, qa): --run, --cache-dir,
+    --from-report, --train-threads and --no-progress."""
+    parser.add_argument("--run", help=f"run folder (default runs/{suite}-<budget>); rerun the same folder to resume")
+    parser.add_argument("--cache-dir", help=cache_help)
+    parser.add_argument("--from-report", help="only rewrite the results from an existing report.json")
+    parser.add_argument("--train-threads", type=int, help=threads_help)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def saved_report(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Apply --train-threads; the report named by --from-report (numbers rewritten without training), else None."""
+    if args.train_threads:
+        import torch
+
+        torch.set_num_threads(args.train_threads)
+    if not args.from_report:
+        return None
+    return json.loads(Path(args.from_report).read_text(encoding="utf-8"))

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
-from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, saved_report, suite_main
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.glue")
@@ -594,21 +594,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "paper's), smoke (minutes: proves the chain)")
     parser.add_argument("--tasks", nargs="+", choices=list(GLUE_TASKS), default=list(GLUE_TASKS),
                         help="which columns to run (default: all five)")
-    parser.add_argument("--run", help="run folder (default runs/glue-<budget>); rerun the same folder to resume")
-    parser.add_argument("--cache-dir", help="where fine-tuned teachers and augmented data are cached")
-    parser.add_argument("--from-report", help="only rewrite the results from an existing report.json")
-    parser.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_run_arguments(parser, "glue", "where fine-tuned teachers and augmented data are cached")
     return parser
 
 
 def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
-    if args.train_threads:
-        import torch
-
-        torch.set_num_threads(args.train_threads)
-    if args.from_report:
-        report = json.loads(Path(args.from_report).read_text(encoding="utf-8"))
+    report = saved_report(args)
+    if report is not None:
         command = report.get("command", command)
     else:
         run = Path(args.run or f"runs/glue-{args.budget}")

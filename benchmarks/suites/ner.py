@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.suites import task_table
-from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, saved_report, suite_main
 from tinybert_edge.benchmarks.suites.task_table import TaskBudget
 from tinybert_edge.errors import ConfigError
 from tinybert_edge.io import write_json_atomic
@@ -145,21 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "valid.txt and test.txt (IOB2)")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu", help="cpu: the reported budget; small: "
                         "minutes, to prove the chain end to end (default: cpu)")
-    parser.add_argument("--run", help="run folder (default runs/ner-<budget>); rerun the same folder to resume")
-    parser.add_argument("--cache-dir", help="where the fine-tuned teacher is cached")
-    parser.add_argument("--from-report", help="only rewrite the results from an existing report.json")
-    parser.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_run_arguments(parser, "ner", "where the fine-tuned teacher is cached")
     return parser
 
 
 def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
-    if args.train_threads:
-        import torch
-
-        torch.set_num_threads(args.train_threads)
-    if args.from_report:
-        report = json.loads(Path(args.from_report).read_text(encoding="utf-8"))
+    report = saved_report(args)
+    if report is not None:
         command = report.get("command", command)
     else:
         data_dir = Path(args.data)

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, latency_ms, peak_rss_mb
-from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, saved_report, suite_main
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.sst2")
@@ -678,23 +678,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/sst2", help="folder with GLUE SST-2 train.tsv and dev.tsv")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
-    parser.add_argument("--run", help="run folder (default runs/sst2-<budget>); rerun the same folder to resume")
-    parser.add_argument("--cache-dir", help="where the fine-tuned teacher and augmented data are cached")
     parser.add_argument("--students", nargs="+", help=f"students to run, in this order (default all: {' '.join(STUDENTS)})")
-    parser.add_argument("--from-report", help="only rewrite the results from an existing report.json")
-    parser.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice); "
-                        "1 avoids thread thrashing on a shared machine. Latency is always measured at 2 threads")
-    parser.add_argument("--no-progress", action="store_true")
+    add_run_arguments(parser, "sst2", "where the fine-tuned teacher and augmented data are cached",
+                      "torch threads for training (default: torch's choice); 1 avoids thread thrashing on a shared "
+                      "machine. Latency is always measured at 2 threads")
     return parser
 
 
 def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
-    if args.train_threads:
-        import torch
-
-        torch.set_num_threads(args.train_threads)
-    if args.from_report:
-        report = json.loads(Path(args.from_report).read_text(encoding="utf-8"))
+    report = saved_report(args)
+    if report is not None:
         command = report.get("command", command)
     else:
         data_dir = Path(args.data)
