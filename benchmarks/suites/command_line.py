@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from tinybert_edge.benchmarks.results import DEFAULT_RESULTS_DIR, Metric, write_suite_results
 from tinybert_edge.errors import TinyBertEdgeError
+from tinybert_edge.io import write_json_atomic
 
 EXIT_ERROR = 2
 
@@ -106,12 +107,20 @@ def add_run_arguments(parser: argparse.ArgumentParser, suite: str, cache_help: s
     parser.add_argument("--no-progress", action="store_true")
 
 
-def saved_report(args: argparse.Namespace) -> dict[str, Any] | None:
-    """Apply --train-threads; the report named by --from-report (numbers rewritten without training), else None."""
+def suite_report(args: argparse.Namespace, command: str, suite: str,
+                 run: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """The report a training suite renders and the command behind it. Applies --train-threads; with --from-report,
+    that saved report and its command (numbers rewritten without training); else `run(folder)` in --run (default
+    runs/<suite>-<budget>), whose report, with this command, is saved there as report.json."""
     if args.train_threads:
         import torch
 
         torch.set_num_threads(args.train_threads)
-    if not args.from_report:
-        return None
-    return json.loads(Path(args.from_report).read_text(encoding="utf-8"))
+    if args.from_report:
+        report = json.loads(Path(args.from_report).read_text(encoding="utf-8"))
+        return report, report.get("command", command)
+    folder = Path(args.run or f"runs/{suite}-{args.budget}")
+    report = run(folder)
+    report["command"] = command
+    write_json_atomic(folder / "report.json", report)
+    return report, command

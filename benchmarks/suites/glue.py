@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
-from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, saved_report, suite_main
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.glue")
@@ -599,17 +599,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
-    report = saved_report(args)
-    if report is not None:
-        command = report.get("command", command)
-    else:
-        run = Path(args.run or f"runs/glue-{args.budget}")
+    def run(folder: Path) -> dict:
         tasks = list(dict.fromkeys(args.tasks))  # run in the order given; the table keeps the paper's
-        report = run_suite(Path(args.data), args.budget, tasks, run, args.cache_dir, progress=not args.no_progress)
-        report["command"] = command
-        from tinybert_edge.io import write_json_atomic
+        return run_suite(Path(args.data), args.budget, tasks, folder, args.cache_dir, progress=not args.no_progress)
 
-        write_json_atomic(run / "report.json", report)
+    report, command = suite_report(args, command, "glue", run)
     metrics, notes = glue_metrics(report)
     folder = Path(args.results_dir) / "glue"
     plots = write_confusion_plots(report, folder)

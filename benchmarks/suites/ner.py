@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.suites import task_table
-from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, saved_report, suite_main
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
 from tinybert_edge.benchmarks.suites.task_table import TaskBudget
 from tinybert_edge.errors import ConfigError
 from tinybert_edge.io import write_json_atomic
@@ -150,17 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
-    report = saved_report(args)
-    if report is not None:
-        command = report.get("command", command)
-    else:
+    def run(folder: Path) -> dict:
         data_dir = Path(args.data)
         if not all((data_dir / f"{name}.txt").is_file() for name in ("train", "valid", "test")):
             raise ConfigError(f"'{data_dir}' must hold CoNLL-2003 train.txt, valid.txt and test.txt; pass --data")
-        run = Path(args.run or f"runs/ner-{args.budget}")
-        report = run_suite(data_dir, args.budget, run, args.cache_dir, progress=not args.no_progress)
-        report["command"] = command
-        write_json_atomic(run / "report.json", report)
+        return run_suite(data_dir, args.budget, folder, args.cache_dir, progress=not args.no_progress)
+
+    report, command = suite_report(args, command, "ner", run)
     metrics, details, notes = render(report)
     return SuiteOutcome(metrics, {"report_markdown": details, "notes": notes, "budget": report["budget"]},
                         command=command, details=details)

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.suites import task_table
-from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, saved_report, suite_main
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
 from tinybert_edge.benchmarks.suites.task_table import TaskBudget
 from tinybert_edge.errors import ConfigError
 from tinybert_edge.io import write_json_atomic
@@ -204,17 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
-    report = saved_report(args)
-    if report is not None:
-        command = report.get("command", command)
-    else:
+    def run(folder: Path) -> dict:
         data_file = Path(args.data)
         if not data_file.is_file():
             raise ConfigError(f"'{data_file}' is not a file; pass --data with SQuAD v1.1 dev-v1.1.json")
-        run = Path(args.run or f"runs/qa-{args.budget}")
-        report = run_suite(data_file, args.budget, run, args.cache_dir, progress=not args.no_progress)
-        report["command"] = command
-        write_json_atomic(run / "report.json", report)
+        return run_suite(data_file, args.budget, folder, args.cache_dir, progress=not args.no_progress)
+
+    report, command = suite_report(args, command, "qa", run)
     metrics, details, notes = render(report)
     return SuiteOutcome(metrics, {"report_markdown": details, "notes": notes, "budget": report["budget"]},
                         command=command, details=details)

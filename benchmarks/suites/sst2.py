@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, latency_ms, peak_rss_mb
-from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, saved_report, suite_main
+from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.sst2")
@@ -686,20 +686,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
-    report = saved_report(args)
-    if report is not None:
-        command = report.get("command", command)
-    else:
+    def run(folder: Path) -> dict:
         data_dir = Path(args.data)
         if not (data_dir / "train.tsv").is_file() or not (data_dir / "dev.tsv").is_file():
             raise ConfigError(f"'{data_dir}' must hold GLUE SST-2 train.tsv and dev.tsv; pass --data <folder>")
-        run = Path(args.run or f"runs/sst2-{args.budget}")
-        report = run_suite(data_dir, args.budget, run, args.cache_dir, progress=not args.no_progress,
-                           students=args.students)
-        report["command"] = command
-        from tinybert_edge.io import write_json_atomic
+        return run_suite(data_dir, args.budget, folder, args.cache_dir, progress=not args.no_progress,
+                         students=args.students)
 
-        write_json_atomic(run / "report.json", report)
+    report, command = suite_report(args, command, "sst2", run)
     metrics, notes = sst2_metrics(report)
     init_metrics, init_notes = teacher_init_metrics(report)
     metrics = {**metrics, **init_metrics}

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tinybert_edge.data import TextClassificationData, check_classes, encode, read_classification, split_data
-from tinybert_edge.errors import BundleError, ConfigError, ModelError
+from tinybert_edge.errors import BundleError, ModelError
 from tinybert_edge.tasks.base import Task
 
 
@@ -165,20 +165,7 @@ class SequenceClassification(Task):
     # --- export --------------------------------------------------------------------------------------------------
 
     def export_module(self, model: Any) -> Any:
-        import torch
-
-        class LogitsOnly(torch.nn.Module):
-            """The classifier as a module of positional (input_ids, attention_mask, token_type_ids) -> logits."""
-
-            def __init__(self, classifier: torch.nn.Module) -> None:
-                super().__init__()
-                self.classifier = classifier
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.classifier(input_ids=input_ids, attention_mask=attention_mask,
-                                       token_type_ids=token_type_ids).logits
-
-        return LogitsOnly(model).eval()
+        return logits_module(model)
 
     # --- runtime and bundle --------------------------------------------------------------------------------------
 
@@ -219,3 +206,20 @@ def classification_metrics(labels: np.ndarray, predicted: np.ndarray, num_classe
     if len(classes) == 2:
         result["f1"] = float(f1_score(labels, predicted, pos_label=classes[1], labels=classes, zero_division=0))
     return result
+
+
+def logits_module(model: Any) -> Any:
+    """A Hugging Face model whose output has `.logits` (sequence or token classification) as a module of positional
+    (input_ids, attention_mask, token_type_ids) -> logits, in eval mode: what litert-torch and ExecuTorch convert."""
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self, classifier: torch.nn.Module) -> None:
+            super().__init__()
+            self.classifier = classifier
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.classifier(input_ids=input_ids, attention_mask=attention_mask,
+                                   token_type_ids=token_type_ids).logits
+
+    return LogitsOnly(model).eval()

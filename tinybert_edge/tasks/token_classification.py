@@ -24,7 +24,7 @@ import numpy as np
 
 from tinybert_edge.errors import BundleError, DataError, ModelError
 from tinybert_edge.tasks.base import Task
-from tinybert_edge.tasks.classification import config_label_names, softmax
+from tinybert_edge.tasks.classification import config_label_names, logits_module, softmax
 
 log = logging.getLogger(__name__)
 
@@ -503,20 +503,7 @@ class TokenClassification(Task):
     # --- export --------------------------------------------------------------------------------------------------
 
     def export_module(self, model: Any) -> Any:
-        import torch
-
-        class LogitsOnly(torch.nn.Module):
-            """The tagger as a module of positional (input_ids, attention_mask, token_type_ids) -> logits."""
-
-            def __init__(self, tagger: torch.nn.Module) -> None:
-                super().__init__()
-                self.tagger = tagger
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.tagger(input_ids=input_ids, attention_mask=attention_mask,
-                                   token_type_ids=token_type_ids).logits
-
-        return LogitsOnly(model).eval()
+        return logits_module(model)  # [batch, sequence, labels]
 
     # --- runtime and bundle --------------------------------------------------------------------------------------
 
