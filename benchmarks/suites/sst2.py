@@ -116,12 +116,13 @@ def _load(data_dir: Path):
     return train, dev
 
 
-def _teacher(train, dev, budget: Budget, cache_dir: str | None) -> Path:
+def _teacher(train, dev, budget: Budget, cache_dir: str | None, progress: bool) -> Path:
     from tinybert_edge.config import FinetuneConfig
     from tinybert_edge.training.finetune import finetune
 
     return finetune(ENCODER, train, dev, FinetuneConfig(max_train_examples=budget.teacher_examples,
-                                                        epochs=budget.teacher_epochs), cache_dir=cache_dir)
+                                                        epochs=budget.teacher_epochs), cache_dir=cache_dir,
+                    progress=progress)
 
 
 def _encoded(model_dir: Path, dev):
@@ -287,7 +288,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     run.mkdir(parents=True, exist_ok=True)
     log.info("sst2: run folder %s (budget %s: %s)", run.resolve(), budget_name, asdict(budget))
     train, dev = _load(data_dir)
-    teacher_dir = _teacher(train, dev, budget, cache_dir)
+    teacher_dir = _teacher(train, dev, budget, cache_dir, progress)
 
     entries: list[dict[str, Any]] = [{"name": TEACHER_NAME, "model": "teacher", "backend": "torch", "precision": "fp32",
                                       "path": teacher_dir, "role": "teacher"}]
