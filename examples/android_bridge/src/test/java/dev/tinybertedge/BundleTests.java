@@ -121,14 +121,14 @@ final class BundleTests {
         damage("an unknown schema_version is refused", good, scratch, BundleException.Reason.UNSUPPORTED_SCHEMA,
                 "schema_version is 2", dir -> editManifest(dir, "\"schema_version\": 1", "\"schema_version\": 2"));
         damage("a bundle of a task this reader does not implement is refused, naming the task", good, scratch,
-                BundleException.Reason.UNSUPPORTED_TASK, "task \"question-answering\", which this reader does not "
+                BundleException.Reason.UNSUPPORTED_TASK, "task \"summarization\", which this reader does not "
                         + "implement", dir -> {
                     String manifest = Files.readString(dir.resolve("manifest.json"));
                     Matcher m = Pattern.compile("\"task\": \"[^\"]*\"").matcher(manifest);
                     if (m.find()) {
-                        editManifest(dir, m.group(0), "\"task\": \"question-answering\"");
+                        editManifest(dir, m.group(0), "\"task\": \"summarization\"");
                     } else {  // a bundle written before tasks existed: add the field
-                        editManifest(dir, "\"labels\":", "\"task\": \"question-answering\",\n  \"labels\":");
+                        editManifest(dir, "\"labels\":", "\"task\": \"summarization\",\n  \"labels\":");
                     }
                 });
         damage("another format is refused", good, scratch, BundleException.Reason.UNSUPPORTED_SCHEMA,
