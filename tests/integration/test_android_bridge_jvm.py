@@ -127,6 +127,87 @@ def test_java_tokenizer_matches_hf_on_100000_strings(tmp_path, bert_vocab, recor
     assert json.loads(report.read_text(encoding="utf-8")) == summary
 
 
+# --- post-processing: offsets, NER, QA, search -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def postprocess_goldens(tmp_path_factory, bert_vocab) -> Path:
+    """Golden cases from the Python runtime (1,000 corpus strings' spans, 200 NER and 200 QA cases, 3 indexes)."""
+    from tinybert_edge.runtime.postprocess_parity import write_postprocess_parity
+
+    return write_postprocess_parity(tmp_path_factory.mktemp("postprocess"), bert_vocab, 1000, 4)
+
+
+def test_java_postprocessing_matches_the_python_runtime(postprocess_goldens, bert_vocab):
+    from tinybert_edge.runtime.postprocess_parity import case_counts
+
+    proc, summary = run_jvm("--postprocess", postprocess_goldens, "--vocab", bert_vocab, "--unicode-tables", TABLES)
+    assert proc.returncode == 0, failure_text(proc)
+    counts = case_counts(postprocess_goldens)
+    assert summary["postprocess"]["cases"] == counts
+    assert counts["offsets"] == 1000 and counts["ner"] == counts["qa"] == 200 and counts["search"] == 3
+    assert_no_mismatches(summary["postprocess"]["mismatches"])
+    # each index: a flipped byte, a cut-off end and another model's hash are all refused
+    assert summary["postprocess"]["index_refusals"] == 3 * counts["search"]
+
+
+def test_goldens_exercise_entities_windows_and_astral_offsets(postprocess_goldens):
+    """The cases are not trivial: entities of several words, multi-window answers, refused questions, spans past
+    an emoji (where UTF-16 and code point offsets differ), the empty answer."""
+    cases = [json.loads(line) for line in postprocess_goldens.read_text(encoding="ascii").splitlines()[1:]]
+    ner = [c for c in cases if c["kind"] == "ner"]
+    qa = [c for c in cases if c["kind"] == "qa"]
+    offsets = [c for c in cases if c["kind"] == "offsets"]
+    assert sum(len(c["entities"]) for c in ner) > 100
+    assert any(" " in e["text"] for c in ner for e in c["entities"])
+    assert any(len(c.get("windows", [])) > 2 for c in qa)
+    assert any("error" in c for c in qa)
+    assert any(c["starts16"] != [s for s, _ in c["offsets"]] for c in offsets)
+
+
+def _edit_case(path: Path, kind: str, edit) -> None:
+    lines = path.read_text(encoding="ascii").splitlines()
+    for index, line in enumerate(lines[1:], 1):
+        case = json.loads(line)
+        if case["kind"] == kind and edit(case):
+            lines[index] = json.dumps(case)
+            break
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+
+
+def test_a_wrong_entity_answer_or_offset_is_reported(postprocess_goldens, bert_vocab, tmp_path):
+    """The post-processing check can fail: an entity, an answer and a token span each moved by one character are
+    three mismatches and a non-zero exit."""
+    folder = tmp_path / "goldens"
+    shutil.copytree(postprocess_goldens.parent, folder)
+    goldens = folder / postprocess_goldens.name
+
+    def entity(case):
+        if case["entities"]:
+            case["entities"][0]["end16"] += 1
+            return True
+        return False
+
+    def answer(case):
+        if case.get("answer", {}).get("text"):
+            case["answer"]["start16"] += 1
+            return True
+        return False
+
+    def offset(case):
+        if case["starts16"]:
+            case["starts16"][-1] += 1
+            return True
+        return False
+
+    _edit_case(goldens, "ner", entity)
+    _edit_case(goldens, "qa", answer)
+    _edit_case(goldens, "offsets", offset)
+    proc, summary = run_jvm("--postprocess", goldens, "--vocab", bert_vocab, "--unicode-tables", TABLES)
+    assert proc.returncode == 1, failure_text(proc)
+    assert summary["postprocess"]["mismatches"]["unicode_tables_file"] == 3
+    assert "postprocess mismatch" in proc.stderr
+
+
 def write_sweep(path: Path) -> Path:
     """Every Unicode scalar value through each step of the fast tokenizer's normalizer and pre-tokenizer, in the
     format UnicodeSweep.java reads."""
