@@ -298,6 +298,52 @@ def test_java_reads_a_packaged_bundle(onnx_bundle):
     assert summary["golden"]["token_mismatches"] == 0
 
 
+def _task_model(folder: Path, task: str) -> Path:
+    """A tiny random BERT of a task (NER tagger with IOB2 labels, QA answerer, sentence encoder) with its tokenizer."""
+    torch = pytest.importorskip("torch")
+    from transformers import BertConfig, BertForQuestionAnswering, BertForTokenClassification, BertModel, \
+        BertTokenizerFast
+
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n",
+                                      encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    sizes = dict(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    if task == "token-classification":
+        tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+        model = BertForTokenClassification(BertConfig(**sizes, num_labels=len(tags), id2label=dict(enumerate(tags)),
+                                                      label2id={t: i for i, t in enumerate(tags)}))
+    elif task == "question-answering":
+        model = BertForQuestionAnswering(BertConfig(**sizes))
+    else:
+        model = BertModel(BertConfig(**sizes, sentence_embedding={"pooling": "mean", "normalize": True}))
+    model.eval().save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.mark.parametrize("task", ["token-classification", "question-answering", "embedding"])
+def test_java_reads_a_packaged_bundle_of_each_task(tmp_path, task):
+    """NER, QA and embedding bundles as the packager writes them open in the bridge (task fields, output names,
+    per-token golden rows, question/context golden pairs) and their golden token ids match."""
+    package_module = pytest.importorskip("tinybert_edge.app.bundle")
+    pytest.importorskip("onnxruntime")
+    from tinybert_edge.converters import ExportConfig, export_onnx
+
+    folder = _task_model(tmp_path / "model", task)
+    artifact = export_onnx(folder, tmp_path / "onnx", ExportConfig(sequence_buckets=(16, 32)))
+    bundle = package_module.package(artifact.path, tmp_path / "bundle", tokenizer=folder, runtimes=("onnxruntime",),
+                                    precision="fp32", max_length=32)
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="ascii"))
+    assert manifest["task"] == task
+    proc, summary = run_jvm("--bundle", bundle)
+    assert proc.returncode == 0, failure_text(proc)
+    cases = json.loads((bundle / "golden.json").read_text(encoding="ascii"))["cases"]
+    assert summary["golden"]["vectors_checked"] == len(cases) > 0
+    assert summary["golden"]["token_mismatches"] == 0
+
+
 def _flip_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
