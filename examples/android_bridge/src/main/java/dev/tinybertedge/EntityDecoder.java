@@ -42,7 +42,7 @@ public final class EntityDecoder {
         public final String tag;
         public final double probability;
 
-        Word(int start, int end, String tag, double probability) {
+        public Word(int start, int end, String tag, double probability) {
             this.start = start;
             this.end = end;
             this.tag = tag;
