@@ -11,6 +11,7 @@
 #                     token offsets, NER entities, QA windows and answers, index search; the index files beside it
 #   --vocab           the vocab.txt the parity files were written with (default: the bundle's)
 #   --bundle          a bundle folder from `tinybert-edge package` (checksums, golden token ids, tamper checks)
+#   --index           with an embedding --bundle: an index file (build_index(...).save) to check against its models
 #   --unicode-tables  unicode_tables.txt to tokenize with (default: the bundle's); the JDK's data is always tried too
 #   --sweep           a per-code-point sweep file (tests/integration/test_android_bridge_jvm.py writes one)
 #   --report          also write the JSON summary line to this file

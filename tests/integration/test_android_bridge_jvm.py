@@ -342,6 +342,26 @@ def test_java_reads_a_packaged_bundle_of_each_task(tmp_path, task):
     cases = json.loads((bundle / "golden.json").read_text(encoding="ascii"))["cases"]
     assert summary["golden"]["vectors_checked"] == len(cases) > 0
     assert summary["golden"]["token_mismatches"] == 0
+    if task == "embedding":
+        _check_index_binding(bundle, tmp_path)
+
+
+def _check_index_binding(bundle: Path, tmp_path: Path) -> None:
+    """An index the Python runtime built with the bundle is bound to its model file in Java too; the same vectors
+    under another model's hash are refused."""
+    from tinybert_edge.runtime.bundle import load_bundle
+    from tinybert_edge.runtime.index import SentenceIndex, build_index
+
+    model = load_bundle(bundle)
+    index = build_index(model, ["the movie was great", "i loved it", "w1 w2 w3"], precision="int8")
+    index.save(tmp_path / "notes.index.npz")
+    proc, summary = run_jvm("--bundle", bundle, "--index", tmp_path / "notes.index.npz")
+    assert proc.returncode == 0, failure_text(proc)
+    assert summary["index"]["result"] == "bound to model.onnx (3 documents, int8)"
+    other = SentenceIndex(index.vectors, index.ids, "0" * 64, "model.onnx", index.scales)
+    other.save(tmp_path / "other.index.npz")
+    proc, summary = run_jvm("--bundle", bundle, "--index", tmp_path / "other.index.npz")
+    assert summary["index"]["result"].startswith("the index was built by another model"), summary
 
 
 def _flip_byte(path: Path) -> None:

@@ -259,8 +259,9 @@ public final class SentenceIndex {
             order.add(i);
         }
         order.sort((a, b) -> {
-            int byScore = Float.compare(scores[b] + 0.0f, scores[a] + 0.0f);  // + 0.0f: -0.0 and 0.0 tie
-            return byScore != 0 ? byScore : Integer.compare(a, b);
+            float x = Float.isNaN(scores[a]) ? Float.NEGATIVE_INFINITY : scores[a];  // NaN last, as numpy sorts it
+            float y = Float.isNaN(scores[b]) ? Float.NEGATIVE_INFINITY : scores[b];
+            return x > y ? -1 : x < y ? 1 : Integer.compare(a, b);  // equal scores (0.0, -0.0 too): document order
         });
         List<Hit> hits = new ArrayList<>();
         for (int r = 0; r < Math.min(k, order.size()); r++) {

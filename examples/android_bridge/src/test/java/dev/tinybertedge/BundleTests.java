@@ -70,6 +70,27 @@ final class BundleTests {
                 Check.equal(BundleManifest.TEXT_CLASSIFICATION, Bundle.open(dir).manifest().task, "task"));
     }
 
+    /**
+     * An index file against a real embedding bundle: "bound to FILE" when it opens and one of the bundle's model
+     * files built it (the other model files, if any, must refuse it), else the refusal's message.
+     */
+    static String checkIndex(Path bundleDir, Path indexFile) throws IOException {
+        Bundle bundle = Bundle.open(bundleDir);
+        SentenceIndex index = SentenceIndex.read(indexFile);
+        String bound = null;
+        String refusal = null;
+        for (BundleManifest.Model model : bundle.manifest().models) {
+            try {
+                index.checkModel(bundle, model);
+                bound = model.file;
+            } catch (BundleException exc) {
+                refusal = exc.getMessage();
+            }
+        }
+        return bound != null ? "bound to " + bound + " (" + index.size() + " documents, " + index.precision + ")"
+                : refusal;
+    }
+
     static void runReal(Path bundleDir, Path work) throws IOException {
         Bundle bundle;
         try {
