@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Compile the plain-JVM part of the Android bridge (tokenizer, Unicode tables, JSON, bundle reader) and its tests with
+# Compile the plain-JVM part of the Android bridge (tokenizer, Unicode tables, JSON, bundle reader, post-processing,
+# search index) and its tests with
 # javac, and run them with java: no Gradle, no Maven, no download. The Android-only classes (android/, sample/) are
 # not compiled here.
 #
-# Usage: examples/android_bridge/run_jvm_tests.sh [--parity FILE] [--vocab FILE] [--bundle DIR]
+# Usage: examples/android_bridge/run_jvm_tests.sh [--parity FILE] [--postprocess FILE] [--vocab FILE] [--bundle DIR]
 #            [--unicode-tables FILE] [--sweep FILE] [--report FILE]
 #   --parity          a tokenizer parity file (tinybert_edge.runtime.tokenizer_corpus.write_parity_file)
-#   --vocab           the vocab.txt the parity file was written with (default: the bundle's)
+#   --postprocess     post-processing goldens (tinybert_edge.runtime.postprocess_parity.write_postprocess_parity):
+#                     token offsets, NER entities, QA windows and answers, index search; the index files beside it
+#   --vocab           the vocab.txt the parity files were written with (default: the bundle's)
 #   --bundle          a bundle folder from `tinybert-edge package` (checksums, golden token ids, tamper checks)
+#   --index           with an embedding --bundle: an index file (build_index(...).save) to check against its models
 #   --unicode-tables  unicode_tables.txt to tokenize with (default: the bundle's); the JDK's data is always tried too
 #   --sweep           a per-code-point sweep file (tests/integration/test_android_bridge_jvm.py writes one)
 #   --report          also write the JSON summary line to this file

@@ -127,6 +127,87 @@ def test_java_tokenizer_matches_hf_on_100000_strings(tmp_path, bert_vocab, recor
     assert json.loads(report.read_text(encoding="utf-8")) == summary
 
 
+# --- post-processing: offsets, NER, QA, search -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def postprocess_goldens(tmp_path_factory, bert_vocab) -> Path:
+    """Golden cases from the Python runtime (1,000 corpus strings' spans, 200 NER and 200 QA cases, 3 indexes)."""
+    from tinybert_edge.runtime.postprocess_parity import write_postprocess_parity
+
+    return write_postprocess_parity(tmp_path_factory.mktemp("postprocess"), bert_vocab, 1000, 4)
+
+
+def test_java_postprocessing_matches_the_python_runtime(postprocess_goldens, bert_vocab):
+    from tinybert_edge.runtime.postprocess_parity import case_counts
+
+    proc, summary = run_jvm("--postprocess", postprocess_goldens, "--vocab", bert_vocab, "--unicode-tables", TABLES)
+    assert proc.returncode == 0, failure_text(proc)
+    counts = case_counts(postprocess_goldens)
+    assert summary["postprocess"]["cases"] == counts
+    assert counts["offsets"] == 1000 and counts["ner"] == counts["qa"] == 200 and counts["search"] == 3
+    assert_no_mismatches(summary["postprocess"]["mismatches"])
+    # each index: a flipped byte, a cut-off end and another model's hash are all refused
+    assert summary["postprocess"]["index_refusals"] == 3 * counts["search"]
+
+
+def test_goldens_exercise_entities_windows_and_astral_offsets(postprocess_goldens):
+    """The cases are not trivial: entities of several words, multi-window answers, refused questions, spans past
+    an emoji (where UTF-16 and code point offsets differ), the empty answer."""
+    cases = [json.loads(line) for line in postprocess_goldens.read_text(encoding="ascii").splitlines()[1:]]
+    ner = [c for c in cases if c["kind"] == "ner"]
+    qa = [c for c in cases if c["kind"] == "qa"]
+    offsets = [c for c in cases if c["kind"] == "offsets"]
+    assert sum(len(c["entities"]) for c in ner) > 100
+    assert any(" " in e["text"] for c in ner for e in c["entities"])
+    assert any(len(c.get("windows", [])) > 2 for c in qa)
+    assert any("error" in c for c in qa)
+    assert any(c["starts16"] != [s for s, _ in c["offsets"]] for c in offsets)
+
+
+def _edit_case(path: Path, kind: str, edit) -> None:
+    lines = path.read_text(encoding="ascii").splitlines()
+    for index, line in enumerate(lines[1:], 1):
+        case = json.loads(line)
+        if case["kind"] == kind and edit(case):
+            lines[index] = json.dumps(case)
+            break
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+
+
+def test_a_wrong_entity_answer_or_offset_is_reported(postprocess_goldens, bert_vocab, tmp_path):
+    """The post-processing check can fail: an entity, an answer and a token span each moved by one character are
+    three mismatches and a non-zero exit."""
+    folder = tmp_path / "goldens"
+    shutil.copytree(postprocess_goldens.parent, folder)
+    goldens = folder / postprocess_goldens.name
+
+    def entity(case):
+        if case["entities"]:
+            case["entities"][0]["end16"] += 1
+            return True
+        return False
+
+    def answer(case):
+        if case.get("answer", {}).get("text"):
+            case["answer"]["start16"] += 1
+            return True
+        return False
+
+    def offset(case):
+        if case["starts16"]:
+            case["starts16"][-1] += 1
+            return True
+        return False
+
+    _edit_case(goldens, "ner", entity)
+    _edit_case(goldens, "qa", answer)
+    _edit_case(goldens, "offsets", offset)
+    proc, summary = run_jvm("--postprocess", goldens, "--vocab", bert_vocab, "--unicode-tables", TABLES)
+    assert proc.returncode == 1, failure_text(proc)
+    assert summary["postprocess"]["mismatches"]["unicode_tables_file"] == 3
+    assert "postprocess mismatch" in proc.stderr
+
+
 def write_sweep(path: Path) -> Path:
     """Every Unicode scalar value through each step of the fast tokenizer's normalizer and pre-tokenizer, in the
     format UnicodeSweep.java reads."""
@@ -215,6 +296,72 @@ def test_java_reads_a_packaged_bundle(onnx_bundle):
     cases = json.loads((onnx_bundle / "golden.json").read_text(encoding="ascii"))["cases"]
     assert summary["golden"]["vectors_checked"] == len(cases) > 0
     assert summary["golden"]["token_mismatches"] == 0
+
+
+def _task_model(folder: Path, task: str) -> Path:
+    """A tiny random BERT of a task (NER tagger with IOB2 labels, QA answerer, sentence encoder) with its tokenizer."""
+    torch = pytest.importorskip("torch")
+    from transformers import BertConfig, BertForQuestionAnswering, BertForTokenClassification, BertModel, \
+        BertTokenizerFast
+
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n",
+                                      encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    sizes = dict(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    if task == "token-classification":
+        tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+        model = BertForTokenClassification(BertConfig(**sizes, num_labels=len(tags), id2label=dict(enumerate(tags)),
+                                                      label2id={t: i for i, t in enumerate(tags)}))
+    elif task == "question-answering":
+        model = BertForQuestionAnswering(BertConfig(**sizes))
+    else:
+        model = BertModel(BertConfig(**sizes, sentence_embedding={"pooling": "mean", "normalize": True}))
+    model.eval().save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.mark.parametrize("task", ["token-classification", "question-answering", "embedding"])
+def test_java_reads_a_packaged_bundle_of_each_task(tmp_path, task):
+    """NER, QA and embedding bundles as the packager writes them open in the bridge (task fields, output names,
+    per-token golden rows, question/context golden pairs) and their golden token ids match."""
+    package_module = pytest.importorskip("tinybert_edge.app.bundle")
+    pytest.importorskip("onnxruntime")
+    from tinybert_edge.converters import ExportConfig, export_onnx
+
+    folder = _task_model(tmp_path / "model", task)
+    artifact = export_onnx(folder, tmp_path / "onnx", ExportConfig(sequence_buckets=(16, 32)))
+    bundle = package_module.package(artifact.path, tmp_path / "bundle", tokenizer=folder, runtimes=("onnxruntime",),
+                                    precision="fp32", max_length=32)
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="ascii"))
+    assert manifest["task"] == task
+    proc, summary = run_jvm("--bundle", bundle)
+    assert proc.returncode == 0, failure_text(proc)
+    cases = json.loads((bundle / "golden.json").read_text(encoding="ascii"))["cases"]
+    assert summary["golden"]["vectors_checked"] == len(cases) > 0
+    assert summary["golden"]["token_mismatches"] == 0
+    if task == "embedding":
+        _check_index_binding(bundle, tmp_path)
+
+
+def _check_index_binding(bundle: Path, tmp_path: Path) -> None:
+    """An index the Python runtime built with the bundle is bound to its model file in Java too; the same vectors
+    under another model's hash are refused."""
+    from tinybert_edge.runtime.bundle import load_bundle
+    from tinybert_edge.runtime.index import SentenceIndex, build_index
+
+    model = load_bundle(bundle)
+    index = build_index(model, ["the movie was great", "i loved it", "w1 w2 w3"], precision="int8")
+    index.save(tmp_path / "notes.index.npz")
+    proc, summary = run_jvm("--bundle", bundle, "--index", tmp_path / "notes.index.npz")
+    assert proc.returncode == 0, failure_text(proc)
+    assert summary["index"]["result"] == "bound to model.onnx (3 documents, int8)"
+    other = SentenceIndex(index.vectors, index.ids, "0" * 64, "model.onnx", index.scales)
+    other.save(tmp_path / "other.index.npz")
+    proc, summary = run_jvm("--bundle", bundle, "--index", tmp_path / "other.index.npz")
+    assert summary["index"]["result"].startswith("the index was built by another model"), summary
 
 
 def _flip_byte(path: Path) -> None:

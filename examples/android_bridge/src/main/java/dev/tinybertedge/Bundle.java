@@ -135,7 +135,9 @@ public final class Bundle {
             throw new BundleException(BundleException.Reason.MALFORMED, exc.getMessage(), exc);
         }
         Golden golden = Golden.parse(decode(kept.get(manifest.goldenFile), manifest.goldenFile),
-                manifest.goldenFile, manifest.outputWidth());
+                manifest.goldenFile, manifest.outputWidth(), manifest.perToken(),
+                BundleManifest.TEXT_CLASSIFICATION.equals(manifest.task)
+                        || BundleManifest.TOKEN_CLASSIFICATION.equals(manifest.task));
         return new Bundle(source, manifest, tokenizer, golden);
     }
 
@@ -181,7 +183,8 @@ public final class Bundle {
         List<String> mismatches = new ArrayList<>();
         for (int i = 0; i < golden.cases.size(); i++) {
             Golden.Case c = golden.cases.get(i);
-            int[] ids = tokenizer.encode(c.text, manifest.maxLength);
+            WordPieceTokenizer.Encoding encoding = tokenizer.encodePair(c.text, c.textPair, manifest.maxLength);
+            int[] ids = Arrays.copyOf(encoding.inputIds, encoding.length);
             if (!Arrays.equals(ids, c.inputIds)) {
                 mismatches.add("golden case " + i + " " + Json.quote(c.text) + ": expected "
                         + Arrays.toString(c.inputIds) + ", got " + Arrays.toString(ids));

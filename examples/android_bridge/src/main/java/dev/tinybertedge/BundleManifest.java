@@ -20,8 +20,18 @@ public final class BundleManifest {
     public static final String TEXT_CLASSIFICATION = "text-classification";
     /** One score per text or pair (GLUE's STS-B): the model returns one value, the manifest has no labels. */
     public static final String REGRESSION = "regression";
+    /** NER: logits per token, IOB2 labels, words grouped into entities with character offsets. */
+    public static final String TOKEN_CLASSIFICATION = "token-classification";
+    /** Extractive QA: start and end logits per token over question + context windows. */
+    public static final String QUESTION_ANSWERING = "question-answering";
+    /** Sentence embeddings: the model returns the (pooled, normalised) sentence vector. */
+    public static final String EMBEDDING = "embedding";
     /** The tasks whose outputs this reader knows how to turn into results. */
-    public static final List<String> KNOWN_TASKS = List.of(TEXT_CLASSIFICATION, REGRESSION);
+    public static final List<String> KNOWN_TASKS = List.of(TEXT_CLASSIFICATION, REGRESSION, TOKEN_CLASSIFICATION,
+            QUESTION_ANSWERING, EMBEDDING);
+    /** The word aggregations of token classification this reader implements. */
+    public static final List<String> AGGREGATIONS = List.of("first");
+    private static final Pattern IOB2 = Pattern.compile("O|[BI]-.+");
 
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
     private static final Pattern SIGNATURE = Pattern.compile("seq_([1-9][0-9]*)");
@@ -35,6 +45,8 @@ public final class BundleManifest {
         public final List<String> inputNames;
         public final String inputDtype;
         public final String outputName;
+        /** Every output in the order the task reads them (QA: start_logits, end_logits); [outputName] otherwise. */
+        public final List<String> outputNames;
         public final String outputDtype;
         /** Fixed batch size of a LiteRT model; 0 for a dynamic ONNX batch. */
         public final int batchSize;
@@ -43,13 +55,15 @@ public final class BundleManifest {
         public final List<String> signatures;
 
         Model(String file, String runtime, String precision, List<String> inputNames, String inputDtype,
-              String outputName, String outputDtype, int batchSize, int[] sequenceBuckets, List<String> signatures) {
+              String outputName, List<String> outputNames, String outputDtype, int batchSize, int[] sequenceBuckets,
+              List<String> signatures) {
             this.file = file;
             this.runtime = runtime;
             this.precision = precision;
             this.inputNames = inputNames;
             this.inputDtype = inputDtype;
             this.outputName = outputName;
+            this.outputNames = outputNames;
             this.outputDtype = outputDtype;
             this.batchSize = batchSize;
             this.sequenceBuckets = sequenceBuckets;
@@ -107,11 +121,18 @@ public final class BundleManifest {
     public final List<String> labels;
     public final String goldenFile;
     public final Map<String, FileEntry> files;
+    /** Token classification: how a word's tag is chosen ("first": its first sub-token's); null for other tasks. */
+    public final String aggregation;
+    /** Question answering: the manifest's document stride, answer length limit and candidates per end; 0 otherwise. */
+    public final int docStride;
+    public final int maxAnswerLength;
+    public final int nBest;
 
     private BundleManifest(String sdkVersion, String created, List<Model> models,
                            WordPieceTokenizer.Settings tokenizerSettings, int maxLength, String vocabFile,
                            String unicodeTablesFile, Map<String, Integer> specialIds, String task, List<String> labels,
-                           String goldenFile, Map<String, FileEntry> files) {
+                           String goldenFile, Map<String, FileEntry> files, String aggregation, int docStride,
+                           int maxAnswerLength, int nBest) {
         this.sdkVersion = sdkVersion;
         this.created = created;
         this.models = models;
@@ -124,11 +145,41 @@ public final class BundleManifest {
         this.labels = labels;
         this.goldenFile = goldenFile;
         this.files = files;
+        this.aggregation = aggregation;
+        this.docStride = docStride;
+        this.maxAnswerLength = maxAnswerLength;
+        this.nBest = nBest;
     }
 
-    /** How many values the model returns per text: one per label for a classifier, one score for regression. */
+    /**
+     * The document stride for windows of {@code maxLength} tokens: the manifest's doc_stride, at most a third of the
+     * length (as the SDK runtime's effective_stride).
+     */
+    public int effectiveDocStride() {
+        return WordPieceTokenizer.effectiveStride(docStride, maxLength);
+    }
+
+    /** Whether the model returns rows per token (NER, QA) rather than one row per text. */
+    public boolean perToken() {
+        return TOKEN_CLASSIFICATION.equals(task) || QUESTION_ANSWERING.equals(task);
+    }
+
+    /**
+     * How many values the model returns per text (per token for NER and QA): one per label for a classifier or a
+     * tagger, one score for regression, start and end for QA; 0 for embeddings, whose width the manifest does not
+     * state (the golden vectors show it).
+     */
     public int outputWidth() {
-        return REGRESSION.equals(task) ? 1 : labels.size();
+        switch (task) {
+            case REGRESSION:
+                return 1;
+            case QUESTION_ANSWERING:
+                return 2;
+            case EMBEDDING:
+                return 0;
+            default:
+                return labels.size();
+        }
     }
 
     /** The preferred model of a runtime ("litert" or "onnxruntime"), or null when the bundle has none. */
@@ -225,18 +276,47 @@ public final class BundleManifest {
             }
 
             List<String> labels = Json.stringArray(Json.field(root, "labels", where), where + ".labels");
-            if (labels.isEmpty() && TEXT_CLASSIFICATION.equals(task)) {
+            if (labels.isEmpty() && (TEXT_CLASSIFICATION.equals(task) || TOKEN_CLASSIFICATION.equals(task))) {
                 throw malformed(where + ".labels is empty");
             }
-            if (!labels.isEmpty() && REGRESSION.equals(task)) {
-                throw malformed(where + ".labels lists " + labels.size() + " labels, but a regression bundle has "
-                        + "none (its model returns one score)");
+            if (!labels.isEmpty() && !TEXT_CLASSIFICATION.equals(task) && !TOKEN_CLASSIFICATION.equals(task)) {
+                throw malformed(where + ".labels lists " + labels.size() + " labels, but a " + task + " bundle has "
+                        + "none (its model returns " + (REGRESSION.equals(task) ? "one score" : EMBEDDING.equals(task)
+                        ? "a vector" : "start and end logits") + ")");
+            }
+            String aggregation = null;
+            if (TOKEN_CLASSIFICATION.equals(task)) {
+                for (String label : labels) {
+                    if (!IOB2.matcher(label).matches()) {
+                        throw malformed(where + ".labels holds \"" + label + "\", not an IOB2 tag (O, B-X, I-X)");
+                    }
+                }
+                aggregation = root.containsKey("aggregation") ? Json.string(root, "aggregation", where) : "first";
+                if (!AGGREGATIONS.contains(aggregation)) {
+                    throw new BundleException(BundleException.Reason.UNSUPPORTED_TASK, where + ": aggregation \""
+                            + aggregation + "\" is not one this reader implements (" + String.join(", ", AGGREGATIONS)
+                            + "); update the app's tinybert-edge bridge");
+                }
+            }
+            int docStride = 0;
+            int maxAnswerLength = 0;
+            int nBest = 0;
+            if (QUESTION_ANSWERING.equals(task)) {
+                docStride = positiveInt(root, "doc_stride", where);
+                maxAnswerLength = positiveInt(root, "max_answer_length", where);
+                nBest = positiveInt(root, "n_best", where);
+                for (Model model : models) {
+                    if (model.outputNames.size() != 2) {
+                        throw malformed(where + ": the question answering model " + model.file + " lists "
+                                + model.outputNames + " as outputs; it needs start_logits and end_logits");
+                    }
+                }
             }
             String goldenFile = listedFile(Json.string(root, "golden_file", where), where + ".golden_file", files);
             return new BundleManifest(sdkVersion, created, Collections.unmodifiableList(models), settings, maxLength,
                     vocabFile, tablesFile, Collections.unmodifiableMap(specialIds), task,
                     Collections.unmodifiableList(new ArrayList<>(labels)), goldenFile,
-                    Collections.unmodifiableMap(files));
+                    Collections.unmodifiableMap(files), aggregation, docStride, maxAnswerLength, nBest);
         } catch (Json.JsonException exc) {
             throw new BundleException(BundleException.Reason.MALFORMED, exc.getMessage()
                     + "; the manifest is damaged: re-package the bundle", exc);
@@ -308,8 +388,15 @@ public final class BundleManifest {
         } else if (buckets.length != 0 || !signatures.isEmpty()) {
             throw malformed(at + ": an ONNX model has dynamic axes: sequence_buckets and signatures must be empty");
         }
+        String outputName = Json.string(m, "output_name", at);
+        List<String> outputNames = m.containsKey("output_names")
+                ? Json.stringArray(Json.field(m, "output_names", at), at + ".output_names") : List.of(outputName);
+        if (outputNames.isEmpty() || !outputNames.get(0).equals(outputName)) {
+            throw malformed(at + ".output_names " + outputNames + " does not start with output_name \"" + outputName
+                    + "\"");
+        }
         return new Model(file, runtime, Json.string(m, "precision", at), Collections.unmodifiableList(inputNames),
-                Json.string(m, "input_dtype", at), Json.string(m, "output_name", at),
+                Json.string(m, "input_dtype", at), outputName, Collections.unmodifiableList(outputNames),
                 Json.string(m, "output_dtype", at), batchSize, buckets, Collections.unmodifiableList(signatures));
     }
 

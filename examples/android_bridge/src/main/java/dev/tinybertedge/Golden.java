@@ -1,6 +1,7 @@
 package dev.tinybertedge;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -14,14 +15,21 @@ public final class Golden {
     /** One golden text. */
     public static final class Case {
         public final String text;
+        /** The second text of a pair (a question answering case's context); null for one text. */
+        public final String textPair;
         public final int[] inputIds;
         public final int[] attentionMask;
         public final int[] tokenTypeIds;
-        /** Expected logits per model file name. */
+        /**
+         * Expected outputs per model file name: one row per text, or for a per-token task (NER, QA) one row per real
+         * token, concatenated (see {@link Golden#width}).
+         */
         public final Map<String, double[]> logits;
 
-        Case(String text, int[] inputIds, int[] attentionMask, int[] tokenTypeIds, Map<String, double[]> logits) {
+        Case(String text, String textPair, int[] inputIds, int[] attentionMask, int[] tokenTypeIds,
+             Map<String, double[]> logits) {
             this.text = text;
+            this.textPair = textPair;
             this.inputIds = inputIds;
             this.attentionMask = attentionMask;
             this.tokenTypeIds = tokenTypeIds;
@@ -32,14 +40,31 @@ public final class Golden {
     public final double maxAbsLogitDiff;
     public final double argmaxMargin;
     public final List<Case> cases;
+    /** Values per row: the labels (classifier, tagger), 1 (regression), 2 (QA), the vector width (embeddings). */
+    public final int width;
+    /** Whether each case holds one row per token (NER, QA) rather than one per text. */
+    public final boolean perToken;
+    /** Whether a row's argmax is a decision (a label) that must not flip: classifiers and taggers. */
+    public final boolean argmaxIsDecision;
 
-    private Golden(double maxAbsLogitDiff, double argmaxMargin, List<Case> cases) {
+    private Golden(double maxAbsLogitDiff, double argmaxMargin, List<Case> cases, int width, boolean perToken,
+                   boolean argmaxIsDecision) {
+        this.argmaxIsDecision = argmaxIsDecision;
+        this.width = width;
+        this.perToken = perToken;
         this.maxAbsLogitDiff = maxAbsLogitDiff;
         this.argmaxMargin = argmaxMargin;
         this.cases = cases;
     }
 
-    static Golden parse(String text, String source, int labelCount) throws BundleException {
+    /**
+     * @param labelCount values per row the manifest implies, or 0 when it does not say (embeddings: the first case's
+     *                   width then holds for all)
+     * @param perToken   whether cases hold one row per real token (NER, QA)
+     * @param argmaxIsDecision whether each row's argmax is a label to keep (classification, NER)
+     */
+    static Golden parse(String text, String source, int labelCount, boolean perToken, boolean argmaxIsDecision)
+            throws BundleException {
         try {
             Map<String, Object> root = Json.object(Json.parse(text, source), source);
             Map<String, Object> tolerance = Json.object(Json.field(root, "tolerance", source), source + ".tolerance");
@@ -67,20 +92,37 @@ public final class Golden {
                 Map<String, double[]> logits = new LinkedHashMap<>();
                 Map<String, Object> logitsJson = Json.object(Json.field(c, "logits", at), at + ".logits");
                 for (Map.Entry<String, Object> e : logitsJson.entrySet()) {
-                    List<Object> values = Json.array(e.getValue(), at + ".logits[\"" + e.getKey() + "\"]");
-                    if (values.size() != labelCount) {
-                        throw malformed(at + ".logits[\"" + e.getKey() + "\"] has " + values.size()
-                                + " values, but the model returns " + labelCount + " per text");
+                    String where = at + ".logits[\"" + e.getKey() + "\"]";
+                    List<Object> rows = perToken ? Json.array(e.getValue(), where) : List.of(e.getValue());
+                    if (perToken && rows.size() != ids.length) {
+                        throw malformed(where + " has " + rows.size() + " rows for " + ids.length + " tokens");
                     }
-                    double[] row = new double[values.size()];
-                    for (int k = 0; k < row.length; k++) {
-                        row[k] = Json.number(values.get(k), at + ".logits[\"" + e.getKey() + "\"][" + k + "]");
+                    List<Double> flat = new ArrayList<>();
+                    for (int r = 0; r < rows.size(); r++) {
+                        String rowAt = perToken ? where + "[" + r + "]" : where;
+                        List<Object> values = Json.array(rows.get(r), rowAt);
+                        if (labelCount == 0 && values.isEmpty()) {
+                            throw malformed(rowAt + " is empty");
+                        }
+                        if (labelCount == 0) {
+                            labelCount = values.size();
+                        }
+                        if (values.size() != labelCount) {
+                            throw malformed(rowAt + " has " + values.size() + " values, but the model returns "
+                                    + labelCount + (perToken ? " per token" : " per text"));
+                        }
+                        for (int k = 0; k < values.size(); k++) {
+                            flat.add(Json.number(values.get(k), rowAt + "[" + k + "]"));
+                        }
                     }
-                    logits.put(e.getKey(), row);
+                    logits.put(e.getKey(), flat.stream().mapToDouble(Double::doubleValue).toArray());
                 }
-                cases.add(new Case(Json.string(c, "text", at), ids, mask, types, Collections.unmodifiableMap(logits)));
+                String pair = c.containsKey("text_pair") ? Json.string(c, "text_pair", at) : null;
+                cases.add(new Case(Json.string(c, "text", at), pair, ids, mask, types,
+                        Collections.unmodifiableMap(logits)));
             }
-            return new Golden(maxAbs, margin, Collections.unmodifiableList(cases));
+            return new Golden(maxAbs, margin, Collections.unmodifiableList(cases), labelCount, perToken,
+                    argmaxIsDecision);
         } catch (Json.JsonException exc) {
             throw new BundleException(BundleException.Reason.MALFORMED, exc.getMessage()
                     + "; golden.json is damaged: re-package the bundle", exc);
@@ -94,6 +136,27 @@ public final class Golden {
      */
     public String compareLogits(double[] expected, float[] actual) {
         if (actual.length != expected.length) {
+            return "the model returned " + actual.length + " values, expected " + expected.length;
+        }
+        if (!perToken || expected.length <= width) {
+            return compareRow(expected, actual);
+        }
+        for (int start = 0; start < expected.length; start += width) {
+            String problem = compareRow(Arrays.copyOfRange(expected, start, start + width),
+                    Arrays.copyOfRange(actual, start, start + width));
+            if (problem != null) {
+                return "token " + start / width + ": " + problem;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * One row of a per-token (or the one of a per-text) output; for QA, whose row holds a start and an end logit
+     * rather than label logits, only the values are compared.
+     */
+    private String compareRow(double[] expected, float[] actual) {
+        if (actual.length != expected.length) {
             return "the model returned " + actual.length + " logits, expected " + expected.length;
         }
         double worst = 0;
@@ -102,6 +165,9 @@ public final class Golden {
         }
         if (!(worst <= maxAbsLogitDiff)) {
             return "max |logit difference| " + worst + " exceeds " + maxAbsLogitDiff;
+        }
+        if (!argmaxIsDecision) {
+            return null;
         }
         int expectedTop = argmax(expected);
         int actualTop = 0;

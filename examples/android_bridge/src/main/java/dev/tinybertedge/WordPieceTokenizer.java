@@ -452,6 +452,260 @@ public final class WordPieceTokenizer {
         return out.toString();
     }
 
+    // --- character offsets ----------------------------------------------------------------------------------------
+
+    /**
+     * The tokens of a text (as {@link #tokenize}, without [CLS]/[SEP] or truncation) with each token's span in
+     * {@code text} and the index of its word, as Hugging Face's fast tokenizer and the SDK's runtime report them
+     * ({@code WordPieceTokenizer.tokens_with_offsets} in tinybert_edge/runtime/wordpiece.py): a token spans the
+     * original characters its first and last normalized characters came from; a special token typed in the text is
+     * a word of its own. Spans are UTF-16 indices into {@code text} ({@code text.substring(starts[i], ends[i])});
+     * the Python runtime counts code points, which {@link OffsetEncoding#codePointOffsets} converts to.
+     */
+    public TokenSpans tokensWithOffsets(String text) {
+        checkWellFormed(text);
+        TokenSpans.Builder out = new TokenSpans.Builder();
+        int segmentStart = 0;
+        int i = 0;
+        int[] word = {0};
+        while (i < text.length()) {
+            String special = specialAt(text, i);
+            if (special == null) {
+                i++;
+                continue;
+            }
+            addSpans(text, segmentStart, i, out, word);
+            out.add(tokenToId(special), i, i + special.length(), word[0]++);
+            i += special.length();
+            segmentStart = i;
+        }
+        addSpans(text, segmentStart, text.length(), out, word);
+        return out.build();
+    }
+
+    /** Word pieces of text[from, to) with their spans in {@code text}; {@code word[0]} counts the words. */
+    private void addSpans(String text, int from, int to, TokenSpans.Builder out, int[] word) {
+        if (from >= to) {
+            return;
+        }
+        int[][] normalized = normalizeWithOrigins(text, from, to);
+        int[] cps = normalized[0];
+        int[] origins = normalized[1];
+        int n = cps.length;
+        int at = 0;
+        while (at < n) {
+            int cp = cps[at];
+            if (unicode.isWhitespace(cp)) {
+                at++;
+                continue;
+            }
+            int end = at + 1;
+            if (!unicode.isPunctuation(cp)) {
+                while (end < n && !unicode.isWhitespace(cps[end]) && !unicode.isPunctuation(cps[end])) {
+                    end++;
+                }
+            }
+            String w = new String(cps, at, end - at);
+            List<String> pieces = wordPiece(w);
+            if (pieces.size() == 1 && pieces.get(0).equals(settings.unkToken) && !vocab.containsKey(w)) {
+                out.add(unkId, origins[at], originEnd(text, origins[end - 1]), word[0]);
+            } else {
+                int start = at;
+                int prefix = settings.continuingSubwordPrefix.codePointCount(0,
+                        settings.continuingSubwordPrefix.length());
+                for (int p = 0; p < pieces.size(); p++) {
+                    String piece = pieces.get(p);
+                    int length = piece.codePointCount(0, piece.length()) - (p > 0 ? prefix : 0);
+                    out.add(tokenToId(piece), origins[start], originEnd(text, origins[start + length - 1]), word[0]);
+                    start += length;
+                }
+            }
+            word[0]++;
+            at = end;
+        }
+    }
+
+    private static int originEnd(String text, int origin) {
+        return origin + Character.charCount(text.codePointAt(origin));
+    }
+
+    /**
+     * {@link #normalize} of text[from, to) as code points, and for each the UTF-16 index in {@code text} of the
+     * character it came from (normalization only drops, expands and reorders characters, so each has one origin).
+     * The same steps as the Python runtime's {@code normalize_with_origins}.
+     */
+    int[][] normalizeWithOrigins(String text, int from, int to) {
+        IntPairs chars = new IntPairs(to - from + 8);
+        for (int i = from; i < to; ) {
+            int cp = text.codePointAt(i);
+            int origin = i;
+            i += Character.charCount(cp);
+            if (settings.cleanText) {
+                if (cp == 0 || cp == 0xFFFD || unicode.isControl(cp)) {
+                    continue;
+                }
+                if (unicode.isWhitespace(cp)) {
+                    cp = ' ';
+                }
+            }
+            if (settings.handleChineseChars && unicode.isChineseChar(cp)) {
+                chars.add(' ', origin);
+                chars.add(cp, origin);
+                chars.add(' ', origin);
+            } else {
+                chars.add(cp, origin);
+            }
+        }
+        if (settings.stripAccents) {
+            chars = stripAccentsWithOrigins(chars);
+        }
+        if (settings.lowercase) {
+            IntPairs lowered = new IntPairs(chars.size + 8);
+            StringBuilder one = new StringBuilder(4);
+            for (int k = 0; k < chars.size; k++) {
+                one.setLength(0);
+                unicode.appendLowerCase(chars.cps[k], one);
+                for (int j = 0; j < one.length(); ) {
+                    int c = one.codePointAt(j);
+                    j += Character.charCount(c);
+                    lowered.add(c, chars.origins[k]);
+                }
+            }
+            chars = lowered;
+        }
+        return new int[][] {Arrays.copyOf(chars.cps, chars.size), Arrays.copyOf(chars.origins, chars.size)};
+    }
+
+    /**
+     * NFD with canonical ordering, then marks dropped, keeping each character's origin. Each code point is decomposed
+     * on its own; the canonical ordering of the whole sequence is then taken from {@link UnicodeTables#nfd} (on an
+     * already decomposed text it only reorders), and origins follow their characters: a stable sort keeps equal
+     * code points in their order, so the k-th occurrence of a code point after it is the k-th before it.
+     */
+    private IntPairs stripAccentsWithOrigins(IntPairs chars) {
+        IntPairs decomposed = new IntPairs(chars.size + 8);
+        StringBuilder all = new StringBuilder(chars.size + 8);
+        for (int k = 0; k < chars.size; k++) {
+            int cp = chars.cps[k];
+            if (cp < 0x80) {
+                decomposed.add(cp, chars.origins[k]);
+                all.append((char) cp);
+                continue;
+            }
+            String d = unicode.nfd(new String(Character.toChars(cp)));
+            all.append(d);
+            for (int j = 0; j < d.length(); ) {
+                int c = d.codePointAt(j);
+                j += Character.charCount(c);
+                decomposed.add(c, chars.origins[k]);
+            }
+        }
+        String concatenated = all.toString();
+        String ordered = unicode.nfd(concatenated);
+        IntPairs result = new IntPairs(decomposed.size);
+        if (ordered.equals(concatenated)) {
+            result = decomposed;
+        } else {
+            Map<Integer, java.util.ArrayDeque<Integer>> positions = new HashMap<>();
+            for (int k = 0; k < decomposed.size; k++) {
+                positions.computeIfAbsent(decomposed.cps[k], c -> new java.util.ArrayDeque<>()).add(k);
+            }
+            for (int j = 0; j < ordered.length(); ) {
+                int c = ordered.codePointAt(j);
+                j += Character.charCount(c);
+                java.util.ArrayDeque<Integer> queue = positions.get(c);
+                if (queue == null || queue.isEmpty()) {
+                    throw new IllegalStateException("canonical ordering changed the characters of the text (U+"
+                            + Integer.toHexString(c).toUpperCase() + "); the Unicode tables are inconsistent");
+                }
+                result.add(c, decomposed.origins[queue.poll()]);
+            }
+        }
+        IntPairs kept = new IntPairs(result.size);
+        for (int k = 0; k < result.size; k++) {
+            if (!unicode.isMark(result.cps[k])) {
+                kept.add(result.cps[k], result.origins[k]);
+            }
+        }
+        return kept;
+    }
+
+    /** A growable list of (code point, origin) pairs. */
+    private static final class IntPairs {
+        int[] cps;
+        int[] origins;
+        int size;
+
+        IntPairs(int capacity) {
+            cps = new int[Math.max(capacity, 4)];
+            origins = new int[cps.length];
+        }
+
+        void add(int cp, int origin) {
+            if (size == cps.length) {
+                cps = Arrays.copyOf(cps, size * 2);
+                origins = Arrays.copyOf(origins, size * 2);
+            }
+            cps[size] = cp;
+            origins[size++] = origin;
+        }
+    }
+
+    /**
+     * {@code [CLS] text [SEP]} truncated to {@code maxLength} ids, with each token's span, sequence and word
+     * (the SDK runtime's {@code encode(text, offsets=True)}; token classification encodes this way).
+     */
+    public OffsetEncoding encodeWithOffsets(String text, int maxLength) {
+        if (maxLength < 2) {
+            throw new IllegalArgumentException("maxLength = " + maxLength
+                    + " is not allowed; allowed: at least 2 (room for [CLS] and [SEP])");
+        }
+        TokenSpans spans = tokensWithOffsets(text);
+        return OffsetEncoding.assemble(clsId, sepId, new String[] {text},
+                new TokenSpans[] {spans.slice(0, Math.min(spans.size(), maxLength - 2))});
+    }
+
+    /**
+     * {@code [CLS] question [SEP] window [SEP]} for each window over {@code context}, with offsets: what Hugging Face's
+     * fast tokenizer gives with {@code truncation="only_second"}, {@code stride} and
+     * {@code return_overflowing_tokens}, and the SDK runtime's {@code encode_windows}. A window holds up to
+     * {@code maxLength - questionTokens - 3} context tokens, and consecutive windows overlap by {@code stride}
+     * tokens. Fails when the question leaves no more than {@code stride} tokens for the context.
+     */
+    public List<OffsetEncoding> encodeWindows(String question, String context, int maxLength, int stride) {
+        if (stride < 1) {
+            throw new IllegalArgumentException("stride = " + stride + " is not allowed; allowed: at least 1");
+        }
+        TokenSpans q = tokensWithOffsets(question);
+        TokenSpans c = tokensWithOffsets(context);
+        int room = maxLength - q.size() - 3;
+        if (room <= stride) {
+            throw new IllegalArgumentException("the question has " + q.size() + " tokens, which leaves "
+                    + Math.max(room, 0) + " of the " + maxLength + " for the context, not more than the document"
+                    + " stride (" + stride + "); shorten the question or raise max_length");
+        }
+        int step = room - stride;
+        List<OffsetEncoding> windows = new ArrayList<>();
+        int start = 0;
+        while (true) {
+            int stop = Math.min(start + room, c.size());
+            windows.add(OffsetEncoding.assemble(clsId, sepId, new String[] {question, context},
+                    new TokenSpans[] {q, c.slice(start, stop)}));
+            if (stop >= c.size()) {
+                return windows;
+            }
+            start += step;
+        }
+    }
+
+    /**
+     * The document stride used at {@code maxLength}: the manifest's {@code doc_stride}, at most a third of the
+     * sequence (the SDK's {@code effective_stride}).
+     */
+    public static int effectiveStride(int docStride, int maxLength) {
+        return Math.max(1, Math.min(docStride, maxLength / 3));
+    }
+
     /** A Java String can hold a lone UTF-16 surrogate, which is no Unicode text; refuse it rather than guess. */
     private static void checkWellFormed(String text) {
         if (text == null) {

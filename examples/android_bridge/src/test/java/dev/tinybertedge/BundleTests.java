@@ -70,6 +70,27 @@ final class BundleTests {
                 Check.equal(BundleManifest.TEXT_CLASSIFICATION, Bundle.open(dir).manifest().task, "task"));
     }
 
+    /**
+     * An index file against a real embedding bundle: "bound to FILE" when it opens and one of the bundle's model
+     * files built it (the other model files, if any, must refuse it), else the refusal's message.
+     */
+    static String checkIndex(Path bundleDir, Path indexFile) throws IOException {
+        Bundle bundle = Bundle.open(bundleDir);
+        SentenceIndex index = SentenceIndex.read(indexFile);
+        String bound = null;
+        String refusal = null;
+        for (BundleManifest.Model model : bundle.manifest().models) {
+            try {
+                index.checkModel(bundle, model);
+                bound = model.file;
+            } catch (BundleException exc) {
+                refusal = exc.getMessage();
+            }
+        }
+        return bound != null ? "bound to " + bound + " (" + index.size() + " documents, " + index.precision + ")"
+                : refusal;
+    }
+
     static void runReal(Path bundleDir, Path work) throws IOException {
         Bundle bundle;
         try {
@@ -121,14 +142,14 @@ final class BundleTests {
         damage("an unknown schema_version is refused", good, scratch, BundleException.Reason.UNSUPPORTED_SCHEMA,
                 "schema_version is 2", dir -> editManifest(dir, "\"schema_version\": 1", "\"schema_version\": 2"));
         damage("a bundle of a task this reader does not implement is refused, naming the task", good, scratch,
-                BundleException.Reason.UNSUPPORTED_TASK, "task \"question-answering\", which this reader does not "
+                BundleException.Reason.UNSUPPORTED_TASK, "task \"summarization\", which this reader does not "
                         + "implement", dir -> {
                     String manifest = Files.readString(dir.resolve("manifest.json"));
                     Matcher m = Pattern.compile("\"task\": \"[^\"]*\"").matcher(manifest);
                     if (m.find()) {
-                        editManifest(dir, m.group(0), "\"task\": \"question-answering\"");
+                        editManifest(dir, m.group(0), "\"task\": \"summarization\"");
                     } else {  // a bundle written before tasks existed: add the field
-                        editManifest(dir, "\"labels\":", "\"task\": \"question-answering\",\n  \"labels\":");
+                        editManifest(dir, "\"labels\":", "\"task\": \"summarization\",\n  \"labels\":");
                     }
                 });
         damage("another format is refused", good, scratch, BundleException.Reason.UNSUPPORTED_SCHEMA,

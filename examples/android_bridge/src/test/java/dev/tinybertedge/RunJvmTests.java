@@ -15,7 +15,7 @@ import java.util.Map;
  * 2 on bad arguments.
  *
  * <pre>
- * RunJvmTests [--parity FILE] [--vocab FILE] [--bundle DIR] [--unicode-tables FILE] [--sweep FILE]
+ * RunJvmTests [--parity FILE] [--postprocess FILE] [--vocab FILE] [--index FILE (with --bundle)] [--bundle DIR] [--unicode-tables FILE] [--sweep FILE]
  *             [--work DIR] [--report FILE]
  * </pre>
  * --unicode-tables defaults to the bundle's; --vocab to the bundle's vocab.txt.
@@ -34,8 +34,9 @@ public final class RunJvmTests {
             opts.put(args[i].substring(2), args[i + 1]);
         }
         for (String key : opts.keySet()) {
-            if (!List.of("parity", "vocab", "bundle", "unicode-tables", "sweep", "work", "report").contains(key)) {
-                System.err.println("error: unknown option --" + key + "; allowed: --parity --vocab --bundle"
+            if (!List.of("parity", "postprocess", "vocab", "bundle", "index", "unicode-tables", "sweep",
+                    "work", "report").contains(key)) {
+                System.err.println("error: unknown option --" + key + "; allowed: --parity --postprocess --vocab --bundle --index"
                         + " --unicode-tables --sweep --work --report");
                 System.exit(2);
             }
@@ -113,6 +114,27 @@ public final class RunJvmTests {
             parity.put("mismatches", counts);
             summary.put("parity", parity);
         }
+        if (opts.containsKey("postprocess")) {
+            if (vocab == null) {
+                System.err.println("error: --postprocess needs --vocab (or --bundle, whose vocab.txt is used)");
+                System.exit(2);
+            }
+            JsonOut post = new JsonOut();
+            JsonOut counts = new JsonOut();
+            for (UnicodeTables source : sources) {
+                PostprocessParity.Result r = PostprocessParity.run(Path.of(opts.get("postprocess")), vocab, source,
+                        10);
+                JsonOut kinds = new JsonOut();
+                r.cases.forEach(kinds::put);
+                post.put("cases", kinds);
+                post.put("index_refusals", r.indexRefusals);
+                counts.put(sourceKeys.get(source.describe()), r.mismatches);
+                mismatch |= r.mismatches > 0 || r.cases.isEmpty();
+            }
+            post.put("file", opts.get("postprocess"));
+            post.put("mismatches", counts);
+            summary.put("postprocess", post);
+        }
         if (opts.containsKey("sweep")) {
             JsonOut sweep = new JsonOut();
             for (UnicodeTables source : sources) {
@@ -132,6 +154,12 @@ public final class RunJvmTests {
             golden.put("vectors_checked", BundleTests.goldenVectors);
             golden.put("token_mismatches", BundleTests.goldenMismatches);
             summary.put("golden", golden);
+            if (opts.containsKey("index")) {
+                JsonOut index = new JsonOut();
+                index.put("file", opts.get("index"));
+                index.put("result", BundleTests.checkIndex(bundle, Path.of(opts.get("index"))));
+                summary.put("index", index);
+            }
         }
         summary.put("unit_checks_passed", Check.passed);
         summary.put("unit_checks_failed", Check.failures.size());

@@ -53,6 +53,66 @@ final class TokenizerTests {
             Check.equal(List.of(2, 3), boxed(WordPieceTokenizer.longestFirst(2, 10, 5)), "budget 5: 2 + 3");
             Check.equal(List.of(4, 1), boxed(WordPieceTokenizer.longestFirst(9, 1, 5)), "budget 5: 4 + 1");
         });
+        Check.test("character offsets: accents, CJK, emoji, [UNK] words and typed special tokens" + tag, () -> {
+            // "Café" has one accented character; 中 is spaced; the emoji is two UTF-16 units; "zzz" is [UNK]
+            String text = "Hello, CAFÉ 中文 \uD83D\uDE00\uD83D\uDE00 zzz[MASK]!";
+            TokenSpans s = tok.tokensWithOffsets(text);
+            Check.equal(List.of(5, 7, 15, 16, 17, 23, 24, 1, 4, 8), boxed(s.ids), "ids");
+            Check.equal(boxed(tok.tokenize(text).stream().mapToInt(tok::tokenToId).toArray()), boxed(s.ids),
+                    "the same ids as tokenize()");
+            Check.equal(List.of(0, 5, 7, 12, 13, 15, 17, 20, 23, 29), boxed(s.starts), "starts (UTF-16)");
+            Check.equal(List.of(5, 6, 11, 13, 14, 17, 19, 23, 29, 30), boxed(s.ends), "ends (UTF-16)");
+            Check.equal(List.of(0, 1, 2, 3, 4, 5, 5, 6, 7, 8), boxed(s.wordIds), "word ids");
+            Check.equal("CAFÉ", text.substring(s.starts[2], s.ends[2]), "a span is the original text");
+            OffsetEncoding e = tok.encodeWithOffsets(text, 5);
+            Check.equal(List.of(2, 5, 7, 15, 3), boxed(e.inputIds), "truncated with [CLS]/[SEP]");
+            Check.equal(List.of(-1, 0, 0, 0, -1), boxed(e.sequenceIds), "sequence ids");
+            int[][] cp = tok.encodeWithOffsets(text, 32).codePointOffsets();
+            Check.equal(List.of(16, 17), boxed(cp[7]), "the second emoji in code points");
+        });
+        Check.test("question + context windows overlap by the stride" + tag, () -> {
+            // 10 context tokens, 2 question tokens, max_length 10: room 5, stride 2, windows start 3 apart
+            List<OffsetEncoding> w = tok.encodeWindows("hello world", "x x x x x x x x x a", 10, 2);
+            Check.equal(3, w.size(), "windows");
+            Check.equal(List.of(2, 5, 6, 3, 25, 25, 25, 25, 25, 3), boxed(w.get(0).inputIds), "first window");
+            Check.equal(List.of(6, 8, 10, 12, 14), boxed(java.util.Arrays.copyOfRange(w.get(1).starts, 4, 9)),
+                    "second window starts at the fourth context token");
+            Check.equal(List.of(2, 5, 6, 3, 25, 25, 25, 21, 3), boxed(w.get(2).inputIds), "last window");
+            Check.fails(IllegalArgumentException.class, "not more than the document stride",
+                    () -> tok.encodeWindows("hello world hello world", "x", 8, 2));
+            Check.equal(21, WordPieceTokenizer.effectiveStride(128, 64), "a third of 64");
+            Check.equal(128, WordPieceTokenizer.effectiveStride(128, 384), "the manifest's 128 at 384");
+        });
+        Check.test("entities: B- begins, I- continues its type, I- after O or another type begins one" + tag, () -> {
+            List<EntityDecoder.Word> words = List.of(new EntityDecoder.Word(0, 3, "B-PER", 0.9),
+                    new EntityDecoder.Word(4, 7, "I-PER", 0.7), new EntityDecoder.Word(8, 9, "O", 0.99),
+                    new EntityDecoder.Word(10, 12, "I-LOC", 0.5), new EntityDecoder.Word(13, 15, "I-PER", 0.6),
+                    new EntityDecoder.Word(16, 18, "B-PER", 0.8));
+            List<EntityDecoder.Entity> e = EntityDecoder.group(words, "Ada Lov a in NY Al Bo");
+            Check.equal(4, e.size(), "entities");
+            Check.equal("PER Ada Lov 0 7", e.get(0).type + " " + e.get(0).text + " " + e.get(0).start + " "
+                    + e.get(0).end, "two words, one entity");
+            Check.isTrue(Math.abs(e.get(0).score - 0.8) < 1e-12, "mean probability");
+            Check.equal("LOC", e.get(1).type, "I- after O begins");
+            Check.equal("PER", e.get(2).type, "I- of another type begins");
+            Check.equal("PER", e.get(3).type, "B- after the same type begins");
+            Check.fails(IllegalArgumentException.class, "not an IOB2 tag",
+                    () -> new EntityDecoder(List.of("O", "PER")));
+        });
+        Check.test("answers: inside the context, end >= start, at most max_answer_length tokens" + tag, () -> {
+            List<OffsetEncoding> w = tok.encodeWindows("hello", "world x a", 16, 2);
+            // [CLS] hello [SEP] world x a [SEP]: the best start/end pair overall is in the question, then end < start
+            float[] starts = {0, 9, 0, 1, 5, 2, 0};
+            float[] ends = {0, 9, 0, 4, 1, 3, 0};
+            Check.equal("x a", new AnswerDecoder(20, 30).decode(w, List.of(starts), List.of(ends)).text,
+                    "start 'x', end 'a'");
+            Check.equal("x", new AnswerDecoder(20, 1).decode(w, List.of(starts), List.of(ends)).text,
+                    "one token at most");
+            AnswerDecoder.Answer none = new AnswerDecoder(1, 1).decode(w, List.of(new float[] {0, 0, 0, 0, 0, 9, 0}),
+                    List.of(new float[] {0, 0, 0, 9, 0, 0, 0}));
+            Check.equal("", none.text, "no candidate: the empty answer");
+            Check.isTrue(none.score == Double.NEGATIVE_INFINITY, "score -infinity");
+        });
         Check.test("punctuation and lower-casing" + tag, () ->
                 Check.equal(List.of("hello", ",", "world", "!"), tok.tokenize("Hello, WORLD!"), "tokens"));
         Check.test("word pieces, longest match first" + tag, () ->

@@ -14,17 +14,23 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
+import dev.tinybertedge.AnswerDecoder;
 import dev.tinybertedge.Bundle;
 import dev.tinybertedge.BundleException;
 import dev.tinybertedge.BundleManifest;
+import dev.tinybertedge.EntityDecoder;
 import dev.tinybertedge.Golden;
+import dev.tinybertedge.OffsetEncoding;
+import dev.tinybertedge.SentenceIndex;
 import dev.tinybertedge.WordPieceTokenizer;
 
 /**
- * Android-only: a text classifier over an on-device bundle in the app's assets. Opening verifies the bundle (every
- * sha256, the manifest's schema), loads model.tflite into a LiteRT {@link Interpreter}, and classifies a text by
- * tokenizing it exactly as the SDK does, padding to the smallest sequence bucket that fits, and running that bucket's
- * signature ({@code seq_<L>}).
+ * Android-only: an on-device bundle in the app's assets, run with LiteRT. Opening verifies the bundle (every sha256,
+ * the manifest's schema), loads model.tflite into a LiteRT {@link Interpreter}; each call tokenizes exactly as the SDK
+ * does, pads to the smallest sequence bucket that fits, and runs that bucket's signature ({@code seq_<L>}). What the
+ * outputs become is the plain-Java, JVM-tested part, by the bundle's task: {@link #classify} (text classification),
+ * {@link #score} (regression), {@link #tag} (NER: {@link EntityDecoder}), {@link #answer} (QA: {@link AnswerDecoder}
+ * over the context's windows), {@link #embed} and {@link #search} (embeddings: {@link SentenceIndex}).
  *
  * <p>Not thread-safe (one Interpreter); use one instance per thread, and {@link #close()} it.
  */
@@ -114,11 +120,72 @@ public final class TinyBertClassifier implements AutoCloseable {
         return run(bundle.encode(text, pair, model))[0];
     }
 
+    /**
+     * The entities of a text for a token classification bundle, with their character spans in {@code text} (UTF-16
+     * indices: {@code text.substring(e.start, e.end)}). A text longer than max_length tokens is truncated; words past
+     * it get no tag.
+     */
+    public EntityDecoder.TaggedText tag(String text) {
+        requireTask(BundleManifest.TOKEN_CLASSIFICATION, "the method of its task");
+        OffsetEncoding encoding = bundle.tokenizer().encodeWithOffsets(text, bundle.manifest().maxLength);
+        float[][] logits = runPerToken(encoding.padded(model.bucketFor(encoding.length()), padId()))[0];
+        return new EntityDecoder(bundle.manifest().labels).decode(encoding, logits);
+    }
+
+    /**
+     * The answer to a question in a context, for a question answering bundle: the context is cut into windows of
+     * max_length tokens (overlapping by the manifest's doc_stride, at most a third of max_length), each window is run,
+     * and the best span over all of them is returned with its character span in {@code context}. Fails with an
+     * {@link IllegalArgumentException} when the question leaves no room for the context.
+     */
+    public AnswerDecoder.Answer answer(String question, String context) {
+        requireTask(BundleManifest.QUESTION_ANSWERING, "the method of its task");
+        BundleManifest manifest = bundle.manifest();
+        List<OffsetEncoding> windows = bundle.tokenizer().encodeWindows(question, context, manifest.maxLength,
+                manifest.effectiveDocStride());
+        List<float[]> starts = new ArrayList<>();
+        List<float[]> ends = new ArrayList<>();
+        for (OffsetEncoding window : windows) {
+            float[][][] outputs = runPerToken(window.padded(model.bucketFor(window.length()), padId()));
+            starts.add(outputs[0][0]);
+            ends.add(outputs[1][0]);
+        }
+        return new AnswerDecoder(manifest.nBest, manifest.maxAnswerLength).decode(windows, starts, ends);
+    }
+
+    /**
+     * The sentence vector of a text for an embedding bundle (pooling and normalisation are in the model). A text
+     * longer than max_length tokens is truncated; an empty or whitespace-only text is "[CLS] [SEP]", one defined
+     * vector, as in the SDK.
+     */
+    public float[] embed(String text) {
+        requireTask(BundleManifest.EMBEDDING, "the method of its task");
+        return run(bundle.encode(text, model));
+    }
+
+    /**
+     * Read an index the SDK built ({@code build_index(load_bundle(path, model="litert"), docs).save(...)}) and
+     * check it: refused when corrupted or built by another model file than this bundle's model.tflite.
+     */
+    public SentenceIndex openIndex(InputStream in, String name) throws IOException {
+        requireTask(BundleManifest.EMBEDDING, "the method of its task");
+        return SentenceIndex.read(in, name).checkModel(bundle, model);
+    }
+
+    /** The top {@code k} documents of an index for a query text: exact, by dot product (cosine similarity). */
+    public List<SentenceIndex.Hit> search(SentenceIndex index, String query, int k) {
+        return index.search(embed(query), k);
+    }
+
     private void requireTask(String task, String instead) {
         if (!task.equals(bundle.manifest().task)) {
             throw new IllegalStateException("this bundle is for the task \"" + bundle.manifest().task
                     + "\"; use " + instead + " instead");
         }
+    }
+
+    private int padId() {
+        return bundle.tokenizer().padId();
     }
 
     /** Classify several texts, one after another (the model's batch size is 1). */
@@ -144,7 +211,22 @@ public final class TinyBertClassifier implements AutoCloseable {
                 failures.add("golden case " + i + " has no logits for " + model.file);
                 continue;
             }
-            String problem = golden.compareLogits(expected, run(bundle.encode(c.text, model)));
+            WordPieceTokenizer.Encoding encoding = bundle.encode(c.text, c.textPair, model);
+            float[] actual;
+            if (bundle.manifest().perToken()) {
+                float[][][] outputs = runPerToken(encoding);
+                int width = golden.width;
+                actual = new float[encoding.length * width];
+                for (int t = 0; t < encoding.length; t++) {
+                    for (int k = 0; k < width; k++) {
+                        // NER: [1][seq][labels]; QA: start and end, each [1][seq]
+                        actual[t * width + k] = outputs.length == 1 ? outputs[0][t][k] : outputs[k][0][t];
+                    }
+                }
+            } else {
+                actual = run(encoding);
+            }
+            String problem = golden.compareLogits(expected, actual);
             if (problem != null) {
                 failures.add("golden case " + i + ": " + problem);
             }
@@ -162,11 +244,42 @@ public final class TinyBertClassifier implements AutoCloseable {
                 inputs.put(names[i], rows[i]);
             }
         }
-        float[][] logits = new float[1][bundle.manifest().outputWidth()];
+        int width = BundleManifest.EMBEDDING.equals(bundle.manifest().task) ? bundle.golden().width
+                : bundle.manifest().outputWidth();
+        float[][] logits = new float[1][width];
         Map<String, Object> outputs = new HashMap<>();
         outputs.put(model.outputName, logits);
         interpreter.runSignature(inputs, outputs, model.signatureFor(bucket));
         return logits[0];
+    }
+
+    /**
+     * A per-token model's outputs for one padded encoding: NER gives {[1][seq][labels]}; QA gives
+     * {start [1][seq], end [1][seq]} (as {@code float[2][1][seq]}), in the manifest's output_names order.
+     */
+    private float[][][] runPerToken(WordPieceTokenizer.Encoding encoding) {
+        int bucket = encoding.inputIds.length;
+        Map<String, Object> inputs = new HashMap<>();
+        int[][][] rows = {{encoding.inputIds}, {encoding.attentionMask}, {encoding.tokenTypeIds}};
+        String[] names = {"input_ids", "attention_mask", "token_type_ids"};
+        for (int i = 0; i < names.length; i++) {
+            if (model.inputNames.contains(names[i])) {
+                inputs.put(names[i], rows[i]);
+            }
+        }
+        Map<String, Object> outputs = new HashMap<>();
+        float[][][] result;
+        if (BundleManifest.QUESTION_ANSWERING.equals(bundle.manifest().task)) {
+            result = new float[2][1][bucket];
+            outputs.put(model.outputNames.get(0), result[0]);
+            outputs.put(model.outputNames.get(1), result[1]);
+        } else {
+            float[][][] logits = new float[1][bucket][bundle.manifest().outputWidth()];
+            outputs.put(model.outputName, logits);
+            result = new float[][][] {logits[0]};
+        }
+        interpreter.runSignature(inputs, outputs, model.signatureFor(bucket));
+        return result;
     }
 
     private static float[] softmax(float[] logits) {
