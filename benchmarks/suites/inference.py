@@ -47,6 +47,7 @@ BASELINE = "dynamic, default preset (current)"
 ANCHOR = "optimum ORTQuantizer preset"
 GRID = ((1, 64), (1, 128), (8, 64), (8, 128))
 HEADLINE = (1, 128)
+ORT_FP32 = "ONNX Runtime fp32 (fused export)"
 
 
 def _ort_session(file: Path, threads: int, config: Mapping[str, str] | None = None, level: str = "all"):
@@ -111,6 +112,27 @@ def build_variants(student: Path, work: Path, calibration: list[dict[str, np.nda
     return files, errors
 
 
+def fp32_peers(work: Path, threads: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fp32 export in ONNX Runtime and in OpenVINO (fp32 hint, and bf16 where the CPU runs it natively), by name;
+    and for each OpenVINO precision the precision its compiled model reports, or why it is not measured."""
+    from tinybert_edge.runtime.sessions import open_session
+
+    peers: dict[str, Any] = {ORT_FP32: open_session("onnxruntime", work / "onnx-fp32", threads)}
+    notes: dict[str, Any] = {}
+    for precision in ("fp32", "bf16"):
+        name = f"OpenVINO {precision} (unfused fp32 export)"
+        try:
+            session = open_session("openvino", work / "onnx-fp32-unfused", threads, precision=precision)
+        except Exception as exc:  # noqa: BLE001 - a refused precision or a missing OpenVINO is recorded, not fatal
+            notes[name] = {"measured": False, "reason": f"{type(exc).__name__}: {exc}"}
+            log.warning("%s: %s", name, notes[name]["reason"])
+            continue
+        peers[name] = session
+        notes[name] = {"measured": True, "inference_precision": session.inference_precision,
+                       "openvino": session.version, "cpu_capabilities": session.capabilities}
+    return peers, notes
+
+
 def labels_of(call: Callable[[Mapping[str, np.ndarray]], np.ndarray], rows: list[dict[str, np.ndarray]]) -> np.ndarray:
     return np.asarray([int(np.argmax(call(row)[0])) for row in rows])
 
@@ -138,6 +160,7 @@ def timed_rounds(calls: Mapping[str, Callable[[], Any]], rounds: int, calls_per_
 def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, split: str = "dev",
         encoding_errors: str = "replace", max_texts: int | None = None, threads: int = 2, rounds: int = 8,
         calls_per_round: int = 10, tflite: str | Path | None = None, profile_runs: int = 20,
+        calibration_data: str | None = None, calibration_texts: int = 256,
         ) -> tuple[dict[str, Metric], dict[str, Any]]:
     from tinybert_edge.benchmarks.environment import environment
     from tinybert_edge.benchmarks.op_profile import profile_litert, profile_onnx
@@ -162,7 +185,13 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
     data_rows = EncodedData(input_ids=[list(x) for x in encoded["input_ids"]],
                             token_type_ids=[list(x) for x in encoded["token_type_ids"]],
                             labels=np.zeros(len(texts), dtype=np.int64))
-    calibration = list(data_rows.batches(16))
+    # Static int8 calibrates on texts apart from the ones it is judged on, when a calibration file is given.
+    calibration_source = calibration_data or f"{data} (the dev texts themselves)"
+    chosen = dev_texts(calibration_data, "all", encoding_errors)[:calibration_texts] if calibration_data else texts
+    calibrated = tokenizer(chosen, truncation=True, max_length=128, padding=False, return_token_type_ids=True)
+    calibration = list(EncodedData(input_ids=[list(x) for x in calibrated["input_ids"]],
+                                   token_type_ids=[list(x) for x in calibrated["token_type_ids"]],
+                                   labels=np.zeros(len(chosen), dtype=np.int64)).batches(16))
     peak_before = measure_gemm_peak(threads)
 
     files, errors = build_variants(student, work, calibration)
@@ -171,6 +200,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
     gold = _gold_labels(data, split, encoding_errors, texts)
 
     sessions = {name: _ort_session(file, threads) for name, file in files.items()}
+    peers, peer_notes = fp32_peers(work, threads)
     settings = {}
     if BASELINE in files:
         settings = {
@@ -179,8 +209,10 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
             "current default, optimisation level extended": _ort_session(files[BASELINE], threads, level="extended"),
         }
     agreement, accuracy = {}, {}
-    for name, session in sessions.items():
-        got = labels_of(lambda row, s=session: s.run(None, _feed(s, row))[0], rows)
+    runners = {**{name: (lambda row, s=session: s.run(None, _feed(s, row))[0]) for name, session in sessions.items()},
+               **{name: peer.run for name, peer in peers.items()}}
+    for name, runner in runners.items():
+        got = labels_of(runner, rows)
         agreement[name] = float(np.mean(got == torch_labels))
         accuracy[name] = float(np.mean(got == gold)) if gold is not None else None
         log.info("%s: label agreement %.4f, accuracy %s", name, agreement[name], accuracy[name])
@@ -192,6 +224,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
     for batch, seq in GRID:
         feed_rows = {k: v[:batch] for k, v in fixed[seq].items()}
         calls = {name: (lambda s=s: s.run(None, _feed(s, feed_rows))) for name, s in everything.items()}
+        calls.update({name: (lambda peer=peer: peer.run(feed_rows)) for name, peer in peers.items()})
         measured = timed_rounds(calls, rounds, calls_per_round)
         for name, by_round in measured.items():
             latency.setdefault(name, {})[f"b{batch}/s{seq}"] = pooled_stats(by_round, batch).summary()
@@ -199,9 +232,11 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
     peak_after = measure_gemm_peak(threads)
     peak = best_of(peak_before, peak_after)
     shape = model_shape(student)
-    roofline = {name: {point: roofline_point(shape, "int8", int(point.split("/s")[1]), int(point[1:].split("/")[0]),
+    precision_of = {name: "fp32" if name in peers and "bf16" not in name else "int8" for name in latency}
+    roofline = {name: {point: roofline_point(shape, precision_of[name], int(point.split("/s")[1]), int(point[1:].split("/")[0]),
                                              stats["p50_ms"], peak)["fraction_of_roofline"]
-                       for point, stats in points.items()} for name, points in latency.items()} if shape else {}
+                       for point, stats in points.items()} for name, points in latency.items()
+                if "bf16" not in name} if shape else {}  # no bf16 GEMM peak is measured
 
     in_budget = [name for name in sessions if agreement[name] >= AGREEMENT_TARGET and (
         torch_accuracy is None or accuracy[name] is None
@@ -223,7 +258,11 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
         p50 = latency[name][head]["p50_ms"]
         metrics[f"p50 @ {head}, {name} (baseline: current default)"] = Metric(
             p50, "ms", direction="lower_is_better", baseline=base_p50)
-    for name in sessions:
+    for name in peers:
+        metrics[f"p50 @ {head}, {name} (baseline: ONNX Runtime fp32)"] = Metric(
+            latency[name][head]["p50_ms"], "ms", direction="lower_is_better",
+            baseline=latency.get(ORT_FP32, {}).get(head, {}).get("p50_ms"))
+    for name in runners:
         metrics[f"label agreement with PyTorch, {name}"] = Metric(agreement[name], "fraction", target=AGREEMENT_TARGET)
         if accuracy[name] is not None:
             metrics[f"dev accuracy, {name}"] = Metric(accuracy[name], "fraction", baseline=torch_accuracy,
@@ -239,10 +278,11 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
 
     extra = {
         "student": str(student), "texts": len(texts), "data": data, "split": split, "threads": threads,
+        "calibration": {"source": calibration_source, "texts": len(chosen)},
         "rounds": rounds, "calls_per_round": calls_per_round, "variants": {n: str(f) for n, f in files.items()},
         "not_built": errors, "agreement_with_pytorch": agreement, "accuracy": accuracy,
         "pytorch_accuracy": torch_accuracy, "latency": latency, "roofline_fraction": roofline, "gemm_peak": peak,
-        "in_budget": in_budget, "fastest_in_budget": best, "profiles": profiles,
+        "in_budget": in_budget, "fastest_in_budget": best, "profiles": profiles, "fp32_peers": peer_notes,
         "load_average": os.getloadavg(), "environment": environment(),
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -291,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="dev", choices=["all", "train", "dev", "test"])
     parser.add_argument("--encoding-errors", default="replace", choices=["strict", "replace", "ignore"])
     parser.add_argument("--max-texts", type=int, default=None)
+    parser.add_argument("--calibration-data", default=None,
+                        help="texts static int8 calibrates on (default: the dev texts themselves)")
+    parser.add_argument("--calibration-texts", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--calls-per-round", type=int, default=10)
@@ -300,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     metrics, extra = run(args.student, args.work_dir, args.data, args.split, args.encoding_errors, args.max_texts,
-                         args.threads, args.rounds, args.calls_per_round, args.tflite)
+                         args.threads, args.rounds, args.calls_per_round, args.tflite,
+                         calibration_data=args.calibration_data, calibration_texts=args.calibration_texts)
     markdown = render_markdown(extra)
     from tinybert_edge.io import write_text_atomic
 
