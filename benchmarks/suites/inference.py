@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,7 @@ ANCHOR = "optimum ORTQuantizer preset"
 GRID = ((1, 64), (1, 128), (8, 64), (8, 128))
 HEADLINE = (1, 128)
 ORT_FP32 = "ONNX Runtime fp32 (fused export)"
+FFN_OUTPUT_FP32 = "dynamic, FFN output projections kept fp32"
 
 
 def _ort_session(file: Path, threads: int, config: Mapping[str, str] | None = None, level: str = "all"):
@@ -90,16 +92,19 @@ def build_variants(student: Path, work: Path, calibration: list[dict[str, np.nda
         "dynamic, head kept fp32": (fused, QuantizationConfig.avx512_vnni(keep_fp32=("classifier", "pooler"))),
         "dynamic, embeddings and head kept fp32": (
             fused, QuantizationConfig.avx512_vnni(keep_fp32=("embeddings", "classifier", "pooler"))),
+        FFN_OUTPUT_FP32: (fused, default),
         "static QDQ S8S8 (calibrated)": (plain, QuantizationConfig.avx512_vnni(mode="static", activation_type="int8")),
         "static QDQ U8S8 (calibrated)": (plain, QuantizationConfig.avx512_vnni(mode="static", activation_type="uint8")),
     }
     files: dict[str, Path] = {}
     errors: dict[str, str] = {}
-    for index, (name, (source, config)) in enumerate(plans.items()):
-        out = work / f"int8-{index}"
+    for name, (source, config) in plans.items():
+        # One folder per variant name, so a variant added to the list never reuses another's folder.
+        out = work / ("int8-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))
         try:
             if not out.exists():
-                quantize_onnx(source, out, config, calibration=calibration if config.mode == "static" else None)
+                quantize_onnx(source, out, config, calibration=calibration if config.mode == "static" else None,
+                              exclude_nodes=ffn_output_nodes(source) if name == FFN_OUTPUT_FP32 else ())
             files[name] = onnx_file(out)
         except Exception as exc:  # noqa: BLE001 - a variant that cannot be built is reported, the others measured
             errors[name] = f"{type(exc).__name__}: {exc}"
@@ -131,6 +136,18 @@ def fp32_peers(work: Path, threads: int) -> tuple[dict[str, Any], dict[str, Any]
         notes[name] = {"measured": True, "inference_precision": session.inference_precision,
                        "openvino": session.version, "cpu_capabilities": session.capabilities}
     return peers, notes
+
+
+def ffn_output_nodes(onnx_folder: Path) -> list[str]:
+    """The FFN output projections (`layer.N.output.dense`, after GELU, whose input has the widest range of any
+    GEMM in BERT) of an export, by node name."""
+    import onnx
+
+    from tinybert_edge.artifacts import onnx_file
+
+    graph = onnx.load(str(onnx_file(onnx_folder)), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul")
+            and "/attention/" not in n.name]
 
 
 def labels_of(call: Callable[[Mapping[str, np.ndarray]], np.ndarray], rows: list[dict[str, np.ndarray]]) -> np.ndarray:

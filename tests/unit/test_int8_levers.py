@@ -131,3 +131,10 @@ def test_profile_of_a_dynamic_int8_model(exports, tmp_path):
     assert grid["tflite"]["available"] is False and "no operator profiler" in grid["tflite"]["reason"]
     markdown = render_profile_markdown(grid)
     assert "| 1 | 16 |" in markdown and "no operator profiler" in markdown
+
+
+def test_ffn_output_projections_are_found_by_node_name(exports):
+    from tinybert_edge.benchmarks.suites.inference import ffn_output_nodes
+
+    nodes = ffn_output_nodes(exports["fused"])
+    assert nodes == [f"/bert/encoder/layer.{i}/output/dense/MatMul" for i in range(2)]
