@@ -28,7 +28,7 @@ from tinybert_edge.io import write_json_atomic
 
 SCHEMA_VERSION = 1
 SUITES = ("pipeline", "distill", "converters", "harness", "bundle", "sst2", "sst2-small", "sst2-gpu", "glue",
-          "reliability", "platforms", "embeddings", "ner", "qa")
+          "reliability", "platforms", "embeddings", "ner", "qa", "inference")
 DIRECTIONS = ("higher_is_better", "lower_is_better")
 DEFAULT_RESULTS_DIR = Path("benchmarks/results")
 

@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 # for its attention-mask arithmetic to export without fallbacks.
 OPSET_RANGE = (14, 20)
 WEIGHT_TYPES = ("int8", "uint8")
+ACTIVATION_TYPES = ("uint8", "int8")
+# dynamic: activations quantized per batch at run time (quantize_dynamic); static: QDQ with activation ranges
+# calibrated on dev texts (quantize_static), which ONNX Runtime runs as QLinearMatMul.
+QUANTIZATION_MODES = ("dynamic", "static")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # Operators onnxruntime's dynamic quantizer turns into integer kernels in a (fused) BERT graph.
 # The CPUs an int8 ONNX export can be made for (QuantizationConfig.for_target): the exporting machine, or a preset.
 TARGET_CPUS = ("this", "avx2", "avx512_vnni", "arm64")
@@ -56,7 +61,9 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class QuantizationConfig:
-    """Dynamic int8 settings for ONNX Runtime (`onnxruntime.quantization.quantize_dynamic`).
+    """int8 settings for ONNX Runtime: dynamic (`quantize_dynamic`, the default) or static QDQ calibrated on dev
+    texts (`quantize_static`, `mode="static"`; `activation_type` "int8" is S8S8, "uint8" U8S8; it needs at least
+    `calibration_examples` calibration rows and the unoptimized fp32 export, `ExportConfig(optimize=False)`).
 
     Presets follow optimum's `AutoQuantizationConfig` and ONNX Runtime's guidance per instruction set; use
     `for_this_cpu()` to pick one for the machine that runs the export (it records why in `reason`).
@@ -70,9 +77,21 @@ class QuantizationConfig:
     keep_fp32: tuple[str, ...] = ()
     op_types: tuple[str, ...] = QUANTIZABLE_OPS
     reason: str = ""
+    mode: str = "dynamic"
+    activation_type: str = "uint8"
+    calibration_method: str = "minmax"
+    calibration_examples: int = 128
 
     def __post_init__(self) -> None:
         check_choice(None, "weight_type", self.weight_type, WEIGHT_TYPES, quoted=False)
+        check_choice(None, "mode", self.mode, QUANTIZATION_MODES, quoted=False)
+        check_choice(None, "activation_type", self.activation_type, ACTIVATION_TYPES, quoted=False)
+        check_choice(None, "calibration_method", self.calibration_method, CALIBRATION_METHODS, quoted=False)
+        check_number(None, "calibration_examples", self.calibration_examples, minimum=1, integer=True)
+        if self.mode == "dynamic" and self.activation_type != "uint8":
+            raise invalid(None, "activation_type", self.activation_type,
+                          "uint8 with mode='dynamic' (ONNX Runtime quantizes activations to uint8 at run time); "
+                          "int8 activations need mode='static'")
         check_bool(None, "per_channel", self.per_channel)
         check_bool(None, "reduce_range", self.reduce_range)
         keep = string_tuple(None, "keep_fp32", self.keep_fp32, allow_empty=True)

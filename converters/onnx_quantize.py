@@ -9,20 +9,28 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from tinybert_edge.artifacts import INT8_ONNX_OPS, METADATA_FILE, Artifact, metadata_path, onnx_file, read_metadata
 from tinybert_edge.converters.artifact import check_output_path
 from tinybert_edge.converters.config import QuantizationConfig
 from tinybert_edge.converters.onnx_export import ONNX_PACKAGES, op_type_counts
 from tinybert_edge.converters.parity import ParityCheck
-from tinybert_edge.errors import ExportError, ModelError, require
+from tinybert_edge.errors import ConfigError, ExportError, ModelError, require
 from tinybert_edge.version import __version__
 from tinybert_edge.io import atomic_path, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 QUANTIZED_FILE = "model_quantized.onnx"  # the name optimum's ORTQuantizer gives its output
+# Static QDQ quantizes the weight-by-activation MatMuls (the GEMMs); the embedding Gather and the tiny pooler and
+# classifier Gemms stay fp32 (a Gemm's bias cannot take an int32 scale after the pooler's Tanh).
+STATIC_OP_TYPES = ("MatMul",)
+# Fused com.microsoft operators of an optimized export: static QDQ finds no activation ranges inside them and
+# degrades to weight-only int8, so static mode needs the plain graph.
+FUSED_OPS = ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu", "FastGelu")
 
 
 def source_onnx(onnx: Artifact | str | Path) -> tuple[Path, Path, dict[str, Any]]:
@@ -80,10 +88,66 @@ def _warn_if_saturating(config: QuantizationConfig) -> None:
         )
 
 
+class _CalibrationReader:
+    """onnxruntime's CalibrationDataReader over tokenized batches, fed with the graph's own input names as int64."""
+
+    def __init__(self, batches: Sequence[Mapping[str, np.ndarray]], input_names: Sequence[str]) -> None:
+        self._feeds = iter([{name: np.ascontiguousarray(batch[name], dtype=np.int64) if name in batch
+                             else np.zeros_like(np.asarray(batch["input_ids"]), dtype=np.int64)
+                             for name in input_names} for batch in batches])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def calibration_rows(batches: Sequence[Mapping[str, np.ndarray]] | None, needed: int) -> int:
+    """The number of calibration rows in `batches`; ConfigError naming the number needed when there are fewer."""
+    rows = sum(len(np.asarray(b["input_ids"])) for b in batches or () if "input_ids" in b)
+    if rows < needed:
+        raise ConfigError(
+            f"static int8 calibrates activation ranges on at least {needed} examples "
+            f"(QuantizationConfig.calibration_examples); got {rows}: pass at least {needed} tokenized dev rows as "
+            f"`calibration`, lower calibration_examples, or use mode='dynamic', which needs no calibration"
+        )
+    return rows
+
+
+def _quantize_static(quantization: Any, source_file: Path, target: Path, config: QuantizationConfig,
+                     calibration: Sequence[Mapping[str, np.ndarray]], excluded: Sequence[str]) -> None:
+    import onnx as onnx_lib
+
+    graph = onnx_lib.load(str(source_file), load_external_data=False).graph
+    fused = sorted({node.op_type for node in graph.node if node.op_type in FUSED_OPS})
+    if fused:
+        raise ExportError(
+            f"static int8 needs the unoptimized fp32 export, but '{source_file}' holds fused operators {fused}; "
+            "export it again with ExportConfig(optimize=False)")
+    types = {"int8": quantization.QuantType.QInt8, "uint8": quantization.QuantType.QUInt8}
+    method = {"minmax": quantization.CalibrationMethod.MinMax, "entropy": quantization.CalibrationMethod.Entropy,
+              "percentile": quantization.CalibrationMethod.Percentile}[config.calibration_method]
+    reader = _CalibrationReader(calibration, [i.name for i in graph.input])
+    quantization.quantize_static(
+        source_file, target, reader,
+        quant_format=quantization.QuantFormat.QDQ,
+        op_types_to_quantize=list(STATIC_OP_TYPES),
+        per_channel=config.per_channel,
+        reduce_range=config.reduce_range,
+        activation_type=types[config.activation_type],
+        weight_type=types[config.weight_type],
+        nodes_to_exclude=list(excluded),
+        calibrate_method=method,
+        # As in dynamic mode: the activation x activation products (QK^T, AV) stay fp32.
+        extra_options={"MatMulConstBOnly": True},
+    )
+
+
 def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: QuantizationConfig | None = None,
-                  parity: ParityCheck | None = None, exclude_nodes: Sequence[str] = ()) -> Artifact:
-    """Dynamic int8 copy of an fp32 ONNX export, in its own folder (model_quantized.onnx, config, tokenizer,
-    metadata.json), checked against `parity` before it is moved into place.
+                  parity: ParityCheck | None = None, exclude_nodes: Sequence[str] = (),
+                  calibration: Sequence[Mapping[str, np.ndarray]] | None = None) -> Artifact:
+    """int8 copy of an fp32 ONNX export, in its own folder (model_quantized.onnx, config, tokenizer,
+    metadata.json), checked against `parity` before it is moved into place: dynamic (the default), or static QDQ
+    (`config.mode == "static"`) with activation ranges calibrated on `calibration` (tokenized dev batches, at least
+    `config.calibration_examples` rows, else ConfigError naming the number needed).
 
     `exclude_nodes` names graph nodes that stay fp32 on top of the modules in `config.keep_fp32` (the accuracy
     gate, `quantize_onnx_gated`, passes the node groups it found most sensitive).
@@ -94,6 +158,7 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
 
     folder, source_file, source_meta = source_onnx(onnx)
     check_output_path(out_dir, "folder")
+    n_calibration = calibration_rows(calibration, config.calibration_examples) if config.mode == "static" else 0
     _warn_if_saturating(config)
     excluded = nodes_in_modules(source_file, config.keep_fp32)
     excluded += [name for name in exclude_nodes if name not in excluded]
@@ -102,20 +167,23 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
     with atomic_path(out_dir) as tmp:
         shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns("*.onnx", "*.onnx_data", "*.onnx.data", METADATA_FILE))
         try:
-            quantization.quantize_dynamic(
-                source_file,
-                tmp / QUANTIZED_FILE,
-                op_types_to_quantize=list(config.op_types),
-                per_channel=config.per_channel,
-                reduce_range=config.reduce_range,
-                weight_type=weight_type,
-                nodes_to_exclude=excluded,
-                # Only matmuls with a constant (weight) B input: activation x activation products (QK^T in an
-                # unfused graph) stay fp32, where int8 would cost accuracy for no size gain.
-                # Shape inference cannot type the outputs of the fused com.microsoft operators (Attention,
-                # SkipLayerNormalization); every activation in this graph is float32.
-                extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx_lib.TensorProto.FLOAT},
-            )
+            if config.mode == "static":
+                _quantize_static(quantization, source_file, tmp / QUANTIZED_FILE, config, calibration or (), excluded)
+            else:
+                quantization.quantize_dynamic(
+                    source_file,
+                    tmp / QUANTIZED_FILE,
+                    op_types_to_quantize=list(config.op_types),
+                    per_channel=config.per_channel,
+                    reduce_range=config.reduce_range,
+                    weight_type=weight_type,
+                    nodes_to_exclude=excluded,
+                    # Only matmuls with a constant (weight) B input: activation x activation products (QK^T in an
+                    # unfused graph) stay fp32, where int8 would cost accuracy for no size gain.
+                    # Shape inference cannot type the outputs of the fused com.microsoft operators (Attention,
+                    # SkipLayerNormalization); every activation in this graph is float32.
+                    extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx_lib.TensorProto.FLOAT},
+                )
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise ExportError(f"onnxruntime could not quantize '{source_file}' ({config.preset} preset): {exc}") from exc
         ops = op_type_counts(tmp / QUANTIZED_FILE)
@@ -132,8 +200,8 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
             "precision": "int8",
             "model_file": QUANTIZED_FILE,
             "source_onnx_sha256": sha256_file(source_file),
-            "quantization": {**config.to_dict(), "method": "onnxruntime.quantization.quantize_dynamic",
-                             "nodes_excluded": len(excluded)},
+            "quantization": {**config.to_dict(), "method": f"onnxruntime.quantization.quantize_{config.mode}",
+                             "nodes_excluded": len(excluded), "calibration_rows": n_calibration},
             "op_types": ops,
             "integer_ops": integer_ops,
             "quantize_seconds": round(time.perf_counter() - started, 3),

@@ -10,6 +10,9 @@ From one pipeline run folder (its teacher, `student/` and `artifacts/`), in one 
 - cold start (load + first inference) and peak RSS with its increase over an idle interpreter, reported apart;
   on-disk size; the roofline column against this machine's GEMM peaks measured in the same run;
 - every row next to the teacher (speedup, size, memory, accuracy retained), and a speedup at every grid point;
+- where the time goes: ONNX Runtime operator profiles of the student's int8 ONNX at batch 1 and 8, seq 64 and 128
+  (share in GEMMs, attention, LayerNorm/GELU, quantize, other and runtime overhead), and a line for its TFLite
+  saying why LiteRT's Python API cannot profile operators (`benchmarks/op_profile.py`);
 - `cuda`: fp32 PyTorch rows on torch.cuda and ONNX rows through ONNX Runtime's CUDA execution provider, each when
   present (with the device memory the process holds), otherwise one line that says
   why it was skipped (no numbers are made up for it);
@@ -55,6 +58,7 @@ ARM_LABEL = "arm64 (QEMU-emulated)"
 CUDA_LABEL = "cuda"
 PARITY_EXAMPLES = 64
 ARM_ROWS = 16
+PROFILE_POINTS = {"batch_sizes": (1, 8), "seq_lens": (64, 128), "threads": 2}
 PIPELINE_HINT = ("run the pipeline first (tinybert-edge pipeline --name NAME) and pass --run runs/NAME")
 
 # (variant label, bench backend, precision, artifact key in the run's or the teacher's artifacts; None: the folder)
@@ -377,6 +381,11 @@ def render_harness_sections(report: Mapping[str, Any]) -> str:
                 cells.append("—" if value is None else f"{value:.2f}×")
             out.append(f"| {markdown_cell(row.name)} | " + " | ".join(cells) + " |")
 
+    if report.get("op_profile") is not None:
+        from tinybert_edge.benchmarks.op_profile import render_profile_markdown
+
+        out.append(render_profile_markdown(report["op_profile"]).rstrip("\n"))
+
     arm_rows_ = arm.get("rows") or []
     out += ["", f"## {ARM_LABEL}", "",
             "Run by the torch-free `arm_runner.py` inside the arm64 root filesystem under QEMU user-mode emulation. "
@@ -445,7 +454,7 @@ def harness_config(min_seconds: float = 0.5, min_iterations: int = 10, warmup: i
 def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_DIR, config: Any = None,
         max_examples: int = 500, arm: bool = True, rootfs: str | Path | None = None, progress: bool = True,
         report_dir: str | Path | None = DEFAULT_REPORT_DIR, formats: Sequence[str] = DEFAULT_FORMATS,
-        ) -> tuple[dict[str, Metric], dict[str, Any]]:
+        profile: bool = True) -> tuple[dict[str, Metric], dict[str, Any]]:
     """Build what is missing, measure everything, write the reports; return (metrics, report)."""
     from tinybert_edge.benchmarks.runner import bench
     from tinybert_edge.benchmarks.arm import DEFAULT_ROOTFS, RunnerSettings
@@ -494,6 +503,16 @@ def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_D
             for row in map(as_row, rows)]
     attach_point_speedups(rows, TEACHER_NAME)
 
+    op_profile = None
+    if profile:
+        from tinybert_edge.benchmarks.op_profile import profile_grid
+
+        t0 = time.perf_counter()
+        profiled = {target_name("student", variant): student_paths[key] for variant, key in
+                    (("ONNX int8", "onnx-int8"), ("TFLite int8", "tflite-int8")) if key in student_paths}
+        op_profile = profile_grid(profiled, **PROFILE_POINTS)
+        timings["op_profile_s"] = time.perf_counter() - t0
+
     arm_section: dict[str, Any] = {"label": ARM_LABEL, "rows": []}
     if not arm:
         arm_section["note"] = "not run (--no-arm)"
@@ -524,6 +543,7 @@ def run(run_dir: str | Path | None = None, work_dir: str | Path = DEFAULT_WORK_D
 
     report = bench_report(rows, config, {int(t): p for t, p in peaks.items()}, labelled)
     report.update({"kind": "harness", "headline_point": dict(HEADLINE), "cuda": cuda, "arm": arm_section,
+                   "op_profile": op_profile,
                    "run_dir": str(sources.run_dir), "work_dir": str(work), "timings_s": timings})
     metrics = harness_metrics(rows, TEACHER_NAME, arm_section["rows"])
     write_reports(report, work, Path(report_dir) if report_dir is not None else work)
@@ -540,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     parser.add_argument("--max-examples", type=int, default=500, help="test examples for accuracy (fixed-seed sample)")
     parser.add_argument("--no-arm", action="store_true", help="skip the emulated arm64 check")
+    parser.add_argument("--no-profile", action="store_true", help="skip the operator profiles of the student's int8")
     parser.add_argument("--rootfs", default=None, help="arm64 root filesystem (default: .arm64-rootfs)")
     parser.add_argument("--report-dir", default=None, help="report.md, report.json and plots (default: RESULTS_DIR/harness)")
     parser.add_argument("--no-progress", action="store_true")
@@ -553,11 +574,11 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     report_dir = Path(args.report_dir) if args.report_dir else Path(args.results_dir) / "harness"
     metrics, report = run(args.run, args.work_dir, config, max_examples=args.max_examples, arm=not args.no_arm,
                           rootfs=args.rootfs, progress=not args.no_progress, report_dir=report_dir,
-                          formats=args.formats)
+                          formats=args.formats, profile=not args.no_profile)
     extra = {"report_dir": str(report_dir), "work_dir": report["work_dir"], "run_dir": report["run_dir"],
              "headline_point": report["headline_point"], "cuda": report["cuda"],
              "arm": {k: v for k, v in report["arm"].items() if k != "rows"},
-             "timings_s": report["timings_s"], "config": report["config"],
+             "timings_s": report["timings_s"], "config": report["config"], "op_profile": report.get("op_profile"),
              "rows": [{k: row.get(k) for k in ("name", "role", "backend", "precision", "device", "size_bytes",
                                                "accuracy", "error", "speedup", "size_reduction", "memory_reduction",
                                                "accuracy_retained")} for row in report["rows"]]}

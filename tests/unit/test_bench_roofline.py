@@ -81,3 +81,11 @@ def test_gemm_peak_is_measured_in_a_subprocess():
     assert peak["fp32"]["ops"] == 2 * 64**3
     if peak["int8"] is not None:
         assert peak["int8"]["kernel"] in ("torch._int_mm", "onnxruntime MatMulInteger")
+
+
+def test_fp32_peak_is_the_faster_of_onnxruntime_and_torch():
+    pytest.importorskip("onnxruntime")
+    peak = measure_gemm_peak(threads=1, size=64, min_seconds=0.05)
+    kernels = {k["kernel"]: k["peak_gops"] for k in peak["fp32_kernels"]}
+    assert "onnxruntime MatMul" in kernels and len(kernels) == 2
+    assert peak["fp32"]["peak_gops"] == max(kernels.values())

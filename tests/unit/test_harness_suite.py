@@ -372,3 +372,20 @@ def test_an_unloadable_artifact_and_a_missing_runtime_are_rows_that_say_why(tiny
     assert "tinybert-edge[tflite]" in by_name["student · TFLite int8"]["error"]  # the pip line that fixes it
     healthy = by_name["student · PyTorch fp32"]
     assert healthy["error"] is None and healthy["latency"]["16"]["stats"]["n"] >= 2
+
+
+def test_operator_profiles_are_a_section_of_the_report_with_the_litert_reason():
+    from tinybert_edge.benchmarks.op_profile import LITERT_UNAVAILABLE
+
+    share = {"gemm": 0.5, "attention": 0.2, "layernorm_gelu": 0.1, "quantize": 0.05, "other": 0.05, "overhead": 0.1}
+    report = _report([])
+    report["op_profile"] = {
+        "student · ONNX int8": {"available": True, "points": [
+            {"batch_size": 8, "seq_len": 128, "threads": 2, "wall_ms": 12.5, "share": share,
+             "op_ms": {"DynamicQuantizeMatMul": 6.0, "QAttention": 2.5}}]},
+        "student · TFLite int8": {"available": False, "reason": LITERT_UNAVAILABLE}}
+    text = harness.render_harness_sections(report)
+    section = text.partition("## Where the time goes")[2].partition(f"## {harness.ARM_LABEL}")[0]
+    assert "| 8 | 128 | 12.50 | 50.0% | 20.0% | 10.0% | 5.0% | 5.0% | 10.0% | DynamicQuantizeMatMul 6.00" in section
+    assert LITERT_UNAVAILABLE in section
+    assert "## Where the time goes" not in harness.render_harness_sections(_report([]))

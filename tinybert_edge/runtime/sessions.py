@@ -152,6 +152,7 @@ class OnnxRuntimeSession(InferenceSession):
 
 SESSIONS.register("litert", "tinybert_edge.runtime.litert:LiteRtSession")
 SESSIONS.register("executorch", "tinybert_edge.runtime.executorch_session:ExecuTorchSession")
+SESSIONS.register("openvino", "tinybert_edge.runtime.openvino_session:OpenVinoSession")
 
 
 def open_session(backend: str, path: str | os.PathLike[str], threads: int | None = None, **kwargs: Any) -> InferenceSession:

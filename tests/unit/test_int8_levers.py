@@ -1,0 +1,140 @@
+"""ONNX int8 levers (static QDQ calibrated on dev rows, S8S8/U8S8) and the operator profile, on a 2-layer random BERT."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_converters import BUCKETS, SENTENCES, _bert_config, _write_tokenizer  # noqa: E402
+
+from tinybert_edge.benchmarks.op_profile import (CATEGORIES, op_category, profile_grid, profile_onnx,  # noqa: E402
+                                                 render_profile_markdown, summarize_trace)
+from tinybert_edge.converters import ExportConfig, ParityCheck, ParityThresholds, QuantizationConfig  # noqa: E402
+from tinybert_edge.converters import export_onnx, quantize_onnx  # noqa: E402
+from tinybert_edge.errors import ConfigError, ExportError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    import torch
+    from transformers import BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    _write_tokenizer(folder).save_pretrained(folder)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(_bert_config()).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(20.0)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rows(tiny) -> list[dict[str, np.ndarray]]:
+    from transformers import BertTokenizerFast
+
+    tokenizer = BertTokenizerFast.from_pretrained(tiny)
+    out = []
+    for text in SENTENCES * 6:  # 36 rows, batch 1, unpadded
+        enc = tokenizer([text], return_tensors="np")
+        out.append({k: v.astype(np.int64) for k, v in enc.items()})
+    return out
+
+
+@pytest.fixture(scope="module")
+def exports(tiny, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("exports")
+    return {"fused": export_onnx(tiny, out / "fused", ExportConfig(sequence_buckets=BUCKETS)).path,
+            "plain": export_onnx(tiny, out / "plain", ExportConfig(sequence_buckets=BUCKETS, optimize=False)).path}
+
+
+def _op_types(folder: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(folder / "model_quantized.onnx")).graph.node}
+
+
+def test_dynamic_mode_refuses_int8_activations():
+    with pytest.raises(ConfigError, match="int8 activations need mode='static'"):
+        QuantizationConfig(activation_type="int8")
+    with pytest.raises(ConfigError, match="mode"):
+        QuantizationConfig(mode="qat")
+
+
+@pytest.mark.parametrize("activation_type", ["int8", "uint8"])
+def test_static_qdq_is_calibrated_and_keeps_parity(tiny, exports, rows, tmp_path, activation_type):
+    from tinybert_edge.runtime.sessions import TorchSession
+
+    config = QuantizationConfig.avx512_vnni(mode="static", activation_type=activation_type, calibration_examples=32)
+    check = ParityCheck(TorchSession(tiny), rows[:12], ParityThresholds.int8())
+    artifact = quantize_onnx(exports["plain"], tmp_path / "static", config, parity=check, calibration=rows)
+    ops = _op_types(artifact.path)
+    assert {"QuantizeLinear", "DequantizeLinear", "MatMul"} <= ops  # QDQ around the weight GEMMs
+    assert "DynamicQuantizeLinear" not in ops and "MatMulInteger" not in ops
+    quantization = artifact.metadata["quantization"]
+    assert quantization["method"] == "onnxruntime.quantization.quantize_static"
+    assert quantization["activation_type"] == activation_type and quantization["calibration_rows"] == len(rows)
+    assert artifact.metadata["parity"]["argmax_agreement"] >= 0.9
+
+
+def test_static_qdq_needs_enough_calibration_rows(exports, rows, tmp_path):
+    config = QuantizationConfig.avx512_vnni(mode="static", activation_type="int8", calibration_examples=100)
+    with pytest.raises(ConfigError, match=r"at least 100 examples.*got 36"):
+        quantize_onnx(exports["plain"], tmp_path / "static", config, calibration=rows)
+    with pytest.raises(ConfigError, match="got 0"):
+        quantize_onnx(exports["plain"], tmp_path / "static", config)
+    assert not (tmp_path / "static").exists()
+
+
+def test_static_qdq_refuses_a_fused_export(exports, rows, tmp_path):
+    config = QuantizationConfig.avx512_vnni(mode="static", activation_type="int8", calibration_examples=8)
+    with pytest.raises(ExportError, match=r"optimize=False"):
+        quantize_onnx(exports["fused"], tmp_path / "static", config, calibration=rows)
+    assert not (tmp_path / "static").exists()
+
+
+def test_summarize_trace_takes_the_median_run_and_counts_overhead():
+    def run(ts: int, dur: int) -> dict:
+        return {"cat": "Session", "name": "model_run", "ts": ts, "dur": dur}
+
+    def node(ts: int, op: str, dur: int) -> dict:
+        return {"cat": "Node", "name": f"{op}_0_kernel_time", "ts": ts, "dur": dur, "args": {"op_name": op}}
+
+    events = [run(0, 5000), node(10, "MatMul", 4000),  # warm-up: left out with runs=3
+              run(10_000, 1000), node(10_010, "MatMulInteger", 500), node(10_600, "Softmax", 200),
+              run(20_000, 1000), node(20_010, "MatMulInteger", 500), node(20_600, "Softmax", 200),
+              run(30_000, 9000), node(30_010, "MatMulInteger", 8000), node(38_100, "Softmax", 200)]
+    summary = summarize_trace(events, runs=3)
+    assert summary["runs"] == 3 and summary["wall_ms"] == pytest.approx(1.0)
+    assert summary["op_ms"] == {"MatMulInteger": pytest.approx(0.5), "Softmax": pytest.approx(0.2)}
+    assert summary["category_ms"]["gemm"] == pytest.approx(0.5)
+    assert summary["category_ms"]["attention"] == pytest.approx(0.2)
+    assert summary["category_ms"]["overhead"] == pytest.approx(0.3)
+    assert sum(summary["share"].values()) == pytest.approx(1.0)
+    assert op_category("SkipLayerNormalization") == "layernorm_gelu" and op_category("Reshape") == "other"
+
+
+def test_profile_of_a_dynamic_int8_model(exports, tmp_path):
+    int8 = quantize_onnx(exports["fused"], tmp_path / "int8", QuantizationConfig.avx512_vnni())
+    profile = profile_onnx(int8.path, batch_size=2, seq_len=16, threads=1, runs=3, warmup=1)
+    assert set(profile["category_ms"]) == set(CATEGORIES) | {"overhead"}
+    assert profile["category_ms"]["gemm"] > 0 and profile["category_ms"]["attention"] > 0
+    assert sum(profile["share"].values()) == pytest.approx(1.0)
+    assert profile["fused_attention_with_projections"] == ["QAttention"]
+    grid = profile_grid({"int8": int8.path, "tflite": tmp_path / "model.tflite"}, (1,), (16,), threads=1, runs=2)
+    assert grid["tflite"]["available"] is False and "no operator profiler" in grid["tflite"]["reason"]
+    markdown = render_profile_markdown(grid)
+    assert "| 1 | 16 |" in markdown and "no operator profiler" in markdown
+
+
+def test_ffn_output_projections_are_found_by_node_name(exports):
+    from tinybert_edge.benchmarks.suites.inference import ffn_output_nodes
+
+    nodes = ffn_output_nodes(exports["fused"])
+    assert nodes == [f"/bert/encoder/layer.{i}/output/dense/MatMul" for i in range(2)]
