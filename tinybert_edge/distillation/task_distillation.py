@@ -167,7 +167,8 @@ def distill(
     stages: dict[str, dict[str, Any]] = {}
     common = dict(batch_size=config.batch_size, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
                   accumulation=config.gradient_accumulation, seed=config.seed, log_every=config.log_every,
-                  checkpoint_every=config.checkpoint_every, max_length=config.max_length)
+                  checkpoint_every=config.checkpoint_every, max_length=config.max_length,
+                  length_grouping=config.length_grouping, precision=config.precision)
     if config.intermediate_epochs > 0:
         spec = LoopSpec(name="intermediate", epochs=config.intermediate_epochs, learning_rate=config.learning_rate, **common)
         result = run_loop(spec, intermediate.distiller, intermediate, encoded_train, device=device, work_dir=work,
@@ -261,5 +262,6 @@ def teacher_outputs_for(task, teacher_model, encoded, device, batch_size: int):
 def _stage_summary(result, metric: str) -> dict[str, Any]:
     last = next((h for h in reversed(result.history) if "total" in h), {})
     return {"steps": result.steps, "seconds": round(result.seconds, 2), "examples": result.examples,
-            "examples_per_second": round(result.examples_per_second, 2), f"best_dev_{metric}": result.best_score,
+            "examples_per_second": round(result.examples_per_second, 2), "precision": result.precision,
+            f"best_dev_{metric}": result.best_score,
             "best_step": result.best_step, "final_loss": {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")}}
