@@ -263,5 +263,5 @@ def _stage_summary(result, metric: str) -> dict[str, Any]:
     last = next((h for h in reversed(result.history) if "total" in h), {})
     return {"steps": result.steps, "seconds": round(result.seconds, 2), "examples": result.examples,
             "examples_per_second": round(result.examples_per_second, 2), "precision": result.precision,
-            f"best_dev_{metric}": result.best_score,
+            "evaluation_seconds": round(result.evaluation_seconds, 2), f"best_dev_{metric}": result.best_score,
             "best_step": result.best_step, "final_loss": {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")}}

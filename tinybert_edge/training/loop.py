@@ -99,10 +99,13 @@ class LoopResult:
     best_step: int | None = None
     history: list[dict] = field(default_factory=list)
     precision: str = "fp32"  # what the loop ran in (an `auto` request resolved)
+    evaluation_seconds: float = 0.0  # of `seconds`, the time spent in dev evaluations
 
     @property
     def examples_per_second(self) -> float:
-        return self.examples / self.seconds if self.seconds else 0.0
+        """Training throughput: examples over the loop's time without its dev evaluations."""
+        training = self.seconds - self.evaluation_seconds
+        return self.examples / training if training > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,7 @@ def run_loop(
         next(batches)
     history: list[dict] = []
     examples = 0
+    evaluation_seconds = 0.0
     pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # loss terms of the steps not yet checked for finiteness
     started = time.perf_counter()
     bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step",
@@ -354,8 +358,10 @@ def run_loop(
                     log_handle.flush()
             if evaluate and (spec.eval_every and done % spec.eval_every == 0 or done == total_steps):
                 _check_finite(pending, spec.name, checkpoint, context)
+                evaluation_started = time.perf_counter()
                 score = evaluate()
                 module.train()
+                evaluation_seconds += time.perf_counter() - evaluation_started
                 history.append({"stage": spec.name, "step": done, "dev_score": score})
                 if log_handle:
                     log_handle.write(json.dumps(history[-1]) + "\n")
@@ -377,6 +383,7 @@ def run_loop(
     return LoopResult(
         steps=total_steps, seconds=time.perf_counter() - started, examples=examples,
         best_score=best_score, best_step=best_step, history=history, precision=precision.name,
+        evaluation_seconds=evaluation_seconds,
     )
 
 
