@@ -176,3 +176,24 @@ def test_configs_check_the_speed_settings():
     with pytest.raises(ConfigError, match="length_grouping"):
         DistillConfig(length_grouping="yes")
     assert FinetuneConfig().length_grouping and DistillConfig().length_grouping
+
+
+def test_finetune_refuses_bf16_before_loading_the_encoder(monkeypatch, tmp_path):
+    from tinybert_edge.training.finetune import finetune
+
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": set(NO_BF16))
+    encoder = tiny_bert.save_encoder(tmp_path / "encoder")
+    with pytest.raises(ConfigError, match="AVX512_BF16"):
+        finetune(encoder, tiny_bert.text_data(8), tiny_bert.text_data(4, seed=1),
+                 FinetuneConfig(precision="bf16", max_length=16), cache_dir=tmp_path / "cache", progress=False)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cli_flags_reach_the_configs():
+    from tinybert_edge.app.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["finetune", "enc", "--data", "d.tsv", "--precision", "auto", "--no-length-grouping"])
+    assert args.precision == "auto" and args.length_grouping is False
+    args = parser.parse_args(["distill", "t", "s", "--data", "d.tsv"])
+    assert args.precision is None and args.length_grouping is None  # unset: the config's defaults apply

@@ -93,6 +93,9 @@ def distill(
         raise RunDirExistsError(f"student folder '{out_dir}' already exists; pass --overwrite to replace it, "
                                 "--resume to finish the run that wrote it, or choose another output folder")
     check_output_location(out_dir, "student folder")  # fail before loading anything, not after training
+    from tinybert_edge.training.precision import resolve_precision
+
+    precision = resolve_precision(config.precision, pick_device())  # refused before loading, not after
     if work_dir:
         check_output_location(work_dir, "work folder")
     task.check_training_data(train, "training")
@@ -180,7 +183,9 @@ def distill(
         if config.cache_teacher_logits:
             # The teacher is frozen and in eval mode, so its logits are the same every epoch: compute them once.
             t0 = time.perf_counter()
-            cached_logits = teacher_outputs_for(task, teacher_model, encoded_train, device, config.batch_size)
+            with torch.autocast(device_type=device.type, dtype=precision.dtype or torch.float32,
+                                enabled=precision.autocast):  # the precision the stage trains in
+                cached_logits = teacher_outputs_for(task, teacher_model, encoded_train, device, config.batch_size)
             cache_seconds = time.perf_counter() - t0
         spec = LoopSpec(name="prediction", epochs=config.prediction_epochs, eval_every=config.eval_every,
                         learning_rate=config.prediction_learning_rate or config.learning_rate, **common)

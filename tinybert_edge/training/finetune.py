@@ -68,6 +68,9 @@ def finetune(
         _check_out_dir(Path(out_dir), overwrite)
     folder = check_model_folder(encoder, role="teacher")
     task.check_training_data(train, "training")  # before any slow work: one class would teach nothing
+    from tinybert_edge.training.precision import resolve_precision
+
+    resolve_precision(config.precision, pick_device())  # a precision this machine cannot run fails before loading
     train = sample(train, config.max_train_examples, config.seed)
     key = hashlib.sha256(
         json.dumps(
