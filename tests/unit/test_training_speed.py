@@ -197,3 +197,16 @@ def test_cli_flags_reach_the_configs():
     assert args.precision == "auto" and args.length_grouping is False
     args = parser.parse_args(["distill", "t", "s", "--data", "d.tsv"])
     assert args.precision is None and args.length_grouping is None  # unset: the config's defaults apply
+
+
+def test_attention_loss_is_summed_in_fp32_under_bf16_autocast():
+    from tinybert_edge.distillation.losses import attention_loss
+
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = (torch.randn(2, 2, 24, 24, generator=generator) for _ in range(2))
+    mask = torch.ones(2, 24, dtype=torch.long)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = attention_loss(student.bfloat16(), teacher.bfloat16(), mask)
+    assert low.dtype == torch.float32
+    reference = attention_loss(student.bfloat16().float(), teacher.bfloat16().float(), mask)
+    torch.testing.assert_close(low, reference, rtol=1e-6, atol=0)
