@@ -93,10 +93,12 @@ class Budget:
 
 
 LAYERS = "teacher-layers:2,4,6"
+# The TinyBERT4 shape initialised from the fine-tuned teacher (issue 21), a candidate beside the layer subset.
+TINYBERT4_FROM_TEACHER = Student("tinybert4-teacher-pca+aug", "from-teacher:tinybert-4l-312h@pca", True)
 BUDGETS = {
     "cpu": Budget(teacher_examples=20_000, teacher_epochs=1.0, distill_examples=4_000, n_augmented=4,
                   intermediate_epochs=1.0, prediction_epochs=1.0,
-                  students=(Student("layers-2,4,6+aug", LAYERS, True),)),
+                  students=(Student("layers-2,4,6+aug", LAYERS, True), TINYBERT4_FROM_TEACHER)),
     # The `cpu` budget takes many hours of two shared cores; this one is meant for about 1.5 h: a teacher fine-tuned
     # on 600 examples (2 epochs), a student distilled on 300 (x1 augmentation), dev sets capped at 400 examples.
     "cpu-short": Budget(teacher_examples=600, teacher_epochs=2.0, distill_examples=300, n_augmented=1,
@@ -108,7 +110,7 @@ BUDGETS = {
     "gpu": Budget(teacher_examples=None, teacher_epochs=3.0, distill_examples=None, n_augmented=20,
                   intermediate_epochs=None, prediction_epochs=None, bench_seconds=3.0,
                   students=(Student("layers-2,4,6", LAYERS, False), Student("layers-2,4,6+aug", LAYERS, True),
-                            Student("tinybert4+aug", "tinybert-4l-312h", True))),
+                            Student("tinybert4+aug", "tinybert-4l-312h", True), TINYBERT4_FROM_TEACHER)),
     "smoke": Budget(teacher_examples=400, teacher_epochs=1.0, distill_examples=200, n_augmented=1,
                     intermediate_epochs=1.0, prediction_epochs=1.0, dev_examples=200, bench_seconds=0.3,
                     latency_rounds=1, students=(Student("layers-2,4,6+aug", LAYERS, True),),
@@ -527,6 +529,27 @@ def render_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_candidates(report: dict[str, Any]) -> str:
+    """Every candidate student's dev score per task (its selection metric x 100; the one the table above uses is
+    marked), when a budget distils more than one: how the shapes and initialisations compare on the same budget."""
+    columns = report["columns"]
+    labels = list(dict.fromkeys(label for column in columns.values() for label in column.get("student_scores", {})))
+    if len(labels) < 2:
+        return ""
+    tasks = [task for task in GLUE_TASKS if task in columns]
+    lines = ["| candidate student | " + " | ".join(f"{columns[t]['title']} ({columns[t]['metric']})" for t in tasks)
+             + " |", "|---|" + "---:|" * len(tasks)]
+    for label in labels:
+        cells = []
+        for task in tasks:
+            score = columns[task].get("student_scores", {}).get(label)
+            chosen = " (chosen)" if columns[task].get("student") == label else ""
+            cells.append("—" if score is None else f"{100 * score:.1f}{chosen}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(["Candidate students on dev (same teacher, same task-distillation budget; the best one per task "
+                      "fills the table above):", "", *lines])
+
+
 def caption(report: dict[str, Any]) -> str:
     budget = report["settings"]
     columns = report["columns"]
@@ -610,7 +633,9 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     # Linked by the path from the checkout's root, where the README that quotes this text lives.
     figures = [f"Dev confusion matrices of {report['columns'][task]['title']} (teacher, student, int8): "
                f"[{(folder / name).as_posix()}]({(folder / name).as_posix()})" for task, name in plots.items()]
-    details = "\n".join(["# GLUE", "", caption(report), "", render_table(report), "", *[f"- {n}" for n in notes],
+    candidates = render_candidates(report)
+    details = "\n".join(["# GLUE", "", caption(report), "", render_table(report), "",
+                         *([candidates, ""] if candidates else []), *[f"- {n}" for n in notes],
                          *([""] + [f"- {f}" for f in figures] if figures else [])])
     return SuiteOutcome(metrics, {"report_markdown": details, "notes": notes, "budget": report["budget"],
                                   "tasks": list(report["columns"])}, command=command, details=details)

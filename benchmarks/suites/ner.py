@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from tinybert_edge.benchmarks.rows import TEACHER_NAME
 from tinybert_edge.benchmarks.suites import task_table
 from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
 from tinybert_edge.benchmarks.suites.task_table import TaskBudget
@@ -45,7 +46,7 @@ BUDGETS = {
 
 
 def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, students: Sequence[str] = ()) -> dict[str, Any]:
     from tinybert_edge.data import DataSpec, sample
     from tinybert_edge.models import count_parameters, load_model, load_tokenizer
     from tinybert_edge.tasks import get_task
@@ -73,6 +74,9 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     latency = task_table.latency_rows(targets, encoded_test.fixed_length([LENGTH], rows=256), LENGTH, budget, run,
                                       progress, params)
     rows = task_table.table_rows(latency, scores, task.primary_metric)
+    onnx = next((a.path for a in artifacts if a.format == "onnx"), None)
+    compared = (task_table.compare_students(task, students, teacher, student, onnx, train, dev, encoded_test, parity,
+                                            run, budget, progress) if students else None)
     recorded = {"teacher fine-tuning": json.loads((teacher / "finetune.json").read_text())["seconds"],
                 "task distillation": sum(s.get("seconds") or 0.0 for s in json.loads(
                     (student / "distill.json").read_text())["stages"].values())}
@@ -80,7 +84,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
               "data": str(data_dir), "train_examples": len(train), "dev_examples": len(dev),
               "test_examples": len(test), "teacher_dir": str(teacher), "student_dir": str(student), "rows": rows,
               "export_errors": errors, "iob_repairs": train.iob_repairs + dev.iob_repairs + test.iob_repairs,
-              "recorded_training_seconds": recorded, "train_seconds": round(train_seconds, 1),
+              "recorded_training_seconds": recorded, "compared": compared, "train_seconds": round(train_seconds, 1),
               "total_seconds": round(time.perf_counter() - started, 1)}
     write_json_atomic(run / "report.json", report)
     return report
@@ -104,6 +108,9 @@ def _why(report: dict[str, Any]):
 def render(report: dict[str, Any]) -> tuple[dict[str, Any], str, list[str]]:
     label = "" if report["budget"] == "cpu" else f" (budget {report['budget']})"
     metrics, _ = task_table.headline_metrics(report["rows"], LENGTH, label, 0.97, "entity F1")
+    compared_metrics, compared_table = task_table.render_compared(
+        report.get("compared"), _teacher_score(report), LENGTH, "entity F1")
+    metrics.update({f"{name}{label}": metric for name, metric in compared_metrics.items()})
     notes = task_table.missed_notes(metrics, _why(report))
     s = report["settings"]
     recorded = report.get("recorded_training_seconds") or {}
@@ -124,6 +131,7 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Any], str, list[str]]:
                                     lambda row: f"{100 * row.score:.2f}" if row.score is not None else "—")
     per_type = _per_type(report["rows"])
     details = "\n".join(["# NER (CoNLL-2003)", "", caption, "", table, "", per_type, "",
+                         *task_table.compared_section(compared_table),
                          *[f"- {n}" for n in notes]])
     return metrics, details, notes
 
@@ -138,6 +146,11 @@ def _per_type(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _teacher_score(report: dict[str, Any]) -> float | None:
+    teacher = next((r for r in report["rows"] if r["name"] == TEACHER_NAME), None)
+    return teacher.get(teacher["primary_metric"]) if teacher else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.ner", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "valid.txt and test.txt (IOB2)")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu", help="cpu: the reported budget; small: "
                         "minutes, to prove the chain end to end (default: cpu)")
+    parser.add_argument("--students", nargs="+", default=[], choices=sorted(task_table.STUDENTS),
+                        help="students to compare beside the suite's own (layers-2,4,6), each task-distilled on the "
+                             "same budget from the same teacher: test metric, shape, GFLOPs, int8 ONNX p50")
     add_run_arguments(parser, "ner", "where the fine-tuned teacher is cached")
     return parser
 
@@ -154,7 +170,8 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
         data_dir = Path(args.data)
         if not all((data_dir / f"{name}.txt").is_file() for name in ("train", "valid", "test")):
             raise ConfigError(f"'{data_dir}' must hold CoNLL-2003 train.txt, valid.txt and test.txt; pass --data")
-        return run_suite(data_dir, args.budget, folder, args.cache_dir, progress=not args.no_progress)
+        return run_suite(data_dir, args.budget, folder, args.cache_dir, progress=not args.no_progress,
+                         students=args.students)
 
     report, command = suite_report(args, command, "ner", run)
     metrics, details, notes = render(report)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
+from tinybert_edge.benchmarks.rows import TEACHER_NAME
 from tinybert_edge.benchmarks.suites import task_table
 from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
 from tinybert_edge.benchmarks.suites.task_table import TaskBudget
@@ -91,7 +92,7 @@ def answer_latency(artifacts: Sequence[Any], student: Path, test: Any, run: Path
 
 
 def run_suite(data_file: Path, budget_name: str, run: Path, cache_dir: str | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, students: Sequence[str] = ()) -> dict[str, Any]:
     from tinybert_edge.data import sample
     from tinybert_edge.models import count_parameters, load_model, load_tokenizer
     from tinybert_edge.tasks import get_task
@@ -120,6 +121,9 @@ def run_suite(data_file: Path, budget_name: str, run: Path, cache_dir: str | Non
     latency = task_table.latency_rows(targets, encoded_test.fixed_length([LENGTH], rows=256), LENGTH, budget, run,
                                       progress, params)
     rows = task_table.table_rows(latency, scores, task.primary_metric)
+    onnx = next((a.path for a in artifacts if a.format == "onnx"), None)
+    compared = (task_table.compare_students(task, students, teacher, student, onnx, train, dev, encoded_test, parity,
+                                            run, budget, progress) if students else None)
     answers = answer_latency(artifacts, student, test, run)
     recorded = {"teacher fine-tuning": json.loads((teacher / "finetune.json").read_text())["seconds"],
                 "task distillation": sum(s.get("seconds") or 0.0 for s in json.loads(
@@ -129,7 +133,7 @@ def run_suite(data_file: Path, budget_name: str, run: Path, cache_dir: str | Non
               "test_examples": len(test), "test_features": len(encoded_test), "articles": len(full.articles()),
               "skipped_answers": full.skipped_answers, "teacher_dir": str(teacher), "student_dir": str(student),
               "rows": rows, "answer_latency": {k: v for k, v in answers.items() if not k.endswith("_ms")},
-              "export_errors": errors, "recorded_training_seconds": recorded,
+              "export_errors": errors, "recorded_training_seconds": recorded, "compared": compared,
               "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - started, 1)}
     write_json_atomic(run / "report.json", report)
     return report
@@ -163,6 +167,9 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Metric], str, list[str]]:
     for name, value in ems.items():
         if value is not None:
             metrics[f"{name} test exact match{label}"] = Metric(value, "fraction")
+    compared_metrics, compared_table = task_table.render_compared(
+        report.get("compared"), _teacher_score(report), LENGTH, "F1")
+    metrics.update({f"{name}{label}": metric for name, metric in compared_metrics.items()})
     notes = task_table.missed_notes(metrics, _why(report))
     s = report["settings"]
     recorded = report.get("recorded_training_seconds") or {}
@@ -189,8 +196,14 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Metric], str, list[str]]:
                        f"{timing['questions']} test questions: {timing['answer_p50_ms']:.1f} ms; one {LENGTH}-token "
                        f"call of the same model: {timing['call_p50_ms']:.1f} ms.")
     details = "\n".join(["# QA (SQuAD v1.1)", "", caption, "", table, "", answer_line, "",
+                         *task_table.compared_section(compared_table),
                          *[f"- {n}" for n in notes]])
     return metrics, details, notes
+
+
+def _teacher_score(report: dict[str, Any]) -> float | None:
+    teacher = next((r for r in report["rows"] if r["name"] == TEACHER_NAME), None)
+    return teacher.get(teacher["primary_metric"]) if teacher else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default="../shared/data/squad/dev-v1.1.json", help="SQuAD v1.1 dev-v1.1.json")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu", help="cpu: the reported budget; small: "
                         "minutes, to prove the chain end to end (default: cpu)")
+    parser.add_argument("--students", nargs="+", default=[], choices=sorted(task_table.STUDENTS),
+                        help="students to compare beside the suite's own (layers-2,4,6), each task-distilled on the "
+                             "same budget from the same teacher: test metric, shape, GFLOPs, int8 ONNX p50")
     add_run_arguments(parser, "qa", "where the fine-tuned teacher is cached")
     return parser
 
@@ -208,7 +224,8 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
         data_file = Path(args.data)
         if not data_file.is_file():
             raise ConfigError(f"'{data_file}' is not a file; pass --data with SQuAD v1.1 dev-v1.1.json")
-        return run_suite(data_file, args.budget, folder, args.cache_dir, progress=not args.no_progress)
+        return run_suite(data_file, args.budget, folder, args.cache_dir, progress=not args.no_progress,
+                         students=args.students)
 
     report, command = suite_report(args, command, "qa", run)
     metrics, details, notes = render(report)

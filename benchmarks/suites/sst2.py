@@ -34,6 +34,7 @@ from typing import Any, Sequence
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, latency_ms, peak_rss_mb
 from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
+from tinybert_edge.benchmarks.suites.task_table import made, shape_label
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.sst2")
@@ -116,12 +117,13 @@ def _load(data_dir: Path):
     return train, dev
 
 
-def _teacher(train, dev, budget: Budget, cache_dir: str | None) -> Path:
+def _teacher(train, dev, budget: Budget, cache_dir: str | None, progress: bool) -> Path:
     from tinybert_edge.config import FinetuneConfig
     from tinybert_edge.training.finetune import finetune
 
     return finetune(ENCODER, train, dev, FinetuneConfig(max_train_examples=budget.teacher_examples,
-                                                        epochs=budget.teacher_epochs), cache_dir=cache_dir)
+                                                        epochs=budget.teacher_epochs), cache_dir=cache_dir,
+                    progress=progress)
 
 
 def _encoded(model_dir: Path, dev):
@@ -248,29 +250,6 @@ def _latency_pair(run: Path) -> list[tuple[str, Path]]:
     return folders
 
 
-def _made(student_dir: Path) -> dict[str, Any]:
-    """How a student was made, as its distill.json recorded it (config.student_init): its name, when it was trained
-    (the file's time: a resumed run reuses the students its folder already holds, and the table says so), and for a
-    student initialised from the teacher the wall and CPU seconds the initialisation took."""
-    from datetime import datetime, timezone
-
-    path = Path(student_dir) / "distill.json"
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    record = summary.get("student_init") or {}
-    trained = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    made: dict[str, Any] = {"made": record.get("name") or "—", "trained": trained}
-    if record.get("method") == "from-teacher":
-        made.update(init_seconds=record.get("seconds"), init_cpu_seconds=record.get("cpu_seconds"))
-    return made
-
-
-def _shape_label(folder: Path) -> str:
-    """A model folder's shape as the table shows it: layers x width, heads x head width (e.g. 4x312, 12x26)."""
-    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    heads = config["num_attention_heads"]
-    return f"{config['num_hidden_layers']}x{config['hidden_size']}, {heads}x{config['hidden_size'] // heads}"
-
-
 def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None = None,
               progress: bool = True, students: Sequence[str] | None = None) -> dict[str, Any]:
     from tinybert_edge.benchmarks import BenchConfig, Target, bench
@@ -287,12 +266,12 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     run.mkdir(parents=True, exist_ok=True)
     log.info("sst2: run folder %s (budget %s: %s)", run.resolve(), budget_name, asdict(budget))
     train, dev = _load(data_dir)
-    teacher_dir = _teacher(train, dev, budget, cache_dir)
+    teacher_dir = _teacher(train, dev, budget, cache_dir, progress)
 
     entries: list[dict[str, Any]] = [{"name": TEACHER_NAME, "model": "teacher", "backend": "torch", "precision": "fp32",
                                       "path": teacher_dir, "role": "teacher"}]
     entries += _artifacts(teacher_dir, run / "artifacts" / "teacher", dev, "teacher", "teacher", budget.formats)
-    described = {"teacher": {"shape": _shape_label(teacher_dir), "made": "fine-tuned teacher"}}
+    described = {"teacher": {"shape": shape_label(teacher_dir), "made": "fine-tuned teacher"}}
     for name in chosen:
         spec, general = STUDENTS[name]
         if general:
@@ -301,7 +280,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
             label = f"{name}{'+aug' if augmented else ''}"
             student_dir = _distill_student(name, spec, augmented, teacher_dir, train, dev, run, budget, cache_dir,
                                            progress)
-            described[label] = {"shape": _shape_label(student_dir), **_made(student_dir)}
+            described[label] = {"shape": shape_label(student_dir), **made(student_dir)}
             entries.append({"name": f"{label} · PyTorch fp32", "model": label, "backend": "torch", "precision": "fp32",
                             "path": student_dir, "role": "student"})
             entries += _artifacts(student_dir, run / "artifacts" / label, dev, label, "student", budget.formats)

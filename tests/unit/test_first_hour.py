@@ -337,6 +337,32 @@ def test_training_without_a_progress_bar_logs_plain_lines(monkeypatch, tmp_path,
     assert "intermediate: step 4/4, loss " in caplog.text and "ETA" in caplog.text
 
 
+def test_progress_off_a_terminal_is_plain_lines_not_a_bar(monkeypatch, tmp_path, model, caplog, capsys):
+    """A log file gets `step, loss, ETA` lines, never a carriage-return bar, even when progress is asked for."""
+    from tinybert_edge.distillation.task_distillation import distill
+    from tinybert_edge.training import loop
+
+    monkeypatch.setattr(loop, "PROGRESS_LOG_SECONDS", 0.0)
+    monkeypatch.setattr(loop.sys.stderr, "isatty", lambda: False, raising=False)
+    data = tiny_bert.text_data(16), tiny_bert.text_data(8, seed=1)
+    config = DistillConfig(student="teacher-layers:1", intermediate_epochs=1, prediction_epochs=0, **TINY)
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        distill(model, data[0], data[1], tmp_path / "s", config, progress=True)
+    assert "intermediate: step 4/4, loss " in caplog.text
+    assert "step/s" not in capsys.readouterr().err  # tqdm's rate column: no bar was drawn
+
+
+def test_progress_log_without_a_loss_counts_items(caplog):
+    from tinybert_edge.training.loop import ProgressLog
+
+    now = [0.0]
+    heartbeat = ProgressLog("augment", 10, 110, enabled=True, interval=30.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        now[0] = 40.0
+        heartbeat.update(50)
+    assert caplog.records[0].getMessage() == "augment: 50/110, ETA 1m00s"
+
+
 def test_in_process_result_goes_to_stdout_and_library_prints_to_stderr(capsys):
     from tinybert_edge.logs import program_output
 

@@ -158,3 +158,19 @@ def test_retention_is_not_judged_where_the_teacher_is_at_chance(report):
     assert "not significant" in teacher_at_chance(report["columns"]["stsb"] | {"dev_examples": 400})
     report["columns"]["stsb"]["variants"][VARIANTS[0]]["metrics"]["spearman"] = 0.5
     assert teacher_at_chance(report["columns"]["stsb"]) is None
+
+
+def test_candidate_students_are_compared_per_task_and_the_chosen_one_marked(report):
+    from tinybert_edge.benchmarks.suites.glue import BUDGETS, render_candidates
+
+    assert render_candidates(report) == ""  # one candidate: nothing to compare
+    report["columns"]["sst2"]["student_scores"] = {"layers-2,4,6+aug": 0.89, "tinybert4-teacher-pca+aug": 0.87}
+    report["columns"]["cola"].update(student="tinybert4-teacher-pca+aug",
+                                     student_scores={"layers-2,4,6+aug": 0.33, "tinybert4-teacher-pca+aug": 0.35})
+    lines = render_candidates(report).splitlines()
+    assert lines[2].startswith("| candidate student | SST-2 (accuracy) | CoLA (mcc) |")
+    assert lines[4].split(" | ")[:3] == ["| layers-2,4,6+aug", "89.0 (chosen)", "33.0"]
+    assert lines[5].split(" | ")[:3] == ["| tinybert4-teacher-pca+aug", "87.0", "35.0 (chosen)"]
+    assert lines[4].endswith(" | — | — | — |")  # MRPC, RTE and STS-B distilled one candidate only
+    for budget in ("cpu", "gpu"):  # issue 21: the teacher-initialised TinyBERT4 is a candidate on every real budget
+        assert "from-teacher:tinybert-4l-312h@pca" in [s.spec for s in BUDGETS[budget].students]

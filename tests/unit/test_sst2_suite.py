@@ -224,7 +224,7 @@ def test_a_reduced_budget_writes_its_own_results_file(tmp_path, init_report):
 def test_a_student_says_when_it_was_trained_so_a_reused_one_shows(tmp_path, report):
     import os
 
-    from tinybert_edge.benchmarks.suites.sst2 import _made
+    from tinybert_edge.benchmarks.suites.task_table import made as _made
 
     (tmp_path / "distill.json").write_text(json.dumps({"student_init": {
         "name": "edge-4l-256h · from teacher (pca)", "method": "from-teacher", "seconds": 51.1, "cpu_seconds": 40.0}}))

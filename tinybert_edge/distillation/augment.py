@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from tinybert_edge.config import AugmentConfig
 from tinybert_edge.data import sample
 from tinybert_edge.errors import DataError, ModelError
 from tinybert_edge.io import atomic_path, sha256_tree, write_json_atomic
+from tinybert_edge.training.loop import ProgressLog
 
 log = logging.getLogger(__name__)
 
@@ -409,7 +411,9 @@ def augment(
                        if word.replaceable and not (masked_lm is not None and masked_lm.applies(s, word)))
     started = time.perf_counter()
     bar = tqdm(total=len(data), initial=len(data) - len(todo_examples), desc="augment", unit="example",
-               disable=not progress, dynamic_ncols=True)
+               disable=not progress or not sys.stderr.isatty(), dynamic_ncols=True)
+    done = len(data) - len(todo_examples)
+    heartbeat = ProgressLog("augment", done, len(data), enabled=bar.disable)
     try:
         for chunk in todo:
             indices = range(chunk * config.chunk_examples, min(len(data), (chunk + 1) * config.chunk_examples))
@@ -422,6 +426,8 @@ def augment(
                 for s, j in enumerate(batch):
                     per_example[j] = {w: options for (t, w), options in found.items() if t == s}
                 bar.update(len(batch))
+                done += len(batch)
+                heartbeat.update(done)
             rows: list[dict[str, Any]] = []
             for j in indices:
                 rng = np.random.default_rng([config.seed, j])  # per example: independent of batching and chunks

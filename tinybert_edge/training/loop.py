@@ -60,7 +60,7 @@ class ProgressLog:
         self.clock = clock
         self.started = self.last = clock()
 
-    def update(self, step: int, loss: float) -> None:
+    def update(self, step: int, loss: float | None = None) -> None:
         now = self.clock()
         if not self.enabled or now - self.last < self.interval:
             return
@@ -68,7 +68,10 @@ class ProgressLog:
         rate = (step - self.start_step) / max(now - self.started, 1e-9)
         left = (self.total_steps - step) / rate if rate > 0 else float("inf")
         eta = f"{int(left // 60)}m{int(left % 60):02d}s" if math.isfinite(left) else "unknown"
-        log.info("%s: step %d/%d, loss %.4f, ETA %s", self.name, step, self.total_steps, loss, eta)
+        if loss is None:
+            log.info("%s: %d/%d, ETA %s", self.name, step, self.total_steps, eta)
+        else:
+            log.info("%s: step %d/%d, loss %.4f, ETA %s", self.name, step, self.total_steps, loss, eta)
 
 
 @dataclass
@@ -312,7 +315,7 @@ def run_loop(
     pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # loss terms of the steps not yet checked for finiteness
     started = time.perf_counter()
     bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step",
-               disable=not progress or not context.is_main, dynamic_ncols=True)
+               disable=not progress or not context.is_main or not sys.stderr.isatty(), dynamic_ncols=True)
     heartbeat = ProgressLog(spec.name, start_step, total_steps,
                             enabled=context.is_main and (bar.disable or not sys.stderr.isatty()))
     if log_path and context.is_main:
