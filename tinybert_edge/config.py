@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tinybert_edge.errors import ConfigError
-from tinybert_edge.validation import (check_choice, check_fraction, check_number, check_positive, freeze, int_tuple,
+from tinybert_edge.validation import (check_bool, check_choice, check_fraction, check_number, check_positive, freeze, int_tuple,
                                       invalid, string_tuple, subject)
 
 if sys.version_info >= (3, 11):
@@ -28,6 +28,9 @@ else:  # pragma: no cover
 DEFAULT_SEQUENCE_LENGTHS: tuple[int, ...] = (64, 128)
 LAYER_MAP_STRATEGIES = ("uniform", "last")
 ATTENTION_LOSSES = ("scores", "relation")
+# Training precision (tinybert_edge.training.precision): auto = bf16 where the CPU runs it natively (AVX512_BF16,
+# AMX-BF16) or the GPU supports it (else fp16 on a GPU), fp32 elsewhere; bf16 and fp16 are refused where not native.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _check_layer_map(owner: str, value: Any) -> str | tuple[int, ...]:
@@ -52,10 +55,15 @@ class FinetuneConfig:
     max_length: int = 128
     max_train_examples: int | None = None
     seed: int = 0
+    # Batches of examples of similar length, each padded to its longest (tinybert_edge.training.batching).
+    length_grouping: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "learning_rate", "max_length"):
             check_positive("finetune", name, getattr(self, name))
+        check_choice("finetune", "precision", self.precision, PRECISIONS)
+        check_bool("finetune", "length_grouping", self.length_grouping)
         check_positive("finetune", "weight_decay", self.weight_decay, allow_zero=True)
         check_positive("finetune", "max_train_examples", self.max_train_examples, optional=True)
         check_fraction("finetune", "warmup_ratio", self.warmup_ratio, upper_open=True)
@@ -132,9 +140,14 @@ class IntermediateDistillConfig:
     checkpoint_every: int = 200
     log_every: int = 20
     seed: int = 0
+    # Length-grouped batches (task distillation; a streamed general-distillation corpus keeps its own order).
+    length_grouping: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         owner = self.OWNER
+        check_choice(owner, "precision", self.precision, PRECISIONS)
+        check_bool(owner, "length_grouping", self.length_grouping)
         for name in ("batch_size", "gradient_accumulation", "learning_rate", "max_length", "checkpoint_every",
                      "log_every", "relation_heads"):
             check_positive(owner, name, getattr(self, name))

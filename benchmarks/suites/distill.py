@@ -18,12 +18,20 @@ TinyBERT code does them, on the same teacher, student, data and thread count, in
   (decoder tied to the input embeddings, transform freshly initialised): its candidates are not meaningful, its
   cost is exactly that of a real one, and it only serves the timing. The reference is timed on a subset of the
   sentences and reported per sentence.
-Writes benchmarks/results/distill.json; the targets are 3x on both.
+- Trainer anchor (issue 18): the transformers Trainer with `group_by_length` (benchmarks/trainer_anchor.py) against
+  our loop, for fine-tuning the default teacher's encoder (all-MiniLM-L6-v2) and for task distillation of the teacher
+  that fine-tuning gives (a Trainer subclass computing the SDK's own loss terms), on the same SST-2 sample, max length,
+  batch, steps and precision: fp32, and bf16 where the CPU runs it natively. Samples/s over each loop's training time
+  (dev evaluation excluded, our one teacher-logits pass included), and dev accuracy of both on the same dev set.
+Writes benchmarks/results/distill.json; the targets are 3x on the first two and 1.5x over the Trainer. A part left out
+with --skip keeps its metrics from the previous results file, marked under extra.carried_over with that run's
+timestamp, command and environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import sys
@@ -40,6 +48,9 @@ from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_mai
 log = logging.getLogger(__name__)
 
 TARGET_SPEEDUP = 3.0
+TARGET_OVER_TRAINER = 1.5
+PARTS = ("distill", "augment", "trainer")
+TRAINER_PREFIX = "Trainer anchor"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -302,8 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference-teacher-no-grad", action="store_true",
                         help="run the reference teacher under no_grad as task_distill.py does (default: autograd on, "
                              "as general_distill.py)")
+    parser.add_argument("--encoder", help="Trainer anchor: the encoder fine-tuned by both loops (default: the "
+                        "pipeline's default teacher, all-MiniLM-L6-v2)")
+    parser.add_argument("--trainer-data", default="../shared/data/sst2",
+                        help="Trainer anchor: folder with GLUE SST-2 train.tsv and dev.tsv")
+    parser.add_argument("--trainer-examples", type=int, default=2000, help="Trainer anchor: training sentences")
+    parser.add_argument("--trainer-dev-examples", type=int, default=None,
+                        help="Trainer anchor: dev sentences scored (default: all 872)")
+    parser.add_argument("--trainer-max-length", type=int, default=64)
+    parser.add_argument("--trainer-precisions", nargs="+", choices=["fp32", "bf16"],
+                        help="Trainer anchor: precisions to compare (default: fp32, and bf16 where the CPU has "
+                             "AVX512_BF16 or AMX)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip", choices=["distill", "augment"], action="append", default=[])
+    parser.add_argument("--skip", choices=PARTS, action="append", default=[],
+                        help="leave a part out (its metrics are kept from the previous results file)")
     return parser
 
 
@@ -315,21 +338,25 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
 
     torch.set_num_threads(args.threads)
     pipeline_config = PipelineConfig()
-    train, dev, _ = load_splits(pipeline_config.data)
-    if args.teacher:
-        teacher = Path(args.teacher)
-    else:
-        from tinybert_edge.training.finetune import finetune
-        from tinybert_edge.io import resolve_path
-
-        teacher = finetune(resolve_path(pipeline_config.teacher), train, dev, pipeline_config.finetune,
-                           pipeline_config.cache_dir, progress=False)
-    distill_train = sample(train, args.examples, seed=0)
     metrics: dict[str, Metric] = {}
-    extra: dict[str, Any] = {"teacher": str(teacher), "student": args.student, "threads": args.threads,
-                             "data": pipeline_config.data.path}
+    extra: dict[str, Any] = {"student": args.student, "threads": args.threads}
     with tempfile.TemporaryDirectory(prefix="tinybert-edge-distill-suite-") as tmp:
         work = Path(tmp)
+        if "trainer" not in args.skip:
+            trainer_metrics, extra["trainer"] = _trainer_anchor(args, work / "trainer")
+            metrics.update(trainer_metrics)
+        if {"distill", "augment"} - set(args.skip):
+            train, dev, _ = load_splits(pipeline_config.data)
+            if args.teacher:
+                teacher = Path(args.teacher)
+            else:
+                from tinybert_edge.training.finetune import finetune
+                from tinybert_edge.io import resolve_path
+
+                teacher = finetune(resolve_path(pipeline_config.teacher), train, dev, pipeline_config.finetune,
+                                   pipeline_config.cache_dir, progress=False)
+            distill_train = sample(train, args.examples, seed=0)
+            extra.update(teacher=str(teacher), data=pipeline_config.data.path)
         if "distill" not in args.skip:
             log.info("distill suite: our engine on %d examples", len(distill_train))
             ours = engine_task_distill(teacher, distill_train, sample(dev, args.dev_examples, seed=0), args.student,
@@ -368,7 +395,122 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
                 metrics.update(_pair(f"augmentation throughput, {label}", mine["sentences"] / mine["seconds"],
                                      theirs["sentences"] / theirs["seconds"], "sentences/s"))
                 extra["augment"][label] = {"ours": mine, "reference": theirs}
+    _carry_over(Path(args.results_dir) / "distill.json", set(args.skip), metrics, extra)
     return SuiteOutcome(metrics, extra)
+
+
+def _part_of(metric_name: str) -> str:
+    if metric_name.startswith(TRAINER_PREFIX):
+        return "trainer"
+    return "augment" if metric_name.startswith("augmentation") else "distill"
+
+
+def _carry_over(previous: Path, skipped: set[str], metrics: dict[str, Metric], extra: dict[str, Any]) -> None:
+    """Keep the metrics (and extra section) of the parts left out from the previous results file, each marked with
+    the run that measured it: the file then holds every part, and says which numbers this run did not measure."""
+    import json
+
+    if not skipped or not previous.is_file():
+        return
+    document = json.loads(previous.read_text(encoding="utf-8"))
+    old_extra = document.get("extra", {})
+    for part in sorted(skipped):
+        kept = {name: entry for name, entry in document.get("metrics", {}).items() if _part_of(name) == part}
+        if not kept:
+            continue
+        source = old_extra.get("carried_over", {}).get(part) or {
+            key: document.get(key) for key in ("timestamp", "command", "git", "environment")}
+        for name, entry in kept.items():
+            metrics[name] = Metric(entry["value"], entry["unit"], direction=entry.get("direction", "higher_is_better"),
+                                   baseline=entry.get("baseline"), target=entry.get("target"))
+        if part in old_extra:
+            extra[part] = old_extra[part]
+        extra.setdefault("carried_over", {})[part] = source
+
+
+def _loop_seconds(stage: dict[str, Any]) -> float:
+    """A stage's training time: its loop without dev evaluation, plus the one teacher pass that caches logits."""
+    return stage["seconds"] - stage.get("evaluation_seconds", 0.0) + stage.get("teacher_logits_seconds", 0.0)
+
+
+def _trainer_anchor(args: argparse.Namespace, work: Path) -> tuple[dict[str, Metric], dict[str, Any]]:
+    """Our fine-tuning and task distillation against the transformers Trainer (group_by_length), per precision."""
+    import json
+
+    import torch
+
+    from tinybert_edge.benchmarks.trainer_anchor import trainer_finetune, trainer_task_distill
+    from tinybert_edge.config import DataConfig, DistillConfig, FinetuneConfig, PipelineConfig
+    from tinybert_edge.data import load_splits, sample
+    from tinybert_edge.distillation.task_distillation import distill
+    from tinybert_edge.io import resolve_path
+    from tinybert_edge.training.finetune import finetune
+    from tinybert_edge.training.precision import cpu_bf16_support, resolve_precision
+
+    folder = Path(args.trainer_data)
+    train, dev, _ = load_splits(DataConfig(path=str(folder / "train.tsv"), dev_path=str(folder / "dev.tsv")))
+    train, dev = sample(train, args.trainer_examples, seed=0), sample(dev, args.trainer_dev_examples, seed=0)
+    encoder = resolve_path(args.encoder or PipelineConfig().teacher)
+    native, reason = cpu_bf16_support()
+    precisions = args.trainer_precisions or (["fp32", "bf16"] if native else ["fp32"])
+    for precision in precisions:  # refuse a precision the CPU cannot run before any training
+        resolve_precision(precision, torch.device("cpu"))
+    base = FinetuneConfig(epochs=1.0, batch_size=args.batch_size, max_length=args.trainer_max_length, seed=0)
+    settings = {"encoder": str(encoder), "data": str(folder), "train_examples": len(train), "dev_examples": len(dev),
+                "max_length": args.trainer_max_length, "batch_size": args.batch_size, "epochs": 1,
+                "finetune_learning_rate": base.learning_rate, "distill_learning_rate": args.learning_rate,
+                "student": args.student, "threads": args.threads, "precisions": precisions, "bf16_native": native,
+                "bf16_reason": reason, "trainer_sampler": "group_by_length"}
+    extra: dict[str, Any] = {"settings": settings}
+    metrics: dict[str, Metric] = {}
+
+    def compare(name: str, ours_sps: float, theirs_sps: float, ours_acc: float, theirs_acc: float) -> None:
+        metrics[f"{TRAINER_PREFIX}, {name}, ours"] = Metric(ours_sps, "samples/s", baseline=theirs_sps)
+        metrics[f"{TRAINER_PREFIX}, {name}, speedup over the Trainer (group_by_length)"] = Metric(
+            ours_sps / theirs_sps, "x", target=TARGET_OVER_TRAINER)
+        metrics[f"{TRAINER_PREFIX}, {name}, dev accuracy, ours"] = Metric(ours_acc, "accuracy", baseline=theirs_acc)
+
+    teacher = None
+    for precision in precisions:
+        config = dataclasses.replace(base, precision=precision)
+        log.info("distill suite: fine-tuning %s, ours, %s", encoder, precision)
+        folder_ours = finetune(encoder, train, dev, config, cache_dir=work / f"cache-{precision}", progress=False)
+        ours = json.loads((folder_ours / "finetune.json").read_text(encoding="utf-8"))
+        teacher = teacher if teacher is not None and precision != "fp32" else folder_ours
+        log.info("distill suite: fine-tuning %s, Trainer, %s", encoder, precision)
+        theirs = trainer_finetune(encoder, train, dev, batch_size=config.batch_size,
+                                  learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+                                  warmup_ratio=config.warmup_ratio, epochs=config.epochs, max_length=config.max_length,
+                                  precision=precision, seed=config.seed, work=work / f"trainer-finetune-{precision}")
+        compare(f"fine-tuning {precision}", ours["examples_per_second"], theirs["samples_per_second"],
+                ours["dev_accuracy"], theirs["dev_metrics"]["accuracy"])
+        extra[f"finetune {precision}"] = {
+            "ours": {k: ours[k] for k in ("seconds", "examples_per_second", "steps", "precision", "dev_accuracy")},
+            "trainer": theirs}
+    if "fp32" in precisions:  # the old order (a plain shuffle, padded to each batch's longest) for the record
+        plain = dataclasses.replace(base, precision="fp32", length_grouping=False)
+        folder_plain = finetune(encoder, train, dev, plain, cache_dir=work / "cache-plain", progress=False)
+        info = json.loads((folder_plain / "finetune.json").read_text(encoding="utf-8"))
+        metrics[f"{TRAINER_PREFIX}, fine-tuning fp32 without length grouping, ours"] = Metric(
+            info["examples_per_second"], "samples/s")
+        extra["finetune fp32 without length grouping"] = {k: info[k] for k in ("seconds", "examples_per_second",
+                                                                              "dev_accuracy")}
+    for precision in precisions:
+        config = DistillConfig(student=args.student, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                               max_length=args.trainer_max_length, intermediate_epochs=1.0, prediction_epochs=1.0,
+                               eval_every=10**9, checkpoint_every=10**9, precision=precision)
+        log.info("distill suite: task distillation of %s, ours, %s", teacher, precision)
+        ours = distill(teacher, train, dev, work / f"student-{precision}", config,
+                       work_dir=work / f"distill-work-{precision}", progress=False)
+        log.info("distill suite: task distillation of %s, Trainer, %s", teacher, precision)
+        theirs = trainer_task_distill(teacher, train, dev, config, work / f"trainer-distill-{precision}")
+        samples = sum(stage["examples"] for stage in ours.stages.values())
+        ours_sps = samples / sum(_loop_seconds(stage) for stage in ours.stages.values())
+        theirs_sps = samples / (theirs["intermediate"]["seconds"] + theirs["prediction"]["seconds"])
+        compare(f"task distillation {precision} (stage 1 + stage 2)", ours_sps, theirs_sps, ours.dev_accuracy,
+                theirs["dev_metrics"]["accuracy"])
+        extra[f"distill {precision}"] = {"ours": ours.stages, "ours_dev_metrics": ours.dev_metrics, "trainer": theirs}
+    return metrics, extra
 
 
 def main(argv: Sequence[str] | None = None) -> int:

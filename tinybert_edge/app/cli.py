@@ -143,6 +143,19 @@ def _add_split_arg(parser: argparse.ArgumentParser) -> None:
                              "held out)")
 
 
+def _add_speed_args(p: argparse.ArgumentParser, defaults: Any, owner: str) -> None:
+    """The training loop's speed settings, shared by `finetune` and `distill`."""
+    from tinybert_edge.config import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="training precision: bf16 autocast needs a CPU with AVX512_BF16 or AMX (refused elsewhere, "
+                        "never emulated), fp16 a CUDA GPU; auto picks bf16 where native, else fp32 (default: "
+                        f"{defaults.precision}; {owner}.precision)")
+    p.add_argument("--no-length-grouping", dest="length_grouping", action="store_false", default=None,
+                   help="shuffle examples without grouping them by length (default: batches of similar lengths, "
+                        f"each padded to its longest; {owner}.length_grouping)")
+
+
 def _pipeline_args(p: argparse.ArgumentParser) -> None:
     """`pipeline`'s flags. Each is its --config key spelled with dashes (a table's key prefixed with the table:
     --finetune-max-train-examples is [finetune] max_train_examples); older spellings stay as aliases."""
@@ -221,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most this many training examples, a seeded sample (default: all; FinetuneConfig."
                         "max_train_examples)")
     p.add_argument("--epochs", type=float, help=f"training epochs (default: {fd.epochs:g})")
+    _add_speed_args(p, fd, "FinetuneConfig")
     p.add_argument("--cache-dir", help="where fine-tuned teachers are cached (default: $TINYBERT_EDGE_CACHE or "
                    "~/.cache/tinybert-edge)")
     p.add_argument("--out", help="also write the teacher to this folder (default: only the cache, whose folder is "
@@ -245,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "max_train_examples)")
     p.add_argument("--intermediate-epochs", type=float, help=f"epochs of stage 1 (default: {dd.intermediate_epochs:g})")
     p.add_argument("--prediction-epochs", type=float, help=f"epochs of stage 2 (default: {dd.prediction_epochs:g})")
+    _add_speed_args(p, dd, "DistillConfig")
     p.add_argument("--attention-loss", choices=["scores", "relation"],
                    help="TinyBERT attention-score MSE (equal head counts) or MiniLM relations (any head count) "
                         f"(default: {dd.attention_loss})")
@@ -503,7 +518,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise RunDirExistsError(f"teacher folder '{args.out}' already exists; pass --overwrite to replace it, or "
                                 "choose another --out folder")
     train, dev, _ = _splits(args)
-    overrides = {"max_train_examples": args.examples, "epochs": args.epochs}
+    overrides = {"max_train_examples": args.examples, "epochs": args.epochs, "precision": args.precision,
+                 "length_grouping": args.length_grouping}
     config = FinetuneConfig(**{k: v for k, v in overrides.items() if v is not None})
     print(finetune(args.encoder, train, dev, config, args.cache_dir, progress=not args.no_progress, out_dir=args.out,
                    overwrite=args.overwrite), file=args.stdout)
@@ -552,7 +568,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         train, dev = (dataclasses.replace(data, task=task) for data in (train, dev))
     overrides = {"task": _task_choice(args.task)[1], "student": args.student, "max_train_examples": args.examples,
                  "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
-                 "attention_loss": args.attention_loss, "metric": args.metric}
+                 "attention_loss": args.attention_loss, "metric": args.metric, "precision": args.precision,
+                 "length_grouping": args.length_grouping}
     config = distill_config_from(args.config, {k: v for k, v in overrides.items() if v is not None})
     result = distill(args.teacher, train, dev, output, config, work_dir=output.with_name(output.name + ".work"),
                      resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)

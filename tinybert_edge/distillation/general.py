@@ -161,7 +161,8 @@ def general_distill(
     spec = LoopSpec(name="general", epochs=config.epochs, max_steps=config.max_steps, batch_size=config.batch_size,
                     learning_rate=config.learning_rate, weight_decay=config.weight_decay,
                     warmup_ratio=config.warmup_ratio, accumulation=config.gradient_accumulation, seed=config.seed,
-                    log_every=config.log_every, checkpoint_every=config.checkpoint_every, max_length=config.max_length)
+                    log_every=config.log_every, checkpoint_every=config.checkpoint_every, max_length=config.max_length,
+                    precision=config.precision)
     result = run_loop(spec, intermediate.distiller, intermediate, stream, device=device, work_dir=work, resume=resume,
                       digest=digest, progress=progress)
     intermediate.remove()

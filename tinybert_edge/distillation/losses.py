@@ -31,6 +31,9 @@ def attention_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask:
     """
     if student.shape != teacher.shape:
         raise ValueError(f"attention scores differ in shape: student {tuple(student.shape)}, teacher {tuple(teacher.shape)}")
+    # In fp32 whatever the scores' dtype: under bf16 autocast a bf16 sum over every score pair loses the loss's
+    # low digits (and with them the gradient's scale).
+    student, teacher = student.float(), teacher.float()
     valid = attention_mask.to(student.dtype)
     pair_mask = (valid[:, None, :, None] * valid[:, None, None, :]).expand_as(student)
     # Select rather than multiply: padded scores may be -inf or dtype-min (an additive mask), and inf * 0 is NaN.

@@ -93,6 +93,9 @@ def distill(
         raise RunDirExistsError(f"student folder '{out_dir}' already exists; pass --overwrite to replace it, "
                                 "--resume to finish the run that wrote it, or choose another output folder")
     check_output_location(out_dir, "student folder")  # fail before loading anything, not after training
+    from tinybert_edge.training.precision import resolve_precision
+
+    precision = resolve_precision(config.precision, pick_device())  # refused before loading, not after
     if work_dir:
         check_output_location(work_dir, "work folder")
     task.check_training_data(train, "training")
@@ -167,7 +170,8 @@ def distill(
     stages: dict[str, dict[str, Any]] = {}
     common = dict(batch_size=config.batch_size, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
                   accumulation=config.gradient_accumulation, seed=config.seed, log_every=config.log_every,
-                  checkpoint_every=config.checkpoint_every, max_length=config.max_length)
+                  checkpoint_every=config.checkpoint_every, max_length=config.max_length,
+                  length_grouping=config.length_grouping, precision=config.precision)
     if config.intermediate_epochs > 0:
         spec = LoopSpec(name="intermediate", epochs=config.intermediate_epochs, learning_rate=config.learning_rate, **common)
         result = run_loop(spec, intermediate.distiller, intermediate, encoded_train, device=device, work_dir=work,
@@ -179,7 +183,9 @@ def distill(
         if config.cache_teacher_logits:
             # The teacher is frozen and in eval mode, so its logits are the same every epoch: compute them once.
             t0 = time.perf_counter()
-            cached_logits = teacher_outputs_for(task, teacher_model, encoded_train, device, config.batch_size)
+            with torch.autocast(device_type=device.type, dtype=precision.dtype or torch.float32,
+                                enabled=precision.autocast):  # the precision the stage trains in
+                cached_logits = teacher_outputs_for(task, teacher_model, encoded_train, device, config.batch_size)
             cache_seconds = time.perf_counter() - t0
         spec = LoopSpec(name="prediction", epochs=config.prediction_epochs, eval_every=config.eval_every,
                         learning_rate=config.prediction_learning_rate or config.learning_rate, **common)
@@ -261,5 +267,6 @@ def teacher_outputs_for(task, teacher_model, encoded, device, batch_size: int):
 def _stage_summary(result, metric: str) -> dict[str, Any]:
     last = next((h for h in reversed(result.history) if "total" in h), {})
     return {"steps": result.steps, "seconds": round(result.seconds, 2), "examples": result.examples,
-            "examples_per_second": round(result.examples_per_second, 2), f"best_dev_{metric}": result.best_score,
+            "examples_per_second": round(result.examples_per_second, 2), "precision": result.precision,
+            "evaluation_seconds": round(result.evaluation_seconds, 2), f"best_dev_{metric}": result.best_score,
             "best_step": result.best_step, "final_loss": {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")}}

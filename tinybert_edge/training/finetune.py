@@ -68,6 +68,9 @@ def finetune(
         _check_out_dir(Path(out_dir), overwrite)
     folder = check_model_folder(encoder, role="teacher")
     task.check_training_data(train, "training")  # before any slow work: one class would teach nothing
+    from tinybert_edge.training.precision import resolve_precision
+
+    resolve_precision(config.precision, pick_device())  # a precision this machine cannot run fails before loading
     train = sample(train, config.max_train_examples, config.seed)
     key = hashlib.sha256(
         json.dumps(
@@ -96,7 +99,8 @@ def finetune(
 
     spec = LoopSpec(name="finetune", epochs=config.epochs, batch_size=config.batch_size,
                     learning_rate=config.learning_rate, weight_decay=config.weight_decay,
-                    warmup_ratio=config.warmup_ratio, seed=config.seed, max_length=config.max_length)
+                    warmup_ratio=config.warmup_ratio, seed=config.seed, max_length=config.max_length,
+                    length_grouping=config.length_grouping, precision=config.precision)
     log.info("teacher: fine-tuning %s on %d examples (%s)", folder, len(train), device)
     result = run_loop(spec, model, loss_fn, encoded_train, device=device, progress=progress)
     model.to("cpu")
@@ -106,7 +110,8 @@ def finetune(
         "encoder": str(folder), "encoder_source": str(encoder), "data": train.source, "task": task.name,
         "label_names": list(getattr(train, "label_names", None) or []), "train_examples": len(train),
         "config": asdict(config), "dev_metrics": scored.metrics, "dev_accuracy": scored.metrics.get("accuracy"),
-        "seconds": result.seconds, "examples_per_second": result.examples_per_second,
+        "seconds": result.seconds, "examples_per_second": result.examples_per_second, "steps": result.steps,
+        "precision": result.precision,
     })
     log.info("teacher: dev %s %.4f, saved to %s", task.primary_metric, scored.score, target)
     return _copy_out(target, out_dir)

@@ -1,8 +1,14 @@
 """The training loop shared by teacher fine-tuning and both distillation stages.
 
-Dynamic padding, gradient accumulation, linear warm-up then decay, mixed precision on CUDA, every loss term
+Dynamic padding (each batch padded to its longest member), length-grouped batches (`length_grouping`, see
+tinybert_edge.training.batching), gradient accumulation, linear warm-up then decay, bf16 autocast on CPUs that run
+it natively and bf16/fp16 on CUDA (`precision`, see tinybert_edge.training.precision), a fused AdamW, every loss term
 logged to JSONL, non-finite losses stopped with the step and the term, and checkpoints written atomically with
 optimizer, scheduler and RNG state so that a resumed run follows the same path as an uninterrupted one.
+
+The loop reads nothing back from the device between log points: loss terms stay tensors until a log, evaluation,
+checkpoint or the end, where their finiteness is checked step by step (naming the first bad step and term) before
+anything is written.
 
 Data parallel: under torchrun (WORLD_SIZE > 1) every process draws the same global batch, padded once to its
 longest member, and trains on its own slice of rows; gradients are averaged with one all-reduce per optimizer step,
@@ -29,6 +35,8 @@ import numpy as np
 import torch
 
 from tinybert_edge.data import EncodedData
+from tinybert_edge.training.batching import length_grouped_batches, shuffled_order
+from tinybert_edge.training.precision import resolve_precision
 from tinybert_edge.errors import DistillationError
 from tinybert_edge.io import atomic_path
 
@@ -81,6 +89,8 @@ class LoopSpec:
     checkpoint_every: int = 0
     max_length: int = 128
     max_steps: int | None = None  # overrides epochs (a streamed corpus is often trained by steps)
+    length_grouping: bool = False  # length-grouped batches (a streamed corpus brings its own order)
+    precision: str = "fp32"  # fp32, bf16, fp16 or auto (tinybert_edge.training.precision)
 
 
 @dataclass
@@ -91,10 +101,14 @@ class LoopResult:
     best_score: float | None = None
     best_step: int | None = None
     history: list[dict] = field(default_factory=list)
+    precision: str = "fp32"  # what the loop ran in (an `auto` request resolved)
+    evaluation_seconds: float = 0.0  # of `seconds`, the time spent in dev evaluations
 
     @property
     def examples_per_second(self) -> float:
-        return self.examples / self.seconds if self.seconds else 0.0
+        """Training throughput: examples over the loop's time without its dev evaluations."""
+        training = self.seconds - self.evaluation_seconds
+        return self.examples / training if training > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -138,25 +152,28 @@ def batch_to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict
     return {name: torch.from_numpy(value).to(device) for name, value in batch.items()}
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=generator).tolist()
-
-
 def _global_batches(data, spec: LoopSpec):
     """Yield (epoch, batch) forever in a seeded order: the same seed always gives the same sequence of batches.
 
     Batches carry "index" (each row's position in `data`, for cached teacher outputs). A streamed corpus (an object
     with `global_batches(batch_size, seed)`, see tinybert_edge.distillation.general) supplies its own sequence.
+    With `length_grouping`, batches are grouped by length at the size of one optimizer step (batch_size x
+    accumulation) and split into micro-batches, so that accumulation still equals one larger batch.
     """
     if hasattr(data, "global_batches"):
         yield from data.global_batches(spec.batch_size, spec.seed)
         return
+    lengths = [len(ids) for ids in data.input_ids] if spec.length_grouping else None
     epoch = 0
     while True:
-        order = _epoch_order(len(data), spec.seed, epoch)
-        for start in range(0, len(order), spec.batch_size):
-            chosen = order[start : start + spec.batch_size]
+        if lengths is None:
+            order = shuffled_order(len(data), spec.seed, epoch)
+            micro = [order[start : start + spec.batch_size] for start in range(0, len(order), spec.batch_size)]
+        else:
+            steps = length_grouped_batches(lengths, spec.batch_size * spec.accumulation, spec.seed, epoch)
+            micro = [step[start : start + spec.batch_size] for step in steps
+                     for start in range(0, len(step), spec.batch_size)]
+        for chosen in micro:
             batch = data.collate(chosen)
             batch["index"] = np.asarray(chosen, dtype=np.int64)
             yield epoch, batch
@@ -255,11 +272,13 @@ def run_loop(
     no_decay = [p for p in params if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec.learning_rate,
+        lr=spec.learning_rate, **_adamw_implementation(device),
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total_steps, int(spec.warmup_ratio * total_steps)))
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    precision = resolve_precision(spec.precision, device)
+    log.info("%s: precision %s (%s), length grouping %s", spec.name, precision.name, precision.reason,
+             "on" if spec.length_grouping else "off")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.loss_scaling)
 
     checkpoint = work_dir / f"{spec.name}.ckpt" if work_dir else None
     log_path = work_dir / f"{spec.name}.jsonl" if work_dir else None
@@ -292,6 +311,8 @@ def run_loop(
         next(batches)
     history: list[dict] = []
     examples = 0
+    evaluation_seconds = 0.0
+    pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # loss terms of the steps not yet checked for finiteness
     started = time.perf_counter()
     bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step",
                disable=not progress or not context.is_main or not sys.stderr.isatty(), dynamic_ncols=True)
@@ -302,7 +323,7 @@ def run_loop(
     log_handle = open(log_path, "a", encoding="utf-8") if log_path and context.is_main else None
     try:
         for step in range(start_step, total_steps):
-            sums: dict[str, float] = {}
+            sums: dict[str, torch.Tensor] = {}
             for micro in range(spec.accumulation):
                 epoch, global_batch = next(batches)
                 batch, share = _shard(global_batch, context)
@@ -311,13 +332,15 @@ def run_loop(
                 last = micro == spec.accumulation - 1
                 sync = compute.no_sync() if context.world > 1 and not last else contextlib.nullcontext()
                 with sync:
-                    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                    with torch.autocast(device_type=device.type, dtype=precision.dtype or torch.float32,
+                                        enabled=precision.autocast):
                         terms = compute(tensors)
-                    _check_finite(terms, step + 1, spec.name, checkpoint, context)
                     scaler.scale(terms["total"] * share / spec.accumulation).backward()
                 examples += len(global_batch["labels"])
                 for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * share / spec.accumulation
+                    term = value.detach().float() * (share / spec.accumulation)
+                    sums[key] = sums[key] + term if key in sums else term
+            pending.append((step + 1, sums))
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             scaler.step(optimizer)
@@ -326,18 +349,22 @@ def run_loop(
             scheduler.step()
             done = step + 1
             bar.update(1)
-            bar.set_postfix(loss=f"{sums['total']:.4f}")
             heartbeat.update(done, sums["total"])
             if done % spec.log_every == 0 or done == total_steps:
-                sums = _mean_over_ranks(sums, context)
+                _check_finite(pending, spec.name, checkpoint, context)
+                sums = _mean_over_ranks({key: float(value) for key, value in sums.items()}, context)
+                bar.set_postfix(loss=f"{sums['total']:.4f}")
                 record = {"stage": spec.name, "step": done, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **sums}
                 history.append(record)
                 if log_handle:
                     log_handle.write(json.dumps(record) + "\n")
                     log_handle.flush()
             if evaluate and (spec.eval_every and done % spec.eval_every == 0 or done == total_steps):
+                _check_finite(pending, spec.name, checkpoint, context)
+                evaluation_started = time.perf_counter()
                 score = evaluate()
                 module.train()
+                evaluation_seconds += time.perf_counter() - evaluation_started
                 history.append({"stage": spec.name, "step": done, "dev_score": score})
                 if log_handle:
                     log_handle.write(json.dumps(history[-1]) + "\n")
@@ -346,6 +373,7 @@ def run_loop(
                     best_score, best_step = score, done
                     best_state = copy.deepcopy(module.state_dict())
             if checkpoint and spec.checkpoint_every and done % spec.checkpoint_every == 0 and done < total_steps:
+                _check_finite(pending, spec.name, checkpoint, context)  # never a checkpoint of non-finite weights
                 save_checkpoint(checkpoint, module, optimizer, scheduler, done, digest, best_score, best_step, best_state,
                                 scaler, context)
     finally:
@@ -357,7 +385,8 @@ def run_loop(
     module.eval()
     return LoopResult(
         steps=total_steps, seconds=time.perf_counter() - started, examples=examples,
-        best_score=best_score, best_step=best_step, history=history,
+        best_score=best_score, best_step=best_step, history=history, precision=precision.name,
+        evaluation_seconds=evaluation_seconds,
     )
 
 
@@ -376,22 +405,34 @@ def _tuple_state(value):
     return tuple(_tuple_state(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _check_finite(terms: dict[str, torch.Tensor], step: int, stage: str, checkpoint: Path | None,
+def _adamw_implementation(device: torch.device) -> dict[str, bool]:
+    """AdamW's fused kernel (one kernel for every parameter's update) on CPUs and CUDA GPUs, where torch has one;
+    elsewhere its multi-tensor (foreach) implementation."""
+    return {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+
+
+def _check_finite(pending: list[tuple[int, dict[str, torch.Tensor]]], stage: str, checkpoint: Path | None,
                   context: DistributedContext = DistributedContext()) -> None:
-    names = sorted(terms)
-    bad = torch.tensor([0.0 if torch.isfinite(terms[n].detach()).all() else 1.0 for n in names])
+    """Raise naming the first step and term of `pending` (step, loss terms) that is not finite; then forget them.
+    One device read for all the pending steps."""
+    if not pending:
+        return
+    names = sorted(pending[0][1])
+    values = torch.stack([torch.stack([terms[n].reshape(()) for n in names]) for _, terms in pending]).cpu()
+    bad = (~torch.isfinite(values)).to(torch.float32)
     if context.world > 1:  # one process's NaN stops all of them, instead of leaving the others in an all-reduce
         import torch.distributed as dist
 
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-    for name, flag in zip(names, bad.tolist()):
-        if flag:
-            value = terms[name]
-            where = f"; the last good checkpoint is {checkpoint}" if checkpoint and checkpoint.exists() else ""
-            raise DistillationError(
-                f"{stage}: the '{name}' loss became {float(value)} at step {step}{where}; "
-                "lower the learning rate or the term's weight"
-            )
+    steps = [step for step, _ in pending]
+    pending.clear()
+    if bad.any():
+        row, column = (int(i) for i in bad.nonzero()[0])
+        where = f"; the last good checkpoint is {checkpoint}" if checkpoint and checkpoint.exists() else ""
+        raise DistillationError(
+            f"{stage}: the '{names[column]}' loss became {float(values[row, column])} at step {steps[row]}{where}; "
+            "lower the learning rate or the term's weight"
+        )
 
 
 def _rng_state() -> dict:
