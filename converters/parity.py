@@ -24,12 +24,15 @@ class ParityThresholds:
 
     max_abs_diff: float
     min_cosine: float  # compared with the cosine of the row-centred logits over the whole eval set (see compare_logits)
-    min_argmax_agreement: float
+    min_argmax_agreement: float  # compared with the task's agreement (its decision: a label, a tag, an answer)
+    # Compared with the task's gated parity metric (Task.parity_gated_metric: answer F1 against the reference for
+    # question answering) when the examples are the task's own data; tasks without one ignore it.
+    min_task_metric: float = 0.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.max_abs_diff, (int, float)) and self.max_abs_diff > 0):
             raise ConfigError(f"max_abs_diff={self.max_abs_diff!r} is not allowed; allowed: a number > 0 (math.inf disables it)")
-        for name in ("min_cosine", "min_argmax_agreement"):
+        for name in ("min_cosine", "min_argmax_agreement", "min_task_metric"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and -1.0 <= value <= 1.0):
                 raise ConfigError(f"{name}={value!r} is not allowed; allowed: a number from -1 to 1")
@@ -38,12 +41,12 @@ class ParityThresholds:
     def fp32(cls) -> "ParityThresholds":
         # Same arithmetic in another runtime: differences are float reassociation and fused kernels (~1e-5 on
         # logits). 1e-3 leaves room for long sequences; an argmax may flip only on near-exact ties.
-        return cls(max_abs_diff=1e-3, min_cosine=0.9999, min_argmax_agreement=0.99)
+        return cls(max_abs_diff=1e-3, min_cosine=0.9999, min_argmax_agreement=0.99, min_task_metric=0.99)
 
     @classmethod
     def fp16(cls) -> "ParityThresholds":
         # fp16 weights keep ~3 significant digits; logits move by ~1e-3 of their scale.
-        return cls(max_abs_diff=5e-2, min_cosine=0.999, min_argmax_agreement=0.98)
+        return cls(max_abs_diff=5e-2, min_cosine=0.999, min_argmax_agreement=0.98, min_task_metric=0.98)
 
     @classmethod
     def int8(cls) -> "ParityThresholds":
@@ -51,7 +54,9 @@ class ParityThresholds:
         # 86.0 -> 85.3), and the flips sit near the decision boundary: 97% agreement allows that with headroom.
         # A broken kernel (e.g. u8 x s8 saturation) moves logits by whole units, which the 1.0 absolute limit
         # catches even where the argmax happens to survive, and drags the set cosine far below 0.98.
-        return cls(max_abs_diff=1.0, min_cosine=0.98, min_argmax_agreement=0.97)
+        # Task metrics (QA: answer F1 against the fp32 answers) at 0.95: a sound int8 model that moves an answer's
+        # boundary by a word keeps most of its F1; one that answers elsewhere scores 0 on that question.
+        return cls(max_abs_diff=1.0, min_cosine=0.98, min_argmax_agreement=0.97, min_task_metric=0.95)
 
     @classmethod
     def for_precision(cls, precision: str) -> "ParityThresholds":
@@ -156,7 +161,8 @@ def _set_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: ParityThresholds,
-                   reference_backend: str = "", candidate_backend: str = "", task: Any = None) -> ParityReport:
+                   reference_backend: str = "", candidate_backend: str = "", task: Any = None,
+                   encoded: Any = None) -> ParityReport:
     """Metrics of `candidate` logits against `reference` logits, with the list of thresholds they miss.
 
     The cosine limit applies to the eval set as a whole: each matrix of logits, less its row means, as one vector.
@@ -165,6 +171,10 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
     cosines of a sound int8 binary classifier sits near 0.96 while its argmax agrees on 98% of examples. The set
     cosine weighs every example by its margin, as a prediction does; a broken kernel that moves logits by whole
     units still drags it far down. The per-example minimum and mean are still reported.
+
+    With `encoded` (the encoded examples the rows hold, in order), the task judges agreement on its own data (QA:
+    the decoded answer per question) and its parity metrics are reported, the gated one (Task.parity_gated_metric)
+    against `thresholds.min_task_metric`.
     """
     from tinybert_edge.tasks import get_task
 
@@ -181,7 +191,8 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
     flat_cand = np.where(padding, 0.0, candidate).reshape(len(candidate), -1)
     per_row = row_cosine(flat_ref, flat_cand)
     cosine = _set_cosine(task.parity_view(reference), task.parity_view(candidate))
-    agreement = task.agreement(reference, candidate)
+    agreement = task.agreement(reference, candidate, encoded)
+    task_metrics = task.parity_metrics(reference, candidate, encoded) if encoded is not None else {}
     max_abs = float(diff.max())
     failures = []
     if not max_abs <= thresholds.max_abs_diff:  # `not <=` also fails NaN
@@ -195,6 +206,10 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
             f"(short by {thresholds.min_argmax_agreement - agreement:.3g}; agreement here means "
             f"{task.agreement_means})"
         )
+    gated = task.parity_gated_metric
+    if gated is not None and gated in task_metrics and not task_metrics[gated] >= thresholds.min_task_metric:
+        failures.append(f"{gated} {task_metrics[gated]:.4f} < {thresholds.min_task_metric} (short by "
+                        f"{thresholds.min_task_metric - task_metrics[gated]:.3g})")
     return ParityReport(
         max_abs_diff=max_abs,
         mean_abs_diff=float(real.mean()) if real.size else 0.0,
@@ -207,6 +222,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
         reference_backend=reference_backend,
         candidate_backend=candidate_backend,
         failures=tuple(failures),
+        task_metrics=task_metrics,
     )
 
 
@@ -223,9 +239,7 @@ def verify_parity(reference: InferenceSession, candidate: InferenceSession,
     masks = [feed["attention_mask"] for feed in feeds]
     ref = task.concatenate([reference.run(feed) for feed in feeds], masks)
     cand = task.concatenate([candidate.run(feed) for feed in feeds], masks)
-    report = compare_logits(ref, cand, thresholds, reference.backend, candidate.backend, task)
-    if encoded is not None:
-        report = dataclasses.replace(report, task_metrics=task.parity_metrics(ref, cand, encoded))
+    report = compare_logits(ref, cand, thresholds, reference.backend, candidate.backend, task, encoded)
     log.info(
         "parity %s vs %s on %d examples: max|diff| %.3g, cosine %.6f (per example: min %.6f, mean %.6f), "
         "argmax agreement %.4f%s", candidate.backend, reference.backend, report.n_examples, report.max_abs_diff,

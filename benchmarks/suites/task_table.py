@@ -119,7 +119,7 @@ def score_targets(task: Any, targets: Sequence[dict[str, Any]], encoded_test: An
         if target["name"] == "student · PyTorch fp32":
             reference = result.outputs
         elif target["role"] == "student" and reference is not None:
-            entry["agreement_with_student"] = task.agreement(reference, result.outputs)
+            entry["agreement_with_student"] = task.agreement(reference, result.outputs, encoded_test)
         scores[target["name"]] = entry
         log.info("%s: %s %s %.4f on %d test features", task.name, target["name"], task.primary_metric,
                  result.score, result.n)

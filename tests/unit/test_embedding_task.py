@@ -220,19 +220,29 @@ def test_distilling_an_embedding_teacher_gives_a_student_that_pools_as_it_does(t
     assert "prediction" in summary["stages"]["prediction"]["final_loss"]
 
 
-def test_a_student_narrower_than_the_teacher_is_refused_with_the_fix(tmp_path):
+def test_a_student_narrower_than_the_teacher_is_refused_with_the_fix_before_any_training(tmp_path, monkeypatch):
     from tinybert_edge.config import DistillConfig
     from tinybert_edge.distillation.task_distillation import distill
+    from tinybert_edge.training import loop
 
     teacher = encoder_folder(tmp_path / "teacher", layers=2, hidden=32, heads=2)
     narrow = tmp_path / "narrow.json"
     narrow.write_text(json.dumps({"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32,
                                   "num_hidden_layers": 1}))
     texts, _ = tiny_bert.sentences(16)
-    config = DistillConfig(student=f"config:{narrow}", batch_size=8, max_length=16, intermediate_epochs=0,
+    trained = []
+    monkeypatch.setattr(loop, "run_loop", lambda spec, *args, **kwargs: trained.append(spec.name))
+    config = DistillConfig(student=f"config:{narrow}", batch_size=8, max_length=16, intermediate_epochs=1.0,
                            prediction_epochs=1.0)
     with pytest.raises(ConfigError, match="16 wide and the teacher's 32"):
-        distill(teacher, TextEmbeddingData(texts), sts_pairs(8), tmp_path / "student", config, progress=False)
+        distill(teacher, TextEmbeddingData(texts), sts_pairs(8), tmp_path / "student", config,
+                work_dir=tmp_path / "work", progress=False)
+    assert trained == [] and not (tmp_path / "student").exists()  # refused before stage 1, nothing written
+    # Only the prediction stage compares vectors: intermediate layers alone may use a narrower student.
+    from tinybert_edge.tasks.embedding import EmbeddingTask
+
+    narrow_config, teacher_config = type("C", (), {"hidden_size": 16}), type("C", (), {"hidden_size": 32})
+    EmbeddingTask().check_student(narrow_config, teacher_config, DistillConfig(prediction_epochs=0))
 
 
 # --- the pipeline ----------------------------------------------------------------------------------------------------
@@ -280,3 +290,37 @@ def test_distill_cli_names_and_takes_the_pooling_flag(tmp_path, capsys):
     assert main(["distill", *common, "--pooling", "cls", "--no-normalize"]) == 0
     saved = json.loads((tmp_path / "student" / "config.json").read_text())
     assert saved["sentence_embedding"] == {"pooling": "cls", "normalize": False}
+
+
+def test_pipeline_cli_takes_the_pooling_flags_for_a_teacher_without_pooling_files(tmp_path, capsys):
+    from tinybert_edge.app.cli import EXIT_USER_ERROR, build_parser, main, _pipeline_config
+
+    bare = encoder_folder(tmp_path / "bare", layers=2, sentence_transformers=False)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(tiny_bert.sentences(32, seed=2)[0]) + "\n", encoding="utf-8")
+    pairs = sts_pairs(12, seed=4)
+    sts = tmp_path / "sts.tsv"
+    sts.write_text("sentence1\tsentence2\tscore\n" + "".join(
+        f"{a}\t{b}\t{y}\n" for a, b, y in zip(pairs.texts, pairs.text_pairs, pairs.scores)), encoding="utf-8")
+    settings = tmp_path / "run.toml"
+    settings.write_text("bench_min_iterations = 3\n[distill]\nbatch_size = 16\nmax_length = 32\n", encoding="utf-8")
+    common = ["pipeline", "--config", str(settings), "--runs-dir", str(tmp_path / "runs"), "--teacher", str(bare),
+              "--data", str(corpus), "--dev", str(sts), "--test", str(sts), "--task", "embedding",
+              "--student", "teacher-layers:2", "--intermediate-epochs", "1", "--prediction-epochs", "1",
+              "--formats", "onnx", "--sequence-lengths", "32", "--threads", "1", "--bench-min-seconds", "0.01",
+              "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    config = _pipeline_config(build_parser().parse_args([*common, "--pooling", "cls", "--no-normalize"]))
+    assert (config.data.pooling, config.data.normalize) == ("cls", False)
+    # Refused up front, naming the fix: the flag with another task, --no-normalize alone, no flag for a bare teacher.
+    assert main([*common, "--task", "qa", "--pooling", "mean", "--name", "qa"]) == EXIT_USER_ERROR
+    assert "use it with task embedding" in capsys.readouterr().err
+    assert main([*common, "--no-normalize", "--name", "alone"]) == EXIT_USER_ERROR
+    assert "--no-normalize goes with --pooling" in capsys.readouterr().err
+    assert main([*common, "--name", "bare"]) == EXIT_USER_ERROR
+    assert "--pooling mean|cls" in capsys.readouterr().err
+    assert main([*common, "--pooling", "cls", "--no-normalize", "--name", "cls"]) == 0
+    run = tmp_path / "runs" / "cls"
+    for folder in ("teacher", "student"):
+        saved = json.loads((run / folder / "config.json").read_text())
+        assert saved["sentence_embedding"] == {"pooling": "cls", "normalize": False}
+    assert json.loads((run / "pipeline_config.json").read_text())["data"]["pooling"] == "cls"

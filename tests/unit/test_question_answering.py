@@ -212,6 +212,76 @@ def test_prediction_loss_is_soft_cross_entropy_on_start_and_end_over_real_tokens
     assert float(loss) == pytest.approx(expected, rel=1e-5)
 
 
+# --- parity: the decoded answer, not one window's argmax -------------------------------------------------------------
+
+def _decisive_outputs(encoded, seed: int) -> np.ndarray:
+    """Output arrays of a model that is sure of each question's labelled answer in the window holding it and
+    undecided (logits within 0.01 of each other) everywhere else; NaN past each window's tokens."""
+    rng = np.random.default_rng(seed)
+    width = max(len(ids) for ids in encoded.input_ids)
+    outputs = np.full((len(encoded.input_ids), width, 2), np.nan)
+    for row, ids in enumerate(encoded.input_ids):
+        outputs[row, : len(ids)] = rng.normal(0.0, 0.01, (len(ids), 2))
+        start, end = encoded.labels[row]
+        if start:
+            outputs[row, start, 0] += 6.0
+            outputs[row, end, 1] += 6.0
+    return outputs
+
+
+def test_qa_parity_judges_the_decoded_answer_and_still_fails_a_broken_export(tmp_path):
+    import math
+
+    from tinybert_edge.converters.parity import ParityThresholds, compare_logits
+
+    task = get_task("qa")
+    encoded = task.encode(tiny_bert.tokenizer(tmp_path), synthetic(60, 3, doc_stride=8), 24)
+    assert len(encoded.input_ids) > 60  # several windows per question
+    reference = _decisive_outputs(encoded, 0)
+    # A sound int8-sized perturbation: undecided windows flip their start/end argmax, no answer changes.
+    sound = reference + np.random.default_rng(1).uniform(-0.05, 0.05, reference.shape)
+    report = compare_logits(reference, sound, ParityThresholds.int8(), task="qa", encoded=encoded)
+    assert report.passed, report.failures
+    assert report.argmax_agreement == 1.0 and report.task_metrics["same_answer"] == 1.0
+    assert report.task_metrics["f1_vs_reference"] == 1.0
+    assert report.task_metrics["window_start_end_agreement"] < 0.97  # the old per-window gate would refuse it
+    # A broken export: the same logits one token off (as a shifted position or offset would give). Even with the
+    # logit limits switched off, the answer-level gates refuse it.
+    broken = np.roll(reference, 1, axis=1)
+    answers_only = ParityThresholds(max_abs_diff=math.inf, min_cosine=-1.0, min_argmax_agreement=0.97,
+                                    min_task_metric=0.95)
+    failed = compare_logits(reference, broken, answers_only, task="qa", encoded=encoded)
+    assert not failed.passed and failed.argmax_agreement < 0.5 and failed.task_metrics["f1_vs_reference"] < 0.5
+    assert any(f.startswith("argmax_agreement") for f in failed.failures)
+    assert any(f.startswith("f1_vs_reference") for f in failed.failures)
+    assert not compare_logits(reference, broken, ParityThresholds.int8(), task="qa", encoded=encoded).passed
+
+
+def test_a_different_answer_counts_as_agreeing_only_when_the_reference_calls_it_a_tie(tmp_path):
+    from tinybert_edge.tasks.question_answering import ANSWER_TIE
+
+    task = get_task("qa")
+    data = synthetic(1, 4, doc_stride=8)
+    encoded = task.encode(tiny_bert.tokenizer(tmp_path), data, 64)
+    assert len(encoded.input_ids) == 1
+    reference = _decisive_outputs(encoded, 0)
+    start = int(encoded.labels[0][0])
+    other = next(i for i, o in enumerate(encoded.features["offsets"][0]) if o is not None and i != start)
+    near, far = reference.copy(), reference.copy()
+    for outputs, margin in ((near, ANSWER_TIE / 2), (far, 2 * ANSWER_TIE)):
+        outputs[0, other] = outputs[0, start] - margin / 2  # the reference's score of `other` alone: best - margin
+    # Each candidate prefers `other`; the reference scores it within the tie (near) or well below (far).
+    for outputs in (near, far):
+        candidate = outputs.copy()
+        candidate[0, other] += 3.0
+        agreement = task.agreement(outputs, candidate, encoded)
+        assert agreement == (1.0 if outputs is near else 0.0)
+        assert task.parity_metrics(outputs, candidate, encoded)["same_answer"] == 0.0
+    # Without the encoded examples (no offsets) each row is decoded alone over its real tokens.
+    assert task.agreement(reference, reference) == 1.0
+    assert task.agreement(far, np.roll(far, 1, axis=1)) == 0.0
+
+
 # --- the chain on a tiny model -------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -262,7 +332,10 @@ def test_export_parity_and_a_bundle_that_answers_like_pytorch(answerer):
     bundle = package(answerer / "artifacts", answerer / "bundle")
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["task"] == "question-answering"
-    assert (manifest["doc_stride"], manifest["max_answer_length"], manifest["n_best"]) == (128, 30, 20)
+    # The stride the training data was read with (synthetic: 8), recorded by the student, not the default 128.
+    assert json.loads((answerer / "student" / "config.json").read_text())["question_answering"] == {"doc_stride": 8}
+    assert (manifest["doc_stride"], manifest["max_answer_length"], manifest["n_best"]) == (8, 30, 20)
+    assert get_task("qa").manifest_fields(None, {})["doc_stride"] == 128  # a model that recorded none
     assert all(len(m["output_names"]) == 2 and m["output_name"] == m["output_names"][0] for m in manifest["models"])
     assert verify(bundle)["passed"]
     reference = TorchSession(answerer / "student")
@@ -290,3 +363,43 @@ def test_export_parity_and_a_bundle_that_answers_like_pytorch(answerer):
         [(a.text, a.start, a.end) for a in python.predict(pairs)]
     with pytest.raises(DataError, match="shorten the question"):
         load_bundle(bundle).predict((" ".join(["the"] * 40), "great film"))
+
+
+def test_an_export_with_a_corrupted_answer_head_fails_the_answer_level_parity(answerer, tmp_path):
+    """The ONNX export with its start/end head's weights shuffled: the parity check refuses it on the decoded answers
+    alone (logit limits switched off), naming the answer agreement and the answer F1; the export as made passes."""
+    import math
+
+    import onnx
+    from onnx import numpy_helper
+
+    from tinybert_edge.converters import ExportConfig, export
+    from tinybert_edge.converters.chain import parity_examples
+    from tinybert_edge.converters.parity import ParityThresholds, verify_parity
+    from tinybert_edge.errors import ParityError
+    from tinybert_edge.runtime.sessions import OnnxRuntimeSession, TorchSession
+
+    encoded, described, _ = parity_examples(answerer / "student", synthetic(40, 1), max_length=32)
+    artifacts = export(answerer / "student", tmp_path / "artifacts", formats=("onnx",), reuse=True,
+                       reuse_from=(answerer / "artifacts",), config=ExportConfig(sequence_buckets=(32,)),
+                       parity_encoded=encoded, parity_description=described)
+    fp32 = next(a for a in artifacts if a.precision == "fp32")
+    model = onnx.load(str(fp32.model_file))
+    heads = [init for init in model.graph.initializer if list(init.dims) == [32, 2]]
+    assert len(heads) == 1  # the start/end head's MatMul weight: the only [hidden, 2] matrix
+    weight = numpy_helper.to_array(heads[0])
+    # Its weights shuffled: the same values, so logits of the same scale, wired to the wrong hidden units.
+    shuffled = np.random.default_rng(0).permutation(weight.ravel()).reshape(weight.shape)
+    heads[0].CopyFrom(numpy_helper.from_array(shuffled, heads[0].name))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    onnx.save(model, str(broken / "model.onnx"))
+    answers_only = ParityThresholds(max_abs_diff=math.inf, min_cosine=-1.0, min_argmax_agreement=0.97,
+                                    min_task_metric=0.95)
+    reference = TorchSession(answerer / "student")
+    batches = list(encoded.batches(32))
+    sound = verify_parity(reference, OnnxRuntimeSession(fp32.path, task=get_task("qa")), batches, answers_only, encoded)
+    assert sound.passed
+    with pytest.raises(ParityError, match=r"argmax_agreement .*decoded answer.*f1_vs_reference") as caught:
+        verify_parity(reference, OnnxRuntimeSession(broken, task=get_task("qa")), batches, answers_only, encoded)
+    assert caught.value.report.task_metrics["f1_vs_reference"] < 0.95

@@ -232,7 +232,8 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
             "format": rt.FORMAT_NAME, "schema_version": rt.SCHEMA_VERSION, "sdk_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "models": models, "tokenizer": {**settings_dict(settings), **_special_ids(staging / "vocab.txt", settings)},
-            **artifacts[0].task.manifest_fields(artifacts[0].label_names), "golden_file": "golden.json",
+            **artifacts[0].task.manifest_fields(artifacts[0].label_names, artifacts[0].config),
+            "golden_file": "golden.json",
             "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
         }
         _write_json(staging / rt.MANIFEST, manifest)

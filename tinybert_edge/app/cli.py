@@ -125,6 +125,18 @@ def _add_reading_args(parser: argparse.ArgumentParser, keys: bool = False) -> No
                         f"at most a third of the sequence length (default: 128{key('doc_stride')})")
 
 
+def _add_pooling_args(parser: argparse.ArgumentParser, keys: bool = False) -> None:
+    """--task embedding: the pooling of a teacher folder that has no sentence-transformers pooling files."""
+    key = (lambda name: f"; config: data.{name}") if keys else (lambda name: "")
+    parser.add_argument("--pooling", choices=["mean", "cls"],
+                        help="--task embedding: how a teacher without sentence-transformers pooling files pools its "
+                             "tokens (default: read from the teacher folder's modules.json and 1_Pooling/"
+                             f"{key('pooling')})")
+    parser.add_argument("--no-normalize", action="store_true", default=None,
+                        help="with --pooling: no L2 normalisation of the sentence vectors (default: normalised"
+                             f"{key('normalize')})")
+
+
 def _task_choice(value: str | None) -> tuple[str | None, str | None]:
     """(data task, recipe preset) for a --task value: 'stsb' is (regression, stsb), 'regression' (regression,
     None), 'ner' (token-classification, None); an unknown name is an error listing the known ones."""
@@ -183,6 +195,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
                    "macro_f1, spearman, pearson, entity_f1 (ner), exact_match (qa) (default: the preset's, else the "
                    "task's primary metric; config: distill.metric)")
     _add_reading_args(p, keys=True)
+    _add_pooling_args(p, keys=True)
     p.add_argument("--finetune-max-train-examples", "--finetune-examples", dest="finetune_examples", type=int, metavar="N",
                    help="training examples for teacher fine-tuning, a seeded sample (default: "
                         f"{d.finetune.max_train_examples}; config: finetune.max_train_examples)")
@@ -263,11 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-loss", choices=["scores", "relation"],
                    help="TinyBERT attention-score MSE (equal head counts) or MiniLM relations (any head count) "
                         f"(default: {dd.attention_loss})")
-    p.add_argument("--pooling", choices=["mean", "cls"],
-                   help="--task embedding: how a teacher without sentence-transformers pooling files pools its tokens "
-                        "(default: read from the teacher folder's modules.json and 1_Pooling/)")
-    p.add_argument("--no-normalize", action="store_true",
-                   help="with --pooling: no L2 normalisation of the sentence vectors (default: normalised)")
+    _add_pooling_args(p)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in <output>.work (default: "
                    "start over)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder (default: refuse)")
@@ -415,8 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("dev_path", "test_path", "format", "text_column", "text_pair_column", "label_column", "label_names",
-            "header", "encoding", "encoding_errors", "label_all_subtokens", "doc_stride")
+            "header", "encoding", "encoding_errors", "label_all_subtokens", "doc_stride", "pooling")
     values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if getattr(args, "no_normalize", None):
+        values["normalize"] = False
     if "label_names" in values:
         values["label_names"] = tuple(values["label_names"])
     return values
@@ -427,6 +438,7 @@ def _data_spec(args: argparse.Namespace, task: str | None = None):
 
     values = _data_overrides(args)
     extra = {key: values.pop(key) for key in ("label_all_subtokens", "doc_stride") if key in values}
+    values.pop("pooling", None), values.pop("normalize", None)  # how a teacher pools, not how data is read
     return DataSpec(path=args.data, task=task or _task_choice(getattr(args, "task", None))[0], extra=extra,
                     **{k: v for k, v in values.items() if k not in ("dev_path", "test_path")})
 
@@ -556,16 +568,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if not (args.overwrite or args.resume):
         _refuse_existing(output, "student folder", resume=True)
-    train, dev, _ = _splits(args, _model_task(args.teacher))  # --task, else the teacher's task reads the data
-    if args.pooling or args.no_normalize:
-        from tinybert_edge.errors import ConfigError
-        from tinybert_edge.tasks.embedding import EmbeddingTask, TextEmbeddingData
-
-        if not args.pooling or not isinstance(train, TextEmbeddingData):
-            raise ConfigError("--pooling (with --no-normalize) sets a sentence encoder's pooling: use it with "
-                              "--task embedding, and give --pooling mean or cls")
-        task = EmbeddingTask(pooling=args.pooling, normalize=not args.no_normalize)
-        train, dev = (dataclasses.replace(data, task=task) for data in (train, dev))
+    # --task, else the teacher's task reads the data; --pooling gives the embedding task its pooling (load_splits)
+    train, dev, _ = _splits(args, _model_task(args.teacher))
     overrides = {"task": _task_choice(args.task)[1], "student": args.student, "max_train_examples": args.examples,
                  "intermediate_epochs": args.intermediate_epochs, "prediction_epochs": args.prediction_epochs,
                  "attention_loss": args.attention_loss, "metric": args.metric, "precision": args.precision,

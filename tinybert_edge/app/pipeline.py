@@ -308,7 +308,8 @@ def evaluate_targets(targets: list[dict[str, Any]], encoded_test, threads: int, 
         if target["name"] == "student · PyTorch fp32":
             student = result
         elif target["role"] == "student" and student is not None:
-            entry["agreement_with_student"] = session.task.agreement(student.outputs, result.outputs)
+            entry["agreement_with_student"] = session.task.agreement(student.outputs, result.outputs,
+                                                                     encoded_test)
         results[target["name"]] = entry
         log.info("evaluate: %s %s %.4f on %d test examples", target["name"], result.primary_metric, result.score,
                  result.n)

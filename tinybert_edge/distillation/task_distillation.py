@@ -115,6 +115,7 @@ def distill(
     importance = (task.encode(tokenizer, sample(train, IMPORTANCE_EXAMPLES, config.seed), config.max_length)
                   if is_teacher_init(config.student) else None)
     student = build_student(config.student, teacher_model, task=task, importance_data=importance, tokenizer=tokenizer)
+    task.check_student(student.config, teacher_model.config, config)  # before any training
     student_init = dict(student.config.student_init)
     mapping = layer_map(student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, config.layer_map)
     log.info("distill: student %s (%s; %d layers, width %d, %.1fM parameters), layer map %s, attention loss %s",
@@ -198,6 +199,7 @@ def distill(
                             stages=stages, selection_metric=selection, layer_map=mapping,
                             parameters=count_parameters(student), student_init=student_init)
     if context.is_main:  # every process holds the same student; one writes it
+        task.record_settings(student.config, train)
         save_model(student, tokenizer, out_dir)
         write_json_atomic(Path(out_dir) / "distill.json", {
             "teacher": str(teacher), "task": task.name, "config": asdict(config), "layer_map": mapping,

@@ -44,6 +44,9 @@ class Task(abc.ABC):
     per_token: ClassVar[bool] = False
     #: What `agreement` counts, in words for messages ("the same top label").
     agreement_means: ClassVar[str] = "the same decision"
+    #: The key of `parity_metrics` that a parity check gates by ParityThresholds.min_task_metric when its examples
+    #: are the task's own data (question answering: answer F1 against the reference); None: reported, not gated.
+    parity_gated_metric: ClassVar[str | None] = None
     #: Whether the runtime's inputs are plain texts (with optional second texts) that the tokenizer's batch encoder
     #: encodes; tasks with other inputs or encodings (offsets, windows) set False and implement `runtime_encode`.
     text_inputs: ClassVar[bool] = True
@@ -85,6 +88,11 @@ class Task(abc.ABC):
         """`data` re-indexed to the label order of a model's config (identity for tasks without labels)."""
         return data
 
+    def record_settings(self, model_config: Any, data: Any) -> None:
+        """Record in a model's config (a transformers PretrainedConfig, saved into config.json) how `data` was read
+        where the model must be run the same way (question answering: the document stride); nothing by default.
+        Fine-tuning and distillation call it before they save a model; `manifest_fields` reads it back."""
+
     def label_names(self, model_config: Any) -> list[str] | None:
         """The label names a model predicts, in output order (None for tasks without labels)."""
         return None
@@ -112,6 +120,11 @@ class Task(abc.ABC):
         at `out_dir` as a model folder of this task (reused when already there), and that folder; None (the default)
         for tasks whose teacher is fine-tuned when it is not yet a model of the task."""
         return None
+
+    def check_student(self, student_config: Any, teacher_config: Any, config: Any) -> None:
+        """Raise ConfigError when a student of this shape (`student_config`, a transformers config) cannot be
+        distilled from the teacher by `config` (a DistillConfig). Distillation calls it once the student is built,
+        before any training, so a shape that a later stage could not use fails in seconds, not after stage 1."""
 
     # --- training ----------------------------------------------------------------------------------------------
 
@@ -148,8 +161,11 @@ class Task(abc.ABC):
         """The decision each output row stands for (class ids, scores, tag ids), for agreement between models."""
 
     @abc.abstractmethod
-    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
-        """Fraction of examples on which a candidate's decision is the reference's (parity and bundle checks)."""
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any = None) -> float:
+        """Fraction of examples on which a candidate's decision is the reference's (parity and bundle checks).
+        `encoded` (the encoded examples the rows hold, in order) lets a task whose decision needs more than the
+        output array (question answering: the answer decoded over a question's windows) judge it as the user sees
+        it; without it the task judges each row alone."""
 
     def parity_metrics(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any) -> dict[str, float]:
         """Task-level agreement of a candidate's outputs with the reference's on the rows of `encoded` (the
@@ -223,8 +239,10 @@ class Task(abc.ABC):
         `input_index`). `fields` are the manifest's task fields."""
 
     @abc.abstractmethod
-    def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
-        """The bundle manifest's task fields ("task" and what `postprocess` reads)."""
+    def manifest_fields(self, label_names: Sequence[str] | None,
+                        model_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The bundle manifest's task fields ("task" and what `postprocess` reads); `model_config` is the packaged
+        model's config.json (as a dict), which holds what `record_settings` recorded."""
 
     def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:
         """Raise BundleError when a manifest's task fields cannot be used (checked before any model runs)."""

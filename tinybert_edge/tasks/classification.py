@@ -154,7 +154,7 @@ class SequenceClassification(Task):
         matrix = confusion_matrix(labels, self.predictions(outputs), labels=list(range(width)))
         return {"confusion_matrix": matrix.tolist()}
 
-    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any = None) -> float:
         return float(np.mean(self.predictions(reference) == self.predictions(candidate)))
 
     def parity_view(self, outputs: np.ndarray) -> np.ndarray:
@@ -169,7 +169,8 @@ class SequenceClassification(Task):
 
     # --- runtime and bundle --------------------------------------------------------------------------------------
 
-    def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
+    def manifest_fields(self, label_names: Sequence[str] | None,
+                        model_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"task": self.name, "labels": list(label_names or [])}
 
     def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:

@@ -383,6 +383,12 @@ class Embedding:
     num_tokens: int
 
 
+def _width_error(student: int, teacher: int) -> ConfigError:
+    return ConfigError(f"the student's sentence vectors are {student} wide and the teacher's {teacher}; MSE between "
+                       f"them needs one width: give the student the teacher's hidden_size ({teacher}), e.g. --student "
+                       "teacher-layers:2,4,6 or a from-teacher:config.json shape of that width")
+
+
 class EmbeddingTask(Task):
     """Sentence embeddings (see the module docstring). `pooling`/`normalize` supply pooling settings for a teacher
     folder that has none (they override a folder's own, with a warning); `cosine_weight` adds
@@ -444,6 +450,12 @@ class EmbeddingTask(Task):
                                           model.config.max_position_embeddings)
         return Path(out_dir)
 
+    def check_student(self, student_config: Any, teacher_config: Any, config: Any) -> None:
+        """The prediction stage's MSE compares student and teacher sentence vectors, which are as wide as each
+        model's hidden size: a narrower (or wider) student is refused before stage 1 trains, not after it."""
+        if config.prediction_epochs > 0 and student_config.hidden_size != teacher_config.hidden_size:
+            raise _width_error(student_config.hidden_size, teacher_config.hidden_size)
+
     # --- training ------------------------------------------------------------------------------------------------
 
     def forward(self, model: Any, batch: Mapping[str, Any]) -> Any:
@@ -460,10 +472,7 @@ class EmbeddingTask(Task):
         from torch.nn import functional as F
 
         if student.shape[-1] != teacher.shape[-1]:
-            raise ConfigError(f"the student's sentence vectors are {student.shape[-1]} wide and the teacher's "
-                              f"{teacher.shape[-1]}; MSE between them needs one width: give the student the "
-                              f"teacher's hidden_size ({teacher.shape[-1]}), e.g. --student teacher-layers:2,4,6 or a "
-                              "from-teacher:config.json shape of that width")
+            raise _width_error(student.shape[-1], teacher.shape[-1])
         loss = F.mse_loss(student, teacher)
         if self.cosine_weight:
             loss = loss + self.cosine_weight * (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
@@ -501,7 +510,7 @@ class EmbeddingTask(Task):
             nearest[start : start + len(similarities)] = similarities.argmax(axis=1)
         return nearest
 
-    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any = None) -> float:
         """Fraction of rows whose nearest neighbour under the candidate is, by the reference's own similarities, as
         near as the reference's nearest (within NEIGHBOUR_TIE of cosine): a tie (a text present twice, or two
         documents equally close) is no disagreement, whichever of them each model happens to pick."""
@@ -554,7 +563,8 @@ class EmbeddingTask(Task):
 
     # --- runtime and bundle --------------------------------------------------------------------------------------
 
-    def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
+    def manifest_fields(self, label_names: Sequence[str] | None,
+                        model_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"task": self.name, "labels": []}
 
     def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:

@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 DOC_STRIDE = 128
 MAX_ANSWER_LENGTH = 30
 N_BEST = 20
+# Parity: two models' answers to a question differ "only by a tie" when the reference itself scores the candidate's
+# span (start + end logit) within this of its own best span, i.e. finds it at least e^-0.5 = 61% as likely. A
+# near-flat reference flips between such spans under any perturbation (even fp32 reassociation); a broken export
+# picks spans the reference scores whole logits lower.
+ANSWER_TIE = 0.5
+# config.json key under which a model records the reading settings its windows need (see record_settings).
+CONFIG_KEY = "question_answering"
 
 
 def effective_stride(doc_stride: int, max_length: int) -> int:
@@ -269,21 +276,17 @@ def _log_softmax(values: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
-def best_answer(features: Sequence[tuple[np.ndarray, Sequence[tuple[int, int] | None]]], context: str,
-                n_best: int = N_BEST, max_answer_length: int = MAX_ANSWER_LENGTH) -> Answer:
-    """The best span over an example's features: each a [seq, 2] start/end output (NaN past its tokens) and each
-    token's character span in the context (None for question, special and padding tokens). Candidates are the
-    `n_best` highest starts and ends of each feature with both inside the context, end >= start and at most
-    `max_answer_length` tokens; an example without any gives the empty answer."""
-    best: Answer | None = None
-    for output, offsets in features:
+def best_span(features: Sequence[tuple[np.ndarray, Sequence[tuple[int, int] | None]]], n_best: int = N_BEST,
+              max_answer_length: int = MAX_ANSWER_LENGTH) -> tuple[int, int, int, float] | None:
+    """(feature, start token, end token, score) of the best span over an example's features (see best_answer);
+    None when no feature has a span."""
+    best: tuple[int, int, int, float] | None = None
+    for feature, (output, offsets) in enumerate(features):
         values = np.asarray(output, dtype=np.float64)[: len(offsets)]
         starts, ends = values[:, 0], values[:, 1]
         inside = np.array([o is not None for o in offsets])
         if not inside.any():
             continue
-        start_lp, end_lp = _log_softmax(starts[inside]), _log_softmax(ends[inside])
-        position = np.cumsum(inside) - 1  # a context token's index among the context tokens
         order_s = [i for i in np.argsort(-np.nan_to_num(starts, nan=-np.inf), kind="stable") if inside[i]][:n_best]
         order_e = [i for i in np.argsort(-np.nan_to_num(ends, nan=-np.inf), kind="stable") if inside[i]][:n_best]
         for s in order_s:
@@ -291,11 +294,29 @@ def best_answer(features: Sequence[tuple[np.ndarray, Sequence[tuple[int, int] | 
                 if e < s or e - s + 1 > max_answer_length:
                     continue
                 score = float(starts[s] + ends[e])
-                if best is None or score > best.score:
-                    char_start, char_end = offsets[s][0], offsets[e][1]
-                    best = Answer(context[char_start:char_end], char_start, char_end, score,
-                                  float(np.exp(start_lp[position[s]] + end_lp[position[e]])))
-    return best if best is not None else Answer("", 0, 0, float("-inf"), 0.0)
+                if best is None or score > best[3]:
+                    best = (feature, int(s), int(e), score)
+    return best
+
+
+def best_answer(features: Sequence[tuple[np.ndarray, Sequence[tuple[int, int] | None]]], context: str,
+                n_best: int = N_BEST, max_answer_length: int = MAX_ANSWER_LENGTH) -> Answer:
+    """The best span over an example's features: each a [seq, 2] start/end output (NaN past its tokens) and each
+    token's character span in the context (None for question, special and padding tokens). Candidates are the
+    `n_best` highest starts and ends of each feature with both inside the context, end >= start and at most
+    `max_answer_length` tokens; an example without any gives the empty answer."""
+    span = best_span(features, n_best, max_answer_length)
+    if span is None:
+        return Answer("", 0, 0, float("-inf"), 0.0)
+    feature, s, e, score = span
+    output, offsets = features[feature]
+    values = np.asarray(output, dtype=np.float64)[: len(offsets)]
+    inside = np.array([o is not None for o in offsets])
+    position = np.cumsum(inside) - 1  # a context token's index among the context tokens
+    start_lp, end_lp = _log_softmax(values[inside, 0]), _log_softmax(values[inside, 1])
+    char_start, char_end = offsets[s][0], offsets[e][1]
+    return Answer(context[char_start:char_end], char_start, char_end, score,
+                  float(np.exp(start_lp[position[s]] + end_lp[position[e]])))
 
 
 # --- the task -----------------------------------------------------------------------------------------------------
@@ -307,7 +328,10 @@ class QuestionAnswering(Task):
     output_names = ("start_logits", "end_logits")
     primary_metric = "f1"
     per_token = True
-    agreement_means = "the same answer start and end token"
+    agreement_means = ("the same decoded answer per question (n-best over its windows; a span the reference "
+                       f"scores within {ANSWER_TIE} logits of its best counts as a tie)")
+    #: The parity metric gated by ParityThresholds.min_task_metric when the parity examples are the task's data.
+    parity_gated_metric = "f1_vs_reference"
     text_inputs = False  # (question, context) pairs, windowed over long contexts, with offsets
     input_description = "a (question, context) pair or a {'question', 'context'} mapping"
     n_best = N_BEST
@@ -379,6 +403,12 @@ class QuestionAnswering(Task):
     def head_config(self, label_names: Sequence[str] | None) -> dict[str, Any] | None:
         return {"num_labels": 2}  # start and end; no label names
 
+    def record_settings(self, model_config: Any, data: Any) -> None:
+        """The document stride the data was read with, as config.json's "question_answering": {"doc_stride": n}
+        (what a bundle's windows must use)."""
+        if isinstance(data, QuestionAnsweringData):
+            setattr(model_config, CONFIG_KEY, {"doc_stride": int(data.doc_stride)})
+
     # --- training ------------------------------------------------------------------------------------------------
 
     def forward(self, model: Any, batch: Mapping[str, Any]) -> Any:
@@ -432,9 +462,65 @@ class QuestionAnswering(Task):
     def selection_metrics(self, data: Any) -> tuple[str, ...]:
         return ("f1", "exact_match")
 
-    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
-        """Fraction of features whose start and end tokens are both the reference's."""
-        return float(np.mean(np.all(self.predictions(reference) == self.predictions(candidate), axis=1)))
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any = None) -> float:
+        """Fraction of questions whose decoded answer (n-best decoding over all of the question's windows, as
+        `metrics` and the runtime decode it) is the reference's: the same text after SQuAD's normalisation, or a
+        span the reference itself scores within ANSWER_TIE logits of its best (a tie the reference cannot break
+        either). The answer is what a user sees; the start or end argmax of one window is not: windows that hold no
+        answer have near-flat logits whose argmax flips under any perturbation without changing any answer.
+        Without `encoded` (outputs that carry no offsets), each row is decoded on its own over its real tokens but
+        the first ([CLS]), and spans are compared by token positions."""
+        agreed, _ = self._answer_agreement(reference, candidate, encoded)
+        return agreed
+
+    def _answer_groups(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any
+                       ) -> list[tuple[list[tuple[np.ndarray, Sequence[Any]]], list[tuple[np.ndarray, Sequence[Any]]],
+                                       str | None]]:
+        """Per question: the reference's and the candidate's (output, offsets) of each window, and the context
+        (None when the outputs carry no offsets: each row is then its own question, spans in token positions)."""
+        examples = getattr(encoded, "examples", None)
+        if isinstance(examples, QuestionAnsweringData):
+            grouped: dict[int, tuple[list, list, str | None]] = {}
+            for row, (example, offsets) in enumerate(zip(encoded.features["example_index"],
+                                                         encoded.features["offsets"])):
+                group = grouped.setdefault(example, ([], [], examples.contexts[example]))
+                group[0].append((reference[row], offsets))
+                group[1].append((candidate[row], offsets))
+            return [grouped[e] for e in sorted(grouped)]
+        groups = []
+        for ref_row, cand_row in zip(np.asarray(reference), np.asarray(candidate)):
+            real = ~np.isnan(np.asarray(ref_row, dtype=np.float64)[:, 0])
+            offsets = [(i, i + 1) if real[i] and i > 0 else None for i in range(len(ref_row))]
+            groups.append(([(ref_row, offsets)], [(cand_row, offsets)], None))
+        return groups
+
+    def _answer_agreement(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any) -> tuple[float, float]:
+        """(fraction of questions whose answers agree counting ties, fraction with the very same answer)."""
+        groups = self._answer_groups(reference, candidate, encoded)
+        if not groups:
+            return float("nan"), float("nan")
+        same = tied = 0
+        for expected_features, got_features, context in groups:
+            expected = best_span(expected_features, self.n_best, self.max_answer_length)
+            got = best_span(got_features, self.n_best, self.max_answer_length)
+            if expected is None or got is None:
+                same += expected is None and got is None
+                continue
+
+            def answer(span: tuple[int, int, int, float]) -> Any:
+                feature, start, end, _ = span
+                offsets = expected_features[feature][1]
+                if context is None:
+                    return feature, start, end
+                return normalize_answer(context[offsets[start][0]:offsets[end][1]])
+
+            if answer(expected) == answer(got):
+                same += 1
+                continue
+            output = np.asarray(expected_features[got[0]][0], dtype=np.float64)
+            if output[got[1], 0] + output[got[2], 1] >= expected[3] - ANSWER_TIE:
+                tied += 1
+        return (same + tied) / len(groups), same / len(groups)
 
     def parity_view(self, outputs: np.ndarray) -> np.ndarray:
         """Start and end logits less their mean over each feature's real tokens (softmax over the sequence ignores
@@ -444,13 +530,18 @@ class QuestionAnswering(Task):
         return np.nan_to_num(centred, nan=0.0)
 
     def parity_metrics(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any) -> dict[str, float]:
-        """Exact match and F1 of the candidate's answers against the reference's."""
+        """Exact match and F1 of the candidate's answers against the reference's (the reference's answers taken
+        as the truth), the fraction of questions with the very same answer (no tie allowed), and the fraction of
+        windows whose start and end argmax are both the reference's (the per-window view, for diagnosis only)."""
         if not isinstance(getattr(encoded, "examples", None), QuestionAnsweringData):
             return {}
         _, expected = self.answers(reference, encoded)
         _, got = self.answers(candidate, encoded)
         scores = squad_scores([a.text for a in got], [[a.text] for a in expected])
-        return {"exact_match_vs_reference": scores["exact_match"], "f1_vs_reference": scores["f1"]}
+        _, same = self._answer_agreement(reference, candidate, encoded)
+        windows = float(np.mean(np.all(self.predictions(reference) == self.predictions(candidate), axis=1)))
+        return {"exact_match_vs_reference": scores["exact_match"], "f1_vs_reference": scores["f1"],
+                "same_answer": same, "window_start_end_agreement": windows}
 
     def decision_rows(self, output: np.ndarray) -> np.ndarray:
         """The start row and the end row, each over the sequence."""
@@ -477,8 +568,15 @@ class QuestionAnswering(Task):
 
     # --- runtime and bundle --------------------------------------------------------------------------------------
 
-    def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
-        return {"task": self.name, "labels": [], "doc_stride": DOC_STRIDE, "max_answer_length": self.max_answer_length,
+    def manifest_fields(self, label_names: Sequence[str] | None,
+                        model_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The decoding settings, with the document stride the model's training data was read with (recorded in
+        its config.json by `record_settings`; the default for a model trained elsewhere)."""
+        recorded = (model_config or {}).get(CONFIG_KEY)
+        stride = recorded.get("doc_stride") if isinstance(recorded, Mapping) else None
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            stride = DOC_STRIDE
+        return {"task": self.name, "labels": [], "doc_stride": stride, "max_answer_length": self.max_answer_length,
                 "n_best": self.n_best}
 
     def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:

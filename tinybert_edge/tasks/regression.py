@@ -209,7 +209,7 @@ class SequenceRegression(SequenceClassification):
     def details(self, outputs: np.ndarray, encoded: Any) -> dict[str, Any]:
         return {}
 
-    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any = None) -> float:
         """Fraction of examples whose candidate score is within AGREEMENT_TOLERANCE (5%) of the reference's score
         scale of the reference's: the larger of the range its scores span and their largest magnitude.
 
@@ -237,7 +237,8 @@ class SequenceRegression(SequenceClassification):
 
     # --- runtime and bundle --------------------------------------------------------------------------------------
 
-    def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
+    def manifest_fields(self, label_names: Sequence[str] | None,
+                        model_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # Schema 1 requires "labels"; a regression bundle has none (readers that predate tasks refuse the empty
         # list rather than read the score as a one-class classifier).
         return {"task": self.name, "labels": []}

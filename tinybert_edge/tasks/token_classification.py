@@ -480,7 +480,7 @@ class TokenClassification(Task):
     def selection_metrics(self, data: Any) -> tuple[str, ...]:
         return ("entity_f1", "entity_precision", "entity_recall")
 
-    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray, encoded: Any = None) -> float:
         """Token-level argmax agreement over real tokens (positions where the reference is not NaN)."""
         real = ~np.isnan(np.asarray(reference)[..., 0])
         if not real.any():
@@ -507,7 +507,8 @@ class TokenClassification(Task):
 
     # --- runtime and bundle --------------------------------------------------------------------------------------
 
-    def manifest_fields(self, label_names: Sequence[str] | None) -> dict[str, Any]:
+    def manifest_fields(self, label_names: Sequence[str] | None,
+                        model_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"task": self.name, "labels": list(label_names or []), "aggregation": "first"}
 
     def check_manifest(self, fields: Mapping[str, Any], where: str) -> None:

@@ -105,6 +105,7 @@ def finetune(
     result = run_loop(spec, model, loss_fn, encoded_train, device=device, progress=progress)
     model.to("cpu")
     scored = evaluate_session(TorchSession(folder, model=model, task=task), encoded_dev)
+    task.record_settings(model.config, train)
     save_model(model, tokenizer, target)
     write_json_atomic(target / "finetune.json", {
         "encoder": str(folder), "encoder_source": str(encoder), "data": train.source, "task": task.name,
