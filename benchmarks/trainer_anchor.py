@@ -141,6 +141,7 @@ def trainer_task_distill(teacher: Path, train: Any, dev: Any, config: Any, work:
     from tinybert_edge.distillation.distiller import IntermediateObjective
     from tinybert_edge.distillation.layer_map import layer_map
     from tinybert_edge.distillation.student import build_student, is_teacher_init
+    from tinybert_edge.distillation.task_distillation import prediction_terms
     from tinybert_edge.distillation.teacher_init import IMPORTANCE_EXAMPLES
     from tinybert_edge.data import sample
     from tinybert_edge.evaluation import evaluate_session
@@ -177,10 +178,7 @@ def trainer_task_distill(teacher: Path, train: Any, dev: Any, config: Any, work:
     def prediction(batch: dict[str, Any]) -> dict[str, Any]:
         with torch.no_grad():
             teacher_outputs = task.forward(teacher_model, batch)
-        terms = task.prediction_loss(task.forward(student, batch), teacher_outputs, batch, config)
-        weights = {"prediction": config.prediction_weight, "hard_label": config.hard_label_weight}
-        terms["total"] = sum(weights[name] * value for name, value in terms.items())
-        return terms
+        return prediction_terms(task, student, teacher_outputs, batch, config)
 
     if config.prediction_epochs > 0:
         args = training_arguments(work / "prediction", learning_rate=config.prediction_learning_rate or

@@ -48,6 +48,16 @@ class DistillResult:
         return self.dev_metrics.get("accuracy")
 
 
+
+def prediction_terms(task: Any, student: Any, teacher_outputs: Any, batch: dict[str, Any],
+                     config: DistillConfig) -> dict[str, Any]:
+    """The prediction-layer loss terms of one batch (the task's soft loss against the teacher's outputs, and the hard
+    label loss where configured) and their weighted `total`; the SDK's loop and the Trainer anchor share it."""
+    terms = task.prediction_loss(task.forward(student, batch), teacher_outputs, batch, config)
+    weights = {"prediction": config.prediction_weight, "hard_label": config.hard_label_weight}
+    terms["total"] = sum(weights[name] * value for name, value in terms.items())
+    return terms
+
 def distill(
     teacher: str | Path,
     train: Any,
@@ -151,10 +161,7 @@ def distill(
         else:
             with torch.no_grad():
                 teacher_outputs = task.forward(teacher_model, batch)
-        terms = task.prediction_loss(task.forward(student, batch), teacher_outputs, batch, config)
-        weights = {"prediction": config.prediction_weight, "hard_label": config.hard_label_weight}
-        terms["total"] = sum(weights[name] * value for name, value in terms.items())
-        return terms
+        return prediction_terms(task, student, teacher_outputs, batch, config)
 
     def dev_metrics() -> dict[str, float]:
         # TorchSession feeds CPU tensors: evaluate on the CPU, then put the student back where it trains.
