@@ -78,10 +78,14 @@ def tiny_world(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.chdir(work)  # the README writes out/... relative to where it runs
     monkeypatch.setenv("TINYBERT_EDGE_CACHE", str(tmp_path / "cache"))
+    import tinybert_edge.app.pipeline
     import tinybert_edge.config
 
-    monkeypatch.setattr(tinybert_edge.config, "PipelineConfig",
-                        tiny_pipeline_config(tmp_path / "runs", tmp_path / "cache", encoder, train_tsv))
+    # Both bindings, so that the swap ends with the test: app.pipeline imports PipelineConfig at module level, and a
+    # first import of it while only config's binding is swapped would keep the tiny builder for later tests.
+    tiny_config = tiny_pipeline_config(tmp_path / "runs", tmp_path / "cache", encoder, train_tsv)
+    monkeypatch.setattr(tinybert_edge.config, "PipelineConfig", tiny_config)
+    monkeypatch.setattr(tinybert_edge.app.pipeline, "PipelineConfig", tiny_config)
     # GLUE-shaped files: STS-B's scored pairs, CoLA without a header, MRPC with its BOM and headers.
     seconds = tiny_bert.sentences(48, seed=2)[0]
     stsb = tmp_path / "stsb.tsv"
