@@ -11,6 +11,8 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinybert_edge.cpu_flags import read_cpu_flags as read_listed_flags
+
 log = logging.getLogger(__name__)
 
 ARM_MACHINES = ("arm64", "aarch64", "armv8", "armv8l")
@@ -46,15 +48,7 @@ class CpuInfo:
 
 def read_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     """The instruction-set flags Linux reports for the first CPU (empty where /proc/cpuinfo is absent)."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+    return read_listed_flags(cpuinfo) or frozenset()
 
 
 def this_cpu() -> CpuInfo:

@@ -317,7 +317,7 @@ def run_loop(
     bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step",
                disable=not progress or not context.is_main or not sys.stderr.isatty(), dynamic_ncols=True)
     heartbeat = ProgressLog(spec.name, start_step, total_steps,
-                            enabled=context.is_main and (bar.disable or not sys.stderr.isatty()))
+                            enabled=context.is_main and bar.disable)  # the bar is off off a terminal too
     if log_path and context.is_main:
         _truncate_log(log_path, start_step)
     log_handle = open(log_path, "a", encoding="utf-8") if log_path and context.is_main else None

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from tinybert_edge.config import PRECISIONS
+from tinybert_edge.cpu_flags import read_cpu_flags
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,8 @@ class Precision:
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
     """The CPU's feature flags (x86 'flags', ARM 'Features'), or None where the system does not list them."""
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return None
+    flags = read_cpu_flags(cpuinfo)
+    return None if flags is None else set(flags)
 
 
 def cpu_bf16_support(flags: set[str] | None = None) -> tuple[bool, str]:
