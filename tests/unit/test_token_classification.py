@@ -185,6 +185,42 @@ def test_per_token_outputs_of_batches_of_different_widths_concatenate_with_nan_p
     assert task.agreement(out, flipped) == pytest.approx(5 / 9)
 
 
+def test_int8_parity_allows_per_token_extremes_and_gates_the_entities(tmp_path):
+    import math
+
+    from tinybert_edge.converters.parity import ParityThresholds, compare_logits
+
+    task = get_task("ner")
+    encoded = task.encode(tiny_bert.tokenizer(tmp_path), synthetic(40, 3), 16)
+    reference = np.full((len(encoded.input_ids), 16, len(TAGS)), np.nan)
+    rng = np.random.default_rng(0)
+    for row, ids in enumerate(encoded.input_ids):
+        real = len(ids)
+        reference[row, :real] = rng.normal(0.0, 1.0, (real, len(TAGS)))
+        labels = np.asarray(encoded.labels[row][:real])
+        reference[row, np.arange(real)[labels >= 0], labels[labels >= 0]] += 8.0
+    # One logit off by 1.5, the argmax untouched: over a per-token output's many values that is an int8 extreme,
+    # not a broken export; a classifier's two logits moved by 1.5 are.
+    spike = reference.copy()
+    spike[0, 1, 4 if np.nanargmax(reference[0, 1]) != 4 else 0] += 1.5
+    report = compare_logits(reference, spike, ParityThresholds.int8(), task="ner", encoded=encoded)
+    assert report.passed, report.failures
+    assert report.max_abs_diff == pytest.approx(1.5) and report.task_metrics["entity_f1_vs_reference"] == 1.0
+    two = np.array([[4.0, -4.0], [-3.0, 3.0]])
+    assert not compare_logits(two, two + [[1.5, 0.0], [0.0, 0.0]], ParityThresholds.int8()).passed
+    beyond = reference.copy()
+    beyond[0, 1, 0] += 2.5
+    failed = compare_logits(reference, beyond, ParityThresholds.int8(), task="ner", encoded=encoded)
+    assert [f.split(" ")[0] for f in failed.failures] == ["max_abs_diff"]
+    # Tags shifted one token to the right: every limit but the entity gate switched off still refuses it.
+    shifted = np.roll(np.nan_to_num(reference, nan=0.0), 1, axis=1)
+    shifted[np.isnan(reference)] = np.nan
+    entities_only = ParityThresholds(max_abs_diff=math.inf, min_cosine=-1.0, min_argmax_agreement=0.0,
+                                     min_task_metric=0.95)
+    refused = compare_logits(reference, shifted, entities_only, task="ner", encoded=encoded)
+    assert [f.split(" ")[0] for f in refused.failures] == ["entity_f1_vs_reference"]
+
+
 def test_prediction_loss_counts_real_tokens_only():
     import torch
 

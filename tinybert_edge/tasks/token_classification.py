@@ -349,6 +349,8 @@ class TokenClassification(Task):
     primary_metric = "entity_f1"
     per_token = True
     agreement_means = "the same tag on each real token"
+    #: Gated by ParityThresholds.min_task_metric on the task's own data: the entities a user sees, not only tags.
+    parity_gated_metric = "entity_f1_vs_reference"
     text_inputs = False  # the runtime encodes with character offsets and word ids (entities in the original text)
     input_description = "one text, its entities returned with character offsets"
 
