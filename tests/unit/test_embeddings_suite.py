@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinybert_edge.benchmarks.suites.embeddings import TOP_K, VARIANTS, top_k, top_k_overlap
+from tinybert_edge.benchmarks.suites.embeddings import TOP_K, VARIANTS, conll_passages, top_k, top_k_overlap
 from tinybert_edge.errors import ConfigError
 
 
@@ -33,3 +33,20 @@ def test_an_int8_artifact_whose_vectors_drift_loses_retrieval_agreement():
     far = top_k(rng.normal(size=queries.shape), documents)
     assert top_k_overlap(reference, close) > 0.95 > 0.2 > top_k_overlap(reference, far)
     assert TOP_K == 10 and VARIANTS[-1] == "student · TFLite int8"
+
+
+def test_conll_documents_become_passages_cut_at_sentence_ends(tmp_path):
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for document in range(2):
+        for sentence in range(5):
+            lines += [f"w{document}{sentence}{k} NN O O" for k in range(12)] + [""]
+        lines += ["-DOCSTART- -X- -X- O", ""]
+    lines += ["short NN O O", ""]  # a last document too short to be a passage
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    passages = conll_passages(path, max_words=30)
+    # 60 words per document in sentences of 12: passages of 24 and 24 words; each document's 12-word tail and the
+    # one-word document are under MIN_PASSAGE_WORDS and dropped; tags never reach the text.
+    assert [len(p.split()) for p in passages] == [24, 24, 24, 24]
+    assert passages[0].split()[:13] == [f"w00{k}" for k in range(12)] + ["w010"]
+    assert passages[2].startswith("w100 ") and not any("NN" in p for p in passages)
