@@ -46,12 +46,14 @@ BUDGETS = {
 
 
 def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None = None,
-              progress: bool = True, students: Sequence[str] = ()) -> dict[str, Any]:
+              progress: bool = True, students: Sequence[str] = (),
+              student_label: str | None = None) -> dict[str, Any]:
     from tinybert_edge.data import DataSpec, sample
     from tinybert_edge.models import count_parameters, load_model, load_tokenizer
     from tinybert_edge.tasks import get_task
 
     budget = BUDGETS[budget_name]
+    student_label = student_label or task_table.DEFAULT_STUDENT
     started = time.perf_counter()
     run.mkdir(parents=True, exist_ok=True)
     task = get_task("token-classification")
@@ -59,7 +61,8 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     dev = task.read(DataSpec(path=str(data_dir / "valid.txt")))
     test = sample(task.read(DataSpec(path=str(data_dir / "test.txt"))), budget.test_examples, seed=0)
     log.info("ner: %d train, %d valid, %d test sentences; budget %s", len(train), len(dev), len(test), budget_name)
-    teacher, student = task_table.train_student(task, train, dev, run, budget, cache_dir, progress)
+    teacher, student = task_table.train_student(task, train, dev, run, budget, cache_dir, progress,
+                                                student_label)
     train_seconds = time.perf_counter() - started
 
     tokenizer = load_tokenizer(student)
@@ -76,13 +79,14 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     rows = task_table.table_rows(latency, scores, task.primary_metric)
     onnx = next((a.path for a in artifacts if a.format == "onnx"), None)
     compared = (task_table.compare_students(task, students, teacher, student, onnx, train, dev, encoded_test, parity,
-                                            run, budget, progress) if students else None)
+                                            run, budget, progress, own=student_label) if students else None)
     recorded = {"teacher fine-tuning": json.loads((teacher / "finetune.json").read_text())["seconds"],
                 "task distillation": sum(s.get("seconds") or 0.0 for s in json.loads(
                     (student / "distill.json").read_text())["stages"].values())}
     report = {"schema_version": 1, "suite": "ner", "budget": budget_name, "settings": task_table.budget_dict(budget),
               "data": str(data_dir), "train_examples": len(train), "dev_examples": len(dev),
-              "test_examples": len(test), "teacher_dir": str(teacher), "student_dir": str(student), "rows": rows,
+              "test_examples": len(test), "teacher_dir": str(teacher), "student_dir": str(student),
+              "student": {"label": student_label, "spec": task_table.STUDENTS[student_label]}, "rows": rows,
               "export_errors": errors, "iob_repairs": train.iob_repairs + dev.iob_repairs + test.iob_repairs,
               "recorded_training_seconds": recorded, "compared": compared, "train_seconds": round(train_seconds, 1),
               "total_seconds": round(time.perf_counter() - started, 1)}
@@ -98,7 +102,7 @@ def _why(report: dict[str, Any]):
             return (f"budget `{report['budget']}` fine-tunes the teacher on {settings['teacher_examples'] or 'all'} "
                     f"sentences for {settings['teacher_epochs']:g} epoch(s) and distils on "
                     f"{settings['distill_examples'] or 'all'} ({settings['intermediate_epochs']:g} + "
-                    f"{settings['prediction_epochs']:g} epochs); a 3-layer student recovers less of an "
+                    f"{settings['prediction_epochs']:g} epochs); the student recovers less of an "
                     "under-trained teacher's entity F1, and rare types (MISC) move F1 most")
         return ("dynamic int8 moves token logits most on rare entity types; entity F1 counts a whole entity wrong "
                 "for one flipped token, so it moves in larger steps than token agreement (see the agreement column)")
@@ -118,7 +122,7 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Any], str, list[str]]:
         f"CoNLL-2003 English, entity-level micro F1 (seqeval, conlleval's definition) on "
         f"{report['test_examples']} test sentences. **Budget `{report['budget']}`**: teacher (all-MiniLM-L6-v2 "
         f"fine-tuned as a tagger) on {s['teacher_examples'] or 'all'} of {report['train_examples']} train sentences "
-        f"for {s['teacher_epochs']:g} epoch(s); student `{task_table.STUDENT}` task-distilled on "
+        f"for {s['teacher_epochs']:g} epoch(s); student `{_student_spec(report)}` task-distilled on "
         f"{s['distill_examples'] or 'all'} ({s['intermediate_epochs']:g} epoch(s) intermediate layers, "
         f"{s['prediction_epochs']:g} prediction layer), checkpoint chosen on valid; max length {s['max_length']}, "
         f"first sub-token labelled. int8 artifacts parity-checked on valid by token agreement and entity F1 against "
@@ -146,6 +150,11 @@ def _per_type(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _student_spec(report: dict[str, Any]) -> str:
+    """The suite student's spec (reports written before `--student` existed hold the default)."""
+    return (report.get("student") or {}).get("spec", task_table.STUDENT)
+
+
 def _teacher_score(report: dict[str, Any]) -> float | None:
     teacher = next((r for r in report["rows"] if r["name"] == TEACHER_NAME), None)
     return teacher.get(teacher["primary_metric"]) if teacher else None
@@ -158,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "valid.txt and test.txt (IOB2)")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu", help="cpu: the reported budget; small: "
                         "minutes, to prove the chain end to end (default: cpu)")
+    parser.add_argument("--student", default=task_table.DEFAULT_STUDENT, choices=sorted(task_table.STUDENTS),
+                        help="the suite's own student: exported to int8 ONNX and TFLite, scored and held to the "
+                             f"targets (default: {task_table.DEFAULT_STUDENT}; another student needs its own --run)")
     parser.add_argument("--students", nargs="+", default=[], choices=sorted(task_table.STUDENTS),
-                        help="students to compare beside the suite's own (layers-2,4,6), each task-distilled on the "
+                        help="students to compare beside the suite's own (--student), each task-distilled on the "
                              "same budget from the same teacher: test metric, shape, GFLOPs, int8 ONNX p50")
     add_run_arguments(parser, "ner", "where the fine-tuned teacher is cached")
     return parser
@@ -171,7 +183,7 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
         if not all((data_dir / f"{name}.txt").is_file() for name in ("train", "valid", "test")):
             raise ConfigError(f"'{data_dir}' must hold CoNLL-2003 train.txt, valid.txt and test.txt; pass --data")
         return run_suite(data_dir, args.budget, folder, args.cache_dir, progress=not args.no_progress,
-                         students=args.students)
+                         students=args.students, student_label=args.student)
 
     report, command = suite_report(args, command, "ner", run)
     metrics, details, notes = render(report)

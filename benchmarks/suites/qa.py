@@ -92,13 +92,15 @@ def answer_latency(artifacts: Sequence[Any], student: Path, test: Any, run: Path
 
 
 def run_suite(data_file: Path, budget_name: str, run: Path, cache_dir: str | None = None,
-              progress: bool = True, students: Sequence[str] = ()) -> dict[str, Any]:
+              progress: bool = True, students: Sequence[str] = (),
+              student_label: str | None = None) -> dict[str, Any]:
     from tinybert_edge.data import sample
     from tinybert_edge.models import count_parameters, load_model, load_tokenizer
     from tinybert_edge.tasks import get_task
     from tinybert_edge.tasks.question_answering import load_squad, split_by_article
 
     budget = BUDGETS[budget_name]
+    student_label = student_label or task_table.DEFAULT_STUDENT
     started = time.perf_counter()
     run.mkdir(parents=True, exist_ok=True)
     task = get_task("question-answering")
@@ -107,7 +109,8 @@ def run_suite(data_file: Path, budget_name: str, run: Path, cache_dir: str | Non
     dev = sample(dev, 300, seed=0)  # checkpoint selection only
     test = sample(test, budget.test_examples, seed=0)
     log.info("qa: %d train, %d dev, %d test questions; budget %s", len(train), len(dev), len(test), budget_name)
-    teacher, student = task_table.train_student(task, train, dev, run, budget, cache_dir, progress)
+    teacher, student = task_table.train_student(task, train, dev, run, budget, cache_dir, progress,
+                                                student_label)
     train_seconds = time.perf_counter() - started
 
     tokenizer = load_tokenizer(student)
@@ -123,7 +126,7 @@ def run_suite(data_file: Path, budget_name: str, run: Path, cache_dir: str | Non
     rows = task_table.table_rows(latency, scores, task.primary_metric)
     onnx = next((a.path for a in artifacts if a.format == "onnx"), None)
     compared = (task_table.compare_students(task, students, teacher, student, onnx, train, dev, encoded_test, parity,
-                                            run, budget, progress) if students else None)
+                                            run, budget, progress, own=student_label) if students else None)
     answers = answer_latency(artifacts, student, test, run)
     recorded = {"teacher fine-tuning": json.loads((teacher / "finetune.json").read_text())["seconds"],
                 "task distillation": sum(s.get("seconds") or 0.0 for s in json.loads(
@@ -132,6 +135,7 @@ def run_suite(data_file: Path, budget_name: str, run: Path, cache_dir: str | Non
               "data": str(data_file), "train_examples": len(train), "dev_examples": len(dev),
               "test_examples": len(test), "test_features": len(encoded_test), "articles": len(full.articles()),
               "skipped_answers": full.skipped_answers, "teacher_dir": str(teacher), "student_dir": str(student),
+              "student": {"label": student_label, "spec": task_table.STUDENTS[student_label]},
               "rows": rows, "answer_latency": {k: v for k, v in answers.items() if not k.endswith("_ms")},
               "export_errors": errors, "recorded_training_seconds": recorded, "compared": compared,
               "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - started, 1)}
@@ -179,7 +183,7 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Metric], str, list[str]]:
         f"{report['test_examples']} test questions ({report['test_features']} features) of the last 10 articles; "
         f"official exact match and F1. **Budget `{report['budget']}`**: teacher (all-MiniLM-L6-v2 with start/end "
         f"heads) fine-tuned on {s['teacher_examples'] or 'all'} questions for {s['teacher_epochs']:g} epoch(s); "
-        f"student `{task_table.STUDENT}` task-distilled on {s['distill_examples'] or 'all'} "
+        f"student `{_student_spec(report)}` task-distilled on {s['distill_examples'] or 'all'} "
         f"({s['intermediate_epochs']:g} epoch(s) intermediate layers, {s['prediction_epochs']:g} prediction layer); "
         f"{LENGTH} tokens, document stride 128, n-best 20, answers of at most 30 tokens. int8 artifacts "
         "parity-checked on dev by the decoded answer per question and answer F1 against the PyTorch student. "
@@ -202,6 +206,11 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Metric], str, list[str]]:
     return metrics, details, notes
 
 
+def _student_spec(report: dict[str, Any]) -> str:
+    """The suite student's spec (reports written before `--student` existed hold the default)."""
+    return (report.get("student") or {}).get("spec", task_table.STUDENT)
+
+
 def _teacher_score(report: dict[str, Any]) -> float | None:
     teacher = next((r for r in report["rows"] if r["name"] == TEACHER_NAME), None)
     return teacher.get(teacher["primary_metric"]) if teacher else None
@@ -213,8 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default="../shared/data/squad/dev-v1.1.json", help="SQuAD v1.1 dev-v1.1.json")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu", help="cpu: the reported budget; small: "
                         "minutes, to prove the chain end to end (default: cpu)")
+    parser.add_argument("--student", default=task_table.DEFAULT_STUDENT, choices=sorted(task_table.STUDENTS),
+                        help="the suite's own student: exported to int8 ONNX and TFLite, scored and held to the "
+                             f"targets (default: {task_table.DEFAULT_STUDENT}; another student needs its own --run)")
     parser.add_argument("--students", nargs="+", default=[], choices=sorted(task_table.STUDENTS),
-                        help="students to compare beside the suite's own (layers-2,4,6), each task-distilled on the "
+                        help="students to compare beside the suite's own (--student), each task-distilled on the "
                              "same budget from the same teacher: test metric, shape, GFLOPs, int8 ONNX p50")
     add_run_arguments(parser, "qa", "where the fine-tuned teacher is cached")
     return parser
@@ -226,7 +238,7 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
         if not data_file.is_file():
             raise ConfigError(f"'{data_file}' is not a file; pass --data with SQuAD v1.1 dev-v1.1.json")
         return run_suite(data_file, args.budget, folder, args.cache_dir, progress=not args.no_progress,
-                         students=args.students)
+                         students=args.students, student_label=args.student)
 
     report, command = suite_report(args, command, "qa", run)
     metrics, details, notes = render(report)

@@ -31,6 +31,28 @@ PARITY_EXAMPLES = 256
 STUDENTS = {"layers-2,4,6": STUDENT,
             "tinybert4-teacher-pca": "from-teacher:tinybert-4l-312h@pca",
             "edge-4l-256h-teacher": "from-teacher:edge-4l-256h@pca"}
+# The suite's own student (`--student`): the one exported to int8 ONNX and TFLite, scored and held to the targets.
+DEFAULT_STUDENT = "layers-2,4,6"
+
+
+def student_dirs(run: Path, label: str) -> tuple[Path, Path]:
+    """(student folder, work folder) of a student in a run folder, wherever it is the suite's own or compared."""
+    if label == DEFAULT_STUDENT:
+        return run / "student", run / "work"
+    return run / "students" / label, run / "work-students" / label
+
+
+def check_run_student(run: Path, label: str) -> None:
+    """A run folder keeps one suite student's scores and latencies: another `--student` there is refused."""
+    if label not in STUDENTS:
+        raise ConfigError(f"unknown student {label!r}; available: {', '.join(STUDENTS)}")
+    marker = run / "suite-student.json"
+    held = json.loads(marker.read_text(encoding="utf-8"))["student"] if marker.is_file() else (
+        DEFAULT_STUDENT if (run / "scores.json").is_file() else None)
+    if held is not None and held != label:
+        raise ConfigError(f"the run folder '{run}' holds the results of --student {held}; pass --student {held} to "
+                          f"continue it, or another --run folder for --student {label}")
+    write_json_atomic(marker, {"student": label, "spec": STUDENTS[label]})
 
 
 @dataclass(frozen=True)
@@ -49,8 +71,9 @@ class TaskBudget:
 
 
 def train_student(task: Any, train: Any, dev: Any, run: Path, budget: TaskBudget, cache_dir: str | None,
-                  progress: bool) -> tuple[Path, Path]:
-    """The fine-tuned teacher (cached) and the distilled student folder (reused when already there)."""
+                  progress: bool, student: str | None = None) -> tuple[Path, Path]:
+    """The fine-tuned teacher (cached) and the distilled folder of the suite's student (a label of STUDENTS; reused
+    when already there)."""
     from tinybert_edge.config import FinetuneConfig
     from tinybert_edge.training.finetune import finetune
 
@@ -58,7 +81,9 @@ def train_student(task: Any, train: Any, dev: Any, run: Path, budget: TaskBudget
                                                            epochs=budget.teacher_epochs, max_length=budget.max_length,
                                                            learning_rate=budget.learning_rate),
                        cache_dir=cache_dir, progress=progress)
-    return teacher, distill_student(task, teacher, train, dev, run / "student", run / "work", STUDENT, budget,
+    student = student or DEFAULT_STUDENT
+    check_run_student(run, student)
+    return teacher, distill_student(task, teacher, train, dev, *student_dirs(run, student), STUDENTS[student], budget,
                                     progress)
 
 
@@ -251,7 +276,7 @@ def shape_label(folder: Path) -> str:
 
 def compare_students(task: Any, labels: Sequence[str], teacher: Path, student: Path, student_onnx: Path | None,
                      train: Any, dev: Any, encoded_test: Any, parity: Any, run: Path, budget: TaskBudget,
-                     progress: bool) -> dict[str, Any]:
+                     progress: bool, own: str | None = None) -> dict[str, Any]:
     """The suite's own student beside the `labels` of STUDENTS, each task-distilled on the same budget from the same
     teacher: test metric (PyTorch fp32), parameters, GFLOPs and shape, and the int8 ONNX p50 at the suite's length
     (batch 1, 2 threads; every student's int8 ONNX in one measurement, so the ratios are side by side).
@@ -268,12 +293,13 @@ def compare_students(task: Any, labels: Sequence[str], teacher: Path, student: P
         raise ConfigError(f"unknown student(s) {unknown}; available: {', '.join(STUDENTS)}")
     path = run / "compared.json"
     done: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    own = next(label for label, spec in STUDENTS.items() if spec == STUDENT)
+    own = own or DEFAULT_STUDENT
     folders = {own: student}
+    done["own"] = own
     for label in labels:
         if label != own:
-            folders[label] = distill_student(task, teacher, train, dev, run / "students" / label,
-                                             run / "work-students" / label, STUDENTS[label], budget, progress)
+            folders[label] = distill_student(task, teacher, train, dev, *student_dirs(run, label), STUDENTS[label],
+                                             budget, progress)
     for label, folder in folders.items():
         if label in done.get("students", {}):
             continue
@@ -314,7 +340,7 @@ def render_compared(compared: dict[str, Any] | None, teacher_score: float | None
     if not compared or not compared.get("students"):
         return {}, ""
     students, latency = compared["students"], compared.get("latency") or {}
-    own = next((label for label, e in students.items() if e["spec"] == STUDENT), None)
+    own = compared.get("own") or next((label for label, e in students.items() if e["spec"] == STUDENT), None)
     lines = [f"| student | how it was made | layers x width, heads x head width | params | GFLOPs @{length} | "
              f"test {metric_label} | share of teacher | ONNX int8 p50 ms @{length} | speed vs {own} |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]

@@ -23,6 +23,7 @@ def suite(tmp_path, monkeypatch):
                                   "intermediate_size": 32}))
     monkeypatch.setattr(task_table, "ENCODER", str(tiny_bert.save_encoder(tmp_path / "encoder")))
     monkeypatch.setattr(task_table, "STUDENT", "teacher-layers:2")
+    monkeypatch.setattr(task_table, "DEFAULT_STUDENT", "layers-2")
     monkeypatch.setattr(task_table, "STUDENTS", {"layers-2": "teacher-layers:2",
                                                  "narrow-teacher": f"from-teacher:{narrow}@pca"})
     return task_table
@@ -74,3 +75,31 @@ def test_an_unknown_student_is_refused_with_the_names_that_exist(tmp_path, suite
     with pytest.raises(ConfigError, match="unknown student.*'wide'.*available: layers-2, narrow-teacher"):
         suite.compare_students(None, ["wide"], tmp_path, tmp_path, None, None, None, None, None, tmp_path, None, False)
     assert not (tmp_path / "compared.json").exists()
+
+
+def test_another_suite_student_is_trained_in_its_own_folder_and_a_run_keeps_one(tmp_path, suite):
+    from tinybert_edge.errors import ConfigError
+    from tinybert_edge.models import load_tokenizer
+    from tinybert_edge.tasks import get_task
+
+    task = get_task("token-classification")
+    train, dev = synthetic(40, 0), synthetic(12, 1)
+    budget = suite.TaskBudget(teacher_examples=None, teacher_epochs=1.0, distill_examples=None,
+                              intermediate_epochs=1.0, prediction_epochs=1.0, test_examples=None, bench_seconds=0.05,
+                              max_length=32)
+    run = tmp_path / "run"
+    teacher, student = suite.train_student(task, train, dev, run, budget, str(tmp_path / "cache"), False,
+                                           "narrow-teacher")
+    assert student == run / "students" / "narrow-teacher" and not (run / "student").exists()
+    assert json.loads((student / "config.json").read_text())["hidden_size"] == 16
+    config = json.loads((student / "config.json").read_text())
+    encoded = task.encode(load_tokenizer(student), task.align(dev, config), 32)
+    compared = suite.compare_students(task, ["layers-2"], teacher, student, None, train, dev, encoded,
+                                      encoded.select(range(8)), run, budget, False, own="narrow-teacher")
+    assert compared["own"] == "narrow-teacher" and set(compared["students"]) == {"narrow-teacher", "layers-2"}
+    assert (run / "student" / "distill.json").is_file()  # the default student's folder, wherever it is compared
+    metrics, table = suite.render_compared(compared, 0.5, 32, "entity F1")
+    assert "layers-2 ONNX int8 speed vs narrow-teacher @ seq 32" in metrics and "speed vs narrow-teacher" in table
+    with pytest.raises(ConfigError, match="holds the results of --student narrow-teacher; pass --student "
+                                          "narrow-teacher to continue it, or another --run"):
+        suite.train_student(task, train, dev, run, budget, str(tmp_path / "cache"), False)
