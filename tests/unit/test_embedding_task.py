@@ -196,6 +196,19 @@ def test_agreement_is_the_same_nearest_neighbour():
     noisy = twice + np.array([[0, 0], [0, 1e-7], [0, 0], [0, 0]])
     assert task.predictions(twice)[2] != task.predictions(noisy)[2]
     assert task.agreement(twice, noisy) == 1.0
+    # a runner-up within NEIGHBOUR_TIE of the nearest is a tie; one further away is a disagreement
+    from tinybert_edge.tasks.embedding import NEIGHBOUR_TIE
+
+    def near_pair(gap: float) -> np.ndarray:  # row 0's nearest is row 1 (cosine 0.9), row 2 is `gap` less similar
+        angle_1, angle_2 = np.arccos(0.9), np.arccos(0.9 - gap)
+        return np.array([[1.0, 0.0, 0.0], [np.cos(angle_1), np.sin(angle_1), 0.0],
+                         [np.cos(angle_2), 0.0, np.sin(angle_2)], [0.0, 0.0, -1.0]])
+
+    for gap, agreed in ((NEIGHBOUR_TIE / 2, 1.0), (5 * NEIGHBOUR_TIE, 0.75)):
+        reference = near_pair(gap)
+        candidate = reference[[0, 2, 1, 3]]  # rows 1 and 2 swap vectors: row 0 now finds row 2 nearest
+        assert task.predictions(reference)[0] == 1 and task.predictions(candidate)[0] == 2
+        assert task.agreement(reference, candidate) == pytest.approx(agreed)
 
 
 # --- distillation ----------------------------------------------------------------------------------------------------

@@ -51,8 +51,12 @@ PAIR_COLUMNS = ("sentence2", "context", "paragraph", "document", "positive")
 #: Retrieval cut-offs reported by `metrics`.
 RECALL_AT = (1, 10)
 MRR_AT = 10
-#: Cosine difference under which two neighbours count as tied in `EmbeddingTask.agreement`.
-NEIGHBOUR_TIE = 1e-4
+#: Cosine difference under which two neighbours count as tied in `EmbeddingTask.agreement`: dynamic int8 moves a pair's
+#: cosine by ~0.006 at the median and 0.014 at the 90th percentile (a 3 x 384 MiniLM student on 249 STS-B dev texts,
+#: vectors at mean cosine 0.997 to fp32), so which of two neighbours within 0.01 of each other comes first is noise;
+#: 10% of those texts have a runner-up within 0.001 of their nearest. A broken export moves far more (and fails the
+#: cosine limit).
+NEIGHBOUR_TIE = 0.01
 ST_MODULES = "modules.json"
 
 
