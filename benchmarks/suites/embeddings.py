@@ -424,7 +424,33 @@ def measure_suite(args: argparse.Namespace, command: str) -> SuiteOutcome:
     details = "\n".join(f"{r['variant']}: STS-B {r['spearman']:.4f}, R@10 {r['recall@10']:.4f}, MRR@10 "
                         f"{r['mrr@10']:.4f}, {r['size_mb']} MB, p50 {r['p50_ms_b1_s128']:.2f} ms, "
                         f"{r['throughput_b32_s128_per_s']:.1f}/s at b32" for r in rows)
+    extra["report_markdown"] = render_report(rows, extra, metrics)
     return SuiteOutcome(metrics=metrics, extra=extra, details=details)
+
+
+def render_report(rows: Sequence[dict[str, Any]], extra: dict[str, Any], metrics: dict[str, Metric]) -> str:
+    """The README's table: one row per variant with the issue's columns, under a caption that states the budget."""
+    budget, corpus = extra["budget"], extra["corpus"]
+    lines = ["| model | STS-B dev Spearman | recall@10 | MRR@10 | size MB | p50 ms b1 @128 | per s b32 @128 | "
+             "peak RSS MB b32 | top-10 overlap with fp32 student |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        overlap = row.get(f"top{TOP_K}_overlap_with_fp32_student")
+        lines.append(f"| {row['variant']} | {row['spearman']:.4f} | {row['recall@10']:.3f} | {row['mrr@10']:.3f} | "
+                     f"{row['size_mb']:.1f} | {row['p50_ms_b1_s128']:.2f} | {row['throughput_b32_s128_per_s']:.1f} | "
+                     f"{row['peak_rss_mb_b32']:.0f} | {f'{overlap:.3f}' if overlap is not None else '—'} |")
+    index = rows[0]["index_mb_per_10k_docs"]
+    missed = [f"- missed: {name} = {m.value:.4g} (target {m.target:.4g})" for name, m in metrics.items()
+              if m.met is False]
+    return "\n".join([
+        "# Embeddings (all-MiniLM-L6-v2 distilled)", "",
+        f"Budget `{budget['name']}`: student `{budget['student']}` distilled on {corpus['texts']} unlabeled texts "
+        f"({', '.join(f'{k} {v}' for k, v in corpus['available'].items())}), {budget['intermediate_epochs']:g} "
+        f"intermediate and {budget['prediction_epochs']:g} prediction epoch(s) at up to {budget['max_length']} "
+        f"tokens; checkpoint chosen on {budget['selection_pairs']} STS-B train pairs. STS-B dev zero-shot; SQuAD v1.1 "
+        f"dev question -> paragraph search over {extra['squad']['paragraphs']} paragraphs, "
+        f"{extra['squad']['questions']} sampled questions. Latency in one subprocess per measurement, "
+        f"{extra['threads']} threads. Index size per 10k documents: {index['float32']} MB float32, "
+        f"{index['int8']} MB int8.", "", *lines, "", *missed])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,3 +50,25 @@ def test_conll_documents_become_passages_cut_at_sentence_ends(tmp_path):
     assert [len(p.split()) for p in passages] == [24, 24, 24, 24]
     assert passages[0].split()[:13] == [f"w00{k}" for k in range(12)] + ["w010"]
     assert passages[2].startswith("w100 ") and not any("NN" in p for p in passages)
+
+
+def test_the_report_table_has_a_row_per_variant_and_names_missed_targets():
+    from tinybert_edge.benchmarks.results import Metric
+    from tinybert_edge.benchmarks.suites.embeddings import render_report
+
+    rows = [{"variant": name, "spearman": 0.86, "recall@10": 0.9, "mrr@10": 0.7, "size_mb": 16.5,
+             "p50_ms_b1_s128": 3.9, "throughput_b32_s128_per_s": 237.8, "peak_rss_mb_b32": 271.0,
+             "index_mb_per_10k_docs": {"float32": 14.65, "int8": 3.7},
+             **({"top10_overlap_with_fp32_student": 0.936} if "int8" in name and "student" in name else {})}
+            for name in VARIANTS]
+    extra = {"budget": {"name": "cpu", "student": "teacher-layers:2,4,6", "intermediate_epochs": 1.0,
+                        "prediction_epochs": 2.0, "max_length": 256, "selection_pairs": 500},
+             "corpus": {"texts": 24024, "available": {"STS-B train": 10534}},
+             "squad": {"paragraphs": 2067, "questions": 1000}, "threads": 2}
+    metrics = {"speedup": Metric(1.5, "x", target=2.0), "share": Metric(0.99, "fraction", target=0.97)}
+    report = render_report(rows, extra, metrics)
+    table = [line for line in report.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(VARIANTS) and "| student · ONNX int8 | 0.8600 | 0.900 |" in report
+    assert table[1].endswith("| — |") and table[-1].endswith("| 0.936 |")
+    assert "14.65 MB float32, 3.7 MB int8" in report
+    assert "- missed: speedup = 1.5 (target 2)" in report and "share =" not in report
