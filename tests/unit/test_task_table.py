@@ -29,6 +29,12 @@ def suite(tmp_path, monkeypatch):
     return task_table
 
 
+def tiny_budget(suite):
+    """One epoch of each stage on all of the synthetic data, 32 tokens, a 50 ms latency measurement."""
+    return suite.TaskBudget(teacher_examples=None, teacher_epochs=1.0, distill_examples=None, intermediate_epochs=1.0,
+                            prediction_epochs=1.0, test_examples=None, bench_seconds=0.05, max_length=32)
+
+
 def test_compared_students_sit_beside_the_suites_own_and_a_rerun_trains_nothing(tmp_path, suite, monkeypatch):
     from tinybert_edge.distillation import task_distillation
     from tinybert_edge.models import load_tokenizer
@@ -36,9 +42,7 @@ def test_compared_students_sit_beside_the_suites_own_and_a_rerun_trains_nothing(
 
     task = get_task("token-classification")
     train, dev = synthetic(60, 0), synthetic(20, 1)
-    budget = suite.TaskBudget(teacher_examples=None, teacher_epochs=1.0, distill_examples=None,
-                              intermediate_epochs=1.0, prediction_epochs=1.0, test_examples=None, bench_seconds=0.05,
-                              max_length=32)
+    budget = tiny_budget(suite)
     run = tmp_path / "run"
     teacher, student = suite.train_student(task, train, dev, run, budget, str(tmp_path / "cache"), False)
     config = json.loads((student / "config.json").read_text())
@@ -84,9 +88,7 @@ def test_another_suite_student_is_trained_in_its_own_folder_and_a_run_keeps_one(
 
     task = get_task("token-classification")
     train, dev = synthetic(40, 0), synthetic(12, 1)
-    budget = suite.TaskBudget(teacher_examples=None, teacher_epochs=1.0, distill_examples=None,
-                              intermediate_epochs=1.0, prediction_epochs=1.0, test_examples=None, bench_seconds=0.05,
-                              max_length=32)
+    budget = tiny_budget(suite)
     run = tmp_path / "run"
     teacher, student = suite.train_student(task, train, dev, run, budget, str(tmp_path / "cache"), False,
                                            "narrow-teacher")
