@@ -88,29 +88,18 @@ def _tsv_column(path: Path, column: str) -> list[str]:
 
 
 def conll_passages(path: Path, max_words: int = PASSAGE_WORDS) -> list[str]:
-    """Paragraph-length texts from a CoNLL-2003 file's documents (-DOCSTART- splits them): consecutive sentences
-    joined up to `max_words` words, tags dropped."""
-    documents: list[list[list[str]]] = []
-    sentence: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            fields = line.split()
-            if not fields or fields[0] == "-DOCSTART-":
-                if sentence:
-                    documents[-1].append(sentence)
-                    sentence = []
-                if fields:
-                    documents.append([])
-                continue
-            if not documents:
-                documents.append([])
-            sentence.append(fields[0])
-    if sentence:
-        documents[-1].append(sentence)
+    """Paragraph-length texts from a CoNLL-2003 file's documents (read by the NER task's CoNLL reader; -DOCSTART-
+    splits them): consecutive sentences joined up to `max_words` words, tags dropped."""
+    from itertools import groupby
+
+    from tinybert_edge.data import DataSpec
+    from tinybert_edge.tasks.token_classification import read_conll
+
+    sentences, _, _, documents = read_conll(path, DataSpec(path=str(path)))
     passages = []
-    for document in documents:
+    for _, document in groupby(zip(documents, sentences), key=lambda pair: pair[0]):
         words: list[str] = []
-        for sentence in document:
+        for _, sentence in document:
             if words and len(words) + len(sentence) > max_words:
                 passages.append(" ".join(words))
                 words = []

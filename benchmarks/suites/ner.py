@@ -122,7 +122,7 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Any], str, list[str]]:
         f"CoNLL-2003 English, entity-level micro F1 (seqeval, conlleval's definition) on "
         f"{report['test_examples']} test sentences. **Budget `{report['budget']}`**: teacher (all-MiniLM-L6-v2 "
         f"fine-tuned as a tagger) on {s['teacher_examples'] or 'all'} of {report['train_examples']} train sentences "
-        f"for {s['teacher_epochs']:g} epoch(s); student `{_student_spec(report)}` task-distilled on "
+        f"for {s['teacher_epochs']:g} epoch(s); student `{task_table.suite_student_spec(report)}` task-distilled on "
         f"{s['distill_examples'] or 'all'} ({s['intermediate_epochs']:g} epoch(s) intermediate layers, "
         f"{s['prediction_epochs']:g} prediction layer), checkpoint chosen on valid; max length {s['max_length']}, "
         f"first sub-token labelled. int8 artifacts parity-checked on valid by token agreement and entity F1 against "
@@ -150,11 +150,6 @@ def _per_type(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _student_spec(report: dict[str, Any]) -> str:
-    """The suite student's spec (reports written before `--student` existed hold the default)."""
-    return (report.get("student") or {}).get("spec", task_table.STUDENT)
-
-
 def _teacher_score(report: dict[str, Any]) -> float | None:
     teacher = next((r for r in report["rows"] if r["name"] == TEACHER_NAME), None)
     return teacher.get(teacher["primary_metric"]) if teacher else None
@@ -167,12 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "valid.txt and test.txt (IOB2)")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu", help="cpu: the reported budget; small: "
                         "minutes, to prove the chain end to end (default: cpu)")
-    parser.add_argument("--student", default=task_table.DEFAULT_STUDENT, choices=sorted(task_table.STUDENTS),
-                        help="the suite's own student: exported to int8 ONNX and TFLite, scored and held to the "
-                             f"targets (default: {task_table.DEFAULT_STUDENT}; another student needs its own --run)")
-    parser.add_argument("--students", nargs="+", default=[], choices=sorted(task_table.STUDENTS),
-                        help="students to compare beside the suite's own (--student), each task-distilled on the "
-                             "same budget from the same teacher: test metric, shape, GFLOPs, int8 ONNX p50")
+    task_table.add_student_arguments(parser)
     add_run_arguments(parser, "ner", "where the fine-tuned teacher is cached")
     return parser
 

@@ -183,7 +183,7 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Metric], str, list[str]]:
         f"{report['test_examples']} test questions ({report['test_features']} features) of the last 10 articles; "
         f"official exact match and F1. **Budget `{report['budget']}`**: teacher (all-MiniLM-L6-v2 with start/end "
         f"heads) fine-tuned on {s['teacher_examples'] or 'all'} questions for {s['teacher_epochs']:g} epoch(s); "
-        f"student `{_student_spec(report)}` task-distilled on {s['distill_examples'] or 'all'} "
+        f"student `{task_table.suite_student_spec(report)}` task-distilled on {s['distill_examples'] or 'all'} "
         f"({s['intermediate_epochs']:g} epoch(s) intermediate layers, {s['prediction_epochs']:g} prediction layer); "
         f"{LENGTH} tokens, document stride 128, n-best 20, answers of at most 30 tokens. int8 artifacts "
         "parity-checked on dev by the decoded answer per question and answer F1 against the PyTorch student. "
@@ -206,11 +206,6 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Metric], str, list[str]]:
     return metrics, details, notes
 
 
-def _student_spec(report: dict[str, Any]) -> str:
-    """The suite student's spec (reports written before `--student` existed hold the default)."""
-    return (report.get("student") or {}).get("spec", task_table.STUDENT)
-
-
 def _teacher_score(report: dict[str, Any]) -> float | None:
     teacher = next((r for r in report["rows"] if r["name"] == TEACHER_NAME), None)
     return teacher.get(teacher["primary_metric"]) if teacher else None
@@ -222,12 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default="../shared/data/squad/dev-v1.1.json", help="SQuAD v1.1 dev-v1.1.json")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu", help="cpu: the reported budget; small: "
                         "minutes, to prove the chain end to end (default: cpu)")
-    parser.add_argument("--student", default=task_table.DEFAULT_STUDENT, choices=sorted(task_table.STUDENTS),
-                        help="the suite's own student: exported to int8 ONNX and TFLite, scored and held to the "
-                             f"targets (default: {task_table.DEFAULT_STUDENT}; another student needs its own --run)")
-    parser.add_argument("--students", nargs="+", default=[], choices=sorted(task_table.STUDENTS),
-                        help="students to compare beside the suite's own (--student), each task-distilled on the "
-                             "same budget from the same teacher: test metric, shape, GFLOPs, int8 ONNX p50")
+    task_table.add_student_arguments(parser)
     add_run_arguments(parser, "qa", "where the fine-tuned teacher is cached")
     return parser
 

@@ -42,6 +42,21 @@ def student_dirs(run: Path, label: str) -> tuple[Path, Path]:
     return run / "students" / label, run / "work-students" / label
 
 
+def add_student_arguments(parser: Any) -> None:
+    """The task suites' --student (their own student) and --students (those compared beside it)."""
+    parser.add_argument("--student", default=DEFAULT_STUDENT, choices=sorted(STUDENTS),
+                        help="the suite's own student: exported to int8 ONNX and TFLite, scored and held to the "
+                             f"targets (default: {DEFAULT_STUDENT}; another student needs its own --run)")
+    parser.add_argument("--students", nargs="+", default=[], choices=sorted(STUDENTS),
+                        help="students to compare beside the suite's own (--student), each task-distilled on the "
+                             "same budget from the same teacher: test metric, shape, GFLOPs, int8 ONNX p50")
+
+
+def suite_student_spec(report: dict[str, Any]) -> str:
+    """The spec of a task suite report's own student (reports written before `--student` existed hold STUDENT)."""
+    return (report.get("student") or {}).get("spec", STUDENT)
+
+
 def check_run_student(run: Path, label: str) -> None:
     """A run folder keeps one suite student's scores and latencies: another `--student` there is refused."""
     if label not in STUDENTS:

@@ -114,13 +114,15 @@ def _column(value: str | None, default: int, what: str, flag: str) -> int:
                         "0-based column index (negative counts from the end: -1 is the last column)") from None
 
 
-def read_conll(path: Path, spec: Any) -> tuple[list[list[str]], list[list[str]], list[int]]:
+def read_conll(path: Path, spec: Any) -> tuple[list[list[str]], list[list[str]], list[int], list[int]]:
     """CoNLL-style columns: one token a line, whitespace-separated columns, a blank line between sentences,
     -DOCSTART- lines skipped. The token is column `spec.text_column` (default 0), the tag `spec.label_column`
-    (default the last). Returns words, tags and each sentence's first line number."""
+    (default the last). Returns words, tags, each sentence's first line number and its document (the count of
+    -DOCSTART- lines before it)."""
     token_col = _column(spec.text_column, 0, "the token column", "--text-column")
     tag_col = _column(spec.label_column, -1, "the tag column", "--label-column")
-    sentences, tags, lines = [], [], []
+    sentences, tags, lines, documents = [], [], [], []
+    document = 0
     words: list[str] = []
     labels: list[str] = []
     columns: tuple[int, int] | None = None  # (count, line of the first token line)
@@ -131,8 +133,9 @@ def read_conll(path: Path, spec: Any) -> tuple[list[list[str]], list[list[str]],
                 fields = line.split()
                 if not fields or fields[0] == "-DOCSTART-":
                     if words:
-                        sentences.append(words), tags.append(labels), lines.append(start)
+                        sentences.append(words), tags.append(labels), lines.append(start), documents.append(document)
                     words, labels = [], []
+                    document += bool(fields)
                     continue
                 if columns is None:
                     columns = (len(fields), number)
@@ -152,8 +155,8 @@ def read_conll(path: Path, spec: Any) -> tuple[list[list[str]], list[list[str]],
         raise DataError(f"{path}: byte {exc.start} is not valid {spec.encoding}; pass the file's encoding "
                         "(--encoding latin-1)") from exc
     if words:
-        sentences.append(words), tags.append(labels), lines.append(start)
-    return sentences, tags, lines
+        sentences.append(words), tags.append(labels), lines.append(start), documents.append(document)
+    return sentences, tags, lines, documents
 
 
 def _pick_field(header: Sequence[str], chosen: str | None, guesses: Sequence[str], path: Path, flag: str) -> str:
@@ -220,7 +223,7 @@ def read_token_data(spec: Any) -> TokenClassificationData:
         raise DataError(f"data path '{path}' is a directory, not a {fmt} file; pass the file itself with --data")
     try:
         if fmt == "conll":
-            sentences, raw_tags, lines = read_conll(path, spec)
+            sentences, raw_tags, lines, _ = read_conll(path, spec)
             where = [f"{path}:{line}" for line in lines]
         else:
             header, rows, where = _read_rows(path, spec, fmt)
