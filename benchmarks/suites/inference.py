@@ -8,6 +8,10 @@ For one student, in one run:
   fused export), per-tensor weights, u8 weights, the unfused export quantized dynamically, static QDQ calibrated on
   dev texts with int8 (S8S8) and uint8 (U8S8) activations, keep-fp32 for the head and for the embeddings, and
   optimum's ORTQuantizer preset as the anchor;
+- the peers' own int8 routes for the same student, with their tools' defaults: optimum's preset (above), OpenVINO's
+  NNCF post-training int8 (`model_type=TRANSFORMER`, calibrated on the same texts as static int8) run by OpenVINO,
+  and litert-torch + ai-edge-quantizer at one length run by LiteRT; with `--tflite`, our int8 TFLite beside them,
+  and our fastest int8 path inside the int8 budget against the fastest of those peers;
 - each variant's labels on every dev text (batch 1, unpadded, as the runtime runs them) against the PyTorch fp32
   student's, and its dev accuracy;
 - p50 latency (the median of the rounds' p50s) of each variant at batch 1 and 8 x seq 64 and 128 (real dev rows
@@ -50,6 +54,11 @@ GRID = ((1, 64), (1, 128), (8, 64), (8, 128))
 HEADLINE = (1, 128)
 ORT_FP32 = "ONNX Runtime fp32 (fused export)"
 FFN_OUTPUT_FP32 = "dynamic, FFN output projections kept fp32"
+OURS_TFLITE = "our TFLite int8 (LiteRT)"
+OPENVINO_INT8 = "OpenVINO int8 (NNCF, calibrated)"
+LITERT_DEFAULTS = "litert-torch + ai-edge-quantizer defaults (LiteRT, one length)"
+# The int8 routes a user would take with each peer's own tool and defaults (issue 18's anchors).
+INT8_PEERS = (ANCHOR, OPENVINO_INT8, LITERT_DEFAULTS)
 
 
 def _ort_session(file: Path, threads: int, config: Mapping[str, str] | None = None, level: str = "all"):
@@ -138,6 +147,34 @@ def fp32_peers(work: Path, threads: int) -> tuple[dict[str, Any], dict[str, Any]
     return peers, notes
 
 
+def int8_peers(student: Path, work: Path, threads: int, calibration: list[dict[str, np.ndarray]],
+               litert_length: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same student made int8 by the peers' own tools with their defaults (besides optimum's, built with the
+    variants): OpenVINO's NNCF calibrated on `calibration` from the unfused export, and litert-torch +
+    ai-edge-quantizer at one length; sessions by name, and why any was not built."""
+    from tinybert_edge.benchmarks.suites.converters import litert_default_int8, openvino_nncf_int8
+    from tinybert_edge.runtime.sessions import open_session
+
+    plans = {
+        OPENVINO_INT8: (work / "openvino-nncf-int8" / "model.xml", "openvino",
+                        lambda out: openvino_nncf_int8(work / "onnx-fp32-unfused", calibration, out)),
+        LITERT_DEFAULTS: (work / "litert-defaults" / f"model_int8_seq{litert_length}.tflite", "litert",
+                          lambda out: litert_default_int8(student, litert_length, out)),
+    }
+    sessions: dict[str, Any] = {}
+    notes: dict[str, Any] = {}
+    for name, (out, backend, build) in plans.items():
+        try:
+            if not out.is_file():
+                build(out)
+            sessions[name] = open_session(backend, out, threads)
+            notes[name] = {"measured": True, "artifact": str(out)}
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot be built is recorded, the others measured
+            notes[name] = {"measured": False, "reason": f"{type(exc).__name__}: {exc}"}
+            log.warning("%s: %s", name, notes[name]["reason"])
+    return sessions, notes
+
+
 def ffn_output_nodes(onnx_folder: Path) -> list[str]:
     """The FFN output projections (`layer.N.output.dense`, after GELU, whose input has the widest range of any
     GEMM in BERT) of an export, by node name."""
@@ -218,6 +255,12 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
 
     sessions = {name: _ort_session(file, threads) for name, file in files.items()}
     peers, peer_notes = fp32_peers(work, threads)
+    longest = max(seq for _, seq in GRID)
+    others, other_notes = int8_peers(student, work, threads, calibration, longest)
+    if tflite:
+        from tinybert_edge.runtime.sessions import open_session
+
+        others[OURS_TFLITE] = open_session("litert", tflite, threads)
     settings = {}
     if BASELINE in files:
         settings = {
@@ -227,7 +270,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
         }
     agreement, accuracy = {}, {}
     runners = {**{name: (lambda row, s=session: s.run(None, _feed(s, row))[0]) for name, session in sessions.items()},
-               **{name: peer.run for name, peer in peers.items()}}
+               **{name: peer.run for name, peer in {**peers, **others}.items()}}
     for name, runner in runners.items():
         got = labels_of(runner, rows)
         agreement[name] = float(np.mean(got == torch_labels))
@@ -241,7 +284,9 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
     for batch, seq in GRID:
         feed_rows = {k: v[:batch] for k, v in fixed[seq].items()}
         calls = {name: (lambda s=s: s.run(None, _feed(s, feed_rows))) for name, s in everything.items()}
-        calls.update({name: (lambda peer=peer: peer.run(feed_rows)) for name, peer in peers.items()})
+        calls.update({name: (lambda peer=peer: peer.run(feed_rows)) for name, peer in {**peers, **others}.items()
+                      # the defaults file has one length: its rows at shorter lengths would be padded to it
+                      if name != LITERT_DEFAULTS or seq == longest})
         measured = timed_rounds(calls, rounds, calls_per_round)
         for name, by_round in measured.items():
             # p50_ms is the median of the rounds' p50s: a burst from another process lands in a few rounds and
@@ -267,6 +312,12 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
     head = f"b{HEADLINE[0]}/s{HEADLINE[1]}"
     ours = [n for n in in_budget if n != ANCHOR]
     best = min(ours, key=lambda n: latency[n][head]["p50_ms"]) if ours else None
+    # Our fastest int8 path in the budget (an ONNX variant or our TFLite) against the fastest peer route.
+    paths = ours + [n for n in (OURS_TFLITE,) if n in others and agreement[n] >= AGREEMENT_TARGET and (
+        torch_accuracy is None or accuracy[n] is None or (torch_accuracy - accuracy[n]) * 100 <= ACCURACY_BUDGET_POINTS)]
+    fastest_path = min(paths, key=lambda n: latency[n][head]["p50_ms"]) if paths else None
+    measured_peers = [n for n in INT8_PEERS if head in latency.get(n, {})]
+    fastest_peer = min(measured_peers, key=lambda n: latency[n][head]["p50_ms"]) if measured_peers else None
 
     profiles = {}
     for name in dict.fromkeys(n for n in (BASELINE, best) if n in files):
@@ -281,6 +332,9 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
         p50 = latency[name][head]["p50_ms"]
         metrics[f"p50 @ {head}, {name} (baseline: current default)"] = Metric(
             p50, "ms", direction="lower_is_better", baseline=base_p50)
+    for name in others:
+        metrics[f"p50 @ {head}, {name} (baseline: current default)"] = Metric(
+            latency[name][head]["p50_ms"], "ms", direction="lower_is_better", baseline=base_p50)
     for name in peers:
         metrics[f"p50 @ {head}, {name} (baseline: ONNX Runtime fp32)"] = Metric(
             latency[name][head]["p50_ms"], "ms", direction="lower_is_better",
@@ -290,7 +344,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
         if accuracy[name] is not None:
             metrics[f"dev accuracy, {name}"] = Metric(accuracy[name], "fraction", baseline=torch_accuracy,
                                                       target=torch_accuracy - ACCURACY_BUDGET_POINTS / 100)
-    for name in (BASELINE, best):
+    for name in dict.fromkeys((BASELINE, best, fastest_path)):
         if name and roofline.get(name, {}).get(head) is not None:
             metrics[f"fraction of the int8 GEMM roofline @ {head}, {name}"] = Metric(roofline[name][head], "fraction",
                                                                                    target=0.5)
@@ -298,6 +352,11 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
         metrics[f"p50 @ {head}, fastest variant in budget ({best}) vs {ANCHOR}"] = Metric(
             latency[best][head]["p50_ms"], "ms", direction="lower_is_better", baseline=latency[ANCHOR][head]["p50_ms"],
             target=latency[ANCHOR][head]["p50_ms"])
+    if fastest_path and fastest_peer:
+        peer_p50 = latency[fastest_peer][head]["p50_ms"]
+        metrics[f"p50 @ {head}, our fastest int8 path in budget ({fastest_path}) vs the fastest peer int8 route "
+                f"({fastest_peer})"] = Metric(latency[fastest_path][head]["p50_ms"], "ms",
+                                              direction="lower_is_better", baseline=peer_p50, target=peer_p50)
 
     extra = {
         "student": str(student), "texts": len(texts), "data": data, "split": split, "threads": threads,
@@ -306,6 +365,7 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
         "not_built": errors, "agreement_with_pytorch": agreement, "accuracy": accuracy,
         "pytorch_accuracy": torch_accuracy, "latency": latency, "roofline_fraction": roofline, "gemm_peak": peak,
         "in_budget": in_budget, "fastest_in_budget": best, "profiles": profiles, "fp32_peers": peer_notes,
+        "int8_peers": other_notes, "fastest_path_in_budget": fastest_path, "fastest_peer": fastest_peer,
         "load_average": os.getloadavg(), "environment": environment(),
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -340,7 +400,7 @@ def render_markdown(extra: Mapping[str, Any]) -> str:
         acc = extra["accuracy"].get(name)
         fraction = (extra["roofline_fraction"].get(name) or {}).get("b1/s128")
         out.append(f"| {name} | {'—' if agree is None else f'{agree:.2%}'} | {'—' if acc is None else f'{acc:.2%}'} | "
-                   + " | ".join(f"{by_point[p]['p50_ms']:.3f}" for p in points)
+                   + " | ".join(f"{by_point[p]['p50_ms']:.3f}" if p in by_point else "—" for p in points)
                    + f" | {'—' if fraction is None else f'{fraction:.1%}'} |")
     return "\n".join(out) + "\n" + render_profile_markdown(extra["profiles"])
 
@@ -349,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tinybert_edge.benchmarks.suites.inference",
                                      description="int8 ONNX levers and operator profiles of one student")
     parser.add_argument("--student", required=True, help="the student model folder")
-    parser.add_argument("--tflite", default=None, help="the student's int8 .tflite (recorded in the profiles)")
+    parser.add_argument("--tflite", default=None, help="the student's int8 .tflite from export_tflite: measured as one of our "
+                        "paths (labels, latency) and recorded in the profiles")
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--split", default="dev", choices=["all", "train", "dev", "test"])
     parser.add_argument("--encoding-errors", default="replace", choices=["strict", "replace", "ignore"])

@@ -138,3 +138,55 @@ def test_ffn_output_projections_are_found_by_node_name(exports):
 
     nodes = ffn_output_nodes(exports["fused"])
     assert nodes == [f"/bert/encoder/layer.{i}/output/dense/MatMul" for i in range(2)]
+
+
+def test_openvino_nncf_int8_peer_is_calibrated_int8_and_keeps_the_labels(exports, rows, tmp_path):
+    pytest.importorskip("nncf")
+    import openvino as ov
+
+    from tinybert_edge.benchmarks.suites.converters import openvino_nncf_int8
+    from tinybert_edge.runtime.sessions import open_session
+
+    ir = openvino_nncf_int8(exports["plain"], rows[:12], tmp_path / "ov" / "model.xml")
+    assert ir.is_file() and ir.with_suffix(".bin").is_file()
+    ops = {op.get_type_name() for op in ov.Core().read_model(str(ir)).get_ops()}
+    assert "FakeQuantize" in ops  # NNCF's int8 marks; without calibration there would be none
+    int8 = open_session("openvino", ir.parent, 1)  # the folder's only .xml
+    fp32 = open_session("onnxruntime", exports["plain"], 1)
+    got = np.array([int8.run(row)[0].argmax() for row in rows])
+    want = np.array([fp32.run(row)[0].argmax() for row in rows])
+    assert np.mean(got == want) >= 0.9
+    with pytest.raises(ValueError, match="calibration"):
+        openvino_nncf_int8(exports["plain"], [], tmp_path / "none" / "model.xml")
+
+
+def test_openvino_session_names_a_missing_ir(tmp_path):
+    pytest.importorskip("openvino")
+    from tinybert_edge.errors import ModelError
+    from tinybert_edge.runtime.sessions import open_session
+
+    with pytest.raises(ModelError, match=r"model\.xml' does not exist.*\.bin beside it"):
+        open_session("openvino", tmp_path / "model.xml", 1)
+
+
+def test_int8_peers_are_built_once_and_a_failed_one_is_recorded(tiny, exports, rows, tmp_path):
+    pytest.importorskip("nncf")
+    import shutil
+
+    from tinybert_edge.benchmarks.suites import inference
+
+    shutil.copytree(exports["plain"], tmp_path / "onnx-fp32-unfused")
+    sessions, notes = inference.int8_peers(tiny, tmp_path, 1, rows[:8], BUCKETS[-1])
+    assert set(sessions) == {inference.OPENVINO_INT8, inference.LITERT_DEFAULTS}
+    assert all(note["measured"] for note in notes.values())
+    built = (tmp_path / "openvino-nncf-int8" / "model.xml").stat().st_mtime_ns
+    row = {k: np.pad(v, ((0, 0), (0, BUCKETS[-1] - v.shape[1]))) for k, v in rows[0].items()}
+    assert sessions[inference.LITERT_DEFAULTS].run(row).shape == (1, _bert_config().num_labels)
+    # A second run reuses the built artifacts; without the unfused export the OpenVINO peer is recorded, not fatal.
+    shutil.rmtree(tmp_path / "onnx-fp32-unfused")
+    sessions, notes = inference.int8_peers(tiny, tmp_path, 1, rows[:8], BUCKETS[-1])
+    assert (tmp_path / "openvino-nncf-int8" / "model.xml").stat().st_mtime_ns == built
+    shutil.rmtree(tmp_path / "openvino-nncf-int8")
+    sessions, notes = inference.int8_peers(tiny, tmp_path, 1, rows[:8], BUCKETS[-1])
+    assert inference.OPENVINO_INT8 not in sessions and notes[inference.OPENVINO_INT8]["measured"] is False
+    assert "onnx-fp32-unfused" in notes[inference.OPENVINO_INT8]["reason"]

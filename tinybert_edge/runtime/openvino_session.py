@@ -28,14 +28,27 @@ def cpu_capabilities(core: Any) -> list[str]:
     return [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
 
 
+def _model_file(path: Path) -> Path:
+    """An OpenVINO IR `.xml` (given, or the only one in a folder), else the folder's .onnx."""
+    from tinybert_edge.artifacts import onnx_file
+
+    if path.suffix == ".xml":
+        if not path.is_file():
+            raise ModelError(f"'{path}' does not exist; pass an OpenVINO IR .xml (with its .bin beside it) or an ONNX "
+                             "file or folder")
+        return path
+    irs = sorted(path.glob("*.xml")) if path.is_dir() else []
+    return irs[0] if len(irs) == 1 else onnx_file(path)
+
+
 class OpenVinoSession(InferenceSession):
-    """An .onnx file (or a folder holding exactly one) compiled by OpenVINO for the CPU at `precision`."""
+    """An .onnx file, an OpenVINO IR .xml (e.g. NNCF's int8), or a folder holding exactly one of either, compiled by
+    OpenVINO for the CPU at `precision` (the precision of whatever the model itself does not fix: an int8 IR runs
+    its quantized operations in int8 and the rest at `precision`)."""
 
     backend = "openvino"
 
     def __init__(self, path: Path, threads: int | None = None, task: Any = None, precision: str = "fp32") -> None:
-        from tinybert_edge.artifacts import onnx_file
-
         super().__init__(path, threads, task)
         if precision not in PRECISIONS:
             raise ConfigError(f"precision = {precision!r} is not allowed; allowed: {', '.join(PRECISIONS)}")
@@ -50,7 +63,7 @@ class OpenVinoSession(InferenceSession):
         config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
-        file = onnx_file(Path(path))
+        file = _model_file(Path(path))
         try:
             self.compiled = core.compile_model(core.read_model(str(file)), "CPU", config)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own untyped errors for unloadable graphs
