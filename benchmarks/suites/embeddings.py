@@ -14,7 +14,8 @@ TFLite file has 128- and 256-token signatures). Columns:
   recall@10, MRR@10, on a seeded sample of the questions (the budget says how many), and for each int8 artifact its
   retrieval agreement with the fp32 student: the mean overlap of the two top-10 paragraph lists per question;
 - model size, p50 latency at batch 1 / 128 tokens and throughput at batch 32 / 128 tokens (ONNX Runtime or PyTorch,
-  one subprocess per measurement, same threads), peak RSS of that process, and the index size per 10k documents.
+  one subprocess per measurement, same threads; the median of the budget's rotated rounds), peak RSS of that
+  process, and the index size per 10k documents.
 The student learns from unlabeled text only: sentences of GLUE's STS-B, MRPC and RTE train sets and SST-2 train,
 and news passages of CoNLL-2003 train (none of them is evaluated on), TinyBERT's intermediate losses then the MSE of
 the sentence vectors.
@@ -35,7 +36,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -71,13 +72,16 @@ class Budget:
     # paragraphs of up to 256 tokens, which short sentences alone never teach the student.
     passages: int | None = None
     max_length: int = 256
+    # Latency rounds, the variants in a rotated order each round: a burst of other work lands on every variant alike
+    # instead of on whichever was measured then (one pass put the anchor at 8.4 ms in one run and 16.1 in another).
+    latency_rounds: int = 3
 
 
 BUDGETS = {
     "cpu": Budget(corpus_texts=22_000, intermediate_epochs=1.0, prediction_epochs=2.0, questions=1_000,
                   selection_pairs=500),
     "smoke": Budget(corpus_texts=300, intermediate_epochs=0.5, prediction_epochs=0.5, questions=100,
-                    selection_pairs=64, min_seconds=0.5, passages=40, max_length=128),
+                    selection_pairs=64, min_seconds=0.5, passages=40, max_length=128, latency_rounds=1),
 }
 
 
@@ -269,6 +273,28 @@ def latency(backend: str, path: Path, tokenizer: Any, texts: Sequence[str], budg
     return result
 
 
+def rotated_latency(paths: Mapping[str, tuple[str, Path]], tokenizer: Any, texts: Sequence[str], budget: Budget,
+                    threads: int) -> dict[str, dict]:
+    """`latency` of every variant in `budget.latency_rounds` rounds, the variants in a rotated order each round;
+    per batch: the median of the rounds' p50s and throughputs, the highest peak RSS, and each round's p50."""
+    from tinybert_edge.benchmarks.rounds import rotated
+
+    by_round: dict[str, list[dict]] = {name: [] for name in paths}
+    for index in range(budget.latency_rounds):
+        for name in rotated(list(paths), index):
+            backend, path = paths[name]
+            by_round[name].append(latency(backend, path, tokenizer, texts, budget, threads))
+    pooled = {}
+    for name, rounds in by_round.items():
+        pooled[name] = {batch: {"p50_ms": float(np.median([r[batch]["p50_ms"] for r in rounds])),
+                                "throughput_per_s": float(np.median([r[batch]["throughput_per_s"] for r in rounds])),
+                                "peak_rss_mb": max(r[batch]["peak_rss_mb"] for r in rounds),
+                                "samples": sum(r[batch]["samples"] for r in rounds),
+                                "round_p50_ms": [r[batch]["p50_ms"] for r in rounds]}
+                        for batch in rounds[0]}
+    return pooled
+
+
 def _size_mb(path: Path) -> float:
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.suffix in (".onnx", ".safetensors")]
     return round(sum(p.stat().st_size for p in files) / 2**20, 2)
@@ -357,8 +383,7 @@ def measure_suite(args: argparse.Namespace, command: str) -> SuiteOutcome:
     speed_paths = {VARIANTS[0]: ("torch", teacher_copy), VARIANTS[1]: ("onnxruntime", teacher_int8),
                    VARIANTS[2]: ("torch", student_dir), VARIANTS[3]: ("onnxruntime", onnx["int8"].model_file),
                    VARIANTS[4]: ("litert", tflite.model_file)}
-    speed = {name: latency(backend, path, tokenizer, sts_dev.texts, budget, args.threads)
-             for name, (backend, path) in speed_paths.items()}
+    speed = rotated_latency(speed_paths, tokenizer, sts_dev.texts, budget, args.threads)
     sizes = {VARIANTS[0]: _size_mb(teacher_copy / "model.safetensors"), VARIANTS[1]: _size_mb(teacher_int8),
              VARIANTS[2]: _size_mb(student_dir / "model.safetensors"), VARIANTS[3]: _size_mb(onnx["int8"].model_file),
              VARIANTS[4]: _size_mb(tflite.model_file)}

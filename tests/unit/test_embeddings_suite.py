@@ -72,3 +72,28 @@ def test_the_report_table_has_a_row_per_variant_and_names_missed_targets():
     assert table[1].endswith("| — |") and table[-1].endswith("| 0.936 |")
     assert "14.65 MB float32, 3.7 MB int8" in report
     assert "- missed: speedup = 1.5 (target 2)" in report and "share =" not in report
+
+
+def test_latency_rounds_rotate_the_variants_and_take_the_median_round(monkeypatch):
+    from dataclasses import replace
+
+    from tinybert_edge.benchmarks.suites import embeddings
+
+    calls = []
+    # The variant measured first in a round is slowed by a burst of other work (12 ms instead of its usual value).
+    usual = {"a": 2.0, "b": 4.0, "c": 8.0}
+
+    def fake_latency(backend, path, tokenizer, texts, budget, threads):
+        first = len(calls) % 3 == 0
+        calls.append(path)
+        p50 = 12.0 if first else usual[path]
+        return {"b1": {"p50_ms": p50, "throughput_per_s": 1000 / p50, "peak_rss_mb": 50.0 + len(calls), "samples": 10}}
+
+    monkeypatch.setattr(embeddings, "latency", fake_latency)
+    budget = replace(embeddings.BUDGETS["cpu"], latency_rounds=3)
+    speed = embeddings.rotated_latency({name: ("onnxruntime", name) for name in "abc"}, None, [], budget, 1)
+    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    # Each variant met the burst in exactly one round; the median round is its usual value.
+    assert {name: speed[name]["b1"]["p50_ms"] for name in "abc"} == usual
+    assert speed["a"]["b1"]["round_p50_ms"] == [12.0, 2.0, 2.0] and speed["a"]["b1"]["samples"] == 30
+    assert speed["a"]["b1"]["peak_rss_mb"] == 50.0 + 8  # the highest of its rounds (its last call was the 8th)
