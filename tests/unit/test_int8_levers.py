@@ -190,3 +190,18 @@ def test_int8_peers_are_built_once_and_a_failed_one_is_recorded(tiny, exports, r
     sessions, notes = inference.int8_peers(tiny, tmp_path, 1, rows[:8], BUCKETS[-1])
     assert inference.OPENVINO_INT8 not in sessions and notes[inference.OPENVINO_INT8]["measured"] is False
     assert "onnx-fp32-unfused" in notes[inference.OPENVINO_INT8]["reason"]
+
+
+def test_the_int8_budget_and_the_fastest_route_at_a_point():
+    from tinybert_edge.benchmarks.suites.inference import fastest, within_budget
+
+    assert within_budget(0.995, 0.801, 0.805)  # agreement on its limit, 0.4 points of accuracy lost
+    assert not within_budget(0.994, 0.805, 0.805)  # labels flip too often
+    assert not within_budget(1.0, 0.799, 0.805)  # 0.6 points of accuracy lost
+    assert within_budget(0.996, None, None)  # no gold labels: agreement alone
+    latency = {"ours onnx": {"b1/s128": {"p50_ms": 4.7}}, "ours tflite": {"b1/s128": {"p50_ms": 3.4}},
+               "openvino": {"b1/s128": {"p50_ms": 4.4}}, "litert defaults": {"b1/s64": {"p50_ms": 1.0}}}
+    assert fastest(["ours onnx", "ours tflite"], latency, "b1/s128") == "ours tflite"
+    # A peer not measured at the point (one-length file) or not built at all is not the fastest there.
+    assert fastest(["openvino", "litert defaults", "not built"], latency, "b1/s128") == "openvino"
+    assert fastest(["not built"], latency, "b1/s128") is None
