@@ -465,7 +465,7 @@ def _why_retained(column: dict[str, Any], budget: dict[str, Any], budget_name: s
              "(the `gpu` budget)")
     if budget_name == "gpu":
         return (f"why: even the paper's budget left this gap here; the teacher (all-MiniLM-L6, 6 x 384) is smaller "
-                f"than BERT-base, so a 3-layer student of it keeps less of its capacity; {column['dev_examples']} dev "
+                f"than BERT-base, so a 3- or 4-layer student of it keeps less of its capacity; {column['dev_examples']} dev "
                 "examples")
     return (f"why: the `{budget_name}` budget fine-tunes the teacher on {column.get('teacher_train_examples')} "
             f"examples and distils on {budget.get('distill_examples') or 'all'} of the {column['train_examples']} "

@@ -151,7 +151,8 @@ def _why(report: dict[str, Any]):
             return (f"budget `{report['budget']}` fine-tunes the teacher on {settings['teacher_examples'] or 'all'} "
                     f"questions for {settings['teacher_epochs']:g} epoch(s) and distils on "
                     f"{settings['distill_examples'] or 'all'}; without SQuAD's 87k-question train file (not available "
-                    "offline) a 3-layer student recovers less of the teacher's span skill")
+                    f"offline) the student (`{task_table.suite_student_spec(report)}`) recovers less of the "
+                    "teacher's span skill")
         if "answer" in name:
             return (f"an answer took {report['answer_latency'].get('mean_windows', 0):.2f} windows on average "
                     "(contexts longer than a window cost a call each) plus tokenization and decoding in Python")
