@@ -116,6 +116,19 @@ def test_cached_teacher_logits_and_seeded_student_give_identical_students(teache
     assert _same_weights(tmp_path / "a", tmp_path / "b") < 1e-5  # cached logits = the teacher run every step
 
 
+def test_caching_the_teacher_logits_logs_its_progress_off_a_terminal(teacher, data, tmp_path, caplog, monkeypatch):
+    from tinybert_edge.training import loop
+
+    monkeypatch.setattr(loop, "PROGRESS_LOG_SECONDS", 0.0)  # every batch of the pass logs its line
+    common = dict(TINY, intermediate_epochs=0, prediction_epochs=0.5, student=_student_json(tmp_path, heads=2))
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        distill(teacher, data[0], data[1], tmp_path / "s", DistillConfig(cache_teacher_logits=True, **common),
+                progress=False)
+    assert "the teacher's outputs on 48 examples, computed once" in caplog.text
+    # batches of 4 x batch_size = 64 rows: one pass covers the 48 examples and says so with its ETA
+    assert "teacher outputs: 48/48, ETA 0m00s" in caplog.text
+
+
 # ------------------------------------------------------------------ general distillation
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -193,7 +194,8 @@ def distill(
             t0 = time.perf_counter()
             with torch.autocast(device_type=device.type, dtype=precision.dtype or torch.float32,
                                 enabled=precision.autocast):  # the precision the stage trains in
-                cached_logits = teacher_outputs_for(task, teacher_model, encoded_train, device, config.batch_size)
+                cached_logits = teacher_outputs_for(task, teacher_model, encoded_train, device, config.batch_size,
+                                                    progress=progress)
             cache_seconds = time.perf_counter() - t0
         spec = LoopSpec(name="prediction", epochs=config.prediction_epochs, eval_every=config.eval_every,
                         learning_rate=config.prediction_learning_rate or config.learning_rate, **common)
@@ -248,18 +250,24 @@ def _check_resume(work: Path, settings: dict[str, Any], resume: bool, is_main: b
         write_json_atomic(saved_path, settings)
 
 
-def teacher_outputs_for(task, teacher_model, encoded, device, batch_size: int):
+def teacher_outputs_for(task, teacher_model, encoded, device, batch_size: int, progress: bool = False):
     """The teacher's output arrays for every example of `encoded`, in its order (length-sorted batches, inference
-    mode). Per-token outputs are kept at the longest example's length, so any batch's rows can be sliced out."""
+    mode). Per-token outputs are kept at the longest example's length, so any batch's rows can be sliced out.
+    Progress: a bar on a terminal, else a plain line at least every 30 s (minutes for long QA windows)."""
     import numpy as np
     import torch
+    from tqdm.auto import tqdm
 
-    from tinybert_edge.training.loop import batch_to_tensors
+    from tinybert_edge.training.loop import ProgressLog, batch_to_tensors
 
     order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")
     longest = max(len(ids) for ids in encoded.input_ids)
+    log.info("prediction: the teacher's outputs on %d examples, computed once and reused every epoch", len(order))
+    bar = tqdm(total=len(order), desc="teacher outputs", unit="example",
+               disable=not progress or not sys.stderr.isatty(), dynamic_ncols=True)
+    heartbeat = ProgressLog("teacher outputs", 0, len(order), enabled=bar.disable)
     result = None
-    with torch.inference_mode():
+    with torch.inference_mode(), bar:
         for start in range(0, len(order), batch_size * 4):
             chosen = order[start : start + batch_size * 4].tolist()
             outputs = task.forward(teacher_model, batch_to_tensors(encoded.collate(chosen), device)).float()
@@ -270,6 +278,8 @@ def teacher_outputs_for(task, teacher_model, encoded, device, batch_size: int):
                 result[chosen, : outputs.shape[1]] = outputs
             else:
                 result[chosen] = outputs
+            bar.update(len(chosen))
+            heartbeat.update(start + len(chosen))
     return result.clone()  # a normal tensor: inference-mode tensors cannot take part in autograd
 
 
