@@ -136,7 +136,7 @@ def run_suite(data_file: Path, budget_name: str, run: Path, cache_dir: str | Non
               "test_examples": len(test), "test_features": len(encoded_test), "articles": len(full.articles()),
               "skipped_answers": full.skipped_answers, "teacher_dir": str(teacher), "student_dir": str(student),
               "student": {"label": student_label, "spec": task_table.STUDENTS[student_label]},
-              "rows": rows, "answer_latency": {k: v for k, v in answers.items() if not k.endswith("_ms")},
+              "rows": rows, "answer_latency": {k: v for k, v in answers.items() if k not in ("answer_ms", "call_ms")},
               "export_errors": errors, "recorded_training_seconds": recorded, "compared": compared,
               "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - started, 1)}
     write_json_atomic(run / "report.json", report)

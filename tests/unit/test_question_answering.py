@@ -365,6 +365,35 @@ def test_export_parity_and_a_bundle_that_answers_like_pytorch(answerer):
         load_bundle(bundle).predict((" ".join(["the"] * 40), "great film"))
 
 
+def test_a_bundle_reads_windows_at_the_exported_length_not_the_tokenizer_configs(answerer, tmp_path):
+    """A QA model exported at 32 tokens whose tokenizer config says 16 (as all-MiniLM's says 128 for a 384-token QA
+    export): the bundle reads 32-token windows unless the user asks for another length."""
+    from tinybert_edge.app.bundle import package
+    from tinybert_edge.converters import ExportConfig, export
+    from tinybert_edge.converters.chain import parity_examples
+
+    encoded, described, _ = parity_examples(answerer / "student", synthetic(40, 1), max_length=32)
+    artifacts = tmp_path / "artifacts"
+    export(answerer / "student", artifacts, formats=("onnx",), config=ExportConfig(sequence_buckets=(32,)),
+           parity_encoded=encoded, parity_description=described)
+    for config_file in artifacts.rglob("tokenizer_config.json"):
+        config = json.loads(config_file.read_text())
+        config_file.write_text(json.dumps({**config, "max_length": 16, "model_max_length": 16}))
+    pair = ("the film", " ".join(["the film was"] * 12) + " great")
+    for asked, expected in ((None, 32), (16, 16)):
+        bundle = package(artifacts, tmp_path / f"bundle-{asked}", runtimes=("onnxruntime",), max_length=asked)
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        assert manifest["tokenizer"]["max_length"] == expected
+        windows = get_task("qa").runtime_encode(load_bundle_tokenizer(bundle), pair, 0, manifest)
+        assert max(len(w.input_ids) for w in windows) == expected
+
+
+def load_bundle_tokenizer(bundle: Path):
+    from tinybert_edge.runtime.bundle import load_bundle
+
+    return load_bundle(bundle, model="onnxruntime").tokenizer
+
+
 def test_an_export_with_a_corrupted_answer_head_fails_the_answer_level_parity(answerer, tmp_path):
     """The ONNX export with its start/end head's weights shuffled: the parity check refuses it on the decoded answers
     alone (logit limits switched off), naming the answer agreement and the answer F1; the export as made passes."""

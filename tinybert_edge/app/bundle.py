@@ -199,7 +199,11 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], *, token
     token_dir = _tokenizer_folder(artifacts, tokenizer)
     buckets = sorted({int(b) for a in artifacts if a.format == "tflite" for b in a.metadata.get("sequence_buckets", [])})
     settings = TokenizerSettings.from_hf_folder(token_dir)
-    limit = max_length or settings.max_length
+    # Unasked, read inputs up to the longest length the artifacts were exported and checked at, when that is beyond
+    # the tokenizer's own limit: a QA model exported at 384 tokens must see 384-token windows, not the tokenizer
+    # config's 128 (which would double its windows and calls).
+    exported = max((int(b) for a in artifacts for b in a.metadata.get("sequence_buckets", [])), default=0)
+    limit = max_length or max(settings.max_length, exported)
     if buckets:
         limit = min(limit, buckets[-1])
     # An ExecuTorch program takes lengths up to the one it was exported for.
