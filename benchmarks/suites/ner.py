@@ -118,7 +118,8 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Any], str, list[str]]:
     compared_metrics, compared_table = task_table.render_compared(
         report.get("compared"), _teacher_score(report), LENGTH, "entity F1")
     metrics.update({f"{name}{label}": metric for name, metric in compared_metrics.items()})
-    notes = task_table.missed_notes(metrics, _why(report))
+    notes = task_table.missed_notes(metrics, _why(report)) + task_table.export_error_notes(
+        report.get("export_errors"))
     s = report["settings"]
     recorded = report.get("recorded_training_seconds") or {}
     caption = (

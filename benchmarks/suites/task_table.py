@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, latency_ms, peak_rss_mb
@@ -257,6 +258,17 @@ def render_table(rows: Sequence[dict[str, Any]], length: int, metric_label: str,
 def missed_notes(metrics: dict[str, Metric], why: Callable[[str, Metric], str]) -> list[str]:
     return [f"missed: {name} = {metric.value:.3g} {metric.unit} (target {metric.target:g}); why: {why(name, metric)}"
             for name, metric in metrics.items() if metric.met is False]
+
+
+ARTIFACT_NAMES = {"onnx-int8": "ONNX int8", "tflite-int8": "TFLite int8", "onnx-fp32": "ONNX fp32"}
+
+
+def export_error_notes(errors: Mapping[str, str] | None) -> list[str]:
+    """A line for each artifact the export chain refused (a parity gate, a converter failure), so that a row missing
+    from the table is explained under it; the staging folder's path is left out of the reason."""
+    return [f"not in the table: {ARTIFACT_NAMES.get(name, name)}, refused by the export chain: "
+            + re.sub(r" ?'[^']*\.partial'", "", error)
+            for name, error in (errors or {}).items()]
 
 
 def budget_dict(budget: TaskBudget) -> dict[str, Any]:

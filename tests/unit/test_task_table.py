@@ -105,3 +105,13 @@ def test_another_suite_student_is_trained_in_its_own_folder_and_a_run_keeps_one(
     with pytest.raises(ConfigError, match="holds the results of --student narrow-teacher; pass --student "
                                           "narrow-teacher to continue it, or another --run"):
         suite.train_student(task, train, dev, run, budget, str(tmp_path / "cache"), False)
+
+
+def test_an_artifact_the_export_refused_is_named_under_the_table():
+    from tinybert_edge.benchmarks.suites.task_table import export_error_notes
+
+    notes = export_error_notes({"onnx-int8": "ParityError: onnxruntime artifact 'runs/x/artifacts/.onnx-int8.ab12.partial' "
+                                             "disagrees with torch on 256 examples: f1_vs_reference 0.93 < 0.95"})
+    assert notes == ["not in the table: ONNX int8, refused by the export chain: ParityError: onnxruntime artifact "
+                     "disagrees with torch on 256 examples: f1_vs_reference 0.93 < 0.95"]
+    assert export_error_notes({}) == [] and export_error_notes(None) == []
