@@ -254,8 +254,9 @@ def teacher_int8_onnx(teacher_copy: Path, out: Path) -> Path:
 
 
 def latency(backend: str, path: Path, tokenizer: Any, texts: Sequence[str], budget: Budget, threads: int) -> dict:
-    """p50 at batch 1 and throughput at batch 32, 128 tokens (real STS-B sentences padded/cut to 128), one
-    subprocess each (tinybert_edge.benchmarks.latency.measure), with that process's peak RSS."""
+    """One measurement dict (`Measurement.to_dict`, every timed call kept) at batch 1 and at batch 32, 128 tokens
+    (real STS-B sentences padded/cut to 128), one subprocess each (tinybert_edge.benchmarks.latency.measure), with
+    that process's peak RSS."""
     from tinybert_edge.benchmarks.config import BenchConfig
     from tinybert_edge.benchmarks.latency import measure
     from tinybert_edge.tasks.embedding import TextEmbeddingData, encode_texts
@@ -268,31 +269,32 @@ def latency(backend: str, path: Path, tokenizer: Any, texts: Sequence[str], budg
         m = measure(backend, path, inputs, config, batch_size=batch)
         if m.error:
             raise ConfigError(f"measuring {path} in {backend} at batch {batch} failed: {m.error}")
-        result[f"b{batch}"] = {"p50_ms": m.stats.p50_ms, "throughput_per_s": m.stats.throughput_per_s,
-                               "peak_rss_mb": m.peak_rss_mb, "samples": len(m.samples_ms)}
+        result[f"b{batch}"] = m.to_dict()
     return result
 
 
 def rotated_latency(paths: Mapping[str, tuple[str, Path]], tokenizer: Any, texts: Sequence[str], budget: Budget,
                     threads: int) -> dict[str, dict]:
-    """`latency` of every variant in `budget.latency_rounds` rounds, the variants in a rotated order each round;
-    per batch: the median of the rounds' p50s and throughputs, the highest peak RSS, and each round's p50."""
-    from tinybert_edge.benchmarks.rounds import rotated
+    """`latency` of every variant in `budget.latency_rounds` rounds, the variants in a rotated order each round, and
+    per batch the rounds pooled as the bench pools them (`rounds.pool_measurements`): p50 and throughput of every
+    timed call together, the highest peak RSS, and each round's p50."""
+    from tinybert_edge.benchmarks.rounds import pool_measurements, rotated
 
     by_round: dict[str, list[dict]] = {name: [] for name in paths}
     for index in range(budget.latency_rounds):
         for name in rotated(list(paths), index):
             backend, path = paths[name]
             by_round[name].append(latency(backend, path, tokenizer, texts, budget, threads))
-    pooled = {}
+    speed: dict[str, dict] = {}
     for name, rounds in by_round.items():
-        pooled[name] = {batch: {"p50_ms": float(np.median([r[batch]["p50_ms"] for r in rounds])),
-                                "throughput_per_s": float(np.median([r[batch]["throughput_per_s"] for r in rounds])),
-                                "peak_rss_mb": max(r[batch]["peak_rss_mb"] for r in rounds),
-                                "samples": sum(r[batch]["samples"] for r in rounds),
-                                "round_p50_ms": [r[batch]["p50_ms"] for r in rounds]}
-                        for batch in rounds[0]}
-    return pooled
+        speed[name] = {}
+        for batch in rounds[0]:
+            pooled = pool_measurements([r[batch] for r in rounds])
+            speed[name][batch] = {"p50_ms": pooled["stats"]["p50_ms"],
+                                  "throughput_per_s": pooled["stats"]["throughput_per_s"],
+                                  "peak_rss_mb": pooled["peak_rss_mb"], "samples": len(pooled["samples_ms"]),
+                                  "round_p50_ms": pooled["round_p50_ms"]}
+    return speed
 
 
 def _size_mb(path: Path) -> float:

@@ -77,6 +77,7 @@ def test_the_report_table_has_a_row_per_variant_and_names_missed_targets():
 def test_latency_rounds_rotate_the_variants_and_take_the_median_round(monkeypatch):
     from dataclasses import replace
 
+    from tinybert_edge.benchmarks.stats import LatencyStats
     from tinybert_edge.benchmarks.suites import embeddings
 
     calls = []
@@ -87,13 +88,15 @@ def test_latency_rounds_rotate_the_variants_and_take_the_median_round(monkeypatc
         first = len(calls) % 3 == 0
         calls.append(path)
         p50 = 12.0 if first else usual[path]
-        return {"b1": {"p50_ms": p50, "throughput_per_s": 1000 / p50, "peak_rss_mb": 50.0 + len(calls), "samples": 10}}
+        stats = LatencyStats.from_samples([p50] * 10).summary()
+        return {"b1": {"batch_size": 1, "samples_ms": [p50] * 10, "stats": stats, "peak_rss_mb": 50.0 + len(calls),
+                       "error": None}}
 
     monkeypatch.setattr(embeddings, "latency", fake_latency)
     budget = replace(embeddings.BUDGETS["cpu"], latency_rounds=3)
     speed = embeddings.rotated_latency({name: ("onnxruntime", name) for name in "abc"}, None, [], budget, 1)
     assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
-    # Each variant met the burst in exactly one round; the median round is its usual value.
+    # Each variant met the burst in exactly one round; the p50 of its pooled calls is its usual value.
     assert {name: speed[name]["b1"]["p50_ms"] for name in "abc"} == usual
     assert speed["a"]["b1"]["round_p50_ms"] == [12.0, 2.0, 2.0] and speed["a"]["b1"]["samples"] == 30
     assert speed["a"]["b1"]["peak_rss_mb"] == 50.0 + 8  # the highest of its rounds (its last call was the 8th)
