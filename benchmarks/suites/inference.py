@@ -327,7 +327,8 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
     ours = [n for n in in_budget if n != ANCHOR]
     best = fastest(ours, latency, head)
     # Our fastest int8 path in the budget (an ONNX variant or our TFLite) against the fastest peer route.
-    fastest_path = fastest(ours + [n for n in (OURS_TFLITE,) if n in others and budget_ok(n)], latency, head)
+    tflite_ok = OURS_TFLITE in others and budget_ok(OURS_TFLITE)
+    fastest_path = fastest(ours + ([OURS_TFLITE] if tflite_ok else []), latency, head)
     fastest_peer = fastest(INT8_PEERS, latency, head)
 
     profiles = {}
