@@ -100,7 +100,9 @@ def test_resume_follows_the_uninterrupted_path(encoded, tmp_path, accumulation):
     interrupted = _Interrupt(_classification_loss(first), at=5 * accumulation + 1)
     with pytest.raises(KeyboardInterrupt):
         run_loop(spec, first, interrupted, encoded, device=CPU, work_dir=tmp_path, digest="abc", progress=False)
-    assert load_checkpoint(tmp_path / "stage.ckpt", "abc")["step"] == 5
+    saved = load_checkpoint(tmp_path / "stage.ckpt", "abc")
+    assert saved["step"] == 5
+    assert saved["totals"]["examples"] == 5 * 8 and saved["totals"]["seconds"] > 0
 
     # A fresh process starts from other weights: the checkpoint must bring everything back.
     resumed = tiny_bert.classifier(seed=99, layers=2, hidden=32, heads=2, dropout=0.1)
@@ -108,6 +110,9 @@ def test_resume_follows_the_uninterrupted_path(encoded, tmp_path, accumulation):
                       resume=True, digest="abc", progress=False)
     assert result.steps == 12
     assert [h["step"] for h in result.history] == list(range(6, 13))
+    # The summary covers the whole stage, the part before the checkpoint included, not only the resumed steps.
+    assert result.examples == 12 * 8
+    assert result.seconds > saved["totals"]["seconds"]
     _assert_same_weights(reference, resumed, atol=1e-6)
 
 

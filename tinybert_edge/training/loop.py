@@ -96,6 +96,8 @@ class LoopSpec:
 @dataclass
 class LoopResult:
     steps: int
+    # The stage's whole cost, resumed runs included (from the checkpoint's totals; the steps an interruption lost
+    # after the last checkpoint are not counted, since their work was redone).
     seconds: float
     examples: int
     best_score: float | None = None
@@ -283,6 +285,8 @@ def run_loop(
     checkpoint = work_dir / f"{spec.name}.ckpt" if work_dir else None
     log_path = work_dir / f"{spec.name}.jsonl" if work_dir else None
     start_step, best_score, best_step, best_state = 0, None, None, None
+    # What the steps before the checkpoint cost (a resumed stage reports its whole time, examples and evaluations).
+    before = {"seconds": 0.0, "examples": 0, "evaluation_seconds": 0.0}
     torch.manual_seed(spec.seed)
     random.seed(spec.seed)
     if context.world > 1:
@@ -302,6 +306,7 @@ def run_loop(
         start_step = int(state["step"])
         best_score, best_step = state.get("best_score"), state.get("best_step")
         best_state = state.get("best_module")
+        before.update(state.get("totals") or {})
         log.info("%s: resumed from %s at step %d of %d", spec.name, checkpoint, start_step, total_steps)
 
     compute = _data_parallel(module, loss_fn, context, device)  # every process starts from rank 0's weights
@@ -374,8 +379,11 @@ def run_loop(
                     best_state = copy.deepcopy(module.state_dict())
             if checkpoint and spec.checkpoint_every and done % spec.checkpoint_every == 0 and done < total_steps:
                 _check_finite(pending, spec.name, checkpoint, context)  # never a checkpoint of non-finite weights
+                totals = {"seconds": before["seconds"] + time.perf_counter() - started,
+                          "examples": before["examples"] + examples,
+                          "evaluation_seconds": before["evaluation_seconds"] + evaluation_seconds}
                 save_checkpoint(checkpoint, module, optimizer, scheduler, done, digest, best_score, best_step, best_state,
-                                scaler, context)
+                                scaler, context, totals)
     finally:
         bar.close()
         if log_handle:
@@ -384,9 +392,9 @@ def run_loop(
         module.load_state_dict(best_state)
     module.eval()
     return LoopResult(
-        steps=total_steps, seconds=time.perf_counter() - started, examples=examples,
-        best_score=best_score, best_step=best_step, history=history, precision=precision.name,
-        evaluation_seconds=evaluation_seconds,
+        steps=total_steps, seconds=before["seconds"] + time.perf_counter() - started,
+        examples=int(before["examples"]) + examples, best_score=best_score, best_step=best_step, history=history,
+        precision=precision.name, evaluation_seconds=before["evaluation_seconds"] + evaluation_seconds,
     )
 
 
@@ -442,7 +450,9 @@ def _rng_state() -> dict:
 
 def save_checkpoint(path: Path, module, optimizer, scheduler, step: int, digest: str,
                     best_score=None, best_step=None, best_state=None, scaler=None,
-                    context: DistributedContext = DistributedContext()) -> None:
+                    context: DistributedContext = DistributedContext(), totals: dict | None = None) -> None:
+    """Everything a resumed run needs to continue as if never stopped; `totals` is what the steps so far cost
+    (seconds, examples, evaluation seconds), so a resumed stage reports its whole cost, not its last part's."""
     rank_rng = None
     if context.world > 1:  # every process's generators, so that each resumes its own dropout stream
         import torch.distributed as dist
@@ -465,6 +475,7 @@ def save_checkpoint(path: Path, module, optimizer, scheduler, step: int, digest:
         "best_step": best_step,
         "best_module": best_state,
         "rank_rng": rank_rng,
+        "totals": totals or {},
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
