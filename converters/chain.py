@@ -220,9 +220,18 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
                 if ("onnx", "fp32") not in made:
                     raise TinyBertEdgeError(f"onnx-int8 is quantized from onnx-fp32, which failed: "
                                             f"{(errors or {}).get('onnx-fp32')}")
-                made[fmt, precision] = quantize_onnx(made["onnx", "fp32"], target,
-                                                     qconfig or QuantizationConfig.for_this_cpu(),
-                                                     parity=check(precision))
+                settings = qconfig or QuantizationConfig.for_this_cpu()
+                if settings.min_agreement is not None:
+                    from tinybert_edge.converters.gate import quantize_onnx_to_agreement
+
+                    parity = check(precision)
+                    if parity is None:
+                        raise ConfigError("QuantizationConfig.min_agreement needs parity examples to search on; "
+                                          "leave verify on and give parity_batches (the user's dev data)")
+                    made[fmt, precision] = quantize_onnx_to_agreement(made["onnx", "fp32"], target, parity, settings)
+                else:
+                    made[fmt, precision] = quantize_onnx(made["onnx", "fp32"], target, settings,
+                                                         parity=check(precision))
             elif fmt == "onnx-text":
                 from tinybert_edge.converters.onnx_text_export import export_onnx_text
 

@@ -68,6 +68,10 @@ class QuantizationConfig:
     Presets follow optimum's `AutoQuantizationConfig` and ONNX Runtime's guidance per instruction set; use
     `for_this_cpu()` to pick one for the machine that runs the export (it records why in `reason`).
     `keep_fp32` names model modules (e.g. "embeddings", "classifier", "encoder.layer.0") whose operators stay fp32.
+    `min_agreement` (dynamic mode): the share of the parity examples on which int8 must decide as the reference
+    does (the task's decision: a label, a tag, an answer); below it, the nodes whose int8 moves the outputs most are
+    kept fp32 one at a time until it is met (converters.gate.quantize_onnx_to_agreement). None (the default)
+    quantizes every node and leaves the judgement to the parity thresholds.
     """
 
     preset: str = "custom"
@@ -81,6 +85,7 @@ class QuantizationConfig:
     activation_type: str = "uint8"
     calibration_method: str = "minmax"
     calibration_examples: int = 128
+    min_agreement: float | None = None
 
     def __post_init__(self) -> None:
         check_choice(None, "weight_type", self.weight_type, WEIGHT_TYPES, quoted=False)
@@ -88,6 +93,11 @@ class QuantizationConfig:
         check_choice(None, "activation_type", self.activation_type, ACTIVATION_TYPES, quoted=False)
         check_choice(None, "calibration_method", self.calibration_method, CALIBRATION_METHODS, quoted=False)
         check_number(None, "calibration_examples", self.calibration_examples, minimum=1, integer=True)
+        check_number(None, "min_agreement", self.min_agreement, minimum=0.0, maximum=1.0, exclusive=True,
+                     optional=True)
+        if self.min_agreement is not None and self.mode != "dynamic":
+            raise invalid(None, "min_agreement", self.min_agreement,
+                          "None with mode='static' (the agreement search keeps nodes fp32 in dynamic int8)")
         if self.mode == "dynamic" and self.activation_type != "uint8":
             raise invalid(None, "activation_type", self.activation_type,
                           "uint8 with mode='dynamic' (ONNX Runtime quantizes activations to uint8 at run time); "

@@ -123,6 +123,8 @@ class ParityCheck:
     # The encoded examples the batches hold, in order (tinybert_edge.data.EncodedData), when they are the task's
     # own data: then the report also carries the task's metrics of agreement (Task.parity_metrics).
     encoded: Any = None
+    # The reference's outputs on `batches`, computed by the first `measure` and reused by the next ones.
+    _reference_outputs: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.batches = list(self.batches)
@@ -141,6 +143,19 @@ class ParityCheck:
         if candidate._task is None:  # an artifact exported from the reference serves its task (its metadata
             candidate._task = self.reference.task  # may not be written yet)
         report = verify_parity(self.reference, candidate, self.batches, self.thresholds, self.encoded)
+        return dataclasses.replace(report, inputs=self.inputs)
+
+    def measure(self, candidate: InferenceSession) -> ParityReport:
+        """The report `run` would give, without raising on a miss, the reference's outputs computed once per check:
+        for searches that compare many candidates (the int8 agreement search, converters.gate)."""
+        task = self.reference.task
+        feeds = [_model_inputs(batch) for batch in self.batches]
+        masks = [feed["attention_mask"] for feed in feeds]
+        if self._reference_outputs is None:
+            self._reference_outputs = task.concatenate([self.reference.run(feed) for feed in feeds], masks)
+        outputs = task.concatenate([candidate.run(feed) for feed in feeds], masks)
+        report = compare_logits(self._reference_outputs, outputs, self.thresholds, self.reference.backend,
+                                candidate.backend, task, self.encoded)
         return dataclasses.replace(report, inputs=self.inputs)
 
 

@@ -6,7 +6,9 @@
 For one student, in one run:
 - int8 ONNX variants built in the work folder: the current default (dynamic, the preset `for_this_cpu` picks, on the
   fused export), per-tensor weights, u8 weights, the unfused export quantized dynamically, static QDQ calibrated on
-  dev texts with int8 (S8S8) and uint8 (U8S8) activations, keep-fp32 for the head and for the embeddings, and
+  dev texts with int8 (S8S8) and uint8 (U8S8) activations, keep-fp32 for the head and for the embeddings, the
+  agreement search (the nodes whose int8 moves the outputs most kept fp32 until 99.5% agreement is shown on 2,000
+  calibration texts; only with --calibration-data, so that it never chooses on the texts it is judged on), and
   optimum's ORTQuantizer preset as the anchor;
 - the peers' own int8 routes for the same student, with their tools' defaults: optimum's preset (above), OpenVINO's
   NNCF post-training int8 (`model_type=TRANSFORMER`, calibrated on the same texts as static int8) run by OpenVINO,
@@ -54,6 +56,9 @@ GRID = ((1, 64), (1, 128), (8, 64), (8, 128))
 HEADLINE = (1, 128)
 ORT_FP32 = "ONNX Runtime fp32 (fused export)"
 FFN_OUTPUT_FP32 = "dynamic, FFN output projections kept fp32"
+# converters.gate.quantize_onnx_to_agreement on calibration texts apart from the dev texts it is judged on.
+AGREEMENT_SEARCH = "dynamic, sensitive nodes kept fp32 (agreement search on calibration texts)"
+SEARCH_TEXTS = 2000
 OURS_TFLITE = "our TFLite int8 (LiteRT)"
 OPENVINO_INT8 = "OpenVINO int8 (NNCF, calibrated)"
 LITERT_DEFAULTS = "litert-torch + ai-edge-quantizer defaults (LiteRT, one length)"
@@ -79,8 +84,11 @@ def _feed(session, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
                                          dtype=np.int64) for i in session.get_inputs()}
 
 
-def build_variants(student: Path, work: Path, calibration: list[dict[str, np.ndarray]]) -> tuple[dict[str, Path], dict[str, str]]:
-    """Every int8 ONNX variant's .onnx file by name, and {name: why it could not be built}."""
+def build_variants(student: Path, work: Path, calibration: list[dict[str, np.ndarray]],
+                   search: tuple[list[dict[str, np.ndarray]], str] | None = None,
+                   ) -> tuple[dict[str, Path], dict[str, str]]:
+    """Every int8 ONNX variant's .onnx file by name, and {name: why it could not be built}. `search` (batches and
+    what they are) are the texts the agreement search chooses on; without them that variant is not built."""
     from tinybert_edge.artifacts import onnx_file
     from tinybert_edge.benchmarks.suites.converters import optimum_int8
     from tinybert_edge.converters import ExportConfig, QuantizationConfig, export_onnx, quantize_onnx
@@ -118,6 +126,23 @@ def build_variants(student: Path, work: Path, calibration: list[dict[str, np.nda
         except Exception as exc:  # noqa: BLE001 - a variant that cannot be built is reported, the others measured
             errors[name] = f"{type(exc).__name__}: {exc}"
             log.warning("%s: %s", name, errors[name])
+    out = work / "int8-agreement-search"
+    try:
+        if search is None:
+            raise ValueError("needs --calibration-data: the search must not choose on the dev texts it is judged on")
+        if not out.exists():
+            from tinybert_edge.converters.gate import quantize_onnx_to_agreement
+            from tinybert_edge.converters.parity import ParityCheck, ParityThresholds
+            from tinybert_edge.runtime.sessions import TorchSession
+
+            parity = ParityCheck(TorchSession(student, threads=2), search[0], ParityThresholds.for_precision("int8"),
+                                 search[1])
+            quantize_onnx_to_agreement(fused, out, parity, QuantizationConfig.for_this_cpu(
+                min_agreement=AGREEMENT_TARGET))
+        files[AGREEMENT_SEARCH] = onnx_file(out)
+    except Exception as exc:  # noqa: BLE001 - reported like any variant that cannot be built
+        errors[AGREEMENT_SEARCH] = f"{type(exc).__name__}: {exc}"
+        log.warning("%s: %s", AGREEMENT_SEARCH, errors[AGREEMENT_SEARCH])
     try:
         anchor = work / "optimum-onnx-int8" / "model_quantized.onnx"
         files[ANCHOR] = anchor if anchor.is_file() else optimum_int8(student, work, default.preset, default.per_channel)
@@ -259,9 +284,17 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
     calibration = list(EncodedData(input_ids=[list(x) for x in calibrated["input_ids"]],
                                    token_type_ids=[list(x) for x in calibrated["token_type_ids"]],
                                    labels=np.zeros(len(chosen), dtype=np.int64)).batches(16))
+    search = None
+    if calibration_data:
+        searched = dev_texts(calibration_data, "all", encoding_errors)[:SEARCH_TEXTS]
+        ids = tokenizer(searched, truncation=True, max_length=128, padding=False, return_token_type_ids=True)
+        search = (list(EncodedData(input_ids=[list(x) for x in ids["input_ids"]],
+                                   token_type_ids=[list(x) for x in ids["token_type_ids"]],
+                                   labels=np.zeros(len(searched), dtype=np.int64)).batches(32)),
+                  f"the first {len(searched)} texts of {calibration_data}")
     peak_before = measure_gemm_peak(threads)
 
-    files, errors = build_variants(student, work, calibration)
+    files, errors = build_variants(student, work, calibration, search)
     reference = TorchSession(student, threads)
     torch_labels = labels_of(reference.run, rows)
     gold = _gold_labels(data, split, encoding_errors, texts)

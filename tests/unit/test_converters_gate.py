@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -128,6 +129,112 @@ def test_gate_checks_its_arguments(fp32, dev_batches, tmp_path):
     with pytest.raises(ConfigError, match="budget_points"):
         quantize_onnx_gated(fp32, tmp_path / "int8", dev_batches, budget_points=float("nan"))
     assert list(tmp_path.iterdir()) == []
+
+
+# --- agreement search -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def parity(model_dir, dev_batches):
+    from tinybert_edge.converters.parity import ParityCheck, ParityThresholds
+    from tinybert_edge.runtime.sessions import TorchSession
+
+    return ParityCheck(TorchSession(model_dir), dev_batches, ParityThresholds.for_precision("int8"), "24 sentences")
+
+
+def _quantizable(fp32) -> list[str]:
+    import onnx
+
+    return gate._quantizable(onnx.load(str(fp32.model_file)), QuantizationConfig.avx2().op_types)
+
+
+def _fp32_count(session) -> int:
+    return json.loads((Path(session.path) / "metadata.json").read_text())["quantization"]["nodes_excluded"]
+
+
+def test_agreement_search_keeps_nothing_fp32_when_int8_already_agrees(fp32, parity, tmp_path):
+    artifact = gate.quantize_onnx_to_agreement(fp32, tmp_path / "int8", parity,
+                                               QuantizationConfig.avx2(min_agreement=0.5))
+    record = artifact.metadata["agreement_gate"]
+    assert record["fp32_nodes"] == [] and record["ranking"] == [] and len(record["attempts"]) == 1
+    assert record["min_agreement"] == 0.5 and record["examples"] == 24 and record["inputs"] == "24 sentences"
+    assert record["attempts"][0]["agreement"] >= 0.5 and artifact.metadata["parity"]["passed"] is not False
+    assert json.loads((tmp_path / "int8" / "metadata.json").read_text())["agreement_gate"] == record
+    assert _leftovers(tmp_path) == []
+
+
+def test_agreement_search_keeps_the_nodes_that_move_the_outputs_most_fp32_one_at_a_time(fp32, parity, tmp_path,
+                                                                                         monkeypatch):
+    from tinybert_edge.converters.parity import ParityCheck
+
+    real = ParityCheck.measure
+
+    def measure(self, candidate):  # the real outputs and differences; agreement short until two nodes are fp32
+        report = real(self, candidate)
+        excluded = _fp32_count(candidate)
+        return dataclasses.replace(report, argmax_agreement=report.argmax_agreement if excluded >= 2 else 0.5)
+
+    monkeypatch.setattr(ParityCheck, "measure", measure)
+    artifact = gate.quantize_onnx_to_agreement(fp32, tmp_path / "int8", parity,
+                                               QuantizationConfig.avx2(min_agreement=0.7))
+    record = artifact.metadata["agreement_gate"]
+    quantizable = _quantizable(fp32)
+    # Every quantizable node ranked by its own int8 error, largest first; the first two kept fp32, in that order.
+    assert sorted(r["node"] for r in record["ranking"]) == sorted(quantizable)
+    diffs = [r["mean_abs_diff_alone"] for r in record["ranking"]]
+    assert diffs == sorted(diffs, reverse=True) and diffs[0] > 0
+    assert record["fp32_nodes"] == [r["node"] for r in record["ranking"][:2]]
+    assert [(a["fp32_nodes"], a["passed"]) for a in record["attempts"]] == [(0, False), (1, False), (2, True)]
+    assert [a["last_added"] for a in record["attempts"]] == [None, *record["fp32_nodes"]]
+    # The kept nodes are still the fp32 operators of the export, under their own names; the rest is int8.
+    import onnx
+
+    graph = {n.name: n.op_type for n in onnx.load(str(artifact.model_file)).graph.node}
+    original = {n.name: n.op_type for n in onnx.load(str(fp32.model_file)).graph.node}
+    assert all(graph.get(name) == original[name] for name in record["fp32_nodes"])
+    assert "MatMulInteger" in graph.values() or "QAttention" in graph.values()
+    assert _leftovers(tmp_path) == []
+
+
+def test_agreement_search_that_cannot_reach_its_target_raises_and_writes_nothing(fp32, parity, tmp_path,
+                                                                                 monkeypatch):
+    from tinybert_edge.converters.parity import ParityCheck
+
+    real = ParityCheck.measure
+    monkeypatch.setattr(ParityCheck, "measure",
+                        lambda self, c: dataclasses.replace(real(self, c), argmax_agreement=0.5))
+    with pytest.raises(AccuracyBudgetError, match=r"cannot be shown to decide as torch does on 0.7 of the inputs.*"
+                                                   r"on 24 parity examples stays below it even with \d+ of its \d+ "
+                                                   r"quantizable nodes kept fp32") as caught:
+        gate.quantize_onnx_to_agreement(fp32, tmp_path / "int8", parity, QuantizationConfig.avx2(min_agreement=0.7))
+    n = len(_quantizable(fp32))
+    assert len(caught.value.attempts) == 1 + int(gate.MAX_FP32_SHARE * n)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_agreement_search_refuses_too_few_examples_with_the_number_needed(fp32, parity, tmp_path):
+    # 24 examples: even 24 of 24 has a 95% Wilson lower bound of 0.86, far below 0.995.
+    assert gate.examples_needed(0.995) == 765 and gate.agreement_lower_bound(24, 24) == pytest.approx(0.862, abs=1e-3)
+    with pytest.raises(ConfigError, match=r"24 parity examples, too few.*give at least 765 examples"):
+        gate.quantize_onnx_to_agreement(fp32, tmp_path / "int8", parity, QuantizationConfig.avx2(min_agreement=0.995))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_agreement_setting_is_checked_and_reaches_the_export_chain(model_dir, dev_batches, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="min_agreement"):
+        QuantizationConfig(min_agreement=1.5)
+    with pytest.raises(ConfigError, match="min_agreement.*static"):
+        QuantizationConfig(mode="static", min_agreement=0.99)
+    made = export(model_dir, tmp_path / "out", formats=("onnx",), config=ExportConfig(sequence_buckets=BUCKETS),
+                  qconfig=QuantizationConfig.avx2(min_agreement=0.5), parity_batches=dev_batches)
+    int8 = [a for a in made if a.precision == "int8"][0]
+    assert int8.metadata["agreement_gate"]["min_agreement"] == 0.5
+    from tinybert_edge.app.cli import main
+
+    assert main(["export", str(model_dir), str(tmp_path / "cli"), "--formats", "onnx", "--int8-agreement",
+                 "0.995"]) != 0
+    assert "give --data" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()
 
 
 # --- bad input -------------------------------------------------------------------------------------------------

@@ -331,8 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-cpu", choices=list(TARGET_CPUS), default="this",
                    help="CPU the int8 ONNX model will run on: its quantization preset (default: this, the exporting "
                    "machine's)")
-    _add_data_args(p, splits=False, data_help="labelled data whose first 256 examples every artifact is checked on, "
-                   "label agreement included (default: none, 256 generated sentences, on which only the outputs' "
+    p.add_argument("--int8-agreement", type=float, default=None, metavar="SHARE",
+                   help="ONNX int8: keep the nodes whose int8 moves the outputs most in fp32, one at a time, until "
+                   "int8 decides as PyTorch does on this share of the parity examples (give --data; e.g. 0.995; "
+                   "default: quantize every node)")
+    p.add_argument("--parity-examples", type=int, default=256, metavar="N",
+                   help="how many of --data's first examples every artifact is checked on (default: 256; "
+                   "--int8-agreement 0.995 needs at least 765, better 1500 or more)")
+    _add_data_args(p, splits=False, data_help="labelled data whose first --parity-examples examples every artifact "
+                   "is checked on, label agreement included (default: none, 256 generated sentences, on which only the outputs' "
                    "numbers are gated)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing output folder, replacing the "
                    "artifacts it holds (default: refuse)")
@@ -616,11 +623,18 @@ def cmd_general_distill(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tinybert_edge.converters import ExportConfig, QuantizationConfig
     from tinybert_edge.converters.chain import export
+    from tinybert_edge.errors import ConfigError
 
     if not args.overwrite:
         _refuse_existing(Path(args.output), "artifact folder")
     config = ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths))
-    qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32))
+    qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32),
+                                            min_agreement=args.int8_agreement)
+    if args.parity_examples < 1:
+        raise ConfigError(f"--parity-examples {args.parity_examples} is not allowed; allowed: a positive count")
+    if args.int8_agreement is not None and not args.data:
+        raise ConfigError("--int8-agreement searches on your own examples: give --data (a labelled dev file); "
+                          "agreement on generated sentences says little about your data")
     encoded, described, texts = None, "", None
     if args.data:
         from tinybert_edge.artifacts import Artifact
@@ -628,7 +642,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         model = Artifact.open(args.model)
         data = model.task.align(model.task.read(_data_spec(args, model.task.name)), model.config)
-        encoded, described, _ = parity_examples(args.model, data, max_length=max(config.sequence_buckets))
+        encoded, described, _ = parity_examples(args.model, data, max_length=max(config.sequence_buckets),
+                                                n=args.parity_examples)
         # Texts for the tokenizer gate of the formats that carry their own tokenizer (text tasks only).
         texts = list(data.texts) if model.task.text_inputs else None
     from tinybert_edge.converters.tokenizer_gate import TokenizerGate
@@ -648,6 +663,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{artifact.format:7s} {artifact.precision:5s} {artifact.path}  verified on {parity.get('inputs')}: "
               f"max |diff| {parity.get('max_abs_diff', float('nan')):.3g}, agreement "
               f"{parity.get('argmax_agreement', float('nan')):.4f}", file=args.stdout)
+        gate = artifact.metadata.get("agreement_gate")
+        if gate:
+            print(f"{artifact.format:7s} {artifact.precision:5s} {len(gate['fp32_nodes'])} of its "
+                  f"{gate['quantizable_nodes']} quantizable nodes kept fp32 to decide as PyTorch does on at least "
+                  f"{gate['min_agreement']:g} of the parity examples", file=args.stdout)
     return 0
 
 
