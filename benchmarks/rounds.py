@@ -16,12 +16,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from typing import Any, Mapping, Sequence, TypeVar
 
 from tinybert_edge.benchmarks.rows import MeasurementDict, Row, as_row, succeeded
 from tinybert_edge.benchmarks.stats import LatencyStats
 
 T = TypeVar("T")
+
+
+# Seconds to wait before timing the next target of a round in the same process. ONNX Runtime's intra-op workers spin
+# for a while after a session's last call; on two cores the spinning worker of the session just timed takes a core
+# from the next one, which then runs at about half speed. Measured with two identical int8 sessions of one student,
+# rotated, 2 threads: without a pause every second one timed 8.0 instead of 4.0 ms; with 50 ms both 4.0-4.1 ms.
+# (The bench's own targets run in subprocesses, one after another, and need no pause.)
+SETTLE_SECONDS = 0.05
+
+
+def settle() -> None:
+    """Let the previous in-process target's runtime threads park before the next target is timed."""
+    time.sleep(SETTLE_SECONDS)
 
 
 def rotated(items: Sequence[T], round_index: int) -> list[T]:

@@ -230,8 +230,9 @@ def labels_of(call: Callable[[Mapping[str, np.ndarray]], np.ndarray], rows: list
 
 
 def timed_rounds(calls: Mapping[str, Callable[[], Any]], rounds: int, calls_per_round: int) -> dict[str, list[list[float]]]:
-    """Each call timed `calls_per_round` times per round, the order of the calls rotated every round."""
-    from tinybert_edge.benchmarks.rounds import rotated
+    """Each call timed `calls_per_round` times per round, the order of the calls rotated every round, with a pause
+    before each (`rounds.settle`: the runtime threads of the call timed before park first)."""
+    from tinybert_edge.benchmarks.rounds import rotated, settle
 
     names = list(calls)
     out: dict[str, list[list[float]]] = {name: [] for name in names}
@@ -240,6 +241,7 @@ def timed_rounds(calls: Mapping[str, Callable[[], Any]], rounds: int, calls_per_
             calls[name]()
     for index in range(rounds):
         for name in rotated(names, index):
+            settle()
             samples = []
             for _ in range(calls_per_round):
                 started = time.perf_counter()

@@ -197,7 +197,7 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
         max_texts: int | None = None, rounds: int = 5, texts_per_round: int = 200, warmup: int = 10,
         min_tokenizer_agreement: float = 0.99, split: str = "all", encoding_errors: str = "strict",
         ) -> tuple[dict[str, Metric], dict[str, Any]]:
-    from tinybert_edge.benchmarks.rounds import pooled_stats, rotated, round_p50s
+    from tinybert_edge.benchmarks.rounds import pooled_stats, rotated, round_p50s, settle
     from tinybert_edge.benchmarks.stats import paired_p50_ratio_interval
     from tinybert_edge.converters.artifact import check_source
 
@@ -224,6 +224,7 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
             start = (index * texts_per_round) % max(1, len(texts))
             chunk = (texts + texts)[start : start + min(texts_per_round, len(texts))]
             for name in rotated(names, index):
+                settle()  # the previous path's runtime threads park first (rounds.SETTLE_SECONDS)
                 by_round[name].append(timed_calls(calls[name], chunk)[0])
     finally:
         for item in to_close:

@@ -205,3 +205,19 @@ def test_the_int8_budget_and_the_fastest_route_at_a_point():
     # A peer not measured at the point (one-length file) or not built at all is not the fastest there.
     assert fastest(["openvino", "litert defaults", "not built"], latency, "b1/s128") == "openvino"
     assert fastest(["not built"], latency, "b1/s128") is None
+
+
+def test_timed_rounds_pause_before_each_variant_and_rotate_the_order(monkeypatch):
+    # An in-process ONNX Runtime session's spinning workers slow the next session timed (rounds.SETTLE_SECONDS):
+    # every variant of every round is timed only after the pause.
+    from tinybert_edge.benchmarks import rounds
+    from tinybert_edge.benchmarks.suites import inference
+
+    events: list[str] = []
+    monkeypatch.setattr(rounds.time, "sleep", lambda seconds: events.append(f"pause {seconds}"))
+    calls = {name: (lambda name=name: events.append(name)) for name in ("a", "b", "c")}
+    measured = inference.timed_rounds(calls, rounds=2, calls_per_round=2)
+    assert {name: [len(r) for r in by_round] for name, by_round in measured.items()} == {n: [2, 2] for n in "abc"}
+    timed = events[9:]  # after the warm-up calls (3 each)
+    pause = f"pause {rounds.SETTLE_SECONDS}"
+    assert timed == [pause, "a", "a", pause, "b", "b", pause, "c", "c", pause, "b", "b", pause, "c", "c", pause, "a", "a"]
