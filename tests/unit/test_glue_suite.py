@@ -201,3 +201,16 @@ def test_candidate_students_are_compared_per_task_and_the_chosen_one_marked(repo
     assert lines[4].endswith(" | — | — | — |")  # MRPC, RTE and STS-B distilled one candidate only
     for budget in ("cpu", "gpu"):  # issue 21: the teacher-initialised TinyBERT4 is a candidate on every real budget
         assert "from-teacher:tinybert-4l-312h@pca" in [s.spec for s in BUDGETS[budget].students]
+
+
+def test_small_train_sets_are_cycled_for_the_teacher_up_to_a_cap(report):
+    from tinybert_edge.benchmarks.suites.glue import MAX_TEACHER_EPOCHS, teacher_epochs
+
+    cpu = BUDGETS["cpu"]  # 20,000 teacher examples, 1 epoch
+    assert teacher_epochs(cpu, 67_349) == 1.0  # SST-2: a 20,000-example subset, once
+    assert teacher_epochs(cpu, 8_551) == 2.34  # CoLA: all of it, cycled to about 20,000
+    assert teacher_epochs(cpu, 2_490) == MAX_TEACHER_EPOCHS  # RTE: capped
+    assert teacher_epochs(BUDGETS["gpu"], 2_490) == 3.0  # the whole train set, the paper's epochs
+    report["columns"]["cola"]["teacher_epochs"] = 2.34
+    report["columns"]["sst2"]["teacher_epochs"] = 1.0
+    assert "(smaller train sets cycled to about as many examples, at most 5 epochs: CoLA 2.34)" in caption(report)
