@@ -258,15 +258,17 @@ def quantize_onnx_to_agreement(onnx: Artifact | str | Path, out_dir: str | Path,
                                config: QuantizationConfig) -> Artifact:
     """Dynamic int8 that decides as `parity`'s reference does on at least `config.min_agreement` of inputs like the
     parity examples: the lower end of the agreement's 95% Wilson interval on them must reach the target, since the
-    search chooses on those examples (at 0.995 that takes at least 765 examples, and about 1,500 to pass with a changed decision or two).
+    search chooses on those examples (at 0.995 that takes at least 765 examples, and about 1,500 to pass with a
+    changed decision or two).
 
     Attempt 0 quantizes every node `config` allows. While the agreement is short, the nodes are ranked once by how
     far int8 of that node alone moves the outputs (mean |diff| against the reference on the parity examples; in
     BERT students the embedding table and the first layers' feed-forward matrices lead), and kept fp32 one at a
-    time in that order, the largest first, until the agreement's lower bound reaches the target. The chosen artifact still passes `parity`'s
-    own thresholds before it is moved into place; its metadata carries `agreement_gate` (the target, the nodes
-    kept fp32, the ranking and every attempt). When more than MAX_FP32_SHARE of the nodes would have to stay fp32,
-    AccuracyBudgetError lists the attempts and nothing is written.
+    time in that order, the largest first, until the agreement's lower bound reaches the target. The chosen
+    artifact still passes `parity`'s own thresholds before it is moved into place; its metadata carries
+    `agreement_gate` (the target, the nodes kept fp32, the ranking and every attempt). When more than
+    MAX_FP32_SHARE of the nodes would have to stay fp32, AccuracyBudgetError lists the attempts and nothing is
+    written.
 
     Judge the result on other data than the parity examples: the search chose on them.
     """

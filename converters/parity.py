@@ -142,21 +142,21 @@ class ParityCheck:
     def run(self, candidate: InferenceSession) -> ParityReport:
         if candidate._task is None:  # an artifact exported from the reference serves its task (its metadata
             candidate._task = self.reference.task  # may not be written yet)
-        report = verify_parity(self.reference, candidate, self.batches, self.thresholds, self.encoded)
+        report = verify_parity(self.reference, candidate, self.batches, self.thresholds, self.encoded,
+                               reference_outputs=self._reference())
         return dataclasses.replace(report, inputs=self.inputs)
 
     def measure(self, candidate: InferenceSession) -> ParityReport:
-        """The report `run` would give, without raising on a miss, the reference's outputs computed once per check:
-        for searches that compare many candidates (the int8 agreement search, converters.gate)."""
-        task = self.reference.task
-        feeds = [_model_inputs(batch) for batch in self.batches]
-        masks = [feed["attention_mask"] for feed in feeds]
-        if self._reference_outputs is None:
-            self._reference_outputs = task.concatenate([self.reference.run(feed) for feed in feeds], masks)
-        outputs = task.concatenate([candidate.run(feed) for feed in feeds], masks)
-        report = compare_logits(self._reference_outputs, outputs, self.thresholds, self.reference.backend,
-                                candidate.backend, task, self.encoded)
+        """The report `run` would give, without raising on a miss: for searches that compare many candidates (the
+        int8 agreement search, converters.gate). The reference runs once per check, for `run` and `measure` alike."""
+        report = parity_report(self.reference, candidate, self.batches, self.thresholds, self.encoded,
+                               reference_outputs=self._reference())
         return dataclasses.replace(report, inputs=self.inputs)
+
+    def _reference(self) -> np.ndarray:
+        if self._reference_outputs is None:
+            self._reference_outputs = _outputs(self.reference, self.reference.task, self.batches)
+        return self._reference_outputs
 
 
 def _model_inputs(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -256,19 +256,22 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, thresholds: Par
     )
 
 
-def verify_parity(reference: InferenceSession, candidate: InferenceSession,
-                  batches: Sequence[Mapping[str, np.ndarray]], thresholds: ParityThresholds,
-                  encoded: Any = None) -> ParityReport:
-    """Run both sessions on every batch, compare outputs, and raise one ParityError listing every failed metric.
-    With `encoded` (the examples the batches hold, in order), the report also carries the task's own agreement
-    measures (Task.parity_metrics)."""
+def _outputs(session: InferenceSession, task: Any, batches: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
+    """`session`'s outputs on every batch, joined by the task (per-token outputs padded across batches)."""
     feeds = [_model_inputs(batch) for batch in batches]
     if not feeds:
         raise ConfigError("verify_parity got no batches; give at least one batch of encoded examples")
+    return task.concatenate([session.run(feed) for feed in feeds], [feed["attention_mask"] for feed in feeds])
+
+
+def parity_report(reference: InferenceSession, candidate: InferenceSession,
+                  batches: Sequence[Mapping[str, np.ndarray]], thresholds: ParityThresholds,
+                  encoded: Any = None, reference_outputs: np.ndarray | None = None) -> ParityReport:
+    """Run both sessions on every batch (the reference only when its `reference_outputs` are not given), compare
+    outputs and log the comparison; the report lists every failed metric without raising."""
     task = reference.task
-    masks = [feed["attention_mask"] for feed in feeds]
-    ref = task.concatenate([reference.run(feed) for feed in feeds], masks)
-    cand = task.concatenate([candidate.run(feed) for feed in feeds], masks)
+    ref = _outputs(reference, task, batches) if reference_outputs is None else reference_outputs
+    cand = _outputs(candidate, task, batches)
     report = compare_logits(ref, cand, thresholds, reference.backend, candidate.backend, task, encoded)
     log.info(
         "parity %s vs %s on %d examples: max|diff| %.3g, cosine %.6f (per example: min %.6f, mean %.6f), "
@@ -276,6 +279,16 @@ def verify_parity(reference: InferenceSession, candidate: InferenceSession,
         report.cosine, report.min_cosine, report.mean_cosine, report.argmax_agreement,
         "".join(f", {name} {value:.4f}" for name, value in report.task_metrics.items()),
     )
+    return report
+
+
+def verify_parity(reference: InferenceSession, candidate: InferenceSession,
+                  batches: Sequence[Mapping[str, np.ndarray]], thresholds: ParityThresholds,
+                  encoded: Any = None, reference_outputs: np.ndarray | None = None) -> ParityReport:
+    """Run both sessions on every batch, compare outputs, and raise one ParityError listing every failed metric.
+    With `encoded` (the examples the batches hold, in order), the report also carries the task's own agreement
+    measures (Task.parity_metrics). `reference_outputs`: the reference's outputs on `batches`, when already run."""
+    report = parity_report(reference, candidate, batches, thresholds, encoded, reference_outputs)
     if report.failures:
         error = ParityError(
             f"{candidate.backend} artifact '{candidate.path}' disagrees with {reference.backend} on "

@@ -281,19 +281,19 @@ def run(student: str | Path, work_dir: str | Path, data: str = DEFAULT_DATA, spl
                             labels=np.zeros(len(texts), dtype=np.int64))
     # Static int8 calibrates on texts apart from the ones it is judged on, when a calibration file is given.
     calibration_source = calibration_data or f"{data} (the dev texts themselves)"
-    chosen = dev_texts(calibration_data, "all", encoding_errors)[:calibration_texts] if calibration_data else texts
-    calibrated = tokenizer(chosen, truncation=True, max_length=128, padding=False, return_token_type_ids=True)
-    calibration = list(EncodedData(input_ids=[list(x) for x in calibrated["input_ids"]],
-                                   token_type_ids=[list(x) for x in calibrated["token_type_ids"]],
-                                   labels=np.zeros(len(chosen), dtype=np.int64)).batches(16))
+    def batches(chosen: list[str], size: int) -> list[dict[str, np.ndarray]]:
+        ids = tokenizer(chosen, truncation=True, max_length=128, padding=False, return_token_type_ids=True)
+        return list(EncodedData(input_ids=[list(x) for x in ids["input_ids"]],
+                                token_type_ids=[list(x) for x in ids["token_type_ids"]],
+                                labels=np.zeros(len(chosen), dtype=np.int64)).batches(size))
+
+    apart = dev_texts(calibration_data, "all", encoding_errors) if calibration_data else []
+    chosen = apart[:calibration_texts] if calibration_data else texts
+    calibration = batches(chosen, 16)
     search = None
     if calibration_data:
-        searched = dev_texts(calibration_data, "all", encoding_errors)[:SEARCH_TEXTS]
-        ids = tokenizer(searched, truncation=True, max_length=128, padding=False, return_token_type_ids=True)
-        search = (list(EncodedData(input_ids=[list(x) for x in ids["input_ids"]],
-                                   token_type_ids=[list(x) for x in ids["token_type_ids"]],
-                                   labels=np.zeros(len(searched), dtype=np.int64)).batches(32)),
-                  f"the first {len(searched)} texts of {calibration_data}")
+        searched = apart[:SEARCH_TEXTS]
+        search = (batches(searched, 32), f"the first {len(searched)} texts of {calibration_data}")
     peak_before = measure_gemm_peak(threads)
 
     files, errors = build_variants(student, work, calibration, search)

@@ -339,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many of --data's first examples every artifact is checked on (default: 256; "
                    "--int8-agreement 0.995 needs at least 765, better 1500 or more)")
     _add_data_args(p, splits=False, data_help="labelled data whose first --parity-examples examples every artifact "
-                   "is checked on, label agreement included (default: none, 256 generated sentences, on which only the outputs' "
-                   "numbers are gated)")
+                   "is checked on, label agreement included (default: none, 256 generated sentences, on which only "
+                   "the outputs' numbers are gated)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing output folder, replacing the "
                    "artifacts it holds (default: refuse)")
 

@@ -319,6 +319,12 @@ def run_loop(
     evaluation_seconds = 0.0
     pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # loss terms of the steps not yet checked for finiteness
     started = time.perf_counter()
+
+    def totals() -> dict:  # the stage's cost so far, the steps before the checkpoint it resumed from included
+        return {"seconds": before["seconds"] + time.perf_counter() - started,
+                "examples": int(before["examples"]) + examples,
+                "evaluation_seconds": before["evaluation_seconds"] + evaluation_seconds}
+
     bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step",
                disable=not progress or not context.is_main or not sys.stderr.isatty(), dynamic_ncols=True)
     heartbeat = ProgressLog(spec.name, start_step, total_steps,
@@ -379,11 +385,8 @@ def run_loop(
                     best_state = copy.deepcopy(module.state_dict())
             if checkpoint and spec.checkpoint_every and done % spec.checkpoint_every == 0 and done < total_steps:
                 _check_finite(pending, spec.name, checkpoint, context)  # never a checkpoint of non-finite weights
-                totals = {"seconds": before["seconds"] + time.perf_counter() - started,
-                          "examples": before["examples"] + examples,
-                          "evaluation_seconds": before["evaluation_seconds"] + evaluation_seconds}
                 save_checkpoint(checkpoint, module, optimizer, scheduler, done, digest, best_score, best_step, best_state,
-                                scaler, context, totals)
+                                scaler, context, totals())
     finally:
         bar.close()
         if log_handle:
@@ -391,10 +394,11 @@ def run_loop(
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
+    cost = totals()
     return LoopResult(
-        steps=total_steps, seconds=before["seconds"] + time.perf_counter() - started,
-        examples=int(before["examples"]) + examples, best_score=best_score, best_step=best_step, history=history,
-        precision=precision.name, evaluation_seconds=before["evaluation_seconds"] + evaluation_seconds,
+        steps=total_steps, seconds=cost["seconds"], examples=cost["examples"], best_score=best_score,
+        best_step=best_step, history=history, precision=precision.name,
+        evaluation_seconds=cost["evaluation_seconds"],
     )
 
 
