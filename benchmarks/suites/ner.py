@@ -83,9 +83,7 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     onnx = next((a.path for a in artifacts if a.format == "onnx"), None)
     compared = (task_table.compare_students(task, students, teacher, student, onnx, train, dev, encoded_test, parity,
                                             run, budget, progress, own=student_label) if students else None)
-    recorded = {"teacher fine-tuning": json.loads((teacher / "finetune.json").read_text())["seconds"],
-                "task distillation": sum(s.get("seconds") or 0.0 for s in json.loads(
-                    (student / "distill.json").read_text())["stages"].values())}
+    recorded = task_table.recorded_training_seconds(teacher, student)
     report = {"schema_version": 1, "suite": "ner", "budget": budget_name, "settings": task_table.budget_dict(budget),
               "data": str(data_dir), "train_examples": len(train), "dev_examples": len(dev),
               "test_examples": len(test), "teacher_dir": str(teacher), "student_dir": str(student),
@@ -131,7 +129,7 @@ def render(report: dict[str, Any]) -> tuple[dict[str, Any], str, list[str]]:
         f"{s['prediction_epochs']:g} prediction layer), checkpoint chosen on valid; max length {s['max_length']}, "
         f"first sub-token labelled. int8 artifacts parity-checked on valid by token agreement and entity F1 against "
         f"the PyTorch student. Latency: batch 1, {LENGTH} tokens, 2 threads. Training as recorded (minutes): "
-        + ", ".join(f"{k} {v / 60:.1f}" for k, v in recorded.items())
+        + task_table.recorded_minutes(recorded)
         + f"; this run of the suite {report['total_seconds'] / 60:.0f} min."
         + (f" {report['iob_repairs']} entities in the files start with I- (read as beginnings)."
            if report.get("iob_repairs") else ""))

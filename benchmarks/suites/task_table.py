@@ -119,6 +119,22 @@ def distill_student(task: Any, teacher: Path, train: Any, dev: Any, out: Path, w
     return out
 
 
+def recorded_training_seconds(teacher: Path, student: Path) -> dict[str, float | None]:
+    """What teacher fine-tuning and the student's task distillation recorded when they ran (resumed parts
+    included); None for a distillation with a stage resumed from a checkpoint that recorded no costs."""
+    stages = json.loads((student / "distill.json").read_text(encoding="utf-8"))["stages"].values()
+    return {"teacher fine-tuning": json.loads((teacher / "finetune.json").read_text(encoding="utf-8"))["seconds"],
+            "task distillation": (None if any("cost_covers" in stage for stage in stages)
+                                  else sum(stage.get("seconds") or 0.0 for stage in stages))}
+
+
+def recorded_minutes(recorded: Mapping[str, float | None]) -> str:
+    """"teacher fine-tuning 40.9, task distillation 109.8" for a caption, saying which was not recorded."""
+    return ", ".join(f"{name} {seconds / 60:.1f}" if seconds is not None
+                     else f"{name} not recorded (a stage resumed from a checkpoint without recorded costs)"
+                     for name, seconds in recorded.items())
+
+
 def export_student(student: Path, run: Path, parity: Any, length: int) -> tuple[list[Any], dict[str, str]]:
     """int8 ONNX and int8 TFLite (bucket `length`) through the one export chain, each parity-checked on `parity`
     (encoded dev examples) by the task; reused when already exported from this student."""

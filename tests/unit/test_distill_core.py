@@ -16,7 +16,7 @@ import tiny_bert
 from tiny_bert import one_thread  # noqa: F401  (autouse fixture)
 from tinybert_edge.config import DistillConfig, GeneralDistillConfig, PipelineConfig, from_dict
 from tinybert_edge.distillation.task_distillation import distill
-from tinybert_edge.errors import ConfigError, DataError
+from tinybert_edge.errors import ConfigError, DataError, DistillationError
 
 TINY = dict(batch_size=16, learning_rate=1e-3, max_length=32, eval_every=2, checkpoint_every=2, log_every=1)
 
@@ -114,6 +114,46 @@ def test_cached_teacher_logits_and_seeded_student_give_identical_students(teache
                 progress=False)
     assert _same_weights(tmp_path / "a", tmp_path / "c") == 0.0  # same seed, same student
     assert _same_weights(tmp_path / "a", tmp_path / "b") < 1e-5  # cached logits = the teacher run every step
+
+
+@pytest.mark.parametrize("settings_file", ["current", "without stage digests"])
+def test_resume_with_other_stage_2_settings_keeps_stage_1_and_redoes_stage_2(teacher, data, tmp_path, caplog,
+                                                                             settings_file):
+    # Stage 1 is read from its checkpoint, not trained again; stage 2 under the new settings gives the student a
+    # fresh run with those settings gives; stage 2's old checkpoint is kept aside, not loaded.
+    first = DistillConfig(student="teacher-layers:1", intermediate_epochs=1, prediction_epochs=1, **TINY)
+    work = tmp_path / "work"
+    distill(teacher, data[0], data[1], tmp_path / "s", first, work_dir=work, progress=False)
+    assert {path.name for path in work.glob("*.ckpt")} == {"intermediate.ckpt", "prediction.ckpt"}  # finished ones
+    if settings_file == "without stage digests":  # as a run before stage digests wrote it
+        saved = json.loads((work / "distill_settings.json").read_text(encoding="utf-8"))
+        del saved["digests"]
+        (work / "distill_settings.json").write_text(json.dumps(saved), encoding="utf-8")
+    stage_1_log = (work / "intermediate.jsonl").read_text(encoding="utf-8")
+    second = DistillConfig(student="teacher-layers:1", intermediate_epochs=1, prediction_epochs=2,
+                           prediction_learning_rate=5e-4, **TINY)
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        resumed = distill(teacher, data[0], data[1], tmp_path / "s", second, work_dir=work, resume=True,
+                          progress=False)
+    assert "prediction_epochs: 1 then, 2 now" in caplog.text and "stage 1 continues" in caplog.text
+    assert "intermediate: resumed from" in caplog.text and "at step 3 of 3" in caplog.text
+    assert (work / "intermediate.jsonl").read_text(encoding="utf-8") == stage_1_log  # not trained again
+    assert len(list(work.glob("prediction.ckpt.*.superseded"))) == 1
+    assert resumed.stages["intermediate"]["steps"] == 3 and resumed.stages["intermediate"]["final_loss"]
+    fresh = distill(teacher, data[0], data[1], tmp_path / "fresh", second, work_dir=tmp_path / "fresh-work",
+                    progress=False)
+    assert _same_weights(tmp_path / "s", tmp_path / "fresh") < 1e-5
+    assert resumed.dev_metrics == pytest.approx(fresh.dev_metrics, abs=1e-6)
+
+    # The same settings again: both stages are finished, so nothing trains; a stage 1 change is still refused.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        distill(teacher, data[0], data[1], tmp_path / "s", second, work_dir=work, resume=True, progress=False)
+    assert "prediction: resumed from" in caplog.text and "at step 6 of 6" in caplog.text
+    with pytest.raises(DistillationError, match="intermediate_epochs: 1 then, 2 now"):
+        distill(teacher, data[0], data[1], tmp_path / "s", DistillConfig(
+            student="teacher-layers:1", intermediate_epochs=2, prediction_epochs=2, prediction_learning_rate=5e-4,
+            **TINY), work_dir=work, resume=True, progress=False)
 
 
 def test_caching_the_teacher_logits_logs_its_progress_off_a_terminal(teacher, data, tmp_path, caplog, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -109,11 +110,26 @@ def test_resume_follows_the_uninterrupted_path(encoded, tmp_path, accumulation):
     result = run_loop(spec, resumed, _classification_loss(resumed), encoded, device=CPU, work_dir=tmp_path,
                       resume=True, digest="abc", progress=False)
     assert result.steps == 12
-    assert [h["step"] for h in result.history] == list(range(6, 13))
     # The summary covers the whole stage, the part before the checkpoint included, not only the resumed steps.
+    assert [h["step"] for h in result.history] == list(range(1, 13))
     assert result.examples == 12 * 8
     assert result.seconds > saved["totals"]["seconds"]
     _assert_same_weights(reference, resumed, atol=1e-6)
+
+
+def test_a_finished_stage_is_checkpointed_and_a_resume_does_not_train_it_again(encoded, tmp_path):
+    spec = _spec(checkpoint_every=5)  # 8 steps: checkpoints at 5 and at the end
+    model = _model()
+    finished = run_loop(spec, model, _classification_loss(model), encoded, device=CPU, work_dir=tmp_path,
+                        digest="d", progress=False)
+    assert load_checkpoint(tmp_path / "stage.ckpt", "d")["step"] == 8
+    again = tiny_bert.classifier(seed=99, layers=2, hidden=32, heads=2)  # other weights: the checkpoint's come back
+    loss = _Interrupt(_classification_loss(again), at=1)  # any training step would raise
+    result = run_loop(spec, again, loss, encoded, device=CPU, work_dir=tmp_path, resume=True, digest="d",
+                      progress=False)
+    assert loss.calls == 0 and result.steps == 8 and result.examples == finished.examples
+    assert result.history == finished.history
+    _assert_same_weights(model, again, atol=0.0)
 
 
 def test_resume_without_checkpoint_starts_over(encoded, tmp_path):
@@ -137,6 +153,20 @@ def test_checkpoint_from_another_configuration_is_refused(encoded, tmp_path):
     with pytest.raises(DistillationError, match="different configuration"):
         run_loop(_spec(checkpoint_every=2), model, _classification_loss(model), encoded, device=CPU,
                  work_dir=tmp_path, resume=True, digest="second", progress=False)
+
+
+def test_a_checkpoint_without_recorded_costs_resumes_and_says_its_cost_is_partial(encoded, tmp_path, caplog):
+    _checkpoint(encoded, tmp_path, digest="d")  # interrupted after step 2
+    path = tmp_path / "stage.ckpt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    del state["totals"]  # as checkpoints written before stage costs were recorded
+    torch.save(state, path)
+    model = _model()
+    with caplog.at_level(logging.WARNING, logger="tinybert_edge"):
+        result = run_loop(_spec(checkpoint_every=2), model, _classification_loss(model), encoded, device=CPU,
+                          work_dir=tmp_path, resume=True, digest="d", progress=False)
+    assert not result.whole_cost and result.examples == 6 * 8  # the 6 steps trained after the resume
+    assert "predates recorded stage costs" in caplog.text
 
 
 def test_corrupted_checkpoint_is_a_distillation_error(encoded, tmp_path):

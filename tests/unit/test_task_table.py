@@ -115,3 +115,22 @@ def test_an_artifact_the_export_refused_is_named_under_the_table():
     assert notes == ["not in the table: ONNX int8, refused by the export chain: ParityError: onnxruntime artifact "
                      "disagrees with torch on 256 examples: f1_vs_reference 0.93 < 0.95"]
     assert export_error_notes({}) == [] and export_error_notes(None) == []
+
+
+def test_recorded_training_names_a_distillation_whose_cost_was_not_recorded(tmp_path):
+    from tinybert_edge.benchmarks.suites import task_table
+
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    teacher.mkdir()
+    student.mkdir()
+    (teacher / "finetune.json").write_text(json.dumps({"seconds": 120.0}))
+    stages = {"intermediate": {"seconds": 60.0}, "prediction": {"seconds": 30.0}}
+    (student / "distill.json").write_text(json.dumps({"stages": stages}))
+    recorded = task_table.recorded_training_seconds(teacher, student)
+    assert recorded == {"teacher fine-tuning": 120.0, "task distillation": 90.0}
+    assert task_table.recorded_minutes(recorded) == "teacher fine-tuning 2.0, task distillation 1.5"
+    stages["intermediate"]["cost_covers"] = "the steps trained after resuming"
+    (student / "distill.json").write_text(json.dumps({"stages": stages}))
+    recorded = task_table.recorded_training_seconds(teacher, student)
+    assert recorded["task distillation"] is None
+    assert "task distillation not recorded" in task_table.recorded_minutes(recorded)

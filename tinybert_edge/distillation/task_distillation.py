@@ -22,6 +22,10 @@ from tinybert_edge.io import write_json_atomic
 # Beside the checkpoints in the work folder: the settings they were written with, so that a resume with other
 # settings can be refused naming the settings that differ (the checkpoint itself only carries their digest).
 SETTINGS_FILE = "distill_settings.json"
+# The settings only stage 2 reads. A resume that changes only these keeps stage 1's checkpoint (its result does not
+# depend on them) and starts stage 2 over: the paper's recipe tunes the prediction stage on one intermediate model.
+PREDICTION_ONLY = ("metric", "prediction_epochs", "prediction_learning_rate", "temperature", "prediction_weight",
+                   "hard_label_weight", "cache_teacher_logits", "eval_every")
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +152,9 @@ def distill(
     # A checkpoint may only be resumed by a run with the same settings, teacher weights and training data.
     settings = json.loads(json.dumps({"config": asdict(config), "train": data_digest(train),  # as saved: lists
                                       "teacher": sha256_tree(Path(teacher), ("*.json", "*.safetensors"))}))
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    digests = dict.fromkeys(("intermediate", "prediction"), _digest(settings))
     if work:
-        _check_resume(work, settings, resume, context.is_main)
+        digests = _check_resume(work, settings, resume, context.is_main)
 
     cached_logits: torch.Tensor | None = None
 
@@ -184,7 +188,7 @@ def distill(
     if config.intermediate_epochs > 0:
         spec = LoopSpec(name="intermediate", epochs=config.intermediate_epochs, learning_rate=config.learning_rate, **common)
         result = run_loop(spec, intermediate.distiller, intermediate, encoded_train, device=device, work_dir=work,
-                          resume=resume, digest=digest, progress=progress)
+                          resume=resume, digest=digests["intermediate"], progress=progress)
         stages["intermediate"] = _stage_summary(result, selection)
     intermediate.remove()
     if config.prediction_epochs > 0:
@@ -200,7 +204,7 @@ def distill(
         spec = LoopSpec(name="prediction", epochs=config.prediction_epochs, eval_every=config.eval_every,
                         learning_rate=config.prediction_learning_rate or config.learning_rate, **common)
         result = run_loop(spec, student, prediction, encoded_train, device=device, work_dir=work,
-                          evaluate=dev_score, resume=resume, digest=digest, progress=progress)
+                          evaluate=dev_score, resume=resume, digest=digests["prediction"], progress=progress)
         stages["prediction"] = {**_stage_summary(result, selection), "teacher_logits_seconds": round(cache_seconds, 2)}
     student.to("cpu").eval()
     metrics = dev_metrics()
@@ -226,28 +230,53 @@ def distill(
     return summary
 
 
-def _check_resume(work: Path, settings: dict[str, Any], resume: bool, is_main: bool) -> None:
-    """Say what a resume will do, and refuse one whose settings differ from the checkpoints', naming each setting
-    that differs; then record this run's settings beside its checkpoints."""
+def _check_resume(work: Path, settings: dict[str, Any], resume: bool, is_main: bool) -> dict[str, str]:
+    """Say what a resume will do, and refuse one whose settings differ from the checkpoints' in anything stage 1
+    reads, naming each setting that differs; then record this run's settings beside its checkpoints.
+
+    Returns the digest each stage's checkpoint must carry. When only PREDICTION_ONLY settings differ, stage 1
+    resumes from its checkpoint under the digest it was written with, and stage 2 starts over under the new
+    settings' digest; its old checkpoint is kept beside, renamed, not loaded."""
+    current = _digest(settings)
+    digests = {"intermediate": current, "prediction": current}
     checkpoints = sorted(work.glob("*.ckpt"))
     saved_path = work / SETTINGS_FILE
+    changed: list[str] = []
     if resume and not checkpoints:
         log.info("distill: --resume, but there is no checkpoint in %s yet; starting fresh", work)
     elif resume and saved_path.is_file():
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
-        differences = [f"{key}: {saved['config'].get(key)!r} then, {value!r} now"
-                       for key, value in settings["config"].items() if saved.get("config", {}).get(key) != value]
+        differences = {key: f"{key}: {saved['config'].get(key)!r} then, {value!r} now"
+                       for key, value in settings["config"].items() if saved.get("config", {}).get(key) != value}
         if saved.get("train") != settings["train"]:
-            differences.append("the training data (--data, its reading options or --max-train-examples)")
+            differences["train"] = "the training data (--data, its reading options or --max-train-examples)"
         if saved.get("teacher") != settings["teacher"]:
-            differences.append("the teacher's weights")
-        if differences:
+            differences["teacher"] = "the teacher's weights"
+        if any(key not in PREDICTION_ONLY for key in differences):
             raise DistillationError(
                 f"cannot resume from the checkpoints in '{work}': they were written with other settings "
-                f"({'; '.join(differences)}); rerun with the same settings, or start over with --overwrite"
+                f"({'; '.join(differences.values())}); rerun with the same settings, or start over with --overwrite"
             )
-    if is_main and not (resume and checkpoints):
-        write_json_atomic(saved_path, settings)
+        # A settings file from before stage digests existed: both stages carry the digest of its settings.
+        digests = dict(saved.get("digests") or dict.fromkeys(digests, _digest(
+            {key: saved.get(key) for key in ("config", "train", "teacher")})))
+        changed = list(differences.values())
+        if changed:
+            digests["prediction"] = current
+            stale = work / "prediction.ckpt"
+            kept = work / f"prediction.ckpt.{_digest(saved)[:12]}.superseded"
+            if is_main and stale.exists():
+                stale.replace(kept)
+            log.info("distill: stage 2's settings changed (%s): stage 1 continues from its checkpoint, stage 2 "
+                     "starts over%s", "; ".join(changed),
+                     f" (its old checkpoint kept as {kept.name})" if kept.exists() else "")
+    if is_main and (changed or not (resume and checkpoints)):
+        write_json_atomic(saved_path, {**settings, "digests": digests})
+    return digests
+
+
+def _digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def teacher_outputs_for(task, teacher_model, encoded, device, batch_size: int, progress: bool = False):
@@ -288,4 +317,6 @@ def _stage_summary(result, metric: str) -> dict[str, Any]:
     return {"steps": result.steps, "seconds": round(result.seconds, 2), "examples": result.examples,
             "examples_per_second": round(result.examples_per_second, 2), "precision": result.precision,
             "evaluation_seconds": round(result.evaluation_seconds, 2), f"best_dev_{metric}": result.best_score,
-            "best_step": result.best_step, "final_loss": {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")}}
+            "best_step": result.best_step, "final_loss": {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")},
+            **({} if result.whole_cost else {"cost_covers": "the steps trained after resuming from a checkpoint "
+                                                              "without recorded costs"})}

@@ -105,6 +105,9 @@ class LoopResult:
     history: list[dict] = field(default_factory=list)
     precision: str = "fp32"  # what the loop ran in (an `auto` request resolved)
     evaluation_seconds: float = 0.0  # of `seconds`, the time spent in dev evaluations
+    # False when resumed from a checkpoint written before checkpoints carried totals: `seconds` and `examples` then
+    # cover only the steps this run trained.
+    whole_cost: bool = True
 
     @property
     def examples_per_second(self) -> float:
@@ -284,7 +287,7 @@ def run_loop(
 
     checkpoint = work_dir / f"{spec.name}.ckpt" if work_dir else None
     log_path = work_dir / f"{spec.name}.jsonl" if work_dir else None
-    start_step, best_score, best_step, best_state = 0, None, None, None
+    start_step, best_score, best_step, best_state, whole_cost = 0, None, None, None, True
     # What the steps before the checkpoint cost (a resumed stage reports its whole time, examples and evaluations).
     before = {"seconds": 0.0, "examples": 0, "evaluation_seconds": 0.0}
     torch.manual_seed(spec.seed)
@@ -307,6 +310,10 @@ def run_loop(
         best_score, best_step = state.get("best_score"), state.get("best_step")
         best_state = state.get("best_module")
         before.update(state.get("totals") or {})
+        whole_cost = "totals" in state
+        if not whole_cost:
+            log.warning("%s: checkpoint %s predates recorded stage costs: this stage's time and examples cover "
+                        "only the steps trained from here", spec.name, checkpoint)
         log.info("%s: resumed from %s at step %d of %d", spec.name, checkpoint, start_step, total_steps)
 
     compute = _data_parallel(module, loss_fn, context, device)  # every process starts from rank 0's weights
@@ -314,7 +321,6 @@ def run_loop(
     batches = _global_batches(data, spec)
     for _ in range(start_step * spec.accumulation):  # fast-forward the data order to where the checkpoint stopped
         next(batches)
-    history: list[dict] = []
     examples = 0
     evaluation_seconds = 0.0
     pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # loss terms of the steps not yet checked for finiteness
@@ -329,8 +335,11 @@ def run_loop(
                disable=not progress or not context.is_main or not sys.stderr.isatty(), dynamic_ncols=True)
     heartbeat = ProgressLog(spec.name, start_step, total_steps,
                             enabled=context.is_main and bar.disable)  # the bar is off off a terminal too
+    history: list[dict] = []
     if log_path and context.is_main:
         _truncate_log(log_path, start_step)
+        if start_step and log_path.exists():  # the result covers the whole stage, the steps before the checkpoint too
+            history = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     log_handle = open(log_path, "a", encoding="utf-8") if log_path and context.is_main else None
     try:
         for step in range(start_step, total_steps):
@@ -383,7 +392,9 @@ def run_loop(
                 if best_score is None or score > best_score:
                     best_score, best_step = score, done
                     best_state = copy.deepcopy(module.state_dict())
-            if checkpoint and spec.checkpoint_every and done % spec.checkpoint_every == 0 and done < total_steps:
+            # The last step's checkpoint too: a finished stage is not trained again by a resume (one that changes
+            # only stage 2's settings reuses stage 1, and a crash after training loses no training).
+            if checkpoint and spec.checkpoint_every and (done % spec.checkpoint_every == 0 or done == total_steps):
                 _check_finite(pending, spec.name, checkpoint, context)  # never a checkpoint of non-finite weights
                 save_checkpoint(checkpoint, module, optimizer, scheduler, done, digest, best_score, best_step, best_state,
                                 scaler, context, totals())
@@ -398,7 +409,7 @@ def run_loop(
     return LoopResult(
         steps=total_steps, seconds=cost["seconds"], examples=cost["examples"], best_score=best_score,
         best_step=best_step, history=history, precision=precision.name,
-        evaluation_seconds=cost["evaluation_seconds"],
+        evaluation_seconds=cost["evaluation_seconds"], whole_cost=whole_cost,
     )
 
 
