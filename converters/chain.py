@@ -97,8 +97,10 @@ def planned(formats: Sequence[str], quantize: bool) -> list[tuple[str, str]]:
     return plan
 
 
-def _reusable(path: Path, source: SourceModel, config: ExportConfig) -> Artifact | None:
-    """The artifact at `path` when it was exported from this very model and covers every sequence bucket."""
+def _reusable(path: Path, source: SourceModel, config: ExportConfig,
+              qconfig: QuantizationConfig | None = None) -> Artifact | None:
+    """The artifact at `path` when it was exported from this very model, covers every sequence bucket and, for
+    int8 ONNX, was quantized with the settings asked for now (`qconfig`; None: this CPU's preset)."""
     if not metadata_path(path).is_file():
         return None
     try:
@@ -110,6 +112,13 @@ def _reusable(path: Path, source: SourceModel, config: ExportConfig) -> Artifact
     # ONNX has dynamic axes: any length runs. TFLite has fixed buckets: reuse only when they cover every length.
     if artifact.format == "tflite" and not set(config.sequence_buckets) <= set(artifact.sequence_buckets):
         return None
+    if artifact.format == "onnx" and artifact.precision == "int8":
+        import json
+
+        asked = json.loads(json.dumps((qconfig or QuantizationConfig.for_this_cpu()).to_dict()))
+        made = artifact.metadata.get("quantization") or {}
+        if any(made.get(key) != value for key, value in asked.items() if key != "reason"):
+            return None
     # ExecuTorch takes any length up to the one it was exported for.
     if artifact.format == "executorch" and max(config.sequence_buckets) > int(artifact.metadata.get(
             "max_sequence_length") or 0):
@@ -203,7 +212,7 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
         found = None
         if reuse:
             for folder in (out, *map(Path, reuse_from)):
-                found = _reusable(export_path(folder, fmt, precision), source, config)
+                found = _reusable(export_path(folder, fmt, precision), source, config, qconfig)
                 if found is not None:
                     log.info("%s: reusing %s", key, found.path)
                     break

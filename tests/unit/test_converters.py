@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -322,6 +323,23 @@ def test_export_api_verifies_each_artifact(tiny_model, batches, tmp_path):
     assert all(a.metadata["parity"]["passed"] for a in artifacts)
     with pytest.raises(ConfigError, match="formats"):
         export(tiny_model, tmp_path / "out", formats=("coreml",))
+
+
+def test_reuse_keeps_an_int8_onnx_only_when_quantized_with_the_settings_asked_for(tiny_model, batches, tmp_path,
+                                                                                  caplog):
+    common = dict(formats=("onnx",), config=ExportConfig(sequence_buckets=BUCKETS), parity_batches=batches,
+                  reuse=True)
+    first = export(tiny_model, tmp_path / "out", qconfig=QuantizationConfig.avx2(), **common)[1]
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        same = export(tiny_model, tmp_path / "out", qconfig=QuantizationConfig.avx2(), **common)[1]
+    assert "onnx-int8: reusing" in caplog.text and same.metadata["created_utc"] == first.metadata["created_utc"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        other = export(tiny_model, tmp_path / "out", qconfig=QuantizationConfig.avx2(keep_fp32=("embeddings",)),
+                       **common)[1]
+    assert "onnx-fp32: reusing" in caplog.text and "onnx-int8: reusing" not in caplog.text
+    assert list(other.metadata["quantization"]["keep_fp32"]) == ["embeddings"]
+    assert "QEmbedLayerNormalization" not in _op_types(other.model_file)
 
 
 # --- TFLite ----------------------------------------------------------------------------------------------------

@@ -214,3 +214,14 @@ def test_small_train_sets_are_cycled_for_the_teacher_up_to_a_cap(report):
     report["columns"]["cola"]["teacher_epochs"] = 2.34
     report["columns"]["sst2"]["teacher_epochs"] = 1.0
     assert "(smaller train sets cycled to about as many examples, at most 5 epochs: CoLA 2.34)" in caption(report)
+
+
+def test_the_caption_says_which_int8_onnx_nodes_the_agreement_search_kept_fp32(report):
+    search = {"min_agreement": 0.995, "examples": 2000, "quantizable_nodes": 26, "agreement": 0.9985}
+    report["columns"]["sst2"]["onnx_int8_search"] = {**search, "fp32_nodes": ["a", "b", "c"]}
+    report["columns"]["stsb"]["onnx_int8_search"] = {**search, "fp32_nodes": []}
+    text = caption(report)
+    assert "decides as its fp32 student on at least 99.5% of 2,000 train examples" in text
+    assert "nodes kept fp32: SST-2 3 of 26, STS-B 0 of 26" in text
+    del report["columns"]["sst2"]["onnx_int8_search"], report["columns"]["stsb"]["onnx_int8_search"]
+    assert "nodes kept fp32" not in caption(report)  # columns exported before the search: nothing claimed
