@@ -523,9 +523,12 @@ def _why_retained(column: dict[str, Any], budget: dict[str, Any], budget_name: s
         return (f"why: even the paper's budget left this gap here; the teacher (all-MiniLM-L6, 6 x 384) is smaller "
                 f"than BERT-base, so a 3- or 4-layer student of it keeps less of its capacity; {column['dev_examples']} dev "
                 "examples")
+    distilled, train = budget.get("distill_examples"), column["train_examples"]
+    epochs = column.get("teacher_epochs") or budget.get("teacher_epochs") or 1.0
     return (f"why: the `{budget_name}` budget fine-tunes the teacher on {column.get('teacher_train_examples')} "
-            f"examples and distils on {budget.get('distill_examples') or 'all'} of the {column['train_examples']} "
-            f"train examples with x{budget['n_augmented']} augmentation for {budget.get('intermediate_epochs') or 'the preset'}"
+            f"examples for {epochs:g} epoch(s) and distils on "
+            + (f"{distilled} of the {train}" if distilled and distilled < train else f"all {train}")
+            + f" train examples with x{budget['n_augmented']} augmentation for {budget.get('intermediate_epochs') or 'the preset'}"
             f" + {budget.get('prediction_epochs') or 'the preset'} epoch(s); {paper}")
 
 

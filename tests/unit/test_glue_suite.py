@@ -76,7 +76,11 @@ def test_targets_per_task_and_on_average_and_why_a_miss_was_missed(report):
     assert "CoLA 87.5%" in average_note and "CoLA missed its own too" in average_note
     assert "SST-2" not in average_note.split("why:")[1]  # 98.9% kept: above both targets
     (cola_note,) = [n for n in notes if n.startswith("missed: CoLA best student")]
-    assert "the `cpu` budget fine-tunes the teacher on 5000 examples and distils on 4000" in cola_note
+    assert ("the `cpu` budget fine-tunes the teacher on 5000 examples for 1 epoch(s) and distils on 4000 of the 5000 "
+            "train examples") in cola_note
+    report["columns"]["cola"].update(train_examples=3668, teacher_epochs=5.0)  # a train set below distill_examples
+    (cola_note,) = [n for n in glue_metrics(report)[1] if n.startswith("missed: CoLA best student")]
+    assert "for 5 epoch(s) and distils on all 3668 train examples" in cola_note
     (rte_note,) = [n for n in notes if n.startswith("missed: RTE ONNX int8")]
     assert "int8 changed the decision on 14 of the 277 dev examples" in rte_note
     assert "steps of 0.36 points" in rte_note
