@@ -5,6 +5,7 @@ and `package` go through here."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Mapping, MutableMapping, Sequence
@@ -205,6 +206,11 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
                 gate_texts = (generated, f"{len(generated)} {GENERATED} (seed 0)")
         return gate_texts
 
+    @functools.cache
+    def quantization() -> QuantizationConfig:
+        """The int8 ONNX settings asked for: `qconfig`, or this CPU's preset (looked up once per export)."""
+        return qconfig or QuantizationConfig.for_this_cpu()
+
     made: dict[tuple[str, str], Artifact] = {}
     for fmt, precision in planned(formats, quantize):
         key = f"{fmt}-{precision}"
@@ -212,7 +218,8 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
         found = None
         if reuse:
             for folder in (out, *map(Path, reuse_from)):
-                found = _reusable(export_path(folder, fmt, precision), source, config, qconfig)
+                found = _reusable(export_path(folder, fmt, precision), source, config,
+                                  quantization() if (fmt, precision) == ("onnx", "int8") else None)
                 if found is not None:
                     log.info("%s: reusing %s", key, found.path)
                     break
@@ -229,7 +236,7 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
                 if ("onnx", "fp32") not in made:
                     raise TinyBertEdgeError(f"onnx-int8 is quantized from onnx-fp32, which failed: "
                                             f"{(errors or {}).get('onnx-fp32')}")
-                settings = qconfig or QuantizationConfig.for_this_cpu()
+                settings = quantization()
                 if settings.min_agreement is not None:
                     from tinybert_edge.converters.gate import quantize_onnx_to_agreement
 

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
+from tinybert_edge.benchmarks.suites.task_table import distillation_seconds
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.glue")
@@ -305,8 +306,7 @@ def run_task(task: str, data_root: Path, budget: Budget, run: Path, cache_dir: s
     finetuned = json.loads((teacher_dir / "finetune.json").read_text(encoding="utf-8"))
     recorded = {"teacher fine-tuning": finetuned.get("seconds")}
     for label, folder in students.items():
-        stages = json.loads((folder / "distill.json").read_text(encoding="utf-8"))["stages"]
-        recorded[f"task distillation ({label})"] = sum(s.get("seconds") or 0.0 for s in stages.values())
+        recorded[f"task distillation ({label})"] = distillation_seconds(folder)
     report = {"task": task, "title": GLUE_TASKS[task].title, "metric": metric, "also": GLUE_TASKS[task].also,
               "label_names": list(getattr(dev, "label_names", None) or []),
               "train_examples": len(train), "dev_examples": len(dev), "teacher_dir": str(teacher_dir),
@@ -617,6 +617,8 @@ def caption(report: dict[str, Any]) -> str:
     latency_task = (report.get("latency") or {}).get("_measured_on") or {}
     load = (report.get("latency") or {}).get("_load_average")
     trained = sum(v or 0.0 for c in columns.values() for v in c["recorded_training_seconds"].values())
+    unrecorded = [f"{c['title']} {name}" for c in columns.values()
+                  for name, v in c["recorded_training_seconds"].items() if v is None]
     reduced = report["budget"] not in ("cpu", "gpu")
     dev_sizes = ", ".join(f"{c['title']} {c['dev_examples']}" for c in columns.values())
     cycled = [(c["title"], c["teacher_epochs"]) for c in columns.values()
@@ -643,7 +645,10 @@ def caption(report: dict[str, Any]) -> str:
         f"{budget.get('latency_rounds', 1)} rotated round(s)) measured once on the {latency_task.get('task', '?')} "
         "models" + (f" at a load average of {load[0]:g} on the machine" if load else "")
         + f". Training as recorded (teacher fine-tuning and task distillation, resumed parts included): "
-        f"{trained / 60:.0f} min; the suite's stages in all (training, export, evaluation, latency): "
+        f"{trained / 60:.0f} min"
+        + (f" (not recorded, resumed from checkpoints without recorded costs: {', '.join(unrecorded)})"
+           if unrecorded else "")
+        + "; the suite's stages in all (training, export, evaluation, latency): "
         f"{report.get('stage_seconds', report['total_seconds']) / 60:.0f} min; its last invocation: "
         f"{report['total_seconds'] / 60:.0f} min."
     )

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.rows import TEACHER_NAME, Row, as_row, latency_ms, peak_rss_mb
 from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
-from tinybert_edge.benchmarks.suites.task_table import made, shape_label
+from tinybert_edge.benchmarks.suites.task_table import distillation_seconds, made, recorded_minutes, shape_label
 from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.sst2")
@@ -354,19 +354,22 @@ def run_suite(data_dir: Path, budget_name: str, run: Path, cache_dir: str | None
     return report
 
 
-def recorded_training_seconds(run: Path, teacher_dir: Path) -> dict[str, float]:
+def recorded_training_seconds(run: Path, teacher_dir: Path) -> dict[str, float | None]:
     """What each training stage recorded when it ran (teacher fine-tuning, general distillation, each student's
-    stages), so a resumed run still reports what the recipe cost."""
-    def seconds(path: Path, read) -> float | None:
-        return round(float(read(json.loads(path.read_text(encoding="utf-8")))), 1) if path.is_file() else None
+    stages), so a resumed run still reports what the recipe cost; None for a task distillation resumed from a
+    checkpoint that recorded no costs."""
+    def seconds(path: Path) -> float:
+        return round(float(json.loads(path.read_text(encoding="utf-8"))["seconds"]), 1)
 
-    recorded = {"teacher fine-tuning": seconds(Path(teacher_dir) / "finetune.json", lambda d: d["seconds"])}
+    recorded: dict[str, float | None] = {}
+    if (Path(teacher_dir) / "finetune.json").is_file():
+        recorded["teacher fine-tuning"] = seconds(Path(teacher_dir) / "finetune.json")
     for path in sorted((run / "general").glob("*/general_distill.json")):
-        recorded[f"general distillation ({path.parent.name})"] = seconds(path, lambda d: d["seconds"])
+        recorded[f"general distillation ({path.parent.name})"] = seconds(path)
     for path in sorted((run / "students").glob("*/distill.json")):
-        recorded[f"task distillation ({path.parent.name})"] = seconds(
-            path, lambda d: sum(stage.get("seconds") or 0.0 for stage in d["stages"].values()))
-    return {name: value for name, value in recorded.items() if value is not None}
+        spent = distillation_seconds(path.parent)
+        recorded[f"task distillation ({path.parent.name})"] = None if spent is None else round(spent, 1)
+    return recorded
 
 
 def _gflops_128(row: Row) -> float | None:
@@ -589,9 +592,8 @@ def _cost(report: dict[str, Any]) -> str:
     recorded = report.get("recorded_training_seconds")
     if not recorded:
         return f"Training took {report['train_seconds'] / 60:.0f} min, the whole suite {report['total_seconds'] / 60:.0f} min."
-    parts = ", ".join(f"{name} {value / 60:.1f}" for name, value in recorded.items())
-    return (f"Training as each stage recorded it (minutes): {parts}; "
-            f"{sum(recorded.values()) / 60:.0f} min in all. This run of the suite: {report['total_seconds'] / 60:.0f} min.")
+    return (f"Training as each stage recorded it (minutes): {recorded_minutes(recorded)}; "
+            f"{sum(v for v in recorded.values() if v is not None) / 60:.0f} min in all. This run of the suite: {report['total_seconds'] / 60:.0f} min.")
 
 
 def render_table(report: dict[str, Any]) -> str:

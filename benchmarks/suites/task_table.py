@@ -119,13 +119,19 @@ def distill_student(task: Any, teacher: Path, train: Any, dev: Any, out: Path, w
     return out
 
 
-def recorded_training_seconds(teacher: Path, student: Path) -> dict[str, float | None]:
-    """What teacher fine-tuning and the student's task distillation recorded when they ran (resumed parts
-    included); None for a distillation with a stage resumed from a checkpoint that recorded no costs."""
+def distillation_seconds(student: Path) -> float | None:
+    """What the student's task distillation recorded when its stages ran (resumed parts included); None where a
+    stage was resumed from a checkpoint that recorded no costs, so a caption says so instead of a short time."""
     stages = json.loads((student / "distill.json").read_text(encoding="utf-8"))["stages"].values()
+    if any("cost_covers" in stage for stage in stages):
+        return None
+    return sum(stage.get("seconds") or 0.0 for stage in stages)
+
+
+def recorded_training_seconds(teacher: Path, student: Path) -> dict[str, float | None]:
+    """What teacher fine-tuning and the student's task distillation recorded when they ran."""
     return {"teacher fine-tuning": json.loads((teacher / "finetune.json").read_text(encoding="utf-8"))["seconds"],
-            "task distillation": (None if any("cost_covers" in stage for stage in stages)
-                                  else sum(stage.get("seconds") or 0.0 for stage in stages))}
+            "task distillation": distillation_seconds(student)}
 
 
 def recorded_minutes(recorded: Mapping[str, float | None]) -> str:

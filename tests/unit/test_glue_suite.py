@@ -229,3 +229,10 @@ def test_the_caption_says_which_int8_onnx_nodes_the_agreement_search_kept_fp32(r
     assert "nodes kept fp32: SST-2 3 of 26, STS-B 0 of 26" in text
     del report["columns"]["sst2"]["onnx_int8_search"], report["columns"]["stsb"]["onnx_int8_search"]
     assert "nodes kept fp32" not in caption(report)  # columns exported before the search: nothing claimed
+
+
+def test_caption_names_a_distillation_whose_cost_was_not_recorded(report):
+    report["columns"]["mrpc"]["recorded_training_seconds"]["task distillation (a)"] = None
+    assert "(not recorded, resumed from checkpoints without recorded costs: MRPC task distillation (a))" in caption(report)
+    report["columns"]["mrpc"]["recorded_training_seconds"]["task distillation (a)"] = 60.0
+    assert "not recorded" not in caption(report)

@@ -134,3 +134,18 @@ def test_recorded_training_names_a_distillation_whose_cost_was_not_recorded(tmp_
     recorded = task_table.recorded_training_seconds(teacher, student)
     assert recorded["task distillation"] is None
     assert "task distillation not recorded" in task_table.recorded_minutes(recorded)
+
+
+def test_sst2_caption_says_which_task_distillation_was_not_recorded(tmp_path):
+    from tinybert_edge.benchmarks.suites import sst2
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "finetune.json").write_text(json.dumps({"seconds": 120.0}))
+    for name, stage in (("a", {"seconds": 60.0}), ("b", {"seconds": 6.0, "cost_covers": "the steps after resuming"})):
+        (tmp_path / "run" / "students" / name).mkdir(parents=True)
+        (tmp_path / "run" / "students" / name / "distill.json").write_text(json.dumps({"stages": {"s": stage}}))
+    recorded = sst2.recorded_training_seconds(tmp_path / "run", teacher)
+    assert recorded == {"teacher fine-tuning": 120.0, "task distillation (a)": 60.0, "task distillation (b)": None}
+    text = sst2._cost({"recorded_training_seconds": recorded, "total_seconds": 600.0})
+    assert "task distillation (a) 1.0, task distillation (b) not recorded" in text and "3 min in all" in text
