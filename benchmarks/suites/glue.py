@@ -211,10 +211,15 @@ INT8_AGREEMENT = 0.995
 SEARCH_EXAMPLES = 2000
 
 
-def _artifacts(student_dir: Path, out_dir: Path, train, lengths: tuple[int, ...]) -> tuple[dict[str, Path], dict[str, str]]:
+def _artifacts(student_dir: Path, out_dir: Path, train,
+               lengths: tuple[int, ...]) -> tuple[dict[str, Path], dict[str, str], dict[str, Any] | None]:
     """The student's int8 ONNX and int8 TFLite (the one export chain, reused when there), each parity-checked on
     SEARCH_EXAMPLES train examples, on which the int8 ONNX is searched to INT8_AGREEMENT; artifacts that could not be
-    made are returned with the reason."""
+    made are returned with the reason, and what the search kept fp32 (or why it failed) for the caption.
+
+    Where no allowed set of fp32 nodes reaches the agreement (a student near chance has many decisions at the
+    boundary), the column takes the all-int8 dynamic default instead, as the search's error advises, and is judged
+    on dev like any other; the caption says so."""
     from tinybert_edge.converters import ExportConfig, QuantizationConfig, export
     from tinybert_edge.data import sample
     from tinybert_edge.models import load_tokenizer
@@ -222,16 +227,23 @@ def _artifacts(student_dir: Path, out_dir: Path, train, lengths: tuple[int, ...]
 
     task = get_task(train.task)
     encoded = task.encode(load_tokenizer(student_dir), sample(train, SEARCH_EXAMPLES, seed=0), max(lengths))
-    batches = list(encoded.batches(64))
+    settings = dict(config=ExportConfig(sequence_buckets=lengths), parity_batches=list(encoded.batches(64)),
+                    parity_description=f"{len(encoded)} train examples (seed 0)", reuse=True, threads=2)
     errors: dict[str, str] = {}
-    made = export(student_dir, out_dir, config=ExportConfig(sequence_buckets=lengths), parity_batches=batches,
-                  qconfig=QuantizationConfig.for_this_cpu(min_agreement=INT8_AGREEMENT),
-                  parity_description=f"{len(encoded)} train examples (seed 0)", reuse=True, threads=2, errors=errors)
+    made = export(student_dir, out_dir, qconfig=QuantizationConfig.for_this_cpu(min_agreement=INT8_AGREEMENT),
+                  errors=errors, **settings)
+    search = _agreement_search(next((a.path for a in made if (a.format, a.precision) == ("onnx", "int8")), None))
+    if errors.get("onnx-int8", "").startswith("AccuracyBudgetError"):
+        search = _failed_search(errors.pop("onnx-int8"))
+        log.warning("glue: %s: the int8 ONNX agreement search failed (%s); its column takes the all-int8 dynamic "
+                    "default", student_dir, search["failed"])
+        made += [a for a in export(student_dir, out_dir, formats=("onnx",), qconfig=QuantizationConfig.for_this_cpu(),
+                                   errors=errors, **settings) if a.precision == "int8"]
     paths = {f"student · {'ONNX' if a.format == 'onnx' else 'TFLite'} int8": a.path for a in made
              if a.precision == "int8"}
     failed = {name: errors.get(f"{'onnx' if 'ONNX' in name else 'tflite'}-int8", "not exported")
               for name in INT8_VARIANTS if name not in paths}
-    return paths, failed
+    return paths, failed, search
 
 
 def _agreement_search(path: Path | None) -> dict[str, Any] | None:
@@ -243,6 +255,21 @@ def _agreement_search(path: Path | None) -> dict[str, Any] | None:
         return None
     return {"min_agreement": gate["min_agreement"], "examples": gate["examples"], "fp32_nodes": gate["fp32_nodes"],
             "quantizable_nodes": gate["quantizable_nodes"], "agreement": gate["attempts"][-1]["agreement"]}
+
+
+def _failed_search(error: str) -> dict[str, Any]:
+    """The caption's record of a search that no allowed fp32 set passed: its last (most fp32) attempt, read from
+    the AccuracyBudgetError the chain recorded, and the whole message."""
+    import re
+
+    limit = re.search(r"with (\d+) of its (\d+) quantizable nodes", error)
+    last = re.findall(r"(\d+) fp32: ([\d.]+) \(lower bound ([\d.]+)\)", error)
+    return {"min_agreement": INT8_AGREEMENT, "examples": SEARCH_EXAMPLES, "failed": error,
+            "tried_fp32_nodes": int(limit.group(1)) if limit else None,
+            "quantizable_nodes": int(limit.group(2)) if limit else None,
+            "best_agreement": float(last[-1][1]) if last else None,
+            "best_lower_bound": float(last[-1][2]) if last else None,
+            "fallback": "all-int8 dynamic default"}
 
 
 def _evaluate(paths: dict[str, Path], dev, max_length: int) -> dict[str, dict[str, Any]]:
@@ -297,9 +324,8 @@ def run_task(task: str, data_root: Path, budget: Budget, run: Path, cache_dir: s
     length = task_defaults(task)["max_length"]
     lengths = tuple(sorted({length, *((LATENCY_LENGTH,) if latency_task else ())}))
     after_training = time.perf_counter()
-    artifacts, failed = _artifacts(students[best], run / task / "artifacts" / best, train, lengths)
+    artifacts, failed, search = _artifacts(students[best], run / task / "artifacts" / best, train, lengths)
     paths = {VARIANTS[0]: teacher_dir, VARIANTS[1]: students[best], **artifacts}
-    search = _agreement_search(artifacts.get(VARIANTS[2]))
     results = _evaluate(paths, dev, length)
     for name, why in failed.items():
         results[name] = {"error": why}
@@ -659,10 +685,17 @@ def _search_caption(columns: dict[str, Any]) -> str:
     if not searched:
         return ""
     first = next(iter(searched.values()))
+    kept = [f"{title} {len(g['fp32_nodes'])} of {g['quantizable_nodes']}" for title, g in searched.items()
+            if "failed" not in g]
+    failed = [f"{title} (best {g['best_agreement']:.1%}, lower bound {g['best_lower_bound']:.1%}, with "
+              f"{g['tried_fp32_nodes']} of {g['quantizable_nodes']} nodes fp32, the most the search allows)"
+              if g.get("best_agreement") is not None else title for title, g in searched.items() if "failed" in g]
     return (f". ONNX int8: dynamic, with the nodes whose int8 moves the outputs most kept fp32 until it decides as its "
             f"fp32 student on at least {first['min_agreement']:.1%} of {first['examples']:,} train examples (the lower "
-            "end of the 95% interval; a regression head's one output always agrees), nodes kept fp32: "
-            + ", ".join(f"{title} {len(g['fp32_nodes'])} of {g['quantizable_nodes']}" for title, g in searched.items()))
+            "end of the 95% interval; a regression head's one output always agrees)"
+            + (", nodes kept fp32: " + ", ".join(kept) if kept else "")
+            + ("; no allowed fp32 set reached it for " + ", ".join(failed)
+               + ", whose column is the all-int8 dynamic default, judged on dev like the rest" if failed else ""))
 
 
 def write_confusion_plots(report: dict[str, Any], folder: Path) -> dict[str, str]:

@@ -236,3 +236,38 @@ def test_caption_names_a_distillation_whose_cost_was_not_recorded(report):
     assert "(not recorded, resumed from checkpoints without recorded costs: MRPC task distillation (a))" in caption(report)
     report["columns"]["mrpc"]["recorded_training_seconds"]["task distillation (a)"] = 60.0
     assert "not recorded" not in caption(report)
+
+
+def test_a_failed_agreement_search_falls_back_to_the_all_int8_default_and_the_caption_says_so(report, tmp_path,
+                                                                                               monkeypatch):
+    import tiny_bert
+    from tinybert_edge.artifacts import Artifact
+    from tinybert_edge.benchmarks.suites import glue
+    from tinybert_edge.converters import gate
+    from tinybert_edge.data import TextClassificationData
+
+    model_dir = tmp_path / "student"
+    tiny_bert.classifier(seed=0).save_pretrained(model_dir, safe_serialization=True)
+    tiny_bert.tokenizer(model_dir).save_pretrained(model_dir)
+    texts, labels = tiny_bert.sentences(64, seed=1)
+    train = TextClassificationData(texts=texts, labels=labels, label_names=["neg", "pos"], source="train")
+    message = ("int8 of 'x' cannot be shown to decide as torch does on 0.995 of the inputs: the lower end of its "
+               "agreement's 95% interval on 64 parity examples stays below it even with 2 of its 5 quantizable nodes "
+               "kept fp32 [0 fp32: 0.9500 (lower bound 0.8700); 1 fp32: 0.9600 (lower bound 0.8800); 2 fp32: 0.9700 "
+               "(lower bound 0.8900)]; lower QuantizationConfig.min_agreement")
+
+    def no_set_passes(*args, **kwargs):
+        raise gate.AccuracyBudgetError(message, [])
+
+    monkeypatch.setattr(gate, "quantize_onnx_to_agreement", no_set_passes)
+    paths, failed, search = glue._artifacts(model_dir, tmp_path / "artifacts", train, (16,))
+    assert failed == {} and set(paths) == set(glue.INT8_VARIANTS)
+    onnx = Artifact.load(paths["student · ONNX int8"])
+    assert "agreement_gate" not in onnx.metadata and onnx.metadata["quantization"]["min_agreement"] is None
+    assert search["failed"].startswith("AccuracyBudgetError: int8 of 'x'") and search["fallback"]
+    assert (search["tried_fp32_nodes"], search["quantizable_nodes"], search["best_agreement"]) == (2, 5, 0.97)
+    report["columns"]["rte"]["onnx_int8_search"] = search
+    text = caption(report)
+    assert ("no allowed fp32 set reached it for RTE (best 97.0%, lower bound 89.0%, with 2 of 5 nodes fp32, the most "
+            "the search allows), whose column is the all-int8 dynamic default, judged on dev like the rest") in text
+    assert "nodes kept fp32:" not in text
