@@ -101,7 +101,8 @@ def planned(formats: Sequence[str], quantize: bool) -> list[tuple[str, str]]:
 def _reusable(path: Path, source: SourceModel, config: ExportConfig,
               qconfig: QuantizationConfig | None = None) -> Artifact | None:
     """The artifact at `path` when it was exported from this very model, covers every sequence bucket and, for
-    int8 ONNX, was quantized with the settings asked for now (`qconfig`; None: this CPU's preset)."""
+    int8 ONNX (and the in-graph-tokenizer ONNX built from it), was quantized with the settings asked for now
+    (`qconfig`; None: this CPU's preset)."""
     if not metadata_path(path).is_file():
         return None
     try:
@@ -113,7 +114,7 @@ def _reusable(path: Path, source: SourceModel, config: ExportConfig,
     # ONNX has dynamic axes: any length runs. TFLite has fixed buckets: reuse only when they cover every length.
     if artifact.format == "tflite" and not set(config.sequence_buckets) <= set(artifact.sequence_buckets):
         return None
-    if artifact.format == "onnx" and artifact.precision == "int8":
+    if artifact.format in ("onnx", "onnx-text") and artifact.precision == "int8":  # onnx-text wraps the int8 ONNX
         import json
 
         asked = json.loads(json.dumps((qconfig or QuantizationConfig.for_this_cpu()).to_dict()))
@@ -219,7 +220,7 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
         if reuse:
             for folder in (out, *map(Path, reuse_from)):
                 found = _reusable(export_path(folder, fmt, precision), source, config,
-                                  quantization() if (fmt, precision) == ("onnx", "int8") else None)
+                                  quantization() if fmt in ("onnx", "onnx-text") and precision == "int8" else None)
                 if found is not None:
                     log.info("%s: reusing %s", key, found.path)
                     break

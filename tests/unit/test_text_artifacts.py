@@ -232,3 +232,23 @@ def test_weights_stored_past_the_flatbuffer_end_are_moved_inside(mediapipe_model
     np.testing.assert_array_equal(LiteRtSession(tmp_path / "a.tflite").run(feed),
                                   LiteRtSession(tmp_path / "b.tflite").run(feed))
     assert inline_buffers(original) == (original, 0)
+
+
+def test_onnx_text_is_reused_only_when_its_int8_onnx_was_quantized_with_the_settings_asked_for(model_dir, texts,
+                                                                                             tmp_path, caplog):
+    import logging
+
+    from tinybert_edge.converters import QuantizationConfig
+
+    pytest.importorskip("onnxruntime_extensions", reason="pip install 'tinybert-edge[onnx-text]'")
+    common = dict(formats=("onnx-text",), config=ExportConfig(sequence_buckets=(LENGTH,)), texts=texts,
+                  texts_description="dev", reuse=True)
+    first = export(model_dir, tmp_path, qconfig=QuantizationConfig.avx2(), **common)[-1]
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        same = export(model_dir, tmp_path, qconfig=QuantizationConfig.avx2(), **common)[-1]
+    assert "onnx-text-int8: reusing" in caplog.text and same.metadata["created_utc"] == first.metadata["created_utc"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tinybert_edge"):
+        other = export(model_dir, tmp_path, qconfig=QuantizationConfig.avx2(keep_fp32=("embeddings",)), **common)[-1]
+    assert "onnx-int8: reusing" not in caplog.text and "onnx-text-int8: reusing" not in caplog.text
+    assert list(other.metadata["quantization"]["keep_fp32"]) == ["embeddings"]
