@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ import numpy as np
 
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, suite_main
+from tinybert_edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +52,28 @@ ANCHOR = "transformers pipeline + optimum ORTModel (int8 ONNX)"
 # the floor under every path that runs that file, so anchor / floor bounds the speedup any of them can reach.
 FLOOR = "floor: int8 ONNX model alone, ids encoded beforehand (not a path)"
 CONFIDENCE = 0.95
+SEARCH_TEXTS = 2000  # the int8 search's texts (--int8-agreement): enough for a 99.5% lower bound with a flip or two
 
 
 def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int, threads: int,
-                    min_tokenizer_agreement: float) -> tuple[dict[str, Any], Path]:
-    """Every artifact through the one chain at one length, and our bundle of the int8 TFLite and ONNX."""
+                    min_tokenizer_agreement: float, qconfig: Any = None,
+                    search_texts: Sequence[str] | None = None) -> tuple[dict[str, Any], Path]:
+    """Every artifact through the one chain at one length, and our bundle of the int8 TFLite and ONNX.
+
+    Each artifact is parity-checked on `search_texts` when given (texts apart from the judged ones, on which a
+    `qconfig` with min_agreement searches the int8 ONNX's fp32 nodes), else on the judged texts."""
     from tinybert_edge.app.bundle import package
     from tinybert_edge.converters import ExportConfig, export
     from tinybert_edge.converters.chain import parity_inputs
     from tinybert_edge.converters.tokenizer_gate import TokenizerGate
     from tinybert_edge.data import TextClassificationData
 
-    data = TextClassificationData(texts=list(texts), labels=[0] * len(texts), label_names=["-"], source="dev texts")
+    checked = list(search_texts if search_texts is not None else texts)
+    data = TextClassificationData(texts=checked, labels=[0] * len(checked), label_names=["-"],
+                                  source="search texts" if search_texts is not None else "dev texts")
     batches, described = parity_inputs(student, data, max_length=length)
     artifacts = export(student, work / "artifacts", formats=("onnx", "tflite", "executorch", "onnx-text", "mediapipe"),
-                       config=ExportConfig(sequence_buckets=(length,)), parity_batches=batches,
+                       config=ExportConfig(sequence_buckets=(length,)), qconfig=qconfig, parity_batches=batches,
                        parity_description=described, reuse=True, threads=threads, texts=list(texts),
                        texts_description="dev texts",
                        tokenizer_gate=TokenizerGate(min_dev_agreement=min_tokenizer_agreement))
@@ -196,17 +205,30 @@ def dev_texts(data: str, split: str = "all", encoding_errors: str = "strict") ->
 def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 128, threads: int = 2,
         max_texts: int | None = None, rounds: int = 5, texts_per_round: int = 200, warmup: int = 10,
         min_tokenizer_agreement: float = 0.99, split: str = "all", encoding_errors: str = "strict",
+        int8_agreement: float | None = None, search_split: str = "train",
         ) -> tuple[dict[str, Metric], dict[str, Any]]:
     from tinybert_edge.benchmarks.rounds import pooled_stats, rotated, round_p50s, settle
     from tinybert_edge.benchmarks.stats import paired_p50_ratio_interval
     from tinybert_edge.converters.artifact import check_source
 
     student = check_source(student, (length,)).folder
+    qconfig, search_texts = None, None
+    if int8_agreement is not None:
+        from tinybert_edge.converters import QuantizationConfig
+
+        if split == "all" or search_split == split:
+            raise ConfigError(f"--int8-agreement searches the int8 ONNX on --search-split {search_split!r} texts, "
+                              f"which must be apart from the judged ones (--split {split!r}): pass --split dev (or "
+                              "test) and --search-split train")
+        qconfig = QuantizationConfig.for_this_cpu(min_agreement=int8_agreement)
+        pool = dev_texts(data, search_split, encoding_errors)
+        search_texts = random.Random(0).sample(pool, min(SEARCH_TEXTS, len(pool)))
     texts = dev_texts(data, split, encoding_errors)[: max_texts or None]
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    made, bundle = build_artifacts(student, work, texts, length, threads, min_tokenizer_agreement)
+    made, bundle = build_artifacts(student, work, texts, length, threads, min_tokenizer_agreement, qconfig,
+                                   search_texts)
     built_s = time.perf_counter() - started
     margins: dict[str, float] = {}
     calls, what, to_close = paths(student, made, bundle, length, threads, margins)
@@ -290,6 +312,7 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
                                 for key in ("onnx-text-int8", "mediapipe-int8")},
         "min_tokenizer_agreement": min_tokenizer_agreement,
         "parity": {key: a.metadata.get("parity", {}).get("argmax_agreement") for key, a in made.items()},
+        "int8_onnx_search": _search_record(made["onnx-int8"], search_split, search_texts),
         "build_seconds": round(built_s, 1), "seconds": round(time.perf_counter() - started, 1),
     }
     extra["report_markdown"] = report_markdown(extra, candidates, p50)
@@ -321,6 +344,13 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
               f"{tok['mediapipe-int8']['dev']['agreement']:.2%} of the dev texts, "
               f"{tok['mediapipe-int8']['corpus']['agreement']:.1%} of the corpus. Sizes (bytes): "
               + ", ".join(f"{k} {v:,}" for k, v in extra["size_bytes"].items()) + "."]
+    search = extra.get("int8_onnx_search")
+    if search:
+        lines += ["", f"The int8 ONNX (every ONNX path and the anchor run it) keeps {len(search['fp32_nodes'])} of its "
+                  f"{search['quantizable_nodes']} quantizable nodes fp32, searched until it decides as the fp32 "
+                  f"student on at least {search['min_agreement']:.1%} (the lower end of the 95% interval) of "
+                  f"{search['texts']:,} {search['split']} texts apart from the judged ones "
+                  f"(`QuantizationConfig(min_agreement=...)`); there it agreed on {search['agreement']:.2%}."]
     interval = extra["speedup_ratio_interval"]
     if interval is not None:
         lines += ["", f"Speedup of the fastest path ({extra['fastest_path']}) over the anchor: "
@@ -336,6 +366,16 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
                   + f". Over all texts the margin's 5th percentile is {quantiles['p5']:.3f}, its median "
                   f"{quantiles['p50']:.3f}."]
     return "\n".join(lines) + "\n"
+
+
+def _search_record(onnx: Any, split: str, texts: Sequence[str] | None) -> dict[str, Any] | None:
+    """What the int8 ONNX's agreement search kept fp32 and on which texts (None: the all-int8 default)."""
+    gate = onnx.metadata.get("agreement_gate")
+    if not gate or texts is None:
+        return None
+    return {"min_agreement": gate["min_agreement"], "split": split, "texts": len(texts),
+            "fp32_nodes": gate["fp32_nodes"], "quantizable_nodes": gate["quantizable_nodes"],
+            "agreement": gate["attempts"][-1]["agreement"]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--texts-per-round", type=int, default=200)
     parser.add_argument("--min-tokenizer-agreement", type=float, default=0.99,
                         help="tokenizer-agreement gate of the onnx-text and MediaPipe exports on the dev texts")
+    parser.add_argument("--int8-agreement", type=float, default=None, metavar="FRACTION",
+                        help="search the int8 ONNX (every ONNX path runs it) to decide as the fp32 student on at "
+                             f"least this share of up to {SEARCH_TEXTS:,} --search-split texts, keeping the nodes "
+                             "that move its outputs most fp32 (default: the all-int8 dynamic default)")
+    parser.add_argument("--search-split", choices=["train", "dev", "test"], default="train",
+                        help="the part of --data the int8 search chooses on; apart from --split (default: train)")
     return parser
 
 
@@ -361,7 +407,8 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
     metrics, extra = run(args.student, args.data, args.work_dir, length=args.seq_length, threads=args.threads,
                          max_texts=args.max_texts, rounds=args.rounds, texts_per_round=args.texts_per_round,
                          min_tokenizer_agreement=args.min_tokenizer_agreement, split=args.split,
-                         encoding_errors=args.encoding_errors)
+                         encoding_errors=args.encoding_errors, int8_agreement=args.int8_agreement,
+                         search_split=args.search_split)
     return SuiteOutcome(metrics, extra, details=extra["report_markdown"])
 
 
