@@ -687,7 +687,7 @@ def _search_caption(columns: dict[str, Any]) -> str:
     first = next(iter(searched.values()))
     kept = [f"{title} {len(g['fp32_nodes'])} of {g['quantizable_nodes']}" for title, g in searched.items()
             if "failed" not in g]
-    failed = [f"{title} (best {g['best_agreement']:.1%}, lower bound {g['best_lower_bound']:.1%}, with "
+    failed = [f"{title} (best {g['best_agreement']:.2%}, lower bound {g['best_lower_bound']:.2%}, with "
               f"{g['tried_fp32_nodes']} of {g['quantizable_nodes']} nodes fp32, the most the search allows)"
               if g.get("best_agreement") is not None else title for title, g in searched.items() if "failed" in g]
     return (f". ONNX int8: dynamic, with the nodes whose int8 moves the outputs most kept fp32 until it decides as its "

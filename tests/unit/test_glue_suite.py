@@ -268,6 +268,6 @@ def test_a_failed_agreement_search_falls_back_to_the_all_int8_default_and_the_ca
     assert (search["tried_fp32_nodes"], search["quantizable_nodes"], search["best_agreement"]) == (2, 5, 0.97)
     report["columns"]["rte"]["onnx_int8_search"] = search
     text = caption(report)
-    assert ("no allowed fp32 set reached it for RTE (best 97.0%, lower bound 89.0%, with 2 of 5 nodes fp32, the most "
+    assert ("no allowed fp32 set reached it for RTE (best 97.00%, lower bound 89.00%, with 2 of 5 nodes fp32, the most "
             "the search allows), whose column is the all-int8 dynamic default, judged on dev like the rest") in text
     assert "nodes kept fp32:" not in text
