@@ -121,6 +121,11 @@ def _reusable(path: Path, source: SourceModel, config: ExportConfig,
         made = artifact.metadata.get("quantization") or {}
         if any(made.get(key) != value for key, value in asked.items() if key != "reason"):
             return None
+    if artifact.format == "onnx-text":
+        from tinybert_edge.converters.onnx_text_export import TOKENIZER_GRAPH_VERSION
+
+        if artifact.metadata.get("tokenizer_graph_version") != TOKENIZER_GRAPH_VERSION:
+            return None
     # ExecuTorch takes any length up to the one it was exported for.
     if artifact.format == "executorch" and max(config.sequence_buckets) > int(artifact.metadata.get(
             "max_sequence_length") or 0):

@@ -4,12 +4,14 @@ see `tinybert_edge.runtime.onnx_text`).
 
 The graph is the chain's ONNX export of the same precision with this prepended and appended:
 
-    text (string[1], or [2] for a pair) -> BertTokenizer (ai.onnx.contrib; vocabulary, lower-casing, accent
+    text (string[1], or [2] for a pair) -> StringRegexReplace x2 (Hugging Face's clean_text: control characters and
+    U+FFFD dropped, Unicode white space made a space) -> BertTokenizer (ai.onnx.contrib; vocabulary, lower-casing, accent
     stripping, CJK spacing and max_length from the model's tokenizer) -> Unsqueeze -> input_ids, attention_mask,
     token_type_ids [1, n] -> the model -> logits [1, labels] -> ArgMax -> label_id [1] -> Gather(label names) -> label [1]
 
 The op does not follow Hugging Face's `strip_accents=None` (it defaults to keeping accents), so every setting is
-passed explicitly; truncation needs `max_length`, set to the artifact's longest sequence bucket. The op takes one text
+passed explicitly; it has no clean_text step (U+FFFD and format characters such as U+200B became [UNK] or split
+words), so the graph does it first with the code point classes of the SDK's own WordPiece tables; truncation needs `max_length`, set to the artifact's longest sequence bucket. The op takes one text
 or one pair per call, never a batch (see runtime/onnx_text.py). Before the artifact is kept, the op's ids are compared
 with the Hugging Face tokenizer's (`tokenizer_gate`), and the whole graph is run on the texts and compared with the
 source ONNX model fed Hugging Face's ids.
@@ -40,36 +42,91 @@ TEXT_FILE = "model.onnx"
 CONTRIB_DOMAIN = "ai.onnx.contrib"
 CONSUMER = "onnxruntime-extensions' BertTokenizer op"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# 2: the graph cleans text before the op (clean_text, lone marks); an artifact of another version is made again
+TOKENIZER_GRAPH_VERSION = 2
 GRAPH_CHECK_TEXTS = 64
 GRAPH_CHECK_MAX_DIFF = 1e-3  # same model, same ids: only the session differs
 
 
-def tokenizer_node(vocab_file: Path, settings: TokenizerSettings, max_length: int, outputs: Sequence[str]) -> Any:
-    """The BertTokenizer node with every setting given explicitly (its defaults are not Hugging Face's)."""
+def _re2_class(ranges: Sequence[tuple[int, int]]) -> str:
+    """An RE2 character class for inclusive code point ranges."""
+    return "[" + "".join(f"\\x{{{lo:X}}}" if lo == hi else f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in ranges) + "]"
+
+
+def clean_text_nodes(source: str, target: str) -> list[Any]:
+    """Hugging Face's BertNormalizer clean_text as graph nodes: control, format and unassigned characters and U+FFFD
+    removed, then every Unicode white space character made a space (the SDK's WordPiece tables, which the Python
+    runtime's parity tests pin to Hugging Face's Rust tokenizer)."""
+    from onnx import TensorProto, helper
+
+    from tinybert_edge.runtime.wordpiece import default_tables
+
+    ranges = default_tables().ranges
+
+    def constant(name: str, value: str) -> Any:
+        return helper.make_node("Constant", [], [name], name=name,
+                                value=helper.make_tensor(name, TensorProto.STRING, [1], [value.encode("utf-8")]))
+
+    return [constant("text_control_chars", _re2_class(ranges["control"])), constant("text_nothing", ""),
+            constant("text_white_space", _re2_class(ranges["whitespace"])), constant("text_space", " "),
+            helper.make_node("StringRegexReplace", [source, "text_control_chars", "text_nothing"], ["text_no_control"],
+                             name="text_drop_control", domain=CONTRIB_DOMAIN, global_replace=1),
+            helper.make_node("StringRegexReplace", ["text_no_control", "text_white_space", "text_space"], [target],
+                             name="text_spaces", domain=CONTRIB_DOMAIN, global_replace=1)]
+
+
+def mark_nodes(source: str, target: str) -> list[Any]:
+    """The combining marks that Hugging Face's strip_accents drops (after NFD) dropped where they stand alone in the
+    text (an Arabic damma, a Devanagari sign): the op strips the marks of the letters it decomposes, not these."""
+    from onnx import TensorProto, helper
+
+    from tinybert_edge.runtime.wordpiece import default_tables
+
+    marks = _re2_class(default_tables().ranges["mark"])
+    return [helper.make_node("Constant", [], ["text_marks"], name="text_marks",
+                             value=helper.make_tensor("text_marks", TensorProto.STRING, [1], [marks.encode("utf-8")])),
+            helper.make_node("Constant", [], ["text_no_mark"], name="text_no_mark",
+                             value=helper.make_tensor("text_no_mark", TensorProto.STRING, [1], [b""])),
+            helper.make_node("StringRegexReplace", [source, "text_marks", "text_no_mark"], [target],
+                             name="text_drop_marks", domain=CONTRIB_DOMAIN, global_replace=1)]
+
+
+def tokenizer_nodes(vocab_file: Path, settings: TokenizerSettings, max_length: int, outputs: Sequence[str]) -> list[Any]:
+    """The BertTokenizer node with every setting given explicitly (its defaults are not Hugging Face's), behind the
+    clean_text nodes when the tokenizer cleans text (Hugging Face's default)."""
     from onnx import helper
 
     words = sorted(load_vocab(vocab_file).items(), key=lambda item: item[1])
-    return helper.make_node(
-        "BertTokenizer", [TEXT_INPUT], list(outputs), name="text_tokenizer", domain=CONTRIB_DOMAIN,
+    nodes, text = [], TEXT_INPUT
+    if settings.clean_text:
+        nodes += clean_text_nodes(text, "text_cleaned")
+        text = "text_cleaned"
+    if settings.effective_strip_accents:
+        nodes += mark_nodes(text, "text_unmarked")
+        text = "text_unmarked"
+    return nodes + [helper.make_node(
+        "BertTokenizer", [text], list(outputs), name="text_tokenizer", domain=CONTRIB_DOMAIN,
         vocab_file="\n".join(word for word, _ in words), do_lower_case=int(settings.do_lower_case),
         strip_accents=int(settings.effective_strip_accents), tokenize_chinese_chars=int(settings.tokenize_chinese_chars),
         max_length=int(max_length), truncation_strategy_name="longest_first", unk_token=settings.unk_token,
         sep_token=settings.sep_token, pad_token=settings.pad_token, cls_token=settings.cls_token,
-        mask_token=settings.mask_token, suffix_indicator=settings.continuing_subword_prefix)
+        mask_token=settings.mask_token, suffix_indicator=settings.continuing_subword_prefix)]
 
 
-def tokenizer_model(node: Any) -> Any:
-    """A graph of the tokenizer node alone (text -> ids, types, mask): what the agreement gate runs."""
+def tokenizer_model(nodes: Sequence[Any]) -> Any:
+    """A graph of the tokenizer nodes alone (text -> ids, types, mask): what the agreement gate runs."""
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([node], "tokenizer", [helper.make_tensor_value_info(TEXT_INPUT, TensorProto.STRING, [None])],
-                              [helper.make_tensor_value_info(name, TensorProto.INT64, [None]) for name in node.output])
+    graph = helper.make_graph(list(nodes), "tokenizer",
+                              [helper.make_tensor_value_info(TEXT_INPUT, TensorProto.STRING, [None])],
+                              [helper.make_tensor_value_info(name, TensorProto.INT64, [None])
+                               for name in nodes[-1].output])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(CONTRIB_DOMAIN, 1)])
 
 
-def text_graph(model: Any, node: Any, label_names: Sequence[str]) -> Any:
-    """`model` (inputs input_ids, attention_mask, token_type_ids; output logits) with `node` in front and the
-    label's id and name behind."""
+def text_graph(model: Any, nodes: Sequence[Any], label_names: Sequence[str]) -> Any:
+    """`model` (inputs input_ids, attention_mask, token_type_ids; output logits) with the tokenizer `nodes` in front
+    and the label's id and name behind."""
     from onnx import TensorProto, helper
 
     graph = model.graph
@@ -82,7 +139,7 @@ def text_graph(model: Any, node: Any, label_names: Sequence[str]) -> Any:
     logits = outputs[0]
     # BertTokenizer's outputs are 1-D [n]: ids, token types, mask (in that order).
     raw = {"input_ids": "text_ids", "token_type_ids": "text_types", "attention_mask": "text_mask"}
-    front = [node, helper.make_node("Constant", [], ["text_axis0"], name="text_axis0",
+    front = [*nodes, helper.make_node("Constant", [], ["text_axis0"], name="text_axis0",
                                     value=helper.make_tensor("axis0", TensorProto.INT64, [1], [0]))]
     front += [helper.make_node("Unsqueeze", [raw[name], "text_axis0"], [name], name=f"text_unsqueeze_{name}")
               for name in MODEL_INPUTS if name in inputs]
@@ -167,11 +224,11 @@ def export_onnx_text(onnx: Artifact, out_dir: str | Path, texts: Sequence[str], 
     check_output_path(out_dir, "folder")
     reference = load_tokenizer(folder)
     started = time.perf_counter()
-    node = tokenizer_node(folder / "vocab.txt", settings, length, ["text_ids", "text_types", "text_mask"])
+    nodes = tokenizer_nodes(folder / "vocab.txt", settings, length, ["text_ids", "text_types", "text_mask"])
 
     import onnxruntime as ort
 
-    tokenizer_session = ort.InferenceSession(tokenizer_model(node).SerializeToString(), session_options(1),
+    tokenizer_session = ort.InferenceSession(tokenizer_model(nodes).SerializeToString(), session_options(1),
                                              providers=["CPUExecutionProvider"])
 
     def op_ids(batch: list[str]) -> list[list[int]]:
@@ -182,7 +239,7 @@ def export_onnx_text(onnx: Artifact, out_dir: str | Path, texts: Sequence[str], 
                                     CONSUMER, vocab_words=list(load_vocab(folder / "vocab.txt")))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True, exist_ok=True)
-        model = text_graph(onnx_lib.load(str(onnx.model_file)), node, labels)
+        model = text_graph(onnx_lib.load(str(onnx.model_file)), nodes, labels)
         onnx_lib.save(model, str(tmp / TEXT_FILE))
         for name in ("config.json",):
             if (onnx.model_dir is not None) and (onnx.model_dir / name).is_file():
@@ -206,6 +263,8 @@ def export_onnx_text(onnx: Artifact, out_dir: str | Path, texts: Sequence[str], 
             "max_length": length,
             "tokenizer": {"op": f"{CONTRIB_DOMAIN}.BertTokenizer", **settings_dict(
                 TokenizerSettings(**{**settings.__dict__, "max_length": length}))},
+            "tokenizer_graph_version": TOKENIZER_GRAPH_VERSION,
+            "tokenizer_graph": [node.op_type for node in nodes if node.op_type != "Constant"],
             "tokenizer_agreement": agreement,
             "graph_check": graph_check,
             "export_seconds": round(time.perf_counter() - started, 3),

@@ -6,7 +6,7 @@ test corpus (`tinybert_edge.runtime.tokenizer_corpus.generate_corpus`).
 The agreement on the user's texts is gated (default: every text, 100%); below the threshold the export fails and
 names the disagreeing strings. The corpus is adversarial on purpose (every script, emoji, control characters, words
 over 100 characters), and these tokenizers are known to differ from Hugging Face's on some of it (Greek and Turkish
-capitals, Hangul, Devanagari, full-width punctuation, Ogham space), so its agreement is recorded, with examples, and
+capitals, Hangul, full-width punctuation; the in-graph one after the graph's own text cleaning), so its agreement is recorded, with examples, and
 gated only when asked. Both go into the artifact's metadata.
 
 A vocabulary such a tokenizer cannot represent at all is refused before anything is built (`check_vocabulary`):

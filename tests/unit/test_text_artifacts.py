@@ -22,6 +22,8 @@ from tinybert_edge.runtime.sessions import TorchSession
 LENGTH = 32
 # U+1680 (Ogham space) is whitespace to Hugging Face's tokenizer and a word character to both other tokenizers.
 DISAGREEING = "good\u1680bad film"
+# U+0381 (unassigned) is a word character to Hugging Face's tokenizer (the word becomes [UNK]); the in-graph op drops it.
+OP_DISAGREEING = "good\u0381bad film"
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,8 @@ def test_onnx_text_takes_strings_and_gives_logits_and_the_label(onnx_text, model
     assert meta["tokenizer_agreement"]["corpus"]["n"] > 0
     assert meta["graph_check"]["max_abs_diff"] <= 1e-3 and meta["max_length"] == LENGTH
     assert meta["tokenizer"]["strip_accents"] is True  # HF's None resolved, passed to the op explicitly
+    # Hugging Face's text cleaning (2 nodes) and lone-mark dropping (1) run in the graph before the op.
+    assert meta["tokenizer_graph"] == ["StringRegexReplace"] * 3 + ["BertTokenizer"]
     reopened = Artifact.open(onnx_text.path)
     assert (reopened.format, reopened.runtime) == ("onnx-text", "onnxruntime-extensions")
     session = OnnxTextSession(onnx_text.path, threads=1)
@@ -141,15 +145,15 @@ def test_onnx_text_takes_strings_and_gives_logits_and_the_label(onnx_text, model
 def test_onnx_text_below_the_threshold_fails_and_leaves_nothing(model_dir, texts, tmp_path):
     pytest.importorskip("onnxruntime_extensions", reason="pip install 'tinybert-edge[onnx-text]'")
     out = tmp_path / "out"
-    with pytest.raises(TokenizerAgreementError, match=r"good\\u1680bad film"):
+    with pytest.raises(TokenizerAgreementError, match=r"good\\u0381bad film"):
         export(model_dir, out, formats=("onnx-text",), config=ExportConfig(sequence_buckets=(LENGTH,)),
-               texts=texts + [DISAGREEING], texts_description="dev")
+               texts=texts + [OP_DISAGREEING], texts_description="dev")
     assert not (out / "onnx-text-int8").exists()
     made = export(model_dir, out, formats=("onnx-text",), config=ExportConfig(sequence_buckets=(LENGTH,)),
-                  texts=texts + [DISAGREEING], texts_description="dev", reuse=True,
+                  texts=texts + [OP_DISAGREEING], texts_description="dev", reuse=True,
                   tokenizer_gate=TokenizerGate(min_dev_agreement=0.9, corpus_strings=100))
     record = made[-1].metadata["tokenizer_agreement"]
-    assert record["dev"]["agreeing"] == len(texts) and record["dev"]["disagreeing"][0]["text"] == DISAGREEING
+    assert record["dev"]["agreeing"] == len(texts) and record["dev"]["disagreeing"][0]["text"] == OP_DISAGREEING
 
 
 # --- MediaPipe -------------------------------------------------------------------------------------------------------
@@ -247,8 +251,41 @@ def test_onnx_text_is_reused_only_when_its_int8_onnx_was_quantized_with_the_sett
     with caplog.at_level(logging.INFO, logger="tinybert_edge"):
         same = export(model_dir, tmp_path, qconfig=QuantizationConfig.avx2(), **common)[-1]
     assert "onnx-text-int8: reusing" in caplog.text and same.metadata["created_utc"] == first.metadata["created_utc"]
+    # One made before the graph cleaned text (no tokenizer_graph_version) is made again.
+    record = json.loads((same.path / "metadata.json").read_text(encoding="utf-8"))
+    del record["tokenizer_graph_version"]
+    (same.path / "metadata.json").write_text(json.dumps(record), encoding="utf-8")
+    remade = export(model_dir, tmp_path, qconfig=QuantizationConfig.avx2(), **common)[-1]
+    assert remade.metadata["tokenizer_graph_version"] == 2
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="tinybert_edge"):
         other = export(model_dir, tmp_path, qconfig=QuantizationConfig.avx2(keep_fp32=("embeddings",)), **common)[-1]
     assert "onnx-int8: reusing" not in caplog.text and "onnx-text-int8: reusing" not in caplog.text
     assert list(other.metadata["quantization"]["keep_fp32"]) == ["embeddings"]
+
+
+def test_the_in_graph_tokenizer_cleans_text_as_hugging_face_does(model_dir):
+    pytest.importorskip("onnxruntime_extensions", reason="pip install 'tinybert-edge[onnx-text]'")
+    import dataclasses
+
+    import onnxruntime as ort
+    from transformers import BertTokenizerFast
+
+    from tinybert_edge.converters.onnx_text_export import tokenizer_model, tokenizer_nodes
+    from tinybert_edge.runtime.onnx_text import session_options
+
+    hf = BertTokenizerFast.from_pretrained(model_dir)
+    settings = check_vocabulary(model_dir, "op", cased=False, keep_accents=False)
+    # Mojibake's U+FFFD, a zero-width space, a control character, odd white space, a lone Arabic mark: Hugging Face
+    # drops or spaces them before WordPiece, and the op alone made [UNK] of the words they touch.
+    texts = ["good\ufffd\ufffd film", "good \u200bfilm", "good\x01 film", "good\u1680bad film", "bad \u064ffilm"]
+
+    def ids(settings) -> list[list[int]]:
+        nodes = tokenizer_nodes(model_dir / "vocab.txt", settings, LENGTH, ["ids", "types", "mask"])
+        session = ort.InferenceSession(tokenizer_model(nodes).SerializeToString(), session_options(1),
+                                       providers=["CPUExecutionProvider"])
+        return [session.run(["ids"], {"text": np.array([t], dtype=object)})[0].tolist() for t in texts]
+
+    expected = [list(e) for e in hf(texts, truncation=True, max_length=LENGTH)["input_ids"]]
+    assert ids(settings) == expected
+    assert ids(dataclasses.replace(settings, clean_text=False)) != expected  # the op by itself differs on these
