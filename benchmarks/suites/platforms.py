@@ -71,7 +71,9 @@ def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int
     checked = list(search_texts if search_texts is not None else texts)
     data = TextClassificationData(texts=checked, labels=[0] * len(checked), label_names=["-"],
                                   source="search texts" if search_texts is not None else "dev texts")
-    batches, described = parity_inputs(student, data, max_length=length)
+    # every search text (the search needs hundreds to show its target), else the chain's default sample of the texts
+    batches, described = parity_inputs(student, data, max_length=length,
+                                       **({"n": len(checked)} if search_texts is not None else {}))
     artifacts = export(student, work / "artifacts", formats=("onnx", "tflite", "executorch", "onnx-text", "mediapipe"),
                        config=ExportConfig(sequence_buckets=(length,)), qconfig=qconfig, parity_batches=batches,
                        parity_description=described, reuse=True, threads=threads, texts=list(texts),

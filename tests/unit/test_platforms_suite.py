@@ -63,7 +63,7 @@ def test_every_path_side_by_side_in_one_results_file(student, tmp_path):
 def test_the_int8_onnx_can_be_searched_on_texts_apart_from_the_judged_ones(student, tmp_path):
     from tinybert_edge.artifacts import Artifact
 
-    data = write_csv(tmp_path / "data.csv", 100)
+    data = write_csv(tmp_path / "data.csv", 400)
     common = ["--student", str(student), "--data", str(data), "--work-dir", str(tmp_path / "work"), "--seq-length",
               "32", "--threads", "1", "--rounds", "1", "--texts-per-round", "5", "--results-dir", str(tmp_path / "r")]
     # Searched and judged on the same texts would choose on the test: refused before any work.
@@ -74,9 +74,9 @@ def test_the_int8_onnx_can_be_searched_on_texts_apart_from_the_judged_ones(stude
     assert platforms.main(common + ["--split", "dev", "--int8-agreement", "0.5"]) == 0
     extra = json.loads((tmp_path / "r" / "platforms.json").read_text(encoding="utf-8"))["extra"]
     search = extra["int8_onnx_search"]
-    assert (search["min_agreement"], search["split"], search["texts"]) == (0.5, "train", 80)
-    assert extra["texts"] == 10 and "int8 ONNX (every ONNX path and the anchor run it) keeps" in extra["report_markdown"]
+    assert (search["min_agreement"], search["split"], search["texts"]) == (0.5, "train", 320)
+    assert extra["texts"] == 40 and "int8 ONNX (every ONNX path and the anchor run it) keeps" in extra["report_markdown"]
     onnx = Artifact.load(Path(extra["artifacts"]["onnx-int8"]))
-    assert onnx.metadata["agreement_gate"]["examples"] == 80
+    assert onnx.metadata["agreement_gate"]["examples"] == 320  # all of them, past the 256 default
     in_graph = Artifact.load(Path(extra["artifacts"]["onnx-text-int8"]))  # built from the searched int8 ONNX
     assert in_graph.metadata["quantization"]["min_agreement"] == 0.5
