@@ -4,17 +4,19 @@ see `tinybert_edge.runtime.onnx_text`).
 
 The graph is the chain's ONNX export of the same precision with this prepended and appended:
 
-    text (string[1], or [2] for a pair) -> StringRegexReplace x2 (Hugging Face's clean_text: control characters and
-    U+FFFD dropped, Unicode white space made a space) -> BertTokenizer (ai.onnx.contrib; vocabulary, lower-casing, accent
-    stripping, CJK spacing and max_length from the model's tokenizer) -> Unsqueeze -> input_ids, attention_mask,
-    token_type_ids [1, n] -> the model -> logits [1, labels] -> ArgMax -> label_id [1] -> Gather(label names) -> label [1]
+    text (string[1], or [2] for a pair) -> StringRegexReplace (Hugging Face's clean_text: control characters and
+    U+FFFD dropped, Unicode white space made a space; lone combining marks dropped where accents are stripped)
+    -> BertTokenizer (ai.onnx.contrib; vocabulary, lower-casing, accent stripping, CJK spacing and max_length from
+    the model's tokenizer) -> Unsqueeze -> input_ids, attention_mask, token_type_ids [1, n] -> the model
+    -> logits [1, labels] -> ArgMax -> label_id [1] -> Gather(label names) -> label [1]
 
 The op does not follow Hugging Face's `strip_accents=None` (it defaults to keeping accents), so every setting is
 passed explicitly; it has no clean_text step (U+FFFD and format characters such as U+200B became [UNK] or split
-words), so the graph does it first with the code point classes of the SDK's own WordPiece tables; truncation needs `max_length`, set to the artifact's longest sequence bucket. The op takes one text
-or one pair per call, never a batch (see runtime/onnx_text.py). Before the artifact is kept, the op's ids are compared
-with the Hugging Face tokenizer's (`tokenizer_gate`), and the whole graph is run on the texts and compared with the
-source ONNX model fed Hugging Face's ids.
+words), so the graph does it first with the code point classes of the SDK's own WordPiece tables; truncation needs
+`max_length`, set to the artifact's longest sequence bucket. The op takes one text or one pair per call, never a
+batch (see runtime/onnx_text.py). Before the artifact is kept, the op's ids are compared with the Hugging Face
+tokenizer's (`tokenizer_gate`), and the whole graph is run on the texts and compared with the source ONNX model fed
+Hugging Face's ids.
 """
 
 from __future__ import annotations
@@ -53,42 +55,38 @@ def _re2_class(ranges: Sequence[tuple[int, int]]) -> str:
     return "[" + "".join(f"\\x{{{lo:X}}}" if lo == hi else f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in ranges) + "]"
 
 
+def _replace_nodes(source: str, target: str, name: str, pattern: str, rewrite: str) -> list[Any]:
+    """`target` = `source` with every match of the RE2 `pattern` replaced by `rewrite` (onnxruntime-extensions'
+    StringRegexReplace, fed its pattern and rewrite as string constants)."""
+    from onnx import TensorProto, helper
+
+    def constant(suffix: str, value: str) -> Any:
+        return helper.make_node("Constant", [], [f"{name}_{suffix}"], name=f"{name}_{suffix}",
+                                value=helper.make_tensor(f"{name}_{suffix}", TensorProto.STRING, [1],
+                                                         [value.encode("utf-8")]))
+
+    return [constant("pattern", pattern), constant("rewrite", rewrite),
+            helper.make_node("StringRegexReplace", [source, f"{name}_pattern", f"{name}_rewrite"], [target], name=name,
+                             domain=CONTRIB_DOMAIN, global_replace=1)]
+
+
 def clean_text_nodes(source: str, target: str) -> list[Any]:
     """Hugging Face's BertNormalizer clean_text as graph nodes: control, format and unassigned characters and U+FFFD
     removed, then every Unicode white space character made a space (the SDK's WordPiece tables, which the Python
     runtime's parity tests pin to Hugging Face's Rust tokenizer)."""
-    from onnx import TensorProto, helper
-
     from tinybert_edge.runtime.wordpiece import default_tables
 
     ranges = default_tables().ranges
-
-    def constant(name: str, value: str) -> Any:
-        return helper.make_node("Constant", [], [name], name=name,
-                                value=helper.make_tensor(name, TensorProto.STRING, [1], [value.encode("utf-8")]))
-
-    return [constant("text_control_chars", _re2_class(ranges["control"])), constant("text_nothing", ""),
-            constant("text_white_space", _re2_class(ranges["whitespace"])), constant("text_space", " "),
-            helper.make_node("StringRegexReplace", [source, "text_control_chars", "text_nothing"], ["text_no_control"],
-                             name="text_drop_control", domain=CONTRIB_DOMAIN, global_replace=1),
-            helper.make_node("StringRegexReplace", ["text_no_control", "text_white_space", "text_space"], [target],
-                             name="text_spaces", domain=CONTRIB_DOMAIN, global_replace=1)]
+    return (_replace_nodes(source, "text_no_control", "text_drop_control", _re2_class(ranges["control"]), "")
+            + _replace_nodes("text_no_control", target, "text_spaces", _re2_class(ranges["whitespace"]), " "))
 
 
 def mark_nodes(source: str, target: str) -> list[Any]:
     """The combining marks that Hugging Face's strip_accents drops (after NFD) dropped where they stand alone in the
     text (an Arabic damma, a Devanagari sign): the op strips the marks of the letters it decomposes, not these."""
-    from onnx import TensorProto, helper
-
     from tinybert_edge.runtime.wordpiece import default_tables
 
-    marks = _re2_class(default_tables().ranges["mark"])
-    return [helper.make_node("Constant", [], ["text_marks"], name="text_marks",
-                             value=helper.make_tensor("text_marks", TensorProto.STRING, [1], [marks.encode("utf-8")])),
-            helper.make_node("Constant", [], ["text_no_mark"], name="text_no_mark",
-                             value=helper.make_tensor("text_no_mark", TensorProto.STRING, [1], [b""])),
-            helper.make_node("StringRegexReplace", [source, "text_marks", "text_no_mark"], [target],
-                             name="text_drop_marks", domain=CONTRIB_DOMAIN, global_replace=1)]
+    return _replace_nodes(source, target, "text_drop_marks", _re2_class(default_tables().ranges["mark"]), "")
 
 
 def tokenizer_nodes(vocab_file: Path, settings: TokenizerSettings, max_length: int, outputs: Sequence[str]) -> list[Any]:
