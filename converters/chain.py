@@ -99,10 +99,10 @@ def planned(formats: Sequence[str], quantize: bool) -> list[tuple[str, str]]:
 
 
 def _reusable(path: Path, source: SourceModel, config: ExportConfig,
-              qconfig: QuantizationConfig | None = None) -> Artifact | None:
+              quantization: QuantizationConfig | None = None) -> Artifact | None:
     """The artifact at `path` when it was exported from this very model, covers every sequence bucket and, for
-    int8 ONNX (and the in-graph-tokenizer ONNX built from it), was quantized with the settings asked for now
-    (`qconfig`; None: this CPU's preset)."""
+    int8 ONNX (and the in-graph-tokenizer ONNX built from it), was quantized with `quantization`, the settings asked
+    for now (given for those two)."""
     if not metadata_path(path).is_file():
         return None
     try:
@@ -117,7 +117,7 @@ def _reusable(path: Path, source: SourceModel, config: ExportConfig,
     if artifact.format in ("onnx", "onnx-text") and artifact.precision == "int8":  # onnx-text wraps the int8 ONNX
         import json
 
-        asked = json.loads(json.dumps((qconfig or QuantizationConfig.for_this_cpu()).to_dict()))
+        asked = json.loads(json.dumps(quantization.to_dict()))
         made = artifact.metadata.get("quantization") or {}
         if any(made.get(key) != value for key, value in asked.items() if key != "reason"):
             return None

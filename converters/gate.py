@@ -254,6 +254,17 @@ class AgreementAttempt:
                 "passed": self.passed}
 
 
+def agreement_summary(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """An int8 ONNX's agreement search in short, from its metadata's `agreement_gate`: the target, the examples it
+    searched on, the nodes kept fp32 of those quantizable, and the agreement reached; None for an int8 ONNX quantized
+    without a search."""
+    gate = metadata.get("agreement_gate")
+    if not gate:
+        return None
+    return {"min_agreement": gate["min_agreement"], "examples": gate["examples"], "fp32_nodes": gate["fp32_nodes"],
+            "quantizable_nodes": gate["quantizable_nodes"], "agreement": gate["attempts"][-1]["agreement"]}
+
+
 def quantize_onnx_to_agreement(onnx: Artifact | str | Path, out_dir: str | Path, parity: ParityCheck,
                                config: QuantizationConfig) -> Artifact:
     """Dynamic int8 that decides as `parity`'s reference does on at least `config.min_agreement` of inputs like the

@@ -91,7 +91,8 @@ def mark_nodes(source: str, target: str) -> list[Any]:
 
 def tokenizer_nodes(vocab_file: Path, settings: TokenizerSettings, max_length: int, outputs: Sequence[str]) -> list[Any]:
     """The BertTokenizer node with every setting given explicitly (its defaults are not Hugging Face's), behind the
-    clean_text nodes when the tokenizer cleans text (Hugging Face's default)."""
+    clean_text nodes when the tokenizer cleans text (Hugging Face's default) and the lone-mark node when it strips
+    accents."""
     from onnx import helper
 
     words = sorted(load_vocab(vocab_file).items(), key=lambda item: item[1])

@@ -247,14 +247,11 @@ def _artifacts(student_dir: Path, out_dir: Path, train,
 
 
 def _agreement_search(path: Path | None) -> dict[str, Any] | None:
-    """What the int8 ONNX export's agreement search kept fp32 (its metadata's agreement_gate), for the caption."""
+    """What the int8 ONNX export's agreement search kept fp32, for the caption."""
     from tinybert_edge.artifacts import Artifact
+    from tinybert_edge.converters.gate import agreement_summary
 
-    gate = Artifact.load(path).metadata.get("agreement_gate") if path else None
-    if not gate:
-        return None
-    return {"min_agreement": gate["min_agreement"], "examples": gate["examples"], "fp32_nodes": gate["fp32_nodes"],
-            "quantizable_nodes": gate["quantizable_nodes"], "agreement": gate["attempts"][-1]["agreement"]}
+    return agreement_summary(Artifact.load(path).metadata) if path else None
 
 
 def _failed_search(error: str) -> dict[str, Any]:

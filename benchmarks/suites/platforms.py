@@ -64,7 +64,7 @@ def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int
     `qconfig` with min_agreement searches the int8 ONNX's fp32 nodes), else on the judged texts."""
     from tinybert_edge.app.bundle import package
     from tinybert_edge.converters import ExportConfig, export
-    from tinybert_edge.converters.chain import parity_inputs
+    from tinybert_edge.converters.chain import PARITY_EXAMPLES, parity_inputs
     from tinybert_edge.converters.tokenizer_gate import TokenizerGate
     from tinybert_edge.data import TextClassificationData
 
@@ -73,7 +73,7 @@ def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int
                                   source="search texts" if search_texts is not None else "dev texts")
     # every search text (the search needs hundreds to show its target), else the chain's default sample of the texts
     batches, described = parity_inputs(student, data, max_length=length,
-                                       **({"n": len(checked)} if search_texts is not None else {}))
+                                       n=len(checked) if search_texts is not None else PARITY_EXAMPLES)
     artifacts = export(student, work / "artifacts", formats=("onnx", "tflite", "executorch", "onnx-text", "mediapipe"),
                        config=ExportConfig(sequence_buckets=(length,)), qconfig=qconfig, parity_batches=batches,
                        parity_description=described, reuse=True, threads=threads, texts=list(texts),
@@ -372,12 +372,12 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
 
 def _search_record(onnx: Any, split: str, texts: Sequence[str] | None) -> dict[str, Any] | None:
     """What the int8 ONNX's agreement search kept fp32 and on which texts (None: the all-int8 default)."""
-    gate = onnx.metadata.get("agreement_gate")
-    if not gate or texts is None:
+    from tinybert_edge.converters.gate import agreement_summary
+
+    summary = agreement_summary(onnx.metadata)
+    if summary is None or texts is None:
         return None
-    return {"min_agreement": gate["min_agreement"], "split": split, "texts": len(texts),
-            "fp32_nodes": gate["fp32_nodes"], "quantizable_nodes": gate["quantizable_nodes"],
-            "agreement": gate["attempts"][-1]["agreement"]}
+    return {**summary, "split": split, "texts": len(texts)}
 
 
 def build_parser() -> argparse.ArgumentParser:
