@@ -13,8 +13,11 @@ for every runtime that takes one:
 - the int8 ExecuTorch .pte (XNNPACK) fed by the Rust tokenizer;
 - the anchor a user would pick: `transformers.pipeline("text-classification")` over optimum's
   `ORTModelForSequenceClassification` on the same int8 ONNX file.
-Every artifact comes from the one export chain at one sequence length (MediaPipe allows one), each parity-checked, the
-tokenizer-carrying ones through the tokenizer-agreement gate on the same dev texts.
+Every artifact comes from the one export chain, each parity-checked, the tokenizer-carrying ones through the
+tokenizer-agreement gate on the same dev texts: MediaPipe at the one sequence length it allows, ONNX and ExecuTorch
+with dynamic lengths up to it, and the int8 TFLite of our bundle with `--tflite-buckets` signature lengths fitted to
+the user's texts (converters.buckets; the texts of `--search-split`, apart from the judged ones), as a user packaging
+for a device would export it.
 
 Each path classifies every dev text once, one call per text (its labels against PyTorch's), then is timed in
 `--rounds` rounds of `--texts-per-round` texts, the paths in a rotated order each round (benchmarks.rounds), so that
@@ -57,8 +60,10 @@ SEARCH_TEXTS = 2000  # the int8 search's texts (--int8-agreement): enough for a 
 
 def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int, threads: int,
                     min_tokenizer_agreement: float, qconfig: Any = None,
-                    search_texts: Sequence[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """Every artifact through the one chain at one length, and our bundle of the int8 TFLite and ONNX.
+                    search_texts: Sequence[str] | None = None,
+                    buckets: Sequence[int] | None = None) -> tuple[dict[str, Any], Path]:
+    """Every artifact through the one chain (the TFLite with the signature lengths `buckets`, default the one
+    `length`, the others at `length`), and our bundle of the int8 TFLite and ONNX.
 
     Each artifact is parity-checked on `search_texts` when given (texts apart from the judged ones, on which a
     `qconfig` with min_agreement searches the int8 ONNX's fp32 nodes), else on the judged texts."""
@@ -74,11 +79,13 @@ def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int
     # every search text (the search needs hundreds to show its target), else the chain's default sample of the texts
     batches, described = parity_inputs(student, data, max_length=length,
                                        n=len(checked) if search_texts is not None else PARITY_EXAMPLES)
-    artifacts = export(student, work / "artifacts", formats=("onnx", "tflite", "executorch", "onnx-text", "mediapipe"),
-                       config=ExportConfig(sequence_buckets=(length,)), qconfig=qconfig, parity_batches=batches,
-                       parity_description=described, reuse=True, threads=threads, texts=list(texts),
-                       texts_description="dev texts",
-                       tokenizer_gate=TokenizerGate(min_dev_agreement=min_tokenizer_agreement))
+    common = dict(qconfig=qconfig, parity_batches=batches, parity_description=described, reuse=True, threads=threads,
+                  texts=list(texts), texts_description="dev texts",
+                  tokenizer_gate=TokenizerGate(min_dev_agreement=min_tokenizer_agreement))
+    artifacts = export(student, work / "artifacts", formats=("onnx", "executorch", "onnx-text", "mediapipe"),
+                       config=ExportConfig(sequence_buckets=(length,)), **common)
+    artifacts += export(student, work / "artifacts", formats=("tflite",),
+                        config=ExportConfig(sequence_buckets=tuple(buckets or (length,))), **common)
     made = {f"{a.format}-{a.precision}": a for a in artifacts}
     bundle = work / "bundle"
     package(work / "artifacts", bundle, runtimes=("litert", "onnxruntime"), overwrite=True, student=student)
@@ -207,7 +214,7 @@ def dev_texts(data: str, split: str = "all", encoding_errors: str = "strict") ->
 def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 128, threads: int = 2,
         max_texts: int | None = None, rounds: int = 5, texts_per_round: int = 200, warmup: int = 10,
         min_tokenizer_agreement: float = 0.99, split: str = "all", encoding_errors: str = "strict",
-        int8_agreement: float | None = None, search_split: str = "train",
+        int8_agreement: float | None = None, search_split: str = "train", tflite_buckets: int = 8,
         ) -> tuple[dict[str, Metric], dict[str, Any]]:
     from tinybert_edge.benchmarks.rounds import pooled_stats, rotated, round_p50s, settle
     from tinybert_edge.benchmarks.stats import paired_p50_ratio_interval
@@ -226,11 +233,12 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
         pool = dev_texts(data, search_split, encoding_errors)
         search_texts = random.Random(0).sample(pool, min(SEARCH_TEXTS, len(pool)))
     texts = dev_texts(data, split, encoding_errors)[: max_texts or None]
+    fit = fit_tflite_buckets(student, data, texts, split, search_split, encoding_errors, length, tflite_buckets)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     made, bundle = build_artifacts(student, work, texts, length, threads, min_tokenizer_agreement, qconfig,
-                                   search_texts)
+                                   search_texts, fit["buckets"])
     built_s = time.perf_counter() - started
     margins: dict[str, float] = {}
     calls, what, to_close = paths(student, made, bundle, length, threads, margins)
@@ -315,6 +323,7 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
         "min_tokenizer_agreement": min_tokenizer_agreement,
         "parity": {key: a.metadata.get("parity", {}).get("argmax_agreement") for key, a in made.items()},
         "int8_onnx_search": _search_record(made["onnx-int8"], search_split, search_texts),
+        "tflite_buckets": fit,
         "build_seconds": round(built_s, 1), "seconds": round(time.perf_counter() - started, 1),
     }
     extra["report_markdown"] = report_markdown(extra, candidates, p50)
@@ -329,7 +338,7 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
              f"String in, label out, one call per text: {extra['texts']} texts ({extra['split']}) of "
              f"`{extra['data']}` for the "
              f"labels; latency pooled over {extra['rounds']} rotated rounds of {extra['texts_per_round']} texts; "
-             f"sequence length {extra['sequence_length']}, {extra['threads']} thread(s) for every runtime that takes "
+             f"texts truncated at {extra['sequence_length']} tokens, {extra['threads']} thread(s) for every runtime that takes "
              f"a count (MediaPipe picks its own); the reference is timed in its labelling pass only. Load average of "
              f"the shared machine at the start: {extra['load_average_1_5_15m_at_start'][0]:.1f}. Student: "
              f"`{extra['student']}`.", "",
@@ -346,6 +355,14 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
               f"{tok['mediapipe-int8']['dev']['agreement']:.2%} of the dev texts, "
               f"{tok['mediapipe-int8']['corpus']['agreement']:.1%} of the corpus. Sizes (bytes): "
               + ", ".join(f"{k} {v:,}" for k, v in extra["size_bytes"].items()) + "."]
+    fit = extra.get("tflite_buckets")
+    if fit:
+        lines += ["", f"Our bundle's int8 TFLite has signatures at lengths {', '.join(map(str, fit['buckets']))} "
+                  f"(`--tflite-buckets {len(fit['buckets'])}`), fitted to {fit['texts']:,} {fit['fitted_on']} texts "
+                  f"(converters.buckets): those texts run at {fit['mean_padded_length']:.1f} tokens on average "
+                  f"(mean length {fit['mean_length']:.1f}), against {fit['replaced_mean_padded_length']:.1f} at the "
+                  f"one length {', '.join(map(str, fit['replaced']))}. The ONNX and ExecuTorch paths run each text "
+                  "at its own length; MediaPipe at the one length."]
     search = extra.get("int8_onnx_search")
     if search:
         lines += ["", f"The int8 ONNX (every ONNX path and the anchor run it) keeps {len(search['fp32_nodes'])} of its "
@@ -368,6 +385,22 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
                   + f". Over all texts the margin's 5th percentile is {quantiles['p5']:.3f}, its median "
                   f"{quantiles['p50']:.3f}."]
     return "\n".join(lines) + "\n"
+
+
+def fit_tflite_buckets(student: Path, data: str, texts: Sequence[str], split: str, search_split: str,
+                       encoding_errors: str, length: int, count: int) -> dict[str, Any]:
+    """The TFLite signature lengths (`count`, the longest `length`) fitted to the token lengths of up to SEARCH_TEXTS
+    `search_split` texts, apart from the judged `texts` (to the judged texts themselves when --split is all)."""
+    from tinybert_edge.converters.buckets import fit_to_data
+    from tinybert_edge.data import TextClassificationData
+
+    if split == "all" or search_split == split:
+        fitted_on, pool = f"judged ({split})", list(texts)
+    else:
+        fitted_on, pool = search_split, dev_texts(data, search_split, encoding_errors)
+    chosen = random.Random(0).sample(pool, min(SEARCH_TEXTS, len(pool)))
+    unlabelled = TextClassificationData(texts=chosen, labels=[0] * len(chosen), label_names=["-"], source=fitted_on)
+    return {**fit_to_data(student, unlabelled, length, count, replaced=(length,)).to_dict(), "fitted_on": fitted_on}
 
 
 def _search_record(onnx: Any, split: str, texts: Sequence[str] | None) -> dict[str, Any] | None:
@@ -401,7 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
                              f"least this share of up to {SEARCH_TEXTS:,} --search-split texts, keeping the nodes "
                              "that move its outputs most fp32 (default: the all-int8 dynamic default)")
     parser.add_argument("--search-split", choices=["train", "dev", "test"], default="train",
-                        help="the part of --data the int8 search chooses on; apart from --split (default: train)")
+                        help="the part of --data the int8 search chooses on, and the TFLite's lengths are fitted "
+                             "to; apart from --split (default: train)")
+    parser.add_argument("--tflite-buckets", type=int, default=8, metavar="N",
+                        help="signature lengths of our bundle's int8 TFLite, fitted to the --search-split texts, the "
+                             "longest --seq-length (default: 8; 1: --seq-length alone)")
     return parser
 
 
@@ -410,7 +447,7 @@ def _measure(args: argparse.Namespace, command: str) -> SuiteOutcome:
                          max_texts=args.max_texts, rounds=args.rounds, texts_per_round=args.texts_per_round,
                          min_tokenizer_agreement=args.min_tokenizer_agreement, split=args.split,
                          encoding_errors=args.encoding_errors, int8_agreement=args.int8_agreement,
-                         search_split=args.search_split)
+                         search_split=args.search_split, tflite_buckets=args.tflite_buckets)
     return SuiteOutcome(metrics, extra, details=extra["report_markdown"])
 
 

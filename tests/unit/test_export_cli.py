@@ -51,3 +51,23 @@ def test_target_cpu_picks_the_int8_preset(model, tmp_path, target, weight_type):
     quantization = _metadata(out / "onnx-int8")["quantization"]
     assert quantization["preset"] == target and quantization["weight_type"] == weight_type
     assert target in quantization["reason"]
+
+
+def test_fit_buckets_gives_the_tflite_signature_lengths_of_the_users_texts(model, tmp_path, capsys):
+    pytest.importorskip("litert_torch")
+    data = tiny_bert.write_csv(tmp_path / "dev.csv", 40)
+    out = tmp_path / "artifacts"
+    assert main(["export", str(model), str(out), "--formats", "tflite", "--seq-lengths", "32", "--fit-buckets", "2",
+                 "--data", str(data), "--parity-examples", "8"]) == 0
+    from tinybert_edge.artifacts import Artifact
+
+    buckets = list(Artifact.load(out / "tflite-int8" / "model.tflite").sequence_buckets)
+    assert len(buckets) == 2 and buckets[-1] == 32 and buckets[0] < 32
+    assert f"sequence buckets {buckets} fitted to the 40 texts of {data}" in capsys.readouterr().out
+
+
+def test_fit_buckets_without_texts_is_refused_before_any_work(model, tmp_path, capsys):
+    out = tmp_path / "artifacts"
+    assert main(["export", str(model), str(out), "--formats", "tflite", "--fit-buckets", "2"]) != 0
+    assert "--fit-buckets fits the TFLite lengths to your texts: give --data" in capsys.readouterr().err
+    assert not out.exists()

@@ -58,6 +58,15 @@ def test_every_path_side_by_side_in_one_results_file(student, tmp_path):
     assert metrics["lowest label agreement with PyTorch over every path"]["target"] == platforms.AGREEMENT_TARGET
     assert "cpu_flags" in document["environment"]  # the instruction sets, as every suite records them
     assert "| path | p50 ms |" in extra["report_markdown"]
+    # Our bundle's TFLite carries signature lengths fitted to the texts (the judged ones under --split all), the
+    # longest the one --seq-length every other artifact takes.
+    fit = extra["tflite_buckets"]
+    assert fit["buckets"][-1] == 32 and len(fit["buckets"]) <= 8 and fit["fitted_on"] == "judged (all)"
+    assert fit["mean_padded_length"] <= fit["replaced_mean_padded_length"] == 32
+    from tinybert_edge.artifacts import Artifact
+
+    assert list(Artifact.load(Path(extra["artifacts"]["tflite-int8"])).sequence_buckets) == fit["buckets"]
+    assert "Our bundle's int8 TFLite has signatures at lengths" in extra["report_markdown"]
 
 
 def test_the_int8_onnx_can_be_searched_on_texts_apart_from_the_judged_ones(student, tmp_path):

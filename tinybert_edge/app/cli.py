@@ -325,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quantize", action="store_true", help="fp32 only (default: fp32 and dynamic int8)")
     p.add_argument("--seq-lengths", type=int, nargs="+", default=list(DEFAULT_SEQUENCE_LENGTHS),
                    help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata (default: 64 128)")
+    p.add_argument("--fit-buckets", type=int, default=None, metavar="N",
+                   help="TFLite: N signature lengths fitted to the token lengths of --data's texts (least padding; "
+                   "the longest stays the largest --seq-lengths value), in place of --seq-lengths (default: "
+                   "--seq-lengths as given)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 14 to 20 (default: 17)")
     p.add_argument("--keep-fp32", nargs="+", default=[], metavar="MODULE",
                    help="model modules whose ONNX operators stay fp32 in int8, e.g. embeddings classifier (default: none)")
@@ -627,7 +631,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.overwrite:
         _refuse_existing(Path(args.output), "artifact folder")
-    config = ExportConfig(opset=args.opset, sequence_buckets=tuple(args.seq_lengths))
+    model, data = None, None
+    if args.data:
+        from tinybert_edge.artifacts import Artifact
+
+        model = Artifact.open(args.model)
+        data = model.task.align(model.task.read(_data_spec(args, model.task.name)), model.config)
+    buckets = tuple(args.seq_lengths)
+    if args.fit_buckets is not None:
+        if data is None:
+            raise ConfigError("--fit-buckets fits the TFLite lengths to your texts: give --data (the texts the model "
+                              "will see, or a sample of them)")
+        from tinybert_edge.converters.buckets import fit_to_data
+
+        fit = fit_to_data(args.model, data, max(buckets), args.fit_buckets, replaced=buckets)
+        print(f"sequence buckets {list(fit.buckets)} fitted to the {fit.texts} texts of {args.data}: they run at "
+              f"{fit.mean_padded_length:.1f} tokens on average (mean length {fit.mean_length:.1f}; "
+              f"{fit.replaced_mean_padded_length:.1f} in {list(fit.replaced)})", file=args.stdout)
+        buckets = fit.buckets
+    config = ExportConfig(opset=args.opset, sequence_buckets=buckets)
     qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32),
                                             min_agreement=args.int8_agreement)
     if args.parity_examples < 1:
@@ -636,12 +658,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError("--int8-agreement searches on your own examples: give --data (a labelled dev file); "
                           "agreement on generated sentences says little about your data")
     encoded, described, texts = None, "", None
-    if args.data:
-        from tinybert_edge.artifacts import Artifact
+    if data is not None:
         from tinybert_edge.converters.chain import parity_examples
 
-        model = Artifact.open(args.model)
-        data = model.task.align(model.task.read(_data_spec(args, model.task.name)), model.config)
         encoded, described, _ = parity_examples(args.model, data, max_length=max(config.sequence_buckets),
                                                 n=args.parity_examples)
         # Texts for the tokenizer gate of the formats that carry their own tokenizer (text tasks only).
