@@ -19,20 +19,20 @@ from tinybert_edge.errors import ConfigError
 
 @dataclass(frozen=True)
 class BucketFit:
-    """Buckets fitted to `texts` token lengths, and what they cost against the buckets they replace."""
+    """Buckets fitted to `texts` token lengths, and what they cost against the lengths that had to stay alone."""
 
     buckets: tuple[int, ...]
     texts: int
     mean_padded_length: float
     mean_length: float
-    # The mean padded length of the same texts in the buckets given before fitting (e.g. the defaults).
-    replaced: tuple[int, ...]
-    replaced_mean_padded_length: float
+    # The lengths that had to stay (the longest and any fixed ones), and the mean padded length at those alone.
+    required: tuple[int, ...]
+    required_mean_padded_length: float
 
     def to_dict(self) -> dict[str, object]:
         return {"buckets": list(self.buckets), "texts": self.texts,
                 "mean_padded_length": round(self.mean_padded_length, 2), "mean_length": round(self.mean_length, 2),
-                "replaced": list(self.replaced), "replaced_mean_padded_length": round(self.replaced_mean_padded_length, 2)}
+                "required": list(self.required), "required_mean_padded_length": round(self.required_mean_padded_length, 2)}
 
 
 def mean_padded_length(lengths: Sequence[int], buckets: Sequence[int]) -> float:
@@ -44,54 +44,64 @@ def mean_padded_length(lengths: Sequence[int], buckets: Sequence[int]) -> float:
     return sum(next((b for b in ordered if b >= n), ordered[-1]) for n in lengths) / len(lengths)
 
 
-def fit_buckets(lengths: Sequence[int], longest: int, count: int, replaced: Sequence[int] = ()) -> BucketFit:
-    """The `count` sequence buckets (the largest `longest`) that give `lengths` (token counts, special tokens
-    included) the least mean padded length."""
+def fit_buckets(lengths: Sequence[int], longest: int, count: int, fixed: Sequence[int] = ()) -> BucketFit:
+    """The `count` sequence buckets that give `lengths` (token counts, special tokens included) the least mean padded
+    length, among those that hold `longest` (the largest) and every `fixed` length (e.g. lengths a benchmark or an
+    app already runs at). The mean padded length at the `fixed` buckets alone (else `longest` alone) is reported
+    beside."""
     if count < 1:
         raise ConfigError(f"bucket count {count} is not allowed; allowed: 1 or more")
     if longest < 2:
         raise ConfigError(f"longest bucket {longest} is not allowed; allowed: 2 or more tokens")
     if not lengths:
         raise ConfigError("no texts to fit sequence buckets to; give the texts the model will see (--data)")
-    counts = Counter(min(max(int(n), 2), longest) for n in lengths)
-    values = sorted(counts)  # the candidate buckets: a bucket between two observed lengths only adds padding
-    if values[-1] != longest:
-        values.append(longest)
-        counts[longest] += 0
-    # cost[i][j]: the padded tokens of the lengths in values[i..j] run in bucket values[j]
-    prefix_n, prefix_sum = [0], [0]
+    required = sorted({int(b) for b in fixed if int(b) < longest} | {longest})
+    if any(b < 2 for b in required):
+        raise ConfigError(f"fixed buckets {sorted(fixed)} are not allowed; allowed: lengths of 2 or more tokens")
+    if count < len(required):
+        raise ConfigError(f"{count} buckets cannot hold the {len(required)} lengths that must stay ({required}); ask "
+                          f"for at least {len(required)}")
+    clipped = [min(max(int(n), 2), longest) for n in lengths]
+    counts = Counter(clipped)
+    # The candidates: a bucket between two observed lengths only adds padding, so the observed lengths, plus the
+    # lengths that must stay.
+    values = sorted(set(counts) | set(required))
+    must = [v in required for v in values]
+    prefix_n = [0]
     for v in values:
         prefix_n.append(prefix_n[-1] + counts[v])
-        prefix_sum.append(prefix_sum[-1] + counts[v] * v)
 
-    def padded(i: int, j: int) -> int:
+    def padded(i: int, j: int) -> int:  # the lengths of values[i..j] run in bucket values[j]
         return (prefix_n[j + 1] - prefix_n[i]) * values[j]
 
     k = min(count, len(values))
     infinity = float("inf")
-    # best[c][j]: least padded tokens for values[0..j] with c buckets, the largest at values[j]
+    # best[c][j]: least padded tokens for values[0..j] with c buckets, the largest values[j], no required one skipped
     best = [[infinity] * len(values) for _ in range(k + 1)]
     choice = [[-1] * len(values) for _ in range(k + 1)]
     for j in range(len(values)):
-        best[1][j] = padded(0, j)
+        if not any(must[:j]):
+            best[1][j] = padded(0, j)
     for c in range(2, k + 1):
         for j in range(c - 1, len(values)):
-            for i in range(c - 2, j):
+            for i in range(j - 1, c - 3, -1):  # the previous bucket; none may be skipped that must stay
                 cost = best[c - 1][i] + padded(i + 1, j)
                 if cost < best[c][j]:
                     best[c][j], choice[c][j] = cost, i
+                if must[i]:
+                    break
     buckets, j = [], len(values) - 1
     for c in range(k, 0, -1):
         buckets.append(values[j])
         j = choice[c][j]
     chosen = tuple(sorted(buckets))
-    clipped = [min(max(int(n), 2), longest) for n in lengths]
+    before = tuple(required)
     return BucketFit(buckets=chosen, texts=len(lengths), mean_padded_length=mean_padded_length(clipped, chosen),
-                     mean_length=sum(clipped) / len(clipped), replaced=tuple(sorted(replaced)),
-                     replaced_mean_padded_length=mean_padded_length(clipped, replaced) if replaced else float("nan"))
+                     mean_length=sum(clipped) / len(clipped), required=before,
+                     required_mean_padded_length=mean_padded_length(clipped, before))
 
 
-def fit_to_data(model_dir: str, data: object, longest: int, count: int, replaced: Sequence[int] = ()) -> BucketFit:
+def fit_to_data(model_dir: str, data: object, longest: int, count: int, fixed: Sequence[int] = ()) -> BucketFit:
     """`fit_buckets` on the token lengths of `data` (a dataset of the model's task, aligned to its labels) as the
     model's tokenizer and task encode it, truncated at `longest`."""
     from tinybert_edge.artifacts import Artifact
@@ -99,4 +109,4 @@ def fit_to_data(model_dir: str, data: object, longest: int, count: int, replaced
 
     model = Artifact.open(model_dir)
     encoded = model.task.encode(load_tokenizer(model_dir), data, longest)
-    return fit_buckets([len(ids) for ids in encoded.input_ids], longest, count, replaced)
+    return fit_buckets([len(ids) for ids in encoded.input_ids], longest, count, fixed)

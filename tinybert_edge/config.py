@@ -340,6 +340,9 @@ class PipelineConfig:
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(max_train_examples=3000))
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(max_train_examples=2000))
     sequence_lengths: tuple[int, ...] = DEFAULT_SEQUENCE_LENGTHS
+    # TFLite signature lengths in all: the sequence_lengths (exported and measured) and the rest fitted to the train
+    # texts' token lengths for the least padding (converters.buckets); None exports the sequence_lengths alone.
+    fit_buckets: int | None = None
     threads: int = 2
     bench_min_seconds: float = 3.0
     bench_min_iterations: int = 50
@@ -359,6 +362,11 @@ class PipelineConfig:
                                   f"--task {given} with no preset)")
         freeze(self, "formats", string_tuple("pipeline", "formats", self.formats, ("onnx", "tflite", "executorch")))
         freeze(self, "sequence_lengths", int_tuple("pipeline", "sequence_lengths", self.sequence_lengths, minimum=8))
+        if self.fit_buckets is not None and (not isinstance(self.fit_buckets, int) or isinstance(self.fit_buckets, bool)
+                                             or self.fit_buckets < len(self.sequence_lengths)):
+            raise invalid("pipeline", "fit_buckets", self.fit_buckets,
+                          f"an integer of at least {len(self.sequence_lengths)} (the sequence_lengths stay among the "
+                          "buckets), or none")
         for name in ("threads", "bench_min_seconds", "bench_min_iterations"):
             check_positive("pipeline", name, getattr(self, name))
 

@@ -360,8 +360,8 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
         lines += ["", f"Our bundle's int8 TFLite has signatures at lengths {', '.join(map(str, fit['buckets']))} "
                   f"(`--tflite-buckets {len(fit['buckets'])}`), fitted to {fit['texts']:,} {fit['fitted_on']} texts "
                   f"(converters.buckets): those texts run at {fit['mean_padded_length']:.1f} tokens on average "
-                  f"(mean length {fit['mean_length']:.1f}), against {fit['replaced_mean_padded_length']:.1f} at the "
-                  f"one length {', '.join(map(str, fit['replaced']))}. The ONNX and ExecuTorch paths run each text "
+                  f"(mean length {fit['mean_length']:.1f}), against {fit['required_mean_padded_length']:.1f} at the "
+                  f"one length {', '.join(map(str, fit['required']))}. The ONNX and ExecuTorch paths run each text "
                   "at its own length; MediaPipe at the one length."]
     search = extra.get("int8_onnx_search")
     if search:
@@ -400,7 +400,7 @@ def fit_tflite_buckets(student: Path, data: str, texts: Sequence[str], split: st
         fitted_on, pool = search_split, dev_texts(data, search_split, encoding_errors)
     chosen = random.Random(0).sample(pool, min(SEARCH_TEXTS, len(pool)))
     unlabelled = TextClassificationData(texts=chosen, labels=[0] * len(chosen), label_names=["-"], source=fitted_on)
-    return {**fit_to_data(student, unlabelled, length, count, replaced=(length,)).to_dict(), "fitted_on": fitted_on}
+    return {**fit_to_data(student, unlabelled, length, count, fixed=(length,)).to_dict(), "fitted_on": fitted_on}
 
 
 def _search_record(onnx: Any, split: str, texts: Sequence[str] | None) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ def report(tmp_path_factory):
         distill=DistillConfig(max_train_examples=768, eval_every=8, checkpoint_every=8),
         bench_min_seconds=0.2,
         bench_min_iterations=5,
+        fit_buckets=4,
     )
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, max_test_examples=400))
     return pipeline(config, progress=False)
@@ -57,6 +58,14 @@ def test_artifacts_agree_with_the_pytorch_student(report):
     rows = {row["name"]: row for row in report["rows"]}
     for name in ("student · ONNX fp32", "student · ONNX int8", "student · TFLite int8"):
         assert rows[name]["agreement_with_student"] >= 0.99, (name, rows[name]["agreement_with_student"])
+
+
+def test_the_tflite_signatures_are_the_measured_lengths_and_lengths_fitted_to_the_train_texts(report):
+    fit = report["tflite_buckets"]
+    assert len(fit["buckets"]) == 4 and {64, 128} <= set(fit["buckets"]) and fit["fitted_on"] == "train"
+    assert fit["mean_padded_length"] < fit["required_mean_padded_length"]  # tweets are mostly shorter than 64 tokens
+    tflite = next(a for a in report["artifacts"] if a["format"] == "tflite")
+    assert tflite["metadata"]["sequence_buckets"] == fit["buckets"]
 
 
 def test_artifacts_carry_metadata(report):

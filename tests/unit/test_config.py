@@ -315,3 +315,13 @@ def test_example_written_as_path_string(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(EXAMPLE)
     assert PipelineConfig.from_toml(str(path)) == PipelineConfig.from_toml(Path(path))
+
+
+def test_fit_buckets_must_leave_room_for_the_sequence_lengths():
+    from tinybert_edge.config import PipelineConfig
+
+    assert PipelineConfig(fit_buckets=6).fit_buckets == 6
+    with pytest.raises(ConfigError, match=r"fit_buckets.*at least 2 \(the sequence_lengths stay among the buckets\)"):
+        PipelineConfig(fit_buckets=1)
+    with pytest.raises(ConfigError, match="fit_buckets"):
+        PipelineConfig(fit_buckets="8")

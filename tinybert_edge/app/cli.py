@@ -209,6 +209,9 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sequence-lengths", "--seq-lengths", dest="seq_lengths", type=int, nargs="+", metavar="L",
                    help="sequence lengths to export and measure (default: "
                         f"{' '.join(map(str, d.sequence_lengths))}; config: sequence_lengths)")
+    p.add_argument("--fit-buckets", type=int, metavar="N", help="TFLite signature lengths in all: the "
+                   "--sequence-lengths and the rest fitted to the train texts for the least padding (default: the "
+                   "--sequence-lengths alone; config: fit_buckets)")
     p.add_argument("--formats", nargs="+", choices=["onnx", "tflite", "executorch"], help="artifact formats (default: "
                    f"{' '.join(d.formats)}; config: formats)")
     p.add_argument("--threads", type=int, help=f"threads for inference and measurement (default: {d.threads}; "
@@ -326,9 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-lengths", type=int, nargs="+", default=list(DEFAULT_SEQUENCE_LENGTHS),
                    help="TFLite signature lengths (seq_<L>); recorded in the ONNX metadata (default: 64 128)")
     p.add_argument("--fit-buckets", type=int, default=None, metavar="N",
-                   help="TFLite: N signature lengths fitted to the token lengths of --data's texts (least padding; "
-                   "the longest stays the largest --seq-lengths value), in place of --seq-lengths (default: "
-                   "--seq-lengths as given)")
+                   help="TFLite: N signature lengths in all, every --seq-lengths value among them, the others fitted "
+                   "to the token lengths of --data's texts for the least padding (default: --seq-lengths alone)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 14 to 20 (default: 17)")
     p.add_argument("--keep-fp32", nargs="+", default=[], metavar="MODULE",
                    help="model modules whose ONNX operators stay fp32 in int8, e.g. embeddings classifier (default: none)")
@@ -482,7 +484,7 @@ def _pipeline_config(args: argparse.Namespace):
         config = saved_run_config(runs_dir / args.name)
     top = {"name": args.name, "runs_dir": args.runs_dir, "teacher": args.teacher, "cache_dir": args.cache_dir,
            "threads": args.threads, "bench_min_seconds": args.bench_seconds, "formats": args.formats,
-           "sequence_lengths": args.seq_lengths}
+           "sequence_lengths": args.seq_lengths, "fit_buckets": args.fit_buckets}
     config = dataclasses.replace(config, **{k: v for k, v in top.items() if v is not None})
     if args.data and args.data != config.data.path:
         # A new corpus starts from the plain data defaults, not from the embedded corpus's reading options.
@@ -644,10 +646,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                               "will see, or a sample of them)")
         from tinybert_edge.converters.buckets import fit_to_data
 
-        fit = fit_to_data(args.model, data, max(buckets), args.fit_buckets, replaced=buckets)
+        fit = fit_to_data(args.model, data, max(buckets), args.fit_buckets, fixed=buckets)
         print(f"sequence buckets {list(fit.buckets)} fitted to the {fit.texts} texts of {args.data}: they run at "
               f"{fit.mean_padded_length:.1f} tokens on average (mean length {fit.mean_length:.1f}; "
-              f"{fit.replaced_mean_padded_length:.1f} in {list(fit.replaced)})", file=args.stdout)
+              f"{fit.required_mean_padded_length:.1f} in {list(fit.required)} alone)", file=args.stdout)
         buckets = fit.buckets
     config = ExportConfig(opset=args.opset, sequence_buckets=buckets)
     qconfig = QuantizationConfig.for_target(args.target_cpu, keep_fp32=tuple(args.keep_fp32),

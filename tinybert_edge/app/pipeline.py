@@ -210,7 +210,17 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
 
     # Artifacts: ONNX and TFLite with dynamic int8, each verified against the PyTorch student before it is kept.
     t0 = time.perf_counter()
-    artifacts = export_artifacts(config, student_dir, run_dir / "artifacts", encoded_test, resume)
+    fit = None
+    if config.fit_buckets is not None:
+        from tinybert_edge.converters.buckets import fit_to_data
+
+        fit = fit_to_data(student_dir, task.align(train, read_model_config(student_dir)), max_length,
+                          config.fit_buckets, fixed=config.sequence_lengths)
+        log.info("export: TFLite sequence buckets %s fitted to the %d train texts: mean padded length %.1f tokens "
+                 "(mean length %.1f; %.1f in %s alone)", list(fit.buckets), fit.texts, fit.mean_padded_length,
+                 fit.mean_length, fit.required_mean_padded_length, list(fit.required))
+    artifacts = export_artifacts(config, student_dir, run_dir / "artifacts", encoded_test, resume,
+                                 buckets=fit.buckets if fit else None)
     timings["export_s"] = time.perf_counter() - t0
 
     # The task's metrics of every variant on the test split, then latency and memory, each next to the teacher.
@@ -252,6 +262,7 @@ def _run(config: PipelineConfig, run_dir: Path, splits: tuple, data_seconds: flo
                       for a in artifacts],
         "rows": rows,
         "timings_s": timings,
+        **({"tflite_buckets": {**fit.to_dict(), "fitted_on": "train"}} if fit else {}),
     }
     from tinybert_edge.app.model_card import write_model_card
 
@@ -266,14 +277,16 @@ def count_parameters_of(folder: Path) -> int:
     return count_parameters(load_model(folder))
 
 
-def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, encoded_test, resume: bool) -> list:
+def export_artifacts(config: PipelineConfig, student_dir: Path, out_dir: Path, encoded_test, resume: bool,
+                     buckets: tuple[int, ...] | None = None) -> list:
     """The student's artifacts in `config.formats` (the one export chain), each checked against the PyTorch
-    student on the first test examples; on `resume`, artifacts already exported from this student are kept."""
+    student on the first test examples; on `resume`, artifacts already exported from this student are kept. The
+    TFLite signatures are at `buckets` (the fitted ones), else at `config.sequence_lengths`."""
     from tinybert_edge.converters import ExportConfig, export
 
     first = encoded_test.select(range(min(PARITY_EXAMPLES, len(encoded_test))))
     return export(student_dir, out_dir, formats=tuple(config.formats),
-                  config=ExportConfig(sequence_buckets=tuple(config.sequence_lengths)), parity_encoded=first,
+                  config=ExportConfig(sequence_buckets=tuple(buckets or config.sequence_lengths)), parity_encoded=first,
                   parity_description=f"the first {len(first)} test examples", reuse=resume, threads=config.threads)
 
 
