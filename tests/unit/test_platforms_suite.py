@@ -47,10 +47,13 @@ def test_every_path_side_by_side_in_one_results_file(student, tmp_path):
             "our runtime · TFLite int8 · rust tokenizer", "our runtime · TFLite int8 · python tokenizer"} <= paths
     assert set(extra["agreement_with_pytorch"]) == paths and extra["agreement_with_pytorch"][platforms.REFERENCE] == 1.0
     assert all(len(extra["p50_ms_per_round"][name]) == 2 for name in paths - {platforms.REFERENCE})
-    assert extra["fastest_path"] in paths - {platforms.REFERENCE, platforms.ANCHOR, platforms.FLOOR}
-    # The floor (the int8 ONNX file alone on cached ids) runs the file the anchor runs: the same labels.
-    assert extra["agreement_with_pytorch"][platforms.FLOOR] == extra["agreement_with_pytorch"][platforms.ANCHOR]
-    assert f"per-call p50, {platforms.FLOOR}" in metrics
+    assert extra["fastest_path"] in paths - {platforms.REFERENCE, platforms.ANCHOR, *platforms.FLOORS}
+    # The floors (a model file alone on cached ids) run the files the anchor and our bundle run: the same labels.
+    agreement = extra["agreement_with_pytorch"]
+    assert agreement[platforms.FLOOR] == agreement[platforms.ANCHOR]
+    assert agreement[platforms.FLOOR_TFLITE] == agreement["our runtime · TFLite int8 · rust tokenizer"]
+    for floor in platforms.FLOORS:
+        assert f"per-call p50, {floor}" in metrics
     speedup = next(m for name, m in metrics.items() if name.startswith("speedup of the fastest path"))
     assert speedup["target"] == platforms.SPEEDUP_TARGET and speedup["met"] in (True, False)
     size = metrics["ExecuTorch int8 .pte size vs our int8 TFLite"]
@@ -62,7 +65,7 @@ def test_every_path_side_by_side_in_one_results_file(student, tmp_path):
     # longest the one --seq-length every other artifact takes.
     fit = extra["tflite_buckets"]
     assert fit["buckets"][-1] == 32 and len(fit["buckets"]) <= 8 and fit["fitted_on"] == "judged (all)"
-    assert fit["mean_padded_length"] <= fit["replaced_mean_padded_length"] == 32
+    assert fit["mean_padded_length"] <= fit["required_mean_padded_length"] == 32
     from tinybert_edge.artifacts import Artifact
 
     assert list(Artifact.load(Path(extra["artifacts"]["tflite-int8"])).sequence_buckets) == fit["buckets"]

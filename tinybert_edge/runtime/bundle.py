@@ -274,18 +274,23 @@ class _LiteRtRunner:
         raise BundleError(f"{length} tokens are more than the largest bucket ({self.buckets[-1]}); the bundle's "
                           "tokenizer max_length is wrong: repackage it")
 
+    def feed(self, encoding: Encoding) -> tuple[Any, dict[str, np.ndarray], Sequence[str]]:
+        """The signature runner of the smallest bucket that holds `encoding`, its padded feed and its output names."""
+        bucket = self.bucket_for(len(encoding))
+        runner, batch, output = self.signatures[bucket]
+        feed = {}
+        for name, values in (("input_ids", encoding.input_ids), ("attention_mask", encoding.attention_mask),
+                             ("token_type_ids", encoding.token_type_ids)):
+            if name in self.input_names:
+                row = np.zeros((batch, bucket), dtype=np.int32)  # pad id 0, mask 0, segment 0
+                row[0, : len(values)] = values
+                feed[name] = row
+        return runner, feed, output
+
     def run(self, encodings: Sequence[Encoding]) -> np.ndarray:
         rows = []
         for encoding in encodings:
-            bucket = self.bucket_for(len(encoding))
-            runner, batch, output = self.signatures[bucket]
-            feed = {}
-            for name, values in (("input_ids", encoding.input_ids), ("attention_mask", encoding.attention_mask),
-                                 ("token_type_ids", encoding.token_type_ids)):
-                if name in self.input_names:
-                    row = np.zeros((batch, bucket), dtype=np.int32)  # pad id 0, mask 0, segment 0
-                    row[0, : len(values)] = values
-                    feed[name] = row
+            runner, feed, output = self.feed(encoding)
             rows.append(_one_row(runner(**feed), output, len(encoding)))
         return stack_rows(rows)
 
