@@ -113,6 +113,14 @@ def test_same_seed_gives_the_same_weights_with_length_grouping(encoded):
     assert first.precision == "fp32" and first.examples == 2 * len(encoded)
 
 
+def test_the_loop_says_where_its_time_went_on_a_cpu(encoded):
+    _, result = _train(encoded, accumulation=2)
+    phases = result.phase_seconds
+    assert set(phases) == {"data", "forward", "backward", "optimizer"} and all(v > 0 for v in phases.values())
+    # the phases are parts of the loop's time (logging, checks and the progress bar make up the rest)
+    assert sum(phases.values()) <= result.seconds
+
+
 def test_length_grouped_accumulation_equals_a_larger_batch(encoded):
     big, _ = _train(encoded, dropout=0.0, batch_size=8, accumulation=1)  # no dropout: the masks would differ
     small, _ = _train(encoded, dropout=0.0, batch_size=4, accumulation=2)

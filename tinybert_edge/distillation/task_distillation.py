@@ -318,5 +318,6 @@ def _stage_summary(result, metric: str) -> dict[str, Any]:
             "examples_per_second": round(result.examples_per_second, 2), "precision": result.precision,
             "evaluation_seconds": round(result.evaluation_seconds, 2), f"best_dev_{metric}": result.best_score,
             "best_step": result.best_step, "final_loss": {k: v for k, v in last.items() if k not in ("stage", "step", "epoch", "lr")},
+            "phase_seconds": result.phase_seconds,
             **({} if result.whole_cost else {"cost_covers": "the steps trained after resuming from a checkpoint "
                                                               "without recorded costs"})}

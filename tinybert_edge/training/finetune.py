@@ -112,7 +112,7 @@ def finetune(
         "label_names": list(getattr(train, "label_names", None) or []), "train_examples": len(train),
         "config": asdict(config), "dev_metrics": scored.metrics, "dev_accuracy": scored.metrics.get("accuracy"),
         "seconds": result.seconds, "examples_per_second": result.examples_per_second, "steps": result.steps,
-        "precision": result.precision,
+        "precision": result.precision, "phase_seconds": result.phase_seconds,
     })
     log.info("teacher: dev %s %.4f, saved to %s", task.primary_metric, scored.score, target)
     return _copy_out(target, out_dir)

@@ -108,6 +108,10 @@ class LoopResult:
     # False when resumed from a checkpoint written before checkpoints carried totals: `seconds` and `examples` then
     # cover only the steps this run trained.
     whole_cost: bool = True
+    # Where the steps this run trained spent their time (seconds): "data" (batching, to tensors), "forward" (the
+    # loss, teacher included), "backward", "optimizer" (clipping, AdamW, schedule). Measured on a CPU, where every
+    # call returns when its work is done; None on a GPU, where timing a phase would need a device sync per step.
+    phase_seconds: dict[str, float] | None = None
 
     @property
     def examples_per_second(self) -> float:
@@ -323,6 +327,8 @@ def run_loop(
         next(batches)
     examples = 0
     evaluation_seconds = 0.0
+    phases = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0) if device.type == "cpu" else None
+    clock = time.perf_counter
     pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # loss terms of the steps not yet checked for finiteness
     started = time.perf_counter()
 
@@ -345,6 +351,7 @@ def run_loop(
         for step in range(start_step, total_steps):
             sums: dict[str, torch.Tensor] = {}
             for micro in range(spec.accumulation):
+                t0 = clock()
                 epoch, global_batch = next(batches)
                 batch, share = _shard(global_batch, context)
                 tensors = batch_to_tensors(batch, device)
@@ -352,21 +359,30 @@ def run_loop(
                 last = micro == spec.accumulation - 1
                 sync = compute.no_sync() if context.world > 1 and not last else contextlib.nullcontext()
                 with sync:
+                    t1 = clock()
                     with torch.autocast(device_type=device.type, dtype=precision.dtype or torch.float32,
                                         enabled=precision.autocast):
                         terms = compute(tensors)
+                    t2 = clock()
                     scaler.scale(terms["total"] * share / spec.accumulation).backward()
+                if phases is not None:
+                    phases["data"] += t1 - t0
+                    phases["forward"] += t2 - t1
+                    phases["backward"] += clock() - t2
                 examples += len(global_batch["labels"])
                 for key, value in terms.items():
                     term = value.detach().float() * (share / spec.accumulation)
                     sums[key] = sums[key] + term if key in sums else term
             pending.append((step + 1, sums))
+            t0 = clock()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
+            if phases is not None:
+                phases["optimizer"] += clock() - t0
             done = step + 1
             bar.update(1)
             heartbeat.update(done, sums["total"])
@@ -410,6 +426,7 @@ def run_loop(
         steps=total_steps, seconds=cost["seconds"], examples=cost["examples"], best_score=best_score,
         best_step=best_step, history=history, precision=precision.name,
         evaluation_seconds=cost["evaluation_seconds"], whole_cost=whole_cost,
+        phase_seconds={name: round(value, 3) for name, value in phases.items()} if phases is not None else None,
     )
 
 
