@@ -96,7 +96,9 @@ def _loss_terms_trainer() -> Any:
 
 def _train(trainer: Any, examples: int) -> dict[str, Any]:
     import torch
+    from transformers.trainer_callback import PrinterCallback
 
+    trainer.remove_callback(PrinterCallback)  # it prints every logged loss dict to stdout (disable_tqdm puts it there)
     output = trainer.train()
     seconds = float(output.metrics["train_runtime"])
     return {"examples": examples, "seconds": seconds, "samples_per_second": examples / seconds,
