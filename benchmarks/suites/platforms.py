@@ -241,19 +241,22 @@ def run(student: str | Path, data: str, work_dir: str | Path, *, length: int = 1
     from tinybert_edge.converters.artifact import check_source
 
     student = check_source(student, (length,)).folder
+    apart = split != "all" and search_split != split
+    if int8_agreement is not None and not apart:
+        raise ConfigError(f"--int8-agreement searches the int8 ONNX on --search-split {search_split!r} texts, "
+                          f"which must be apart from the judged ones (--split {split!r}): pass --split dev (or "
+                          "test) and --search-split train")
+    texts = dev_texts(data, split, encoding_errors)[: max_texts or None]
+    # Up to SEARCH_TEXTS texts apart from the judged ones: the int8 search chooses on them and the TFLite's lengths
+    # are fitted to them (to the judged texts themselves when there are none apart).
+    pool = dev_texts(data, search_split, encoding_errors) if apart else texts
+    chosen = random.Random(0).sample(pool, min(SEARCH_TEXTS, len(pool)))
     qconfig, search_texts = None, None
     if int8_agreement is not None:
         from tinybert_edge.converters import QuantizationConfig
 
-        if split == "all" or search_split == split:
-            raise ConfigError(f"--int8-agreement searches the int8 ONNX on --search-split {search_split!r} texts, "
-                              f"which must be apart from the judged ones (--split {split!r}): pass --split dev (or "
-                              "test) and --search-split train")
-        qconfig = QuantizationConfig.for_this_cpu(min_agreement=int8_agreement)
-        pool = dev_texts(data, search_split, encoding_errors)
-        search_texts = random.Random(0).sample(pool, min(SEARCH_TEXTS, len(pool)))
-    texts = dev_texts(data, split, encoding_errors)[: max_texts or None]
-    fit = fit_tflite_buckets(student, data, texts, split, search_split, encoding_errors, length, tflite_buckets)
+        qconfig, search_texts = QuantizationConfig.for_this_cpu(min_agreement=int8_agreement), chosen
+    fit = fit_tflite_buckets(student, chosen, search_split if apart else f"judged ({split})", length, tflite_buckets)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -409,19 +412,13 @@ def report_markdown(extra: dict[str, Any], candidates: Sequence[str], p50: dict[
     return "\n".join(lines) + "\n"
 
 
-def fit_tflite_buckets(student: Path, data: str, texts: Sequence[str], split: str, search_split: str,
-                       encoding_errors: str, length: int, count: int) -> dict[str, Any]:
-    """The TFLite signature lengths (`count`, the longest `length`) fitted to the token lengths of up to SEARCH_TEXTS
-    `search_split` texts, apart from the judged `texts` (to the judged texts themselves when --split is all)."""
+def fit_tflite_buckets(student: Path, texts: Sequence[str], fitted_on: str, length: int,
+                       count: int) -> dict[str, Any]:
+    """The TFLite signature lengths (`count`, the longest `length`) fitted to the token lengths of `texts`."""
     from tinybert_edge.converters.buckets import fit_to_data
     from tinybert_edge.data import TextClassificationData
 
-    if split == "all" or search_split == split:
-        fitted_on, pool = f"judged ({split})", list(texts)
-    else:
-        fitted_on, pool = search_split, dev_texts(data, search_split, encoding_errors)
-    chosen = random.Random(0).sample(pool, min(SEARCH_TEXTS, len(pool)))
-    unlabelled = TextClassificationData(texts=chosen, labels=[0] * len(chosen), label_names=["-"], source=fitted_on)
+    unlabelled = TextClassificationData(texts=list(texts), labels=[0] * len(texts), label_names=["-"], source=fitted_on)
     return {**fit_to_data(student, unlabelled, length, count, fixed=(length,)).to_dict(), "fitted_on": fitted_on}
 
 
