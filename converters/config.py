@@ -26,6 +26,8 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # The CPUs an int8 ONNX export can be made for (QuantizationConfig.for_target): the exporting machine, or a preset.
 TARGET_CPUS = ("this", "avx2", "avx512_vnni", "arm64")
 QUANTIZABLE_OPS = ("MatMul", "Attention", "Gather", "EmbedLayerNormalization")
+# How a dynamic int8 ONNX stores the word-embedding table of a fused graph (QuantizationConfig.embedding_table).
+EMBEDDING_TABLES = ("int8-rows", "ort")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
@@ -72,6 +74,9 @@ class QuantizationConfig:
     does (the task's decision: a label, a tag, an answer); below it, the nodes whose int8 moves the outputs most are
     kept fp32 one at a time until it is met (converters.gate.quantize_onnx_to_agreement). None (the default)
     quantizes every node and leaves the judgement to the parity thresholds.
+    `embedding_table` (dynamic mode, fused graph): "int8-rows" (the default) stores the word-embedding table int8 with
+    one scale per row and unfuses EmbedLayerNormalization into standard operators (converters.embedding_int8);
+    "ort" keeps onnxruntime's QEmbedLayerNormalization, one scale for the whole table.
     """
 
     preset: str = "custom"
@@ -86,12 +91,14 @@ class QuantizationConfig:
     calibration_method: str = "minmax"
     calibration_examples: int = 128
     min_agreement: float | None = None
+    embedding_table: str = "int8-rows"
 
     def __post_init__(self) -> None:
         check_choice(None, "weight_type", self.weight_type, WEIGHT_TYPES, quoted=False)
         check_choice(None, "mode", self.mode, QUANTIZATION_MODES, quoted=False)
         check_choice(None, "activation_type", self.activation_type, ACTIVATION_TYPES, quoted=False)
         check_choice(None, "calibration_method", self.calibration_method, CALIBRATION_METHODS, quoted=False)
+        check_choice(None, "embedding_table", self.embedding_table, EMBEDDING_TABLES, quoted=False)
         check_number(None, "calibration_examples", self.calibration_examples, minimum=1, integer=True)
         check_number(None, "min_agreement", self.min_agreement, minimum=0.0, maximum=1.0, exclusive=True,
                      optional=True)

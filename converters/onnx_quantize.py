@@ -16,6 +16,7 @@ import numpy as np
 from tinybert_edge.artifacts import INT8_ONNX_OPS, METADATA_FILE, Artifact, metadata_path, onnx_file, read_metadata
 from tinybert_edge.converters.artifact import check_output_path
 from tinybert_edge.converters.config import QuantizationConfig
+from tinybert_edge.converters.embedding_int8 import ROWWISE, quantize_word_embeddings
 from tinybert_edge.converters.onnx_export import ONNX_PACKAGES, op_type_counts
 from tinybert_edge.converters.parity import ParityCheck
 from tinybert_edge.errors import ConfigError, ExportError, ModelError, require
@@ -164,16 +165,20 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
     excluded += [name for name in exclude_nodes if name not in excluded]
     weight_type = {"int8": quantization.QuantType.QInt8, "uint8": quantization.QuantType.QUInt8}[config.weight_type]
     started = time.perf_counter()
+    embedding_rows: list[str] = []  # the fused embeddings whose word table went int8 row by row
     with atomic_path(out_dir) as tmp:
         shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns("*.onnx", "*.onnx_data", "*.onnx.data", METADATA_FILE))
         try:
             if config.mode == "static":
                 _quantize_static(quantization, source_file, tmp / QUANTIZED_FILE, config, calibration or (), excluded)
             else:
+                rows = config.embedding_table == ROWWISE and "EmbedLayerNormalization" in config.op_types
                 quantization.quantize_dynamic(
                     source_file,
                     tmp / QUANTIZED_FILE,
-                    op_types_to_quantize=list(config.op_types),
+                    # the fused embedding is quantized row-wise below, not with onnxruntime's one table-wide scale
+                    op_types_to_quantize=[op for op in config.op_types
+                                          if not (rows and op == "EmbedLayerNormalization")],
                     per_channel=config.per_channel,
                     reduce_range=config.reduce_range,
                     weight_type=weight_type,
@@ -184,6 +189,10 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
                     # SkipLayerNormalization); every activation in this graph is float32.
                     extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx_lib.TensorProto.FLOAT},
                 )
+                if rows:
+                    quantized = onnx_lib.load(tmp / QUANTIZED_FILE)
+                    embedding_rows = quantize_word_embeddings(quantized, keep_fp32=excluded)
+                    onnx_lib.save(quantized, tmp / QUANTIZED_FILE)
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise ExportError(f"onnxruntime could not quantize '{source_file}' ({config.preset} preset): {exc}") from exc
         ops = op_type_counts(tmp / QUANTIZED_FILE)
@@ -201,7 +210,8 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
             "model_file": QUANTIZED_FILE,
             "source_onnx_sha256": sha256_file(source_file),
             "quantization": {**config.to_dict(), "method": f"onnxruntime.quantization.quantize_{config.mode}",
-                             "nodes_excluded": len(excluded), "calibration_rows": n_calibration},
+                             "nodes_excluded": len(excluded), "calibration_rows": n_calibration,
+                             "embedding_rows_int8": embedding_rows},
             "op_types": ops,
             "integer_ops": integer_ops,
             "quantize_seconds": round(time.perf_counter() - started, 3),

@@ -305,6 +305,47 @@ def test_keep_fp32_leaves_named_modules_unquantized(onnx_fp32, tmp_path):
     assert "MatMulInteger" in ops
 
 
+def test_the_word_table_goes_int8_row_by_row_and_the_graph_still_reads_the_mask(onnx_fp32, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from tinybert_edge.converters.embedding_int8 import quantize_word_embeddings
+
+    model = onnx.load(onnx_fp32.model_file)
+    assert quantize_word_embeddings(model) == ["EmbedLayerNormalization_0"]
+    tables = {i.name: i for i in model.graph.initializer}
+    int8 = [t for t in tables.values() if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8) == 1 and list(int8[0].dims) == [len(WORDS) + 5, 32]  # vocabulary x width
+    assert not any(n.op_type == "EmbedLayerNormalization" for n in model.graph.node)
+    onnx.save(model, tmp_path / "rows.onnx")
+    fused = ort.InferenceSession(str(onnx_fp32.model_file), providers=["CPUExecutionProvider"])
+    rows = ort.InferenceSession(str(tmp_path / "rows.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, len(WORDS), size=(3, 9)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    types = np.zeros_like(ids)
+    types[0, 5:] = 1
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    got = rows.run(None, feed)[0]
+    np.testing.assert_allclose(got, fused.run(None, feed)[0], atol=0.05)
+    # a padded row gives what the same text unpadded gives: the mask index still reaches the fused attention
+    alone = {name: value[2:, :3] for name, value in feed.items()}
+    np.testing.assert_allclose(rows.run(None, alone)[0], got[2:], atol=1e-5)
+    # modules kept fp32 keep their fused node
+    kept = onnx.load(onnx_fp32.model_file)
+    assert quantize_word_embeddings(kept, keep_fp32={"EmbedLayerNormalization_0"}) == []
+
+
+def test_onnxruntimes_one_scale_embedding_is_still_there_on_request(onnx_fp32, tmp_path):
+    artifact = quantize_onnx(onnx_fp32, tmp_path / "int8", QuantizationConfig.avx2(embedding_table="ort"))
+    assert "QEmbedLayerNormalization" in _op_types(artifact.model_file)
+    assert artifact.metadata["quantization"]["embedding_rows_int8"] == []
+    with pytest.raises(ConfigError, match="embedding_table"):
+        QuantizationConfig(embedding_table="int4")
+
+
 def test_failed_parity_leaves_previous_output_untouched(onnx_fp32, reference, batches, tmp_path):
     out = tmp_path / "int8"
     out.mkdir()

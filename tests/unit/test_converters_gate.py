@@ -92,7 +92,11 @@ def test_gate_keeps_the_first_attempt_within_budget(fp32, dev_batches, tmp_path)
     assert gate_meta["excluded_groups"] == [] and len(gate_meta["attempts"]) == 1
     assert gate_meta["attempts"][0]["passed"] and 0.0 <= gate_meta["fp32_accuracy"] <= 1.0
     assert gate_meta["n_examples"] == 24 and artifact.metadata["accuracy_gate"] == gate_meta
-    assert {"QEmbedLayerNormalization", "QAttention", "MatMulInteger"} <= _op_types(artifact.model_file)
+    # every node int8: the word table row-wise (converters.embedding_int8), the rest onnxruntime's integer kernels
+    ops = _op_types(artifact.model_file)
+    assert {"LayerNormalization", "QAttention", "MatMulInteger"} <= ops
+    assert not {"EmbedLayerNormalization", "QEmbedLayerNormalization"} & ops
+    assert artifact.metadata["quantization"]["embedding_rows_int8"] == ["EmbedLayerNormalization_0"]
     assert _leftovers(tmp_path) == []
 
 
