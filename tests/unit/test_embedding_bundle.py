@@ -69,7 +69,13 @@ def test_search_finds_each_document_by_its_own_text(bundle, tmp_path, precision)
         assert hits[0].score == pytest.approx(1.0, abs=0.02) and hits[0].score >= hits[1].score >= hits[2].score
     exact = model.embed(DOCUMENTS) @ model.embed(["sun on the road"])[0]
     top = index.search("sun on the road", k=len(DOCUMENTS))
-    assert [h.id for h in top] == [f"doc{i}" for i in np.argsort(-exact, kind="stable")]
+    if precision == "float32":
+        assert [h.id for h in top] == [f"doc{i}" for i in np.argsort(-exact, kind="stable")]
+    else:  # int8 vectors move each score a little: documents further apart than that keep their exact order
+        scores, order = {h.id: h.score for h in top}, [h.id for h in top]
+        assert all(abs(scores[f"doc{i}"] - value) <= 0.01 for i, value in enumerate(exact))
+        assert all(order.index(f"doc{a}") < order.index(f"doc{b}") for a in range(len(exact))
+                   for b in range(len(exact)) if exact[a] > exact[b] + 0.02)
     assert len(index.search(["good", "bad"], k=100)[1]) == len(DOCUMENTS)
     with pytest.raises(ConfigError, match="k = 0"):
         index.search("good", k=0)

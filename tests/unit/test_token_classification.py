@@ -399,17 +399,24 @@ def test_export_parity_by_the_task_and_a_bundle_that_finds_the_same_entities(tag
     for runtime in ("litert", "onnxruntime"):
         model = load_bundle(bundle, model=runtime)
         results = model.predict(texts)
+        found = expected_n = matched = 0
         for text, result in zip(texts, results):
-            encoding = model.encode([text])[0]
+            encodings = model.task.runtime_encode(model.tokenizer, text, 0, {})
+            # the bundle's entities are its own model's logits through the task's decoding, character spans included
+            own = get_task("ner").postprocess(model.run_encodings(encodings), encodings, manifest)[0]
+            assert result == own
+            for entity in result.entities:
+                assert text[entity.start:entity.end] == entity.text
+            encoding = encodings[0]
             logits = reference.run({"input_ids": np.array([encoding.input_ids]),
                                     "attention_mask": np.array([encoding.attention_mask]),
                                     "token_type_ids": np.array([encoding.token_type_ids])})
-            expected = get_task("ner").postprocess(logits, model.task.runtime_encode(model.tokenizer, text, 0, {}),
-                                                   manifest)[0]
-            assert [(e.type, e.start, e.end) for e in result.entities] == \
-                [(e.type, e.start, e.end) for e in expected.entities]
-            for entity in result.entities:
-                assert text[entity.start:entity.end] == entity.text
+            expected = {(e.type, e.start, e.end) for e in get_task("ner").postprocess(logits, encodings, manifest)[0].entities}
+            got = {(e.type, e.start, e.end) for e in result.entities}
+            found, expected_n, matched = found + len(got), expected_n + len(expected), matched + len(got & expected)
+        # int8 against the PyTorch student: the entity F1 the export's parity gate asks for (a boundary token of a
+        # near-tie may flip, as the parity thresholds allow)
+        assert 2 * matched / (found + expected_n) >= 0.9, (runtime, matched, found, expected_n)
     assert load_bundle(bundle).predict("").entities == []
     # The Rust tokenizer (default when installed) and the Python reference give the same entities and words.
     rust, python = load_bundle(bundle, tokenizer="rust"), load_bundle(bundle, tokenizer="python")
