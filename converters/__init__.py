@@ -6,7 +6,7 @@ Served as `tinybert_edge.converters` (see pyproject's package-dir). Heavy librar
 
 from __future__ import annotations
 
-from tinybert_edge.converters.chain import export
+from tinybert_edge.converters.chain import ExportFailure, export
 from tinybert_edge.converters.artifact import Artifact
 from tinybert_edge.converters.config import ExportConfig, QuantizationConfig
 from tinybert_edge.converters.gate import AccuracyBudgetError, quantize_onnx_gated
@@ -19,6 +19,7 @@ __all__ = [
     "AccuracyBudgetError",
     "Artifact",
     "ExportConfig",
+    "ExportFailure",
     "ParityCheck",
     "ParityReport",
     "ParityThresholds",

@@ -29,6 +29,18 @@ PARITY_EXAMPLES = 256
 GENERATED = "generated sentences"
 
 
+class ExportFailure(str):
+    """Why `export` could not make an artifact, as the "ErrorType: message" string that reports print, with the
+    exception itself kept as `error`, for callers that read its fields (AccuracyBudgetError.attempts)."""
+
+    error: TinyBertEdgeError
+
+    def __new__(cls, error: TinyBertEdgeError) -> "ExportFailure":
+        failure = super().__new__(cls, f"{type(error).__name__}: {error}")
+        failure.error = error
+        return failure
+
+
 def generated_texts(tokenizer, n: int = PARITY_EXAMPLES, seed: int = 0) -> list[str]:
     """`n` seeded sentences of 4 to 40 whole words drawn from the model's own vocabulary: parity inputs for a model
     exported without data. They exercise every position and most of the vocabulary, but they are not the task's
@@ -139,7 +151,7 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
            thresholds: Mapping[str, ParityThresholds] | ParityThresholds | None = None, *,
            verify: bool = True, parity_description: str = "", reuse: bool = False,
            reuse_from: Sequence[str | Path] = (), threads: int | None = None,
-           errors: MutableMapping[str, str] | None = None, parity_encoded: Any = None,
+           errors: MutableMapping[str, ExportFailure] | None = None, parity_encoded: Any = None,
            texts: Sequence[str] | None = None, texts_description: str = "",
            tokenizer_gate: TokenizerGate | None = None) -> list[Artifact]:
     """Export `model_dir` into `out_dir`: onnx-fp32/, onnx-int8/ (dynamic int8) and tflite-int8/model.tflite
@@ -155,8 +167,8 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
     agreement measures (entity F1, answer F1; Task.parity_metrics). With `reuse`, an artifact already in
     `out_dir` (or in an export folder of `reuse_from`) that was exported from this very model and covers every
     sequence bucket is kept instead of made again. With `errors` (a dict), an artifact that cannot be made is
-    recorded there under "<format>-<precision>" with the reason, and the others are still made; without it the
-    first failure raises.
+    recorded there under "<format>-<precision>" with the reason (an ExportFailure: the message, and the exception as
+    `.error`), and the others are still made; without it the first failure raises.
 
     "onnx-text" and "mediapipe" carry their own tokenizer: its ids are compared with the model's Hugging Face
     tokenizer on `texts` (the user's dev texts, described by `texts_description`; else generated sentences) and on
@@ -284,7 +296,7 @@ def export(model_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = 
         except TinyBertEdgeError as exc:
             if errors is None:
                 raise
-            errors[key] = f"{type(exc).__name__}: {exc}"
+            errors[key] = ExportFailure(exc)
             log.warning("%s of %s could not be made: %s", key, source.folder, errors[key])
     artifacts = list(made.values())
     for artifact in artifacts:

@@ -43,11 +43,13 @@ SENSITIVE_GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 
 class AccuracyBudgetError(ExportError):
     """Even with every sensitive node group (or the allowed share of nodes) kept in fp32, int8 loses more dev
-    accuracy, or agreement with the reference, than the budget allows. `attempts` are the steps tried."""
+    accuracy, or agreement with the reference, than the budget allows. `attempts` are the steps tried, the last
+    with the most kept fp32; `quantizable_nodes` is how many nodes the search chose among (agreement search)."""
 
-    def __init__(self, message: str, attempts: list[Any]) -> None:
+    def __init__(self, message: str, attempts: list[Any], quantizable_nodes: int | None = None) -> None:
         super().__init__(message)
         self.attempts = attempts
+        self.quantizable_nodes = quantizable_nodes
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ def quantize_onnx_to_agreement(onnx: Artifact | str | Path, out_dir: str | Path,
                     f"{examples} parity examples stays below it even with {limit} of its {len(nodes)} quantizable "
                     "nodes kept fp32 "
                     f"[{steps}]; lower QuantizationConfig.min_agreement, use the TFLite int8 export (per-row "
-                    "activation scales), or ship the fp32 export", attempts)
+                    "activation scales), or ship the fp32 export", attempts, len(nodes))
             report = parity.run(_session(chosen.path))  # the int8 thresholds still apply to what is kept
             metadata = dict(chosen.metadata)
             metadata["parity"] = report.to_dict()

@@ -28,12 +28,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from tinybert_edge.benchmarks.results import Metric
 from tinybert_edge.benchmarks.suites.command_line import SuiteOutcome, add_run_arguments, suite_main, suite_report
 from tinybert_edge.benchmarks.suites.task_table import distillation_seconds
 from tinybert_edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tinybert_edge.converters import ExportFailure
 
 log = logging.getLogger("tinybert_edge.benchmarks.suites.glue")
 
@@ -220,7 +223,7 @@ def _artifacts(student_dir: Path, out_dir: Path, train,
     Where no allowed set of fp32 nodes reaches the agreement (a student near chance has many decisions at the
     boundary), the column takes the all-int8 dynamic default instead, as the search's error advises, and is judged
     on dev like any other; the caption says so."""
-    from tinybert_edge.converters import ExportConfig, QuantizationConfig, export
+    from tinybert_edge.converters import AccuracyBudgetError, ExportConfig, QuantizationConfig, export
     from tinybert_edge.data import sample
     from tinybert_edge.models import load_tokenizer
     from tinybert_edge.tasks import get_task
@@ -229,11 +232,11 @@ def _artifacts(student_dir: Path, out_dir: Path, train,
     encoded = task.encode(load_tokenizer(student_dir), sample(train, SEARCH_EXAMPLES, seed=0), max(lengths))
     settings = dict(config=ExportConfig(sequence_buckets=lengths), parity_batches=list(encoded.batches(64)),
                     parity_description=f"{len(encoded)} train examples (seed 0)", reuse=True, threads=2)
-    errors: dict[str, str] = {}
+    errors: dict[str, ExportFailure] = {}
     made = export(student_dir, out_dir, qconfig=QuantizationConfig.for_this_cpu(min_agreement=INT8_AGREEMENT),
                   errors=errors, **settings)
     search = _agreement_search(next((a.path for a in made if (a.format, a.precision) == ("onnx", "int8")), None))
-    if errors.get("onnx-int8", "").startswith("AccuracyBudgetError"):
+    if isinstance(getattr(errors.get("onnx-int8"), "error", None), AccuracyBudgetError):
         search = _failed_search(errors.pop("onnx-int8"))
         log.warning("glue: %s: the int8 ONNX agreement search failed (%s); its column takes the all-int8 dynamic "
                     "default", student_dir, search["failed"])
@@ -254,18 +257,16 @@ def _agreement_search(path: Path | None) -> dict[str, Any] | None:
     return agreement_summary(Artifact.load(path).metadata) if path else None
 
 
-def _failed_search(error: str) -> dict[str, Any]:
-    """The caption's record of a search that no allowed fp32 set passed: its last (most fp32) attempt, read from
-    the AccuracyBudgetError the chain recorded, and the whole message."""
-    import re
-
-    limit = re.search(r"with (\d+) of its (\d+) quantizable nodes", error)
-    last = re.findall(r"(\d+) fp32: ([\d.]+) \(lower bound ([\d.]+)\)", error)
-    return {"min_agreement": INT8_AGREEMENT, "examples": SEARCH_EXAMPLES, "failed": error,
-            "tried_fp32_nodes": int(limit.group(1)) if limit else None,
-            "quantizable_nodes": int(limit.group(2)) if limit else None,
-            "best_agreement": float(last[-1][1]) if last else None,
-            "best_lower_bound": float(last[-1][2]) if last else None,
+def _failed_search(failure: ExportFailure) -> dict[str, Any]:
+    """The caption's record of a search that no allowed fp32 set passed: its last (most fp32) attempt, from the
+    AccuracyBudgetError the chain recorded, and the whole message."""
+    error = failure.error
+    last = error.attempts[-1] if error.attempts else None
+    return {"min_agreement": INT8_AGREEMENT, "examples": SEARCH_EXAMPLES, "failed": str(failure),
+            "tried_fp32_nodes": len(last.fp32_nodes) if last else None,
+            "quantizable_nodes": error.quantizable_nodes,
+            "best_agreement": last.agreement if last else None,
+            "best_lower_bound": last.lower_bound if last else None,
             "fallback": "all-int8 dynamic default"}
 
 

@@ -214,10 +214,12 @@ def test_agreement_search_that_cannot_reach_its_target_raises_and_writes_nothing
     n = len(_quantizable(fp32))
     assert len(caught.value.attempts) == 1 + int(gate.MAX_FP32_SHARE * n)
     assert list(tmp_path.iterdir()) == []
-    # The glue suite's caption reads the last attempt from the message the export chain records.
+    assert caught.value.quantizable_nodes == n
+    # The glue suite's caption reads the last attempt from the error the export chain records.
     from tinybert_edge.benchmarks.suites.glue import _failed_search
+    from tinybert_edge.converters import ExportFailure
 
-    record = _failed_search(f"AccuracyBudgetError: {caught.value}")
+    record = _failed_search(ExportFailure(caught.value))
     assert record["tried_fp32_nodes"] == int(gate.MAX_FP32_SHARE * n) and record["quantizable_nodes"] == n
     assert record["best_agreement"] == 0.5 and 0.0 < record["best_lower_bound"] < 0.5
 

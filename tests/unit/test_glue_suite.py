@@ -256,8 +256,11 @@ def test_a_failed_agreement_search_falls_back_to_the_all_int8_default_and_the_ca
                "kept fp32 [0 fp32: 0.9500 (lower bound 0.8700); 1 fp32: 0.9600 (lower bound 0.8800); 2 fp32: 0.9700 "
                "(lower bound 0.8900)]; lower QuantizationConfig.min_agreement")
 
+    attempts = [gate.AgreementAttempt(tuple(f"n{i}" for i in range(k)), agreement, lower, 0.1, False)
+                 for k, agreement, lower in ((0, 0.95, 0.87), (1, 0.96, 0.88), (2, 0.97, 0.89))]
+
     def no_set_passes(*args, **kwargs):
-        raise gate.AccuracyBudgetError(message, [])
+        raise gate.AccuracyBudgetError(message, attempts, 5)
 
     monkeypatch.setattr(gate, "quantize_onnx_to_agreement", no_set_passes)
     paths, failed, search = glue._artifacts(model_dir, tmp_path / "artifacts", train, (16,))
