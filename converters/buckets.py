@@ -45,17 +45,20 @@ def mean_padded_length(lengths: Sequence[int], buckets: Sequence[int]) -> float:
 
 
 def fit_buckets(lengths: Sequence[int], longest: int, count: int, fixed: Sequence[int] = ()) -> BucketFit:
-    """The `count` sequence buckets that give `lengths` (token counts, special tokens included) the least mean padded
-    length, among those that hold `longest` (the largest) and every `fixed` length (e.g. lengths a benchmark or an
-    app already runs at). The mean padded length at the `fixed` buckets alone (else `longest` alone) is reported
-    beside."""
+    """At most `count` sequence buckets (fewer when the texts have fewer distinct lengths) that give `lengths` (token
+    counts, special tokens included) the least mean padded length, among those that hold `longest` (the largest) and
+    every `fixed` length (e.g. lengths a benchmark or an app already runs at; none may exceed `longest`). The mean
+    padded length at the `fixed` buckets alone (else `longest` alone) is reported beside."""
     if count < 1:
         raise ConfigError(f"bucket count {count} is not allowed; allowed: 1 or more")
     if longest < 2:
         raise ConfigError(f"longest bucket {longest} is not allowed; allowed: 2 or more tokens")
     if not lengths:
         raise ConfigError("no texts to fit sequence buckets to; give the texts the model will see (--data)")
-    required = sorted({int(b) for b in fixed if int(b) < longest} | {longest})
+    if any(int(b) > longest for b in fixed):
+        raise ConfigError(f"fixed buckets {sorted(fixed)} are not allowed with longest bucket {longest}; allowed: "
+                          f"lengths of at most {longest} (raise the longest bucket to the largest fixed length)")
+    required = sorted({int(b) for b in fixed} | {longest})
     if any(b < 2 for b in required):
         raise ConfigError(f"fixed buckets {sorted(fixed)} are not allowed; allowed: lengths of 2 or more tokens")
     if count < len(required):

@@ -27,7 +27,9 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 TARGET_CPUS = ("this", "avx2", "avx512_vnni", "arm64")
 QUANTIZABLE_OPS = ("MatMul", "Attention", "Gather", "EmbedLayerNormalization")
 # How a dynamic int8 ONNX stores the word-embedding table of a fused graph (QuantizationConfig.embedding_table).
-EMBEDDING_TABLES = ("int8-rows", "ort")
+# "int8-rows": converters.embedding_int8 (one scale per row); "ort": onnxruntime's QEmbedLayerNormalization (one scale).
+ROWWISE_EMBEDDING = "int8-rows"
+EMBEDDING_TABLES = (ROWWISE_EMBEDDING, "ort")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
@@ -91,7 +93,7 @@ class QuantizationConfig:
     calibration_method: str = "minmax"
     calibration_examples: int = 128
     min_agreement: float | None = None
-    embedding_table: str = "int8-rows"
+    embedding_table: str = ROWWISE_EMBEDDING
 
     def __post_init__(self) -> None:
         check_choice(None, "weight_type", self.weight_type, WEIGHT_TYPES, quoted=False)

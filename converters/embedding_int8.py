@@ -17,22 +17,38 @@ embedding output moves far less than with one table-wide scale.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Collection
 
 import numpy as np
 
+from tinybert_edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
 FUSED_EMBEDDING = "EmbedLayerNormalization"
-ROWWISE = "int8-rows"  # QuantizationConfig.embedding_table: this module
-ORT_DEFAULT = "ort"  # QuantizationConfig.embedding_table: onnxruntime's QEmbedLayerNormalization (one scale)
+LAYER_NORM_OPSET = 17  # the first ONNX opset with a standard LayerNormalization, which the unfused form needs
+
+
+def default_opset(model: Any) -> int:
+    """The ONNX (default domain) opset an onnx.ModelProto is written in."""
+    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0)
 
 
 def quantize_word_embeddings(model: Any, keep_fp32: Collection[str] = ()) -> list[str]:
     """Rewrite, in place, every EmbedLayerNormalization of `model` (an onnx.ModelProto) whose word table is an fp32
     initializer and whose name is not in `keep_fp32`, as above; returns the names of the nodes rewritten. A node
-    without an attention mask input (its mask index would be a dummy) is left as it is."""
+    without an attention mask input (its mask index would be a dummy) is left as it is, with a warning. The graph
+    must be at opset LAYER_NORM_OPSET or later (ConfigError otherwise: export at that opset, or keep onnxruntime's
+    one-scale form, QuantizationConfig(embedding_table="ort"))."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    opset = default_opset(model)
+    if opset < LAYER_NORM_OPSET:
+        raise ConfigError(f"the word table can be stored int8 row by row only in graphs of ONNX opset "
+                          f"{LAYER_NORM_OPSET} or later (LayerNormalization), not {opset}; export at opset "
+                          f"{LAYER_NORM_OPSET} or later, or use QuantizationConfig(embedding_table=\"ort\")")
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
     consumers: dict[str, int] = {}
@@ -41,16 +57,19 @@ def quantize_word_embeddings(model: Any, keep_fp32: Collection[str] = ()) -> lis
             consumers[name] = consumers.get(name, 0) + 1
     rewritten: list[str] = []
     nodes = list(graph.node)
-    for node in nodes:
+    for index, node in enumerate(nodes):
         if node.op_type != FUSED_EMBEDDING or node.name in keep_fp32:
             continue
         inputs = list(node.input) + [""] * (9 - len(node.input))
         ids, segments, word, positions, segment_table, gamma, beta, mask, position_ids = inputs
         table = initializers.get(word)
         if table is None or table.data_type != TensorProto.FLOAT or not mask:
+            log.warning("%s node '%s' keeps its fp32 word table: %s", FUSED_EMBEDDING, node.name,
+                        "it has no attention mask input" if table is not None and table.data_type == TensorProto.FLOAT
+                        else "its word table is not an fp32 initializer")
             continue
         epsilon = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-12)
-        prefix = node.name or "embedding"
+        prefix = node.name or f"embedding_{index}"
 
         def name(suffix: str) -> str:
             return f"{prefix}_{suffix}"
@@ -106,7 +125,7 @@ def quantize_word_embeddings(model: Any, keep_fp32: Collection[str] = ()) -> lis
             graph.node.insert(position + offset, made)
         if consumers.get(word, 0) == 1:  # nothing else reads the fp32 table: it leaves the file
             graph.initializer.remove(table)
-        rewritten.append(node.name)
+        rewritten.append(prefix)
     if rewritten:
         onnx.checker.check_model(model)
     return rewritten

@@ -15,8 +15,8 @@ import numpy as np
 
 from tinybert_edge.artifacts import INT8_ONNX_OPS, METADATA_FILE, Artifact, metadata_path, onnx_file, read_metadata
 from tinybert_edge.converters.artifact import check_output_path
-from tinybert_edge.converters.config import QuantizationConfig
-from tinybert_edge.converters.embedding_int8 import ROWWISE, quantize_word_embeddings
+from tinybert_edge.converters.config import ROWWISE_EMBEDDING, QuantizationConfig
+from tinybert_edge.converters.embedding_int8 import LAYER_NORM_OPSET, default_opset, quantize_word_embeddings
 from tinybert_edge.converters.onnx_export import ONNX_PACKAGES, op_type_counts
 from tinybert_edge.converters.parity import ParityCheck
 from tinybert_edge.errors import ConfigError, ExportError, ModelError, require
@@ -172,32 +172,38 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
             if config.mode == "static":
                 _quantize_static(quantization, source_file, tmp / QUANTIZED_FILE, config, calibration or (), excluded)
             else:
-                rows = config.embedding_table == ROWWISE and "EmbedLayerNormalization" in config.op_types
-                quantization.quantize_dynamic(
-                    source_file,
-                    tmp / QUANTIZED_FILE,
-                    # the fused embedding is quantized row-wise below, not with onnxruntime's one table-wide scale
-                    op_types_to_quantize=[op for op in config.op_types
-                                          if not (rows and op == "EmbedLayerNormalization")],
-                    per_channel=config.per_channel,
-                    reduce_range=config.reduce_range,
-                    weight_type=weight_type,
-                    nodes_to_exclude=excluded,
-                    # Only matmuls with a constant (weight) B input: activation x activation products (QK^T in an
-                    # unfused graph) stay fp32, where int8 would cost accuracy for no size gain.
-                    # Shape inference cannot type the outputs of the fused com.microsoft operators (Attention,
-                    # SkipLayerNormalization); every activation in this graph is float32.
-                    extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx_lib.TensorProto.FLOAT},
-                )
+                rows = config.embedding_table == ROWWISE_EMBEDDING and "EmbedLayerNormalization" in config.op_types
+                if rows and default_opset(onnx_lib.load(str(source_file), load_external_data=False)) < LAYER_NORM_OPSET:
+                    log.info("'%s' is below opset %d (no LayerNormalization): its word table takes onnxruntime's "
+                             "one-scale QEmbedLayerNormalization", source_file, LAYER_NORM_OPSET)
+                    rows = False
+                # the fused embedding is quantized row-wise below, not with onnxruntime's one table-wide scale
+                op_types = [op for op in config.op_types if not (rows and op == "EmbedLayerNormalization")]
+                if op_types:
+                    quantization.quantize_dynamic(
+                        source_file,
+                        tmp / QUANTIZED_FILE,
+                        op_types_to_quantize=op_types,
+                        per_channel=config.per_channel,
+                        reduce_range=config.reduce_range,
+                        weight_type=weight_type,
+                        nodes_to_exclude=excluded,
+                        # Only matmuls with a constant (weight) B input: activation x activation products (QK^T in an
+                        # unfused graph) stay fp32, where int8 would cost accuracy for no size gain.
+                        # Shape inference cannot type the outputs of the fused com.microsoft operators (Attention,
+                        # SkipLayerNormalization); every activation in this graph is float32.
+                        extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx_lib.TensorProto.FLOAT},
+                    )
+                # (onnxruntime takes an empty op list as "every op": with the embedding alone, it is not called)
                 if rows:
-                    quantized = onnx_lib.load(tmp / QUANTIZED_FILE)
+                    quantized = onnx_lib.load(str(tmp / QUANTIZED_FILE if op_types else source_file))
                     embedding_rows = quantize_word_embeddings(quantized, keep_fp32=excluded)
                     onnx_lib.save(quantized, tmp / QUANTIZED_FILE)
-        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        except (ValueError, RuntimeError, KeyError, TypeError, onnx_lib.checker.ValidationError) as exc:
             raise ExportError(f"onnxruntime could not quantize '{source_file}' ({config.preset} preset): {exc}") from exc
         ops = op_type_counts(tmp / QUANTIZED_FILE)
         integer_ops = {op: n for op, n in ops.items() if op in INT8_ONNX_OPS}
-        if not integer_ops:
+        if not integer_ops and not embedding_rows:
             raise ExportError(
                 f"quantizing '{source_file}' produced no integer operators (op types: {sorted(ops)}); "
                 f"op_types={config.op_types} found nothing to quantize"

@@ -62,3 +62,8 @@ def test_fewer_buckets_than_the_lengths_that_must_stay_are_refused():
     with pytest.raises(ConfigError, match=r"2 buckets cannot hold the 3 lengths that must stay \(\[16, 64, 128\]\); "
                                           r"ask for at least 3"):
         fit_buckets([10, 20], 128, 2, fixed=(16, 64))
+
+
+def test_a_fixed_length_past_the_longest_bucket_is_refused():
+    with pytest.raises(ConfigError, match=r"fixed buckets \[64, 256\] are not allowed with longest bucket 128"):
+        fit_buckets([10, 20], 128, 4, fixed=(64, 256))

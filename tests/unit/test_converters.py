@@ -484,3 +484,26 @@ def test_two_label_quantization_noise_passes_but_a_broken_kernel_does_not():
         verify_parity(FixedSession(reference), FixedSession(broken), [ones], relaxed)
 
 
+
+
+def test_an_embedding_only_op_list_quantizes_the_word_table_alone(onnx_fp32, tmp_path):
+    # onnxruntime reads an empty op list as "every op"; the row-wise table must not become that
+    artifact = quantize_onnx(onnx_fp32, tmp_path / "int8", QuantizationConfig.avx2(op_types=("EmbedLayerNormalization",)))
+    ops = _op_types(artifact.model_file)
+    assert artifact.metadata["quantization"]["embedding_rows_int8"] == ["EmbedLayerNormalization_0"]
+    assert "MatMulInteger" not in ops and "DynamicQuantizeLinear" not in ops and "EmbedLayerNormalization" not in ops
+
+
+def test_below_opset_17_the_word_table_takes_onnxruntimes_one_scale_form(tiny_model, reference, batches, tmp_path):
+    import onnx
+
+    from tinybert_edge.converters.embedding_int8 import quantize_word_embeddings
+
+    old = export_onnx(tiny_model, tmp_path / "onnx", ExportConfig(sequence_buckets=BUCKETS, opset=14),
+                      parity=ParityCheck(reference, batches, ParityThresholds.fp32()))
+    artifact = quantize_onnx(old, tmp_path / "int8", QuantizationConfig.avx2(),
+                             parity=ParityCheck(reference, batches, ParityThresholds.int8()))
+    assert "QEmbedLayerNormalization" in _op_types(artifact.model_file)
+    assert artifact.metadata["quantization"]["embedding_rows_int8"] == []
+    with pytest.raises(ConfigError, match=r"opset 17 or later.*not 14.*embedding_table=\"ort\""):
+        quantize_word_embeddings(onnx.load(old.model_file))
