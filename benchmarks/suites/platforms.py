@@ -33,6 +33,7 @@ import argparse
 import logging
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int
     Each artifact is parity-checked on `search_texts` when given (texts apart from the judged ones, on which a
     `qconfig` with min_agreement searches the int8 ONNX's fp32 nodes), else on the judged texts."""
     from tinybert_edge.app.bundle import package
+    from tinybert_edge.artifacts import Artifact, export_path, metadata_path
     from tinybert_edge.converters import ExportConfig, export
     from tinybert_edge.converters.chain import PARITY_EXAMPLES, parity_inputs
     from tinybert_edge.converters.tokenizer_gate import TokenizerGate
@@ -87,8 +89,13 @@ def build_artifacts(student: Path, work: Path, texts: Sequence[str], length: int
                   tokenizer_gate=TokenizerGate(min_dev_agreement=min_tokenizer_agreement))
     artifacts = export(student, work / "artifacts", formats=("onnx", "executorch", "onnx-text", "mediapipe"),
                        config=ExportConfig(sequence_buckets=(length,)), **common)
-    artifacts += export(student, work / "artifacts", formats=("tflite",),
-                        config=ExportConfig(sequence_buckets=tuple(buckets or (length,))), **common)
+    tflite_config = ExportConfig(sequence_buckets=tuple(buckets or (length,)))
+    # The chain reuses a TFLite whose signatures cover the lengths asked, but the bundle runs each text in the
+    # smallest signature that holds it: one with other lengths besides (an earlier --tflite-buckets) is made again.
+    tflite = export_path(work / "artifacts", "tflite", "int8")
+    if metadata_path(tflite).is_file() and Artifact.load(tflite).sequence_buckets != tflite_config.sequence_buckets:
+        shutil.rmtree(tflite.parent)
+    artifacts += export(student, work / "artifacts", formats=("tflite",), config=tflite_config, **common)
     made = {f"{a.format}-{a.precision}": a for a in artifacts}
     bundle = work / "bundle"
     package(work / "artifacts", bundle, runtimes=("litert", "onnxruntime"), overwrite=True, student=student)

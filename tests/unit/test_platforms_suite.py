@@ -92,3 +92,10 @@ def test_the_int8_onnx_can_be_searched_on_texts_apart_from_the_judged_ones(stude
     assert onnx.metadata["agreement_gate"]["examples"] == 320  # all of them, past the 256 default
     in_graph = Artifact.load(Path(extra["artifacts"]["onnx-text-int8"]))  # built from the searched int8 ONNX
     assert in_graph.metadata["quantization"]["min_agreement"] == 0.5
+    # Again with fewer TFLite lengths: the TFLite that covers them with others besides is made again, not reused.
+    first = extra["tflite_buckets"]["buckets"]
+    assert platforms.main(common + ["--split", "dev", "--int8-agreement", "0.5", "--tflite-buckets", "2"]) == 0
+    extra = json.loads((tmp_path / "r" / "platforms.json").read_text(encoding="utf-8"))["extra"]
+    fit = extra["tflite_buckets"]["buckets"]
+    assert len(first) > 2 and len(fit) == 2
+    assert list(Artifact.load(Path(extra["artifacts"]["tflite-int8"])).sequence_buckets) == fit
