@@ -114,6 +114,7 @@ def test_resume_follows_the_uninterrupted_path(encoded, tmp_path, accumulation):
     assert [h["step"] for h in result.history] == list(range(1, 13))
     assert result.examples == 12 * 8
     assert result.seconds > saved["totals"]["seconds"]
+    assert result.phase_seconds["forward"] > saved["totals"]["phase_seconds"]["forward"] > 0
     _assert_same_weights(reference, resumed, atol=1e-6)
 
 
@@ -128,7 +129,7 @@ def test_a_finished_stage_is_checkpointed_and_a_resume_does_not_train_it_again(e
     result = run_loop(spec, again, loss, encoded, device=CPU, work_dir=tmp_path, resume=True, digest="d",
                       progress=False)
     assert loss.calls == 0 and result.steps == 8 and result.examples == finished.examples
-    assert result.history == finished.history
+    assert result.history == finished.history and result.phase_seconds == finished.phase_seconds
     _assert_same_weights(model, again, atol=0.0)
 
 

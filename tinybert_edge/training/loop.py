@@ -108,9 +108,10 @@ class LoopResult:
     # False when resumed from a checkpoint written before checkpoints carried totals: `seconds` and `examples` then
     # cover only the steps this run trained.
     whole_cost: bool = True
-    # Where the steps this run trained spent their time (seconds): "data" (batching, to tensors), "forward" (the
-    # loss, teacher included), "backward", "optimizer" (clipping, AdamW, schedule). Measured on a CPU, where every
-    # call returns when its work is done; None on a GPU, where timing a phase would need a device sync per step.
+    # Where the stage's steps spent their time (seconds; a resumed stage's earlier steps included, from the
+    # checkpoint): "data" (batching, to tensors), "forward" (the loss, teacher included), "backward", "optimizer"
+    # (clipping, AdamW, schedule). Measured on a CPU, where every call returns when its work is done; None on a GPU,
+    # where timing a phase would need a device sync per step, and after a checkpoint that did not record them.
     phase_seconds: dict[str, float] | None = None
 
     @property
@@ -333,9 +334,14 @@ def run_loop(
     started = time.perf_counter()
 
     def totals() -> dict:  # the stage's cost so far, the steps before the checkpoint it resumed from included
-        return {"seconds": before["seconds"] + time.perf_counter() - started,
+        cost = {"seconds": before["seconds"] + time.perf_counter() - started,
                 "examples": int(before["examples"]) + examples,
                 "evaluation_seconds": before["evaluation_seconds"] + evaluation_seconds}
+        # Phases only where every step so far was timed (none on a GPU; none before a checkpoint without them).
+        if phases is not None and (start_step == 0 or "phase_seconds" in before):
+            earlier = before.get("phase_seconds") or {}
+            cost["phase_seconds"] = {name: earlier.get(name, 0.0) + value for name, value in phases.items()}
+        return cost
 
     bar = tqdm(total=total_steps, initial=start_step, desc=spec.name, unit="step",
                disable=not progress or not context.is_main or not sys.stderr.isatty(), dynamic_ncols=True)
@@ -426,7 +432,8 @@ def run_loop(
         steps=total_steps, seconds=cost["seconds"], examples=cost["examples"], best_score=best_score,
         best_step=best_step, history=history, precision=precision.name,
         evaluation_seconds=cost["evaluation_seconds"], whole_cost=whole_cost,
-        phase_seconds={name: round(value, 3) for name, value in phases.items()} if phases is not None else None,
+        phase_seconds={name: round(value, 3) for name, value in cost["phase_seconds"].items()}
+        if "phase_seconds" in cost else None,
     )
 
 
