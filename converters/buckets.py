@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from tinybert_edge.errors import ConfigError
+from tinybert_edge.runtime.litert import smallest_bucket
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,10 @@ class BucketFit:
 def mean_padded_length(lengths: Sequence[int], buckets: Sequence[int]) -> float:
     """The mean length the texts run at: each in the smallest bucket that holds it (a text longer than the longest
     bucket is truncated to it)."""
-    ordered = sorted(buckets)
     if not lengths:
         return 0.0
-    return sum(next((b for b in ordered if b >= n), ordered[-1]) for n in lengths) / len(lengths)
+    longest = max(buckets)
+    return sum(smallest_bucket(buckets, n) or longest for n in lengths) / len(lengths)
 
 
 def fit_buckets(lengths: Sequence[int], longest: int, count: int, fixed: Sequence[int] = ()) -> BucketFit:

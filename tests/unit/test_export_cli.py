@@ -71,3 +71,10 @@ def test_fit_buckets_without_texts_is_refused_before_any_work(model, tmp_path, c
     assert main(["export", str(model), str(out), "--formats", "tflite", "--fit-buckets", "2"]) != 0
     assert "--fit-buckets fits the TFLite lengths to your texts: give --data" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_fit_buckets_without_a_tflite_to_fit_is_refused_before_any_work(model, tmp_path, capsys):
+    out = tmp_path / "artifacts"
+    assert main(["export", str(model), str(out), "--formats", "onnx", "--fit-buckets", "4"]) != 0
+    assert "--formats onnx makes no TFLite; add tflite to --formats, or drop --fit-buckets" in capsys.readouterr().err
+    assert not out.exists()

@@ -633,6 +633,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.overwrite:
         _refuse_existing(Path(args.output), "artifact folder")
+    if args.fit_buckets is not None and "tflite" not in args.formats:
+        raise ConfigError(f"--fit-buckets sets the TFLite signature lengths, but --formats {' '.join(args.formats)} "
+                          "makes no TFLite; add tflite to --formats, or drop --fit-buckets")
     model, data = None, None
     if args.data:
         from tinybert_edge.artifacts import Artifact

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from tinybert_edge.errors import BundleError, DataError, MissingDependencyError
+from tinybert_edge.runtime.litert import smallest_bucket
 from tinybert_edge.runtime.rust_tokenizer import make_tokenizer
 from tinybert_edge.runtime.wordpiece import Encoding, TokenizerSettings, UnicodeTables, parse_vocab
 from tinybert_edge.tasks.base import stack_rows
@@ -268,9 +269,9 @@ class _LiteRtRunner:
     def bucket_for(self, length: int) -> int:
         """The smallest bucket that fits (as benchmarks/arm_runner.select_bucket); the tokenizer's max_length never
         exceeds the largest bucket, so one always does."""
-        for bucket in self.buckets:
-            if bucket >= length:
-                return bucket
+        bucket = smallest_bucket(self.buckets, length)
+        if bucket is not None:
+            return bucket
         raise BundleError(f"{length} tokens are more than the largest bucket ({self.buckets[-1]}); the bundle's "
                           "tokenizer max_length is wrong: repackage it")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -18,6 +18,11 @@ from tinybert_edge.runtime.sessions import InferenceSession
 log = logging.getLogger(__name__)
 
 SIGNATURE_NAME = re.compile(r"^seq_(\d+)$")
+
+
+def smallest_bucket(buckets: Sequence[int], length: int) -> int | None:
+    """The smallest of `buckets` (signature sequence lengths) that holds `length` tokens; None when none does."""
+    return min((bucket for bucket in buckets if bucket >= length), default=None)
 
 
 def interpreter_class(purpose: str = "Running a TFLite model") -> Any:
@@ -85,9 +90,9 @@ class LiteRtSession(InferenceSession):
         return self.buckets[-1]
 
     def bucket_for(self, length: int) -> int:
-        for bucket in self.buckets:
-            if bucket >= length:
-                return bucket
+        bucket = smallest_bucket(self.buckets, length)
+        if bucket is not None:
+            return bucket
         raise ModelError(
             f"sequences of length {length} are longer than every bucket of '{self.file}' ({self.buckets}); "
             f"truncate to {self.max_sequence_length} tokens or export a larger bucket"
