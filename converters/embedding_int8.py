@@ -63,10 +63,10 @@ def quantize_word_embeddings(model: Any, keep_fp32: Collection[str] = ()) -> lis
         inputs = list(node.input) + [""] * (9 - len(node.input))
         ids, segments, word, positions, segment_table, gamma, beta, mask, position_ids = inputs
         table = initializers.get(word)
-        if table is None or table.data_type != TensorProto.FLOAT or not mask:
+        fp32_table = table is not None and table.data_type == TensorProto.FLOAT
+        if not fp32_table or not mask:
             log.warning("%s node '%s' keeps its fp32 word table: %s", FUSED_EMBEDDING, node.name,
-                        "it has no attention mask input" if table is not None and table.data_type == TensorProto.FLOAT
-                        else "its word table is not an fp32 initializer")
+                        "it has no attention mask input" if fp32_table else "its word table is not an fp32 initializer")
             continue
         epsilon = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-12)
         prefix = node.name or f"embedding_{index}"

@@ -49,6 +49,14 @@ def source_onnx(onnx: Artifact | str | Path) -> tuple[Path, Path, dict[str, Any]
     return folder, file, metadata
 
 
+def _opset(file: Path, metadata: Mapping[str, Any]) -> int:
+    """The ONNX opset of the model to quantize: its export's record (the agreement search quantizes one source
+    dozens of times; this spares parsing it each time), else the file's own."""
+    import onnx
+
+    return int(metadata.get("opset") or default_opset(onnx.load(str(file), load_external_data=False)))
+
+
 def nodes_in_modules(onnx_file: Path, modules: tuple[str, ...]) -> list[str]:
     """Names of the graph nodes that belong to the named model modules (e.g. "embeddings", "classifier").
 
@@ -173,7 +181,7 @@ def quantize_onnx(onnx: Artifact | str | Path, out_dir: str | Path, config: Quan
                 _quantize_static(quantization, source_file, tmp / QUANTIZED_FILE, config, calibration or (), excluded)
             else:
                 rows = config.embedding_table == ROWWISE_EMBEDDING and "EmbedLayerNormalization" in config.op_types
-                if rows and default_opset(onnx_lib.load(str(source_file), load_external_data=False)) < LAYER_NORM_OPSET:
+                if rows and _opset(source_file, source_meta) < LAYER_NORM_OPSET:
                     log.info("'%s' is below opset %d (no LayerNormalization): its word table takes onnxruntime's "
                              "one-scale QEmbedLayerNormalization", source_file, LAYER_NORM_OPSET)
                     rows = False
